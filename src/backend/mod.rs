@@ -1,0 +1,137 @@
+//! Backends run a program and return its trace. A backend knows nothing of
+//! checks or campaigns; it is named by a spec string such as `cpython:3.12+eager`.
+
+mod cpython;
+pub mod discover;
+
+pub use cpython::{CpythonBackend, export_script};
+
+use crate::ast::Program;
+use crate::trace::Trace;
+use std::path::PathBuf;
+
+/// Something that runs programs. Implementations keep whatever state makes
+/// repeated runs fast (a persistent worker, reused buffers).
+pub trait Backend: Send {
+    /// The spec it was opened from, e.g. `cpython:3.12+pytask`.
+    fn name(&self) -> &str;
+    /// A human description: interpreter path and exact version, model profile.
+    fn describe(&self) -> String;
+    /// Runs one program. A backend that fails on this case returns a trace
+    /// whose outcome says so (`Hung`, `Crashed`) and stays usable.
+    fn run(&mut self, program: &Program) -> Trace;
+}
+
+/// Which interpreter a `cpython:` spec names.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Interpreter {
+    /// `cpython:3.12`: discovered on PATH or under pyenv.
+    Version(u32, u32),
+    /// `cpython:/path/to/python`.
+    Path(PathBuf),
+}
+
+/// A parsed backend spec: `FAMILY:TARGET[+VARIANT]...`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Spec {
+    pub text: String,
+    pub family: Family,
+    /// The pure-Python `Task`/`Future` instead of the C ones.
+    pub pytask: bool,
+    /// `asyncio.eager_task_factory` (3.12+).
+    pub eager: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Family {
+    Cpython(Interpreter),
+    /// `model:3.11` etc.: the reference model's profile for that version.
+    Model(u32, u32),
+}
+
+impl Spec {
+    pub fn parse(text: &str) -> Result<Spec, String> {
+        let help = "backend specs look like cpython:3.12, cpython:3.12+pytask, cpython:3.13+eager, \
+                    cpython:/usr/bin/python3.11 or model:3.12; `canceltree backends` lists what is here";
+        let (family, rest) = text
+            .split_once(':')
+            .ok_or_else(|| format!("`{text}` is not a backend spec: {help}"))?;
+        let mut parts = rest.split('+');
+        let target = parts.next().unwrap_or_default();
+        let (mut pytask, mut eager) = (false, false);
+        for v in parts {
+            match v {
+                "pytask" => pytask = true,
+                "eager" => eager = true,
+                other => return Err(format!("unknown variant `+{other}` in `{text}`: use +pytask or +eager")),
+            }
+        }
+        let family = match family {
+            "cpython" => Family::Cpython(match parse_version(target) {
+                Some((a, b)) => Interpreter::Version(a, b),
+                None if target.contains('/') => Interpreter::Path(PathBuf::from(target)),
+                None => return Err(format!("`{target}` in `{text}` is neither a version like 3.12 nor a path to python: {help}")),
+            }),
+            "model" => {
+                let (a, b) = parse_version(target)
+                    .ok_or_else(|| format!("`{target}` in `{text}` is not a version like 3.12: {help}"))?;
+                if pytask {
+                    return Err(format!("`{text}`: +pytask only applies to cpython backends"));
+                }
+                Family::Model(a, b)
+            }
+            other => return Err(format!("unknown backend family `{other}` in `{text}`: {help}")),
+        };
+        Ok(Spec { text: text.to_string(), family, pytask, eager })
+    }
+}
+
+fn parse_version(s: &str) -> Option<(u32, u32)> {
+    let (a, b) = s.split_once('.')?;
+    Some((a.parse().ok()?, b.parse().ok()?))
+}
+
+/// Opens the backend a spec names. Errors say how to get a working one.
+pub fn open(spec: &Spec) -> Result<Box<dyn Backend>, String> {
+    match &spec.family {
+        Family::Cpython(interp) => {
+            let found = discover::resolve(interp)?;
+            if spec.eager && (found.version.0, found.version.1) < (3, 12) {
+                return Err(format!(
+                    "`{}`: eager tasks need CPython 3.12 or later, and {} is {}",
+                    spec.text,
+                    found.path.display(),
+                    found.version_string()
+                ));
+            }
+            Ok(Box::new(CpythonBackend::start(spec.clone(), found)?))
+        }
+        Family::Model(..) => Err(format!(
+            "`{}`: the reference model is not part of this build yet; use a cpython: backend",
+            spec.text
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn specs_parse_versions_paths_and_variants() {
+        let s = Spec::parse("cpython:3.12+pytask+eager").unwrap();
+        assert_eq!(s.family, Family::Cpython(Interpreter::Version(3, 12)));
+        assert!(s.pytask && s.eager);
+        let s = Spec::parse("cpython:/usr/bin/python3.11").unwrap();
+        assert_eq!(s.family, Family::Cpython(Interpreter::Path("/usr/bin/python3.11".into())));
+        assert_eq!(Spec::parse("model:3.13").unwrap().family, Family::Model(3, 13));
+    }
+
+    #[test]
+    fn bad_specs_explain_the_expected_form() {
+        for bad in ["python3", "cpython:three", "cpython:3.12+fast", "jython:2.7", "model:3.12+pytask"] {
+            let e = Spec::parse(bad).unwrap_err();
+            assert!(e.contains(bad) || e.contains("+fast") || e.contains("jython"), "{e}");
+        }
+    }
+}

@@ -1,0 +1,144 @@
+//! The `canceltree` command line: run, export, gen, backends.
+
+use canceltree::ast::Program;
+use canceltree::backend::{self, Backend, Spec};
+use canceltree::trace::Trace;
+use canceltree::{generate, render, syntax};
+use clap::{Parser, Subcommand, ValueEnum};
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "canceltree", version, about = "Test suite and fuzzer for asyncio cancellation semantics")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Format {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run a .ct program on one or more backends. One backend prints its
+    /// trace; several print a side-by-side diff from the first difference.
+    /// Exit 0 when they agree, 1 when they differ, 2 on bad input.
+    Run {
+        file: String,
+        /// A backend spec, repeatable: cpython:3.12, cpython:3.13+eager,
+        /// cpython:3.11+pytask, cpython:/path/to/python.
+        #[arg(long = "backend", short = 'b', default_value = "cpython:3.12")]
+        backends: Vec<String>,
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+    /// Print a standalone Python script that runs the program on the same
+    /// virtual-time loop and prints the same trace.
+    Export {
+        file: String,
+        /// Tailor the script to a variant: +pytask blocks the C _asyncio
+        /// module, +eager uses eager tasks.
+        #[arg(long = "backend", short = 'b', default_value = "cpython:3.12")]
+        backend: String,
+    },
+    /// Print a random well-formed program.
+    Gen {
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Rough number of nodes.
+        #[arg(long, default_value_t = 12)]
+        size: usize,
+    },
+    /// List the interpreters found and the backend specs they provide.
+    Backends,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli.cmd) {
+        Ok(code) => code,
+        Err(msg) => {
+            eprintln!("{msg}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn load(file: &str) -> Result<Program, String> {
+    let text = std::fs::read_to_string(file).map_err(|e| format!("error: cannot read {file}: {e}"))?;
+    syntax::parse(file, &text).map_err(|d| d.render(&text))
+}
+
+fn open_all(specs: &[String]) -> Result<Vec<Box<dyn Backend>>, String> {
+    specs
+        .iter()
+        .map(|s| Spec::parse(s).and_then(|spec| backend::open(&spec)).map_err(|e| format!("error: {e}")))
+        .collect()
+}
+
+fn run(cmd: Cmd) -> Result<ExitCode, String> {
+    match cmd {
+        Cmd::Run { file, backends, format } => {
+            let program = load(&file)?;
+            let mut opened = open_all(&backends)?;
+            let traces: Vec<(String, Trace)> =
+                opened.iter_mut().map(|b| (b.name().to_string(), b.run(&program))).collect();
+            let refs: Vec<(&str, &Trace)> = traces.iter().map(|(n, t)| (n.as_str(), t)).collect();
+            let labels = render::labels(&program);
+            let differ = render::diff(&refs, &labels);
+            match format {
+                Format::Json => {
+                    let runs: Vec<_> = traces
+                        .iter()
+                        .map(|(n, t)| serde_json::json!({ "backend": n, "trace": t }))
+                        .collect();
+                    let doc = if runs.len() == 1 {
+                        runs[0]["trace"].clone()
+                    } else {
+                        serde_json::json!({ "agree": differ.is_none(), "runs": runs })
+                    };
+                    println!("{doc}");
+                }
+                Format::Text => match &differ {
+                    Some(d) => print!("{d}"),
+                    None => {
+                        if traces.len() > 1 {
+                            println!("all {} backends agree:", traces.len());
+                        }
+                        print!("{}", render::text(&traces[0].1, &labels));
+                    }
+                },
+            }
+            Ok(if differ.is_some() { ExitCode::from(1) } else { ExitCode::SUCCESS })
+        }
+        Cmd::Export { file, backend } => {
+            let program = load(&file)?;
+            let spec = Spec::parse(&backend).map_err(|e| format!("error: {e}"))?;
+            print!("{}", backend::export_script(&program, &file, spec.pytask, spec.eager));
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Gen { seed, size } => {
+            print!("{}", syntax::print(&generate::program(seed, size)));
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Backends => {
+            let found = backend::discover::all();
+            if found.is_empty() {
+                println!("no CPython 3.11 or later found under pyenv or on PATH");
+            }
+            for f in &found {
+                let (a, b, _) = f.version;
+                let mut variants = vec![format!("cpython:{a}.{b}"), format!("cpython:{a}.{b}+pytask")];
+                if (a, b) >= (3, 12) {
+                    variants.push(format!("cpython:{a}.{b}+eager"));
+                }
+                println!("CPython {:<8} {}", f.version_string(), f.path.display());
+                println!("  {}", variants.join("  "));
+            }
+            println!("(cpython:3.X picks the newest 3.X listed; name any other as cpython:PATH)");
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}

@@ -1,0 +1,159 @@
+//! What one run of a program produced, whatever backend ran it.
+//!
+//! The JSON shape of these types (serde's default external tagging) is the
+//! wire format between the Python worker and Rust, and `--format json`
+//! prints it; `docs/TRACE.md` documents both it and the text rendering.
+//! Checks compare `Trace` values; text is made only for display.
+
+use serde::{Deserialize, Serialize};
+
+/// A Python value as it appears in a trace.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Value {
+    None,
+    Bool(bool),
+    Int(i64),
+    Str(String),
+    List(Vec<Value>),
+    /// Any other object, by type name.
+    Obj { obj: String },
+}
+
+/// How an exception was linked to the one before it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Link {
+    /// `raise X from Y`: `__cause__`.
+    Cause,
+    /// Raised while handling: `__context__`, not suppressed.
+    Context,
+}
+
+/// An exception: class, arguments (reprs normalised), the members of an
+/// exception group, and the `__cause__`/`__context__` chain by class.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Exc {
+    pub cls: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub args: Vec<Value>,
+    /// For `ExceptionGroup`/`BaseExceptionGroup`: `exceptions`, in order.
+    /// `args` then holds only the group's message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<Vec<Exc>>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub chain: Vec<(Link, String)>,
+}
+
+/// How a node ended.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Res {
+    /// A simple statement produced this value.
+    Val(Value),
+    /// A compound statement (body, handler, callback) completed normally or returned.
+    Ok,
+    /// An exception left the node.
+    Raise(Exc),
+}
+
+/// How a task or `main` finished.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Fin {
+    Result(Value),
+    Exception(Exc),
+    /// Cancelled, with the cancel message if there was one.
+    Cancelled(Option<String>),
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum What {
+    /// A node began executing.
+    Start(u32),
+    End { node: u32, res: Res },
+    /// A task was created; `node` is the node whose coroutine it runs.
+    Create { task: u32, name: String, node: u32 },
+    /// A task finished (traced from a done callback, see TRACE.md).
+    Done { task: u32, fin: Fin },
+    /// The loop's exception handler was called.
+    Handler {
+        msg: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        obj: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        exc: Option<Exc>,
+    },
+    /// A phase of the run began: `shutdown`, `collect`.
+    Phase(String),
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    /// Virtual time, `loop.time()`.
+    pub t: f64,
+    /// The current task, or `None` outside any task (loop callbacks, shutdown).
+    pub task: Option<u32>,
+    pub what: What,
+}
+
+/// A task blocked at deadlock, and a description of what it awaits.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Waiting {
+    pub task: u32,
+    pub on: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    /// `main` finished.
+    Main(Fin),
+    /// Nothing ready, no timer, `main` pending.
+    Deadlock(Vec<Waiting>),
+    /// An exception left the event loop itself (`KeyboardInterrupt`, `SystemExit`).
+    Escaped(Exc),
+    /// The backend did not answer within the per-case wall timeout.
+    Hung { secs: f64 },
+    /// The backend died or answered garbage; the text says what it printed.
+    Crashed(String),
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum State {
+    Pending,
+    /// Collected while pending ("Task was destroyed but it is pending!").
+    Destroyed,
+    Done(Fin),
+}
+
+/// A task's state when the run ended (before the final collection).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TaskFinal {
+    pub name: String,
+    pub state: State,
+    /// `cancelling()`; unknown for a task destroyed while pending.
+    pub cancelling: Option<u32>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Trace {
+    pub events: Vec<Event>,
+    pub outcome: Outcome,
+    /// Every task, in creation order; index 0 is `main`.
+    pub tasks: Vec<TaskFinal>,
+}
+
+impl Trace {
+    /// A trace with no events, for a case the backend could not run.
+    pub fn failed(outcome: Outcome) -> Trace {
+        Trace { events: Vec::new(), outcome, tasks: Vec::new() }
+    }
+
+    /// Whether the backend itself failed (hung or crashed) on this case.
+    pub fn backend_failed(&self) -> bool {
+        matches!(self.outcome, Outcome::Hung { .. } | Outcome::Crashed(_))
+    }
+}
