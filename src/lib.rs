@@ -12,3 +12,4 @@ pub mod backend;
 pub mod pygen;
 pub mod render;
 pub mod generate;
+pub mod bench;

@@ -1,9 +1,9 @@
-//! The `canceltree` command line: run, export, gen, backends.
+//! The `canceltree` command line: run, export, gen, backends, bench.
 
 use canceltree::ast::Program;
 use canceltree::backend::{self, Backend, Spec};
 use canceltree::trace::Trace;
-use canceltree::{generate, render, syntax};
+use canceltree::{bench, generate, render, syntax};
 use clap::{Parser, Subcommand, ValueEnum};
 use std::process::ExitCode;
 
@@ -53,6 +53,19 @@ enum Cmd {
     },
     /// List the interpreters found and the backend specs they provide.
     Backends,
+    /// Run the same generated programs on each backend and print programs/s,
+    /// events/s and how much slower each is than the fastest.
+    Bench {
+        #[arg(long = "backend", short = 'b', default_value = "cpython:3.12")]
+        backends: Vec<String>,
+        #[arg(long, default_value_t = 10_000)]
+        cases: usize,
+        /// Rough nodes per program (10 is small, 50 medium).
+        #[arg(long, default_value_t = 10)]
+        size: usize,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+    },
 }
 
 fn main() -> ExitCode {
@@ -121,6 +134,14 @@ fn run(cmd: Cmd) -> Result<ExitCode, String> {
         }
         Cmd::Gen { seed, size } => {
             print!("{}", syntax::print(&generate::program(seed, size)));
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Bench { backends, cases, size, seed } => {
+            let mut opened = open_all(&backends)?;
+            let programs = bench::programs(seed, cases, size);
+            let nodes: usize = programs.iter().map(|p| p.len()).sum();
+            println!("{cases} programs, {:.1} nodes on average, seed {seed}", nodes as f64 / cases.max(1) as f64);
+            print!("{}", bench::report(&bench::measure(&mut opened, &programs)));
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Backends => {

@@ -172,6 +172,25 @@ impl Backend for CpythonBackend {
             }
         }
     }
+
+    fn run_in_process(&mut self, programs: &[Program]) -> Option<(f64, u64)> {
+        self.batch(programs).ok()
+    }
+}
+
+impl CpythonBackend {
+    fn batch(&mut self, programs: &[Program]) -> Result<(f64, u64), String> {
+        let w = self.worker.as_mut().ok_or("worker not running")?;
+        let sources: Vec<String> = programs.iter().map(pygen::program_source).collect();
+        let request = serde_json::json!({ "batch": sources }).to_string();
+        writeln!(w.stdin, "{request}").and_then(|_| w.stdin.flush()).map_err(|e| e.to_string())?;
+        let line = w.lines.recv().map_err(|e| e.to_string())?;
+        let v: serde_json::Value = serde_json::from_str(&line).map_err(|e| e.to_string())?;
+        match (v["secs"].as_f64(), v["events"].as_u64()) {
+            (Some(s), Some(e)) => Ok((s, e)),
+            _ => Err(truncate(&line, 500).to_string()),
+        }
+    }
 }
 
 impl Drop for CpythonBackend {

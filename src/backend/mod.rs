@@ -20,6 +20,12 @@ pub trait Backend: Send {
     /// Runs one program. A backend that fails on this case returns a trace
     /// whose outcome says so (`Hung`, `Crashed`) and stays usable.
     fn run(&mut self, program: &Program) -> Trace;
+    /// For benchmarks: runs all `programs` inside the backend with no
+    /// transport in between, returning (seconds, events), if the backend has
+    /// such a mode. The default says it has none.
+    fn run_in_process(&mut self, _programs: &[Program]) -> Option<(f64, u64)> {
+        None
+    }
 }
 
 /// Which interpreter a `cpython:` spec names.
