@@ -43,12 +43,21 @@ class VirtualLoop(asyncio.SelectorEventLoop):
 
     def __init__(self, trace):
         self.now = 0.0
+        self.iteration = 0  # _run_once calls so far; events record it
         self.trace = trace
         super().__init__(_VirtualSelector(self))
         self._clock_resolution = 1e-09  # fixed: the real one is machine-dependent
 
     def time(self):
         return self.now
+
+    def _run_once(self):
+        # Counting adds no iteration. Exploration's injected cancels happen
+        # here, between two iterations, outside any task or handle.
+        self.iteration += 1
+        for name, msg in self.trace.inject.get(self.iteration, ()):
+            self.trace.injected(name, msg)
+        super()._run_once()
 
     def call_exception_handler(self, context):
         self.trace.handler(context)
@@ -219,8 +228,11 @@ def fin(fut):
 
 
 class Trace:
-    def __init__(self, coro_names):
+    def __init__(self, coro_names, inject=()):
         self.coro_names = coro_names  # coroutine function name -> (task name, node)
+        self.inject = {}  # iteration -> [(task name, message)], cancels to inject
+        for it, name, msg in inject:
+            self.inject.setdefault(it, []).append((name, msg))
         self.events, self.tasks, self.ids, self.labels = [], [], {}, {}
         self.pending = []  # tasks under construction (eager first steps)
         # How deep Task.cancel recursed before a RecursionError depends on the
@@ -235,7 +247,13 @@ class Trace:
         return self.ids.get(id(t), self.pending[-1] if self.pending else None)
 
     def event(self, what):
-        self.events.append({'t': self.loop.now, 'task': self.current(), 'what': what})
+        self.events.append({'t': self.loop.now, 'it': self.loop.iteration, 'task': self.current(), 'what': what})
+
+    def injected(self, name, msg):
+        for idx, r in enumerate(self.tasks):
+            t = r['ref']()
+            if r['name'] == name and t is not None and not t.done():
+                self.event({'inject': {'task': idx, 'ret': t.cancel(msg)}})
 
     def factory(self, loop, coro, **kw):
         name, node = self.coro_names.get(coro.cr_code.co_name, (coro.cr_code.co_name, 0))
@@ -318,10 +336,11 @@ def _traced_done(task):
 TRACE = None
 
 
-def run(main, coro_names):
-    """Runs `main` and returns its trace as a JSON-ready dict."""
+def run(main, coro_names, inject=()):
+    """Runs `main` and returns its trace as a JSON-ready dict. `inject` lists
+    (iteration, task name, message) cancels to make before that iteration."""
     global TRACE
-    trace = TRACE = Trace(coro_names)
+    trace = TRACE = Trace(coro_names, inject)
     loop = trace.loop = VirtualLoop(trace)
     loop.set_task_factory(trace.factory)
     BG.clear()
@@ -430,6 +449,8 @@ def render(trace, labels):
             text = 'create %s #%d' % (x['name'], x['node'])
         elif kind == 'done':
             text = 'done %s: %s' % (names[x['task']], _fin(x['fin']))
+        elif kind == 'inject':
+            text = 'inject cancel %s -> %r' % (names[x['task']], x['ret'])
         elif kind == 'handler':
             text = 'handler: ' + x['msg']
             text += ' [%s]' % x['obj'] if 'obj' in x else ''

@@ -20,7 +20,7 @@ def _serve():
             else:
                 ns = dict(base)
                 exec(compile(req['src'], '<program>', 'exec'), ns)
-                reply = {'trace': run(ns['main'], ns['CORO'])}
+                reply = {'trace': run(ns['main'], ns['CORO'], req.get('inject', ()))}
         except BaseException:
             reply = {'error': traceback.format_exc()}
         ns = None

@@ -93,6 +93,9 @@ pub fn event_text(t: &Trace, labels: &[String], e: &Event) -> String {
             s
         }
         What::Phase(p) => format!("-- {p} --"),
+        What::Inject { task, ret } => {
+            format!("inject cancel {} -> {}", task_name(t, *task), if *ret { "True" } else { "False" })
+        }
     }
 }
 

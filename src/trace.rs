@@ -87,12 +87,18 @@ pub enum What {
     },
     /// A phase of the run began: `shutdown`, `collect`.
     Phase(String),
+    /// Exploration cancelled task `task` between two loop iterations;
+    /// `ret` is what `cancel()` returned.
+    Inject { task: u32, ret: bool },
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Event {
     /// Virtual time, `loop.time()`.
     pub t: f64,
+    /// The loop iteration (`_run_once` call, from 1) it happened in; 0
+    /// before the loop first runs.
+    pub it: u32,
     /// The current task, or `None` outside any task (loop callbacks, shutdown).
     pub task: Option<u32>,
     pub what: What,
@@ -144,6 +150,15 @@ pub struct Trace {
     pub outcome: Outcome,
     /// Every task, in creation order; index 0 is `main`.
     pub tasks: Vec<TaskFinal>,
+}
+
+/// A cancel that exploration injects before loop iteration `iteration`
+/// (1-based), into the task named `task`, if it exists and is not done.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Injection {
+    pub iteration: u32,
+    pub task: String,
+    pub msg: Option<String>,
 }
 
 impl Trace {

@@ -7,7 +7,7 @@ use super::discover::Found;
 use super::{Backend, Spec};
 use crate::ast::Program;
 use crate::pygen;
-use crate::trace::{Outcome, Trace};
+use crate::trace::{Injection, Outcome, Trace};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
@@ -138,7 +138,7 @@ impl Backend for CpythonBackend {
         format!("CPython {} at {}", self.found.version_string(), self.found.path.display())
     }
 
-    fn run(&mut self, program: &Program) -> Trace {
+    fn run_with(&mut self, program: &Program, inject: &[Injection]) -> Trace {
         if self.worker.is_none() {
             match self.spawn() {
                 Ok(w) => self.worker = Some(w),
@@ -146,7 +146,8 @@ impl Backend for CpythonBackend {
             }
         }
         let w = self.worker.as_mut().expect("worker started above");
-        let request = serde_json::json!({ "src": pygen::program_source(program) }).to_string();
+        let inject: Vec<_> = inject.iter().map(|i| (i.iteration, &i.task, &i.msg)).collect();
+        let request = serde_json::json!({ "src": pygen::program_source(program), "inject": inject }).to_string();
         if writeln!(w.stdin, "{request}").and_then(|_| w.stdin.flush()).is_err() {
             let msg = format!("worker died: {}", w.stderr_tail());
             return self.fail(Outcome::Crashed(msg));

@@ -7,7 +7,7 @@ pub mod discover;
 pub use cpython::{CpythonBackend, export_script};
 
 use crate::ast::Program;
-use crate::trace::Trace;
+use crate::trace::{Injection, Trace};
 use std::path::PathBuf;
 
 /// Something that runs programs. Implementations keep whatever state makes
@@ -19,7 +19,12 @@ pub trait Backend: Send {
     fn describe(&self) -> String;
     /// Runs one program. A backend that fails on this case returns a trace
     /// whose outcome says so (`Hung`, `Crashed`) and stays usable.
-    fn run(&mut self, program: &Program) -> Trace;
+    fn run(&mut self, program: &Program) -> Trace {
+        self.run_with(program, &[])
+    }
+    /// Runs one program, injecting cancels between loop iterations
+    /// (exploration); with no injections it is `run`.
+    fn run_with(&mut self, program: &Program, inject: &[Injection]) -> Trace;
     /// For benchmarks: runs all `programs` inside the backend with no
     /// transport in between, returning (seconds, events), if the backend has
     /// such a mode. The default says it has none.
