@@ -65,6 +65,9 @@ enum Cmd {
         size: usize,
         #[arg(long, default_value_t = 0)]
         seed: u64,
+        /// Benchmark these .ct files, cycled to make up --cases, instead of
+        /// generated programs.
+        files: Vec<String>,
     },
 }
 
@@ -136,11 +139,17 @@ fn run(cmd: Cmd) -> Result<ExitCode, String> {
             print!("{}", syntax::print(&generate::program(seed, size)));
             Ok(ExitCode::SUCCESS)
         }
-        Cmd::Bench { backends, cases, size, seed } => {
+        Cmd::Bench { backends, cases, size, seed, files } => {
             let mut opened = open_all(&backends)?;
-            let programs = bench::programs(seed, cases, size);
+            let programs = if files.is_empty() {
+                bench::programs(seed, cases, size)
+            } else {
+                let loaded = files.iter().map(|f| load(f)).collect::<Result<Vec<_>, _>>()?;
+                loaded.iter().cycle().take(cases).cloned().collect()
+            };
             let nodes: usize = programs.iter().map(|p| p.len()).sum();
-            println!("{cases} programs, {:.1} nodes on average, seed {seed}", nodes as f64 / cases.max(1) as f64);
+            let from = if files.is_empty() { format!("generated from seed {seed}") } else { format!("from {} files", files.len()) };
+            println!("{} programs {from}, {:.1} nodes on average", programs.len(), nodes as f64 / programs.len().max(1) as f64);
             print!("{}", bench::report(&bench::measure(&mut opened, &programs)));
             Ok(ExitCode::SUCCESS)
         }
