@@ -18,7 +18,13 @@ pub struct Diagnostic {
 
 impl Diagnostic {
     pub fn new(file: &str, line: u32, col: u32, message: impl Into<String>) -> Diagnostic {
-        Diagnostic { file: file.to_string(), line, col, message: message.into(), help: None }
+        Diagnostic {
+            file: file.to_string(),
+            line,
+            col,
+            message: message.into(),
+            help: None,
+        }
     }
 
     pub fn with_help(mut self, help: impl Into<String>) -> Diagnostic {
@@ -46,12 +52,17 @@ impl Diagnostic {
         };
         let width = self.line.to_string().len();
         let pad = " ".repeat(width);
-        out.push_str(&format!("{pad}--> {}:{}:{}\n", self.file, self.line, self.col));
+        out.push_str(&format!(
+            "{pad}--> {}:{}:{}\n",
+            self.file, self.line, self.col
+        ));
         if let Some(text) = line_text {
             let text = text.strip_suffix('\r').unwrap_or(text);
             // Show control characters visibly so the terminal is not affected.
-            let shown: String =
-                text.chars().map(|c| if c.is_control() && c != '\t' { '?' } else { c }).collect();
+            let shown: String = text
+                .chars()
+                .map(|c| if c.is_control() && c != '\t' { '?' } else { c })
+                .collect();
             // The caret keeps the tabs of the text before it so it lines up.
             let caret_pad: String = text
                 .chars()
@@ -72,7 +83,11 @@ impl Diagnostic {
 impl fmt::Display for Diagnostic {
     /// One line: `file:line:col: error: message`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}:{}: error: {}", self.file, self.line, self.col, self.message)
+        write!(
+            f,
+            "{}:{}:{}: error: {}",
+            self.file, self.line, self.col, self.message
+        )
     }
 }
 

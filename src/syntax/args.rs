@@ -5,7 +5,7 @@
 //! the lowering, the generator and the docs all share.
 
 use super::reader::{Atom, SExprs};
-use crate::ast::{ExcClass, Pos, Time, Value};
+use crate::ast::{Catch, CatchClass, ExcClass, Kind, Pos, Time, Value, WaitWhen};
 use crate::diag::Diagnostic;
 
 /// Every form name with its usage line, as documented in docs/FORMAT.md.
@@ -33,9 +33,15 @@ pub const FORMS: &[(&str, &str)] = &[
     ("let", "(let NAME (gather ...)) or (let NAME (shield ...))"),
     ("timeout", "(timeout T BODY...), T may be none"),
     ("taskgroup", "(taskgroup NAME BODY...)"),
-    ("wait", "(wait [:first-completed | :first-exception | :all-completed] [:timeout T] (ref NAME)...)"),
+    (
+        "wait",
+        "(wait [:first-completed | :first-exception | :all-completed] [:timeout T] (ref NAME)...)",
+    ),
     ("as-completed", "(as-completed [:timeout T] (ref NAME)...)"),
-    ("try", "(try BODY... (except E BODY...)... [(finally BODY...)])"),
+    (
+        "try",
+        "(try BODY... (except E BODY...)... [(finally BODY...)])",
+    ),
     ("except", "(except E BODY...) or (except (group E) BODY...)"),
     ("finally", "(finally BODY...)"),
     ("reraise", "(reraise)"),
@@ -47,7 +53,11 @@ pub const FORMS: &[(&str, &str)] = &[
 ];
 
 pub fn usage(form: &str) -> &'static str {
-    FORMS.iter().find(|(n, _)| *n == form).map(|(_, u)| *u).unwrap_or("")
+    FORMS
+        .iter()
+        .find(|(n, _)| *n == form)
+        .map(|(_, u)| *u)
+        .unwrap_or("")
 }
 
 const PY_KEYWORDS: &[&str] = &[
@@ -57,20 +67,37 @@ const PY_KEYWORDS: &[&str] = &[
 ];
 
 /// Names the generated Python needs for itself, or that are `.ct` values.
-pub const RESERVED: &[&str] = &["asyncio", "gc", "time", "sys", "main", "none", "true", "false"];
+/// Values, and the module and helper names the generated Python refers to
+/// from inside coroutines (src/pygen.rs), where a program's local would
+/// shadow them.
+pub const RESERVED: &[&str] = &[
+    "asyncio", "gc", "time", "sys", "main", "none", "true", "false", "future", "named", "keep",
+];
+
+/// Whether `name` matches `[a-z][a-z0-9_]*`.
+fn shaped(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars.next().is_some_and(|c| c.is_ascii_lowercase())
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+}
 
 /// Why `name` cannot name a task, future or group, or `Ok` if it can.
 pub fn name_error(name: &str) -> Result<(), String> {
-    let mut chars = name.chars();
-    let shaped = chars.next().is_some_and(|c| c.is_ascii_lowercase())
-        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
-    if !shaped {
+    if !shaped(name) {
         let lower: String = name
             .chars()
-            .map(|c| if c == '-' { '_' } else { c.to_ascii_lowercase() })
+            .map(|c| {
+                if c == '-' {
+                    '_'
+                } else {
+                    c.to_ascii_lowercase()
+                }
+            })
             .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
             .collect();
-        let hint = if name_error(&lower).is_ok() {
+        let usable =
+            shaped(&lower) && !PY_KEYWORDS.contains(&&*lower) && !RESERVED.contains(&&*lower);
+        let hint = if usable {
             format!(", e.g. `{lower}`")
         } else {
             String::new()
@@ -148,7 +175,10 @@ impl<'a> Args<'a> {
     }
 
     fn missing(&self, what: &str) -> Diagnostic {
-        self.err_at(self.close, format!("`{}` is missing {what} here", self.form))
+        self.err_at(
+            self.close,
+            format!("`{}` is missing {what} here", self.form),
+        )
     }
 
     pub fn peek(&self) -> Option<u32> {
@@ -183,7 +213,9 @@ impl<'a> Args<'a> {
     }
 
     pub fn name(&mut self, what: &str) -> Result<(String, Pos), Diagnostic> {
-        let Some(i) = self.take() else { return Err(self.missing(&format!("{what} name"))) };
+        let Some(i) = self.take() else {
+            return Err(self.missing(&format!("{what} name")));
+        };
         let p = self.s.node(i).pos;
         match self.s.sym(i) {
             Some(n) if !n.starts_with(':') => match name_error(n) {
@@ -192,7 +224,11 @@ impl<'a> Args<'a> {
             },
             _ => Err(self.err(
                 i,
-                format!("`{}` expects {what} name here, found {}", self.form, self.s.describe(i)),
+                format!(
+                    "`{}` expects {what} name here, found {}",
+                    self.form,
+                    self.s.describe(i)
+                ),
             )),
         }
     }
@@ -207,12 +243,15 @@ impl<'a> Args<'a> {
 
     pub fn time(&mut self) -> Result<Time, Diagnostic> {
         // `opt_time(false)` never yields `None`; stay panic-free regardless.
-        self.opt_time(false)?.ok_or_else(|| self.missing("a time in seconds"))
+        self.opt_time(false)?
+            .ok_or_else(|| self.missing("a time in seconds"))
     }
 
     /// A time; `none` is accepted (as `Ok(None)`) only when `allow_none`.
     pub fn opt_time(&mut self, allow_none: bool) -> Result<Option<Time>, Diagnostic> {
-        let Some(i) = self.take() else { return Err(self.missing("a time in seconds")) };
+        let Some(i) = self.take() else {
+            return Err(self.missing("a time in seconds"));
+        };
         match &self.s.node(i).atom {
             Some(Atom::Int(n)) => Ok(Some(Time(*n as f64))),
             Some(Atom::Dec(d)) => Ok(Some(Time(*d))),
@@ -233,7 +272,9 @@ impl<'a> Args<'a> {
     }
 
     pub fn value(&mut self) -> Result<Value, Diagnostic> {
-        let Some(i) = self.take() else { return Err(self.missing("a value")) };
+        let Some(i) = self.take() else {
+            return Err(self.missing("a value"));
+        };
         match &self.s.node(i).atom {
             Some(Atom::Int(n)) => Ok(Value::Int(*n)),
             Some(Atom::Str(s)) => Ok(Value::Str(s.clone())),
@@ -254,7 +295,9 @@ impl<'a> Args<'a> {
     }
 
     pub fn exc(&mut self) -> Result<ExcClass, Diagnostic> {
-        let Some(i) = self.take() else { return Err(self.missing("an exception class")) };
+        let Some(i) = self.take() else {
+            return Err(self.missing("an exception class"));
+        };
         match self.s.sym(i).and_then(ExcClass::from_name) {
             Some(e) => Ok(e),
             None => Err(self.err(
@@ -284,18 +327,142 @@ impl<'a> Args<'a> {
         match self.peek() {
             None => Ok(()),
             Some(i) => {
-                let what = if self.s.is_list(i) { "this form".to_string() } else { self.s.describe(i) };
-                Err(self.err(i, format!("`{}` takes no further arguments; remove {what}", self.form)))
+                let what = if self.s.is_list(i) {
+                    "this form".to_string()
+                } else {
+                    self.s.describe(i)
+                };
+                Err(self.err(
+                    i,
+                    format!("`{}` takes no further arguments; remove {what}", self.form),
+                ))
             }
+        }
+    }
+
+    /// Fails if the next argument is a keyword (an unknown or misplaced option).
+    pub fn no_more_options(&self, allowed: &str) -> Result<(), Diagnostic> {
+        match self.peek().and_then(|i| self.s.sym(i).map(|k| (i, k))) {
+            Some((i, k)) if k.starts_with(':') => Err(self.err(
+                i,
+                format!(
+                    "unknown or misplaced option `{k}` for `{}`; it takes {allowed}",
+                    self.form
+                ),
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    pub fn wait_options(&mut self) -> Result<Kind, Diagnostic> {
+        let mut when: Option<WaitWhen> = None;
+        let mut timeout = None;
+        let is_wait = self.form == "wait";
+        while let Some(i) = self.peek() {
+            let Some(k) = self.s.sym(i).filter(|k| k.starts_with(':')) else {
+                break;
+            };
+            let w = match k {
+                ":first-completed" => Some(WaitWhen::FirstCompleted),
+                ":first-exception" => Some(WaitWhen::FirstException),
+                ":all-completed" => Some(WaitWhen::AllCompleted),
+                _ => None,
+            };
+            if let (Some(w), true) = (w, is_wait) {
+                if when.is_some() {
+                    return Err(self.err(i, format!("`wait` takes at most one of `:first-completed`, `:first-exception`, `:all-completed`; remove `{k}`")));
+                }
+                if timeout.is_some() {
+                    return Err(self.err(i, format!("`{k}` must come before `:timeout`")));
+                }
+                when = Some(w);
+                self.take();
+            } else if k == ":timeout" {
+                if timeout.is_some() {
+                    return Err(self.err(i, "`:timeout` given twice; keep one".to_string()));
+                }
+                self.take();
+                timeout = Some(self.time()?);
+            } else {
+                let opts = if is_wait {
+                    "`:first-completed`, `:first-exception`, `:all-completed` and `:timeout T`"
+                } else {
+                    "`:timeout T`"
+                };
+                return Err(self.err(
+                    i,
+                    format!("unknown option `{k}` for `{}`; it takes {opts}", self.form),
+                ));
+            }
+        }
+        Ok(if is_wait {
+            Kind::Wait {
+                when: when.unwrap_or_default(),
+                timeout,
+            }
+        } else {
+            Kind::AsCompleted { timeout }
+        })
+    }
+
+    /// The class of an except clause: `E`, `Exception`, `BaseException` or `(group E)`.
+    pub fn catch(&mut self) -> Result<Catch, Diagnostic> {
+        let s = self.s;
+        let Some(i) = self.take() else {
+            return Err(self.err_at(
+                self.close,
+                "`except` is missing the exception class to catch".into(),
+            ));
+        };
+        let (star, c) = if s.is_list(i) {
+            let mut kids = s.children(i);
+            let head = kids.next();
+            let class = kids.next();
+            if head.and_then(|h| s.sym(h)) != Some("group")
+                || class.is_none()
+                || kids.next().is_some()
+            {
+                return Err(self.err(
+                    i,
+                    "write `(group E)` for Python's except*, e.g. (except (group ValueError) ...)"
+                        .into(),
+                ));
+            }
+            (true, class.unwrap_or(i))
+        } else {
+            (false, i)
+        };
+        let class = match s.sym(c) {
+            Some("Exception") => Some(CatchClass::Exception),
+            Some("BaseException") => Some(CatchClass::BaseException),
+            Some(n) => ExcClass::from_name(n).map(CatchClass::Class),
+            None => None,
+        };
+        match class {
+            Some(class) => Ok(Catch { class, star }),
+            None => Err(self.err(
+                c,
+                format!(
+                    "`except` expects an exception class, found {}; use Exception, \
+                     BaseException, {}",
+                    s.describe(c),
+                    EXC_LIST
+                ),
+            )),
         }
     }
 
     /// Requires exactly one remaining argument, a form, and returns it.
     pub fn exactly_one_form(&self, what: &str) -> Result<u32, Diagnostic> {
-        let Some(i) = self.peek() else { return Err(self.missing(what)) };
+        let Some(i) = self.peek() else {
+            return Err(self.missing(what));
+        };
         let next = self.s.end(i);
         if next < self.end {
-            let msg = format!("`{}` takes exactly one {what}; remove this extra one", self.form);
+            let msg = format!(
+                "`{}` takes exactly one {what}; remove this extra one",
+                self.form
+            );
             return Err(self.err(next, msg));
         }
         Ok(i)

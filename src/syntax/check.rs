@@ -101,11 +101,16 @@ impl Checker<'_> {
     }
 
     fn error(&mut self, at: Pos, msg: String) {
-        self.errors.push(Diagnostic::new(self.file, at.line, at.col, msg));
+        self.errors
+            .push(Diagnostic::new(self.file, at.line, at.col, msg));
     }
 
     fn at(p: Pos) -> String {
-        if p.line == 0 { "elsewhere".to_string() } else { format!("at {}:{}", p.line, p.col) }
+        if p.line == 0 {
+            "elsewhere".to_string()
+        } else {
+            format!("at {}:{}", p.line, p.col)
+        }
     }
 
     /// Pass 1: scopes of every node and the bindings of every scope.
@@ -133,7 +138,9 @@ impl Checker<'_> {
             }
             self.scope_of[id as usize] = cur;
             let bound = match kind {
-                Kind::Spawn(s, SpawnMode::Bind | SpawnMode::In(_)) if !self.function[cur as usize] => {
+                Kind::Spawn(s, SpawnMode::Bind | SpawnMode::In(_))
+                    if !self.function[cur as usize] =>
+                {
                     Some((*s, Some(BindKind::Task)))
                 }
                 Kind::Future(s) => Some((*s, Some(BindKind::Future))),
@@ -145,7 +152,10 @@ impl Checker<'_> {
             if let Some((s, k)) = bound {
                 self.bind(cur, s, k, id);
             }
-            if matches!(kind, Kind::Spawn(..) | Kind::Do | Kind::CallSoon | Kind::CallLater(_)) {
+            if matches!(
+                kind,
+                Kind::Spawn(..) | Kind::Do | Kind::CallSoon | Kind::CallLater(_)
+            ) {
                 let function = matches!(kind, Kind::CallSoon | Kind::CallLater(_));
                 let inner = self.new_scope(cur, function);
                 self.inner[id as usize] = inner;
@@ -226,7 +236,9 @@ impl Checker<'_> {
                 let Some((_, undo)) = exits.pop() else { break };
                 match undo {
                     Undo::Scope(sc) => {
-                        for s in &scope_syms[start[sc as usize] as usize..start[sc as usize + 1] as usize] {
+                        for s in &scope_syms
+                            [start[sc as usize] as usize..start[sc as usize + 1] as usize]
+                        {
                             if let Some(v) = by_sym.get_mut(s.0 as usize) {
                                 v.pop();
                             }
@@ -250,7 +262,11 @@ impl Checker<'_> {
             let resolve = |s: Sym| by_sym.get(s.0 as usize).and_then(|v| v.last().copied());
             use BindKind::*;
             match p.kind(id) {
-                Kind::Await(s) | Kind::Cancel(s, _) | Kind::Done(s) | Kind::Cancelled(s) | Kind::Ref(s) => {
+                Kind::Await(s)
+                | Kind::Cancel(s, _)
+                | Kind::Done(s)
+                | Kind::Cancelled(s)
+                | Kind::Ref(s) => {
                     let r = resolve(*s);
                     self.read(id, *s, 0, r, &[Task, Future, LetFuture]);
                 }
@@ -289,9 +305,10 @@ impl Checker<'_> {
                     }
                 }
                 Kind::Reraise if handlers[sc as usize] == 0 => {
-                    let msg = "`(reraise)` is only allowed inside an `(except ...)` handler of the \
+                    let msg =
+                        "`(reraise)` is only allowed inside an `(except ...)` handler of the \
                                same coroutine; raise a new exception with (raise E) instead"
-                        .to_string();
+                            .to_string();
                     self.error(p.pos(id), msg);
                 }
                 Kind::Return(_) if star_handlers[sc as usize] > 0 => {
@@ -322,7 +339,14 @@ impl Checker<'_> {
 
     /// Checks one read of `s` at name `which` of node `id`, resolved to scope
     /// `r`. Returns whether it resolved to a binding of an allowed kind.
-    fn read(&mut self, id: NodeId, s: Sym, which: usize, r: Option<u32>, allowed: &[BindKind]) -> bool {
+    fn read(
+        &mut self,
+        id: NodeId,
+        s: Sym,
+        which: usize,
+        r: Option<u32>,
+        allowed: &[BindKind],
+    ) -> bool {
         let name = self.p.name(s).to_string();
         let form = self.p.kind(id).keyword();
         let at = self.npos(id, which);
@@ -339,7 +363,9 @@ impl Checker<'_> {
             self.error(at, msg);
             return false;
         };
-        let Some(b) = self.binds.get(&(r, s)) else { return false };
+        let Some(b) = self.binds.get(&(r, s)) else {
+            return false;
+        };
         let Some(kind) = b.kind else { return false };
         if allowed.contains(&kind) {
             return true;

@@ -6,8 +6,10 @@
 //! `build` recurses over the draft tree; drafts come from bounded generators
 //! (`from_bytes` caps the depth at `MAX_DEPTH`), never from user text.
 
-use crate::ast::{Builder, Catch, CatchClass, ExcClass, Kind, Pos, Program, SpawnMode, Time, Value};
 use crate::ast::WaitWhen;
+use crate::ast::{
+    Builder, Catch, CatchClass, ExcClass, Kind, Pos, Program, SpawnMode, Time, Value,
+};
 
 use super::check::BindKind;
 
@@ -50,7 +52,12 @@ struct Gen {
 
 /// Builds `(main BODY...)` from the drafts of its body statements.
 pub fn build(body: &[Draft]) -> Program {
-    let mut g = Gen { b: Builder::new(), scopes: Vec::new(), groups: Vec::new(), next_group: 0 };
+    let mut g = Gen {
+        b: Builder::new(),
+        scopes: Vec::new(),
+        groups: Vec::new(),
+        next_group: 0,
+    };
     g.b.open(Kind::Main, Pos::NONE);
     g.body(body, false);
     g.b.finish()
@@ -58,7 +65,12 @@ pub fn build(body: &[Draft]) -> Program {
 
 impl Gen {
     fn push_scope(&mut self, function: bool) {
-        self.scopes.push(Scope { function, bound: Vec::new(), handlers: 0, star_handlers: 0 });
+        self.scopes.push(Scope {
+            function,
+            bound: Vec::new(),
+            handlers: 0,
+            star_handlers: 0,
+        });
     }
 
     fn cur(&mut self) -> &mut Scope {
@@ -117,17 +129,30 @@ impl Gen {
         (d.b & 8 == 0).then_some(d.time)
     }
 
+    /// A statement from `d`, followed, when its form has no use for children,
+    /// by `d.kids` as further statements of the same body.
     fn stmt(&mut self, d: &Draft) {
+        if self.form(d) {
+            for k in &d.kids {
+                self.stmt(k);
+            }
+        }
+    }
+
+    /// The statement `d` picks; returns whether `d.kids` were left unused.
+    fn form(&mut self, d: &Draft) -> bool {
         use Kind::*;
         let zero = Sleep(Time(0.0));
-        match d.op % 30 {
+        let op = d.op % 30;
+        match op {
             0 => self.leaf(Sleep(d.time)),
             1 => self.leaf(Block(d.time)),
             2 if self.cur().star_handlers == 0 => self.leaf(Return(d.value.clone())),
+            3 if self.cur().handlers > 0 && d.b & 16 == 16 => self.leaf(Reraise),
             2 | 3 => self.leaf(Raise(Self::exc(d.a), d.msg.clone())),
             4 => self.spawn(d),
             5 | 6 | 10 | 11 => match self.pick(AWAITABLE, d.a) {
-                Some(s) => self.leaf(match d.op % 30 {
+                Some(s) => self.leaf(match op {
                     5 => Await(s),
                     6 => Cancel(s, d.msg.clone()),
                     10 => Done(s),
@@ -137,8 +162,12 @@ impl Gen {
             },
             7 => self.leaf(CancelSelf(d.msg.clone())),
             8 | 9 => {
-                let s = if d.b & 1 == 1 { self.pick(&[BindKind::Task], d.a) } else { None };
-                self.leaf(if d.op % 30 == 8 { Uncancel(s) } else { Cancelling(s) });
+                let s = if d.b & 1 == 1 {
+                    self.pick(&[BindKind::Task], d.a)
+                } else {
+                    None
+                };
+                self.leaf(if op == 8 { Uncancel(s) } else { Cancelling(s) });
             }
             12 => {
                 let name = FUTURES[d.a as usize % FUTURES.len()];
@@ -147,19 +176,28 @@ impl Gen {
                 self.bind(name, BindKind::Future);
             }
             13 | 14 => match self.pick(&[BindKind::Future], d.a) {
-                Some(s) if d.op % 30 == 13 => self.leaf(Resolve(s, d.value.clone())),
+                Some(s) if op == 13 => self.leaf(Resolve(s, d.value.clone())),
                 Some(s) => self.leaf(Fail(s, Self::exc(d.b), d.msg.clone())),
                 None => self.leaf(zero),
             },
             15 => {
-                self.b.open(Gather { return_exceptions: d.b & 1 == 1 }, Pos::NONE);
+                self.b.open(
+                    Gather {
+                        return_exceptions: d.b & 1 == 1,
+                    },
+                    Pos::NONE,
+                );
                 for k in &d.kids {
                     self.awaitable(k);
                 }
                 self.b.close();
             }
             16 | 17 => {
-                let k = if d.op % 30 == 16 { Shield } else { WaitFor(Self::opt_time(d)) };
+                let k = if op == 16 {
+                    Shield
+                } else {
+                    WaitFor(Self::opt_time(d))
+                };
                 self.b.open(k, Pos::NONE);
                 self.first_awaitable(d);
                 self.b.close();
@@ -172,7 +210,12 @@ impl Gen {
                     self.b.open(Shield, Pos::NONE);
                     self.first_awaitable(d);
                 } else {
-                    self.b.open(Gather { return_exceptions: d.b & 2 == 2 }, Pos::NONE);
+                    self.b.open(
+                        Gather {
+                            return_exceptions: d.b & 2 == 2,
+                        },
+                        Pos::NONE,
+                    );
                     for k in &d.kids {
                         self.awaitable(k);
                     }
@@ -204,7 +247,11 @@ impl Gen {
             23 => self.try_(d),
             24 if self.cur().handlers > 0 => self.leaf(Reraise),
             25 | 26 => {
-                let k = if d.op % 30 == 25 { CallSoon } else { CallLater(d.time) };
+                let k = if op == 25 {
+                    CallSoon
+                } else {
+                    CallLater(d.time)
+                };
                 self.b.open(k, Pos::NONE);
                 self.push_scope(true);
                 self.call_stmt(d.kids.first().unwrap_or(d));
@@ -228,6 +275,7 @@ impl Gen {
             }
             _ => self.leaf(Gc),
         }
+        !matches!(op, 4 | 15..=20 | 23 | 25 | 26 | 29)
     }
 
     fn spawn(&mut self, d: &Draft) {
@@ -252,14 +300,14 @@ impl Gen {
 
     /// A child of gather, shield or wait-for.
     fn awaitable(&mut self, d: &Draft) {
-        if d.op % 7 == 0 {
-            if let Some(s) = self.pick(AWAITABLE, d.a) {
-                self.leaf(Kind::Ref(s));
-                return;
-            }
+        if d.op.is_multiple_of(7)
+            && let Some(s) = self.pick(AWAITABLE, d.a)
+        {
+            self.leaf(Kind::Ref(s));
+            return;
         }
         self.push_scope(false);
-        self.stmt(d);
+        self.form(d);
         self.scopes.pop();
     }
 
@@ -276,15 +324,24 @@ impl Gen {
 
     fn wait(&mut self, d: &Draft) {
         let n = 1 + d.a as usize % 3;
-        let refs: Vec<_> = (0..n).filter_map(|i| self.pick(AWAITABLE, d.a.wrapping_add(i as u8))).collect();
+        let refs: Vec<_> = (0..n)
+            .filter_map(|i| self.pick(AWAITABLE, d.a.wrapping_add(i as u8)))
+            .collect();
         if refs.is_empty() {
             self.leaf(Kind::Gc);
             return;
         }
         let timeout = (d.b & 4 == 4).then_some(d.time);
         let k = if d.op % 30 == 21 {
-            let when = [WaitWhen::AllCompleted, WaitWhen::FirstCompleted, WaitWhen::FirstException];
-            Kind::Wait { when: when[d.b as usize % 3], timeout }
+            let when = [
+                WaitWhen::AllCompleted,
+                WaitWhen::FirstCompleted,
+                WaitWhen::FirstException,
+            ];
+            Kind::Wait {
+                when: when[d.b as usize % 3],
+                timeout,
+            }
         } else {
             Kind::AsCompleted { timeout }
         };
@@ -305,8 +362,15 @@ impl Gen {
         for k in body {
             self.stmt(k);
         }
-        let default = [Draft { kids: Vec::new(), ..d.clone() }];
-        let clauses = if clauses.is_empty() { &default[..] } else { clauses };
+        let default = [Draft {
+            kids: Vec::new(),
+            ..d.clone()
+        }];
+        let clauses = if clauses.is_empty() {
+            &default[..]
+        } else {
+            clauses
+        };
         for (i, cd) in clauses.iter().enumerate() {
             if fin && i == clauses.len() - 1 {
                 self.b.open(Kind::Finally, Pos::NONE);
@@ -355,7 +419,11 @@ impl Gen {
 /// Reads drafts from arbitrary bytes (missing bytes read as zero): at most 64
 /// top-level statements, depth at most `MAX_DEPTH`, about 512 drafts in all.
 pub fn from_bytes(data: &[u8]) -> Vec<Draft> {
-    let mut r = Bytes { data, at: 0, budget: 512 };
+    let mut r = Bytes {
+        data,
+        at: 0,
+        budget: 512,
+    };
     let mut out = Vec::new();
     while r.at < data.len() && out.len() < 64 && r.budget > 0 {
         out.push(r.draft(0));
@@ -406,9 +474,25 @@ impl Bytes<'_> {
             3 => Value::Int(self.u64() as i64),
             _ => Value::Str(self.text()),
         };
-        let msg = if self.u8() % 3 == 0 { Some(self.text()) } else { None };
-        let n = if depth < MAX_DEPTH && self.budget > 0 { self.u8() % 4 } else { 0 };
+        let msg = if self.u8().is_multiple_of(3) {
+            Some(self.text())
+        } else {
+            None
+        };
+        let n = if depth < MAX_DEPTH && self.budget > 0 {
+            self.u8() % 4
+        } else {
+            0
+        };
         let kids = (0..n).map(|_| self.draft(depth + 1)).collect();
-        Draft { op, a, b, time, value, msg, kids }
+        Draft {
+            op,
+            a,
+            b,
+            time,
+            value,
+            msg,
+            kids,
+        }
     }
 }

@@ -8,8 +8,7 @@ use std::collections::HashMap;
 
 use super::args::{self, Args};
 use super::reader::{Atom, SExprs};
-use crate::ast::{Builder, Catch, CatchClass, ExcClass, Kind, Pos, Program, SpawnMode, Sym, Value};
-use crate::ast::{NodeId, WaitWhen};
+use crate::ast::{Builder, Kind, NodeId, Pos, Program, SpawnMode, Sym, Value};
 use crate::diag::Diagnostic;
 
 /// A lowered program with the position of each node's names: `[first, second]`
@@ -69,7 +68,10 @@ pub fn lower(file: &str, s: &SExprs) -> Result<Lowered, Diagnostic> {
     };
     check_header(file, s, h)?;
     let Some(m) = tops.next() else {
-        return Err(err(s.eof, "expected `(main ...)` after the header `(canceltree 1)`"));
+        return Err(err(
+            s.eof,
+            "expected `(main ...)` after the header `(canceltree 1)`",
+        ));
     };
     let mut kids = s.children(m);
     if !s.is_list(m) || kids.next().and_then(|k| s.sym(k)) != Some("main") {
@@ -85,7 +87,13 @@ pub fn lower(file: &str, s: &SExprs) -> Result<Lowered, Diagnostic> {
              into main or delete it",
         ));
     }
-    let mut lw = Lower { s, file, b: Builder::new(), syms: HashMap::new(), name_pos: Vec::new() };
+    let mut lw = Lower {
+        s,
+        file,
+        b: Builder::new(),
+        syms: HashMap::new(),
+        name_pos: Vec::new(),
+    };
     let pos = s.node(m).pos;
     lw.open(Kind::Main, pos, [pos; 2]);
     let first = kids.next().unwrap_or(s.end(m));
@@ -105,14 +113,21 @@ pub fn lower(file: &str, s: &SExprs) -> Result<Lowered, Diagnostic> {
         }
         let i = f.next;
         f.next = s.end(i);
-        let ctx = if f.ctx == Ctx::TryBody { try_child(file, s, i, f)? } else { f.ctx };
+        let ctx = if f.ctx == Ctx::TryBody {
+            try_child(file, s, i, f)?
+        } else {
+            f.ctx
+        };
         let parent = f.form;
         if let Some(frame) = lw.form(i, ctx, parent)? {
             frames.push(frame);
         }
     }
     let prog = lw.b.finish();
-    Ok(Lowered { prog, name_pos: lw.name_pos })
+    Ok(Lowered {
+        prog,
+        name_pos: lw.name_pos,
+    })
 }
 
 fn check_header(file: &str, s: &SExprs, h: u32) -> Result<(), Diagnostic> {
@@ -136,7 +151,9 @@ fn check_header(file: &str, s: &SExprs, h: u32) -> Result<(), Diagnostic> {
                 file,
                 q.line,
                 q.col,
-                format!("unsupported format version {n}; this canceltree reads version 1, so {fix}"),
+                format!(
+                    "unsupported format version {n}; this canceltree reads version 1, so {fix}"
+                ),
             ));
         }
         _ => {
@@ -151,7 +168,12 @@ fn check_header(file: &str, s: &SExprs, h: u32) -> Result<(), Diagnostic> {
     }
     if let Some(extra) = kids.next() {
         let q = s.node(extra).pos;
-        return Err(Diagnostic::new(file, q.line, q.col, format!("unexpected extra in the header; {fix}")));
+        return Err(Diagnostic::new(
+            file,
+            q.line,
+            q.col,
+            format!("unexpected extra in the header; {fix}"),
+        ));
     }
     Ok(())
 }
@@ -159,7 +181,11 @@ fn check_header(file: &str, s: &SExprs, h: u32) -> Result<(), Diagnostic> {
 /// Decides whether child `i` of a try is a body statement or a clause, and
 /// enforces the clause order.
 fn try_child(file: &str, s: &SExprs, i: u32, f: &mut Frame) -> Result<Ctx, Diagnostic> {
-    let head = if s.is_list(i) { s.children(i).next().and_then(|h| s.sym(h)) } else { None };
+    let head = if s.is_list(i) {
+        s.children(i).next().and_then(|h| s.sym(h))
+    } else {
+        None
+    };
     let p = s.node(i).pos;
     let err = |m: &str| Err(Diagnostic::new(file, p.line, p.col, m).with_help(args::usage("try")));
     match head {
@@ -201,7 +227,16 @@ fn is_star_clause(s: &SExprs, i: u32) -> bool {
 
 impl Frame {
     fn new(next: u32, end: u32, ctx: Ctx, form: &'static str, pos: Pos) -> Frame {
-        Frame { next, end, ctx, form, pos, clause: false, star: None, finally: false }
+        Frame {
+            next,
+            end,
+            ctx,
+            form,
+            pos,
+            clause: false,
+            star: None,
+            finally: false,
+        }
     }
 }
 
@@ -233,7 +268,12 @@ impl Lower<'_> {
 
     /// Lowers form `i` appearing in `ctx` under `parent`. Returns the frame
     /// to push when the form has children.
-    fn form(&mut self, i: u32, ctx: Ctx, parent: &'static str) -> Result<Option<Frame>, Diagnostic> {
+    fn form(
+        &mut self,
+        i: u32,
+        ctx: Ctx,
+        parent: &'static str,
+    ) -> Result<Option<Frame>, Diagnostic> {
         let s = self.s;
         let pos = s.node(i).pos;
         let what = match ctx {
@@ -244,7 +284,9 @@ impl Lower<'_> {
         };
         if !s.is_list(i) {
             let msg = format!("expected {what} inside `{parent}`, found {}", s.describe(i));
-            return Err(self.err(pos, msg).with_help(format!("usage: {}", args::usage(parent))));
+            return Err(self
+                .err(pos, msg)
+                .with_help(format!("usage: {}", args::usage(parent))));
         }
         let Some(h) = s.children(i).next() else {
             return Err(self.err(pos, format!("empty form `()`; expected {what} here")));
@@ -252,7 +294,10 @@ impl Lower<'_> {
         let head = match s.sym(h) {
             Some(h) if !h.starts_with(':') => h,
             _ => {
-                let msg = format!("expected a form name like `sleep` here, found {}", s.describe(h));
+                let msg = format!(
+                    "expected a form name like `sleep` here, found {}",
+                    s.describe(h)
+                );
                 return Err(self.err(s.node(h).pos, msg));
             }
         };
@@ -264,18 +309,33 @@ impl Lower<'_> {
             return Err(self.err(s.node(h).pos, format!("unknown form `{head}`; {hint}")));
         };
         self.check_place(form, ctx, parent, pos)?;
-        let mut a = Args { s, file: self.file, form, next: s.end(h), end: s.end(i), close: s.node(i).close };
+        let mut a = Args {
+            s,
+            file: self.file,
+            form,
+            next: s.end(h),
+            end: s.end(i),
+            close: s.node(i).close,
+        };
         let frame = |a: &Args, ctx: Ctx| Frame::new(a.next, a.end, ctx, form, pos);
         let p2 = [pos; 2];
         let kind = match form {
             "sleep" | "block" => {
                 let t = a.time()?;
                 a.finish()?;
-                let k = if form == "sleep" { Kind::Sleep(t) } else { Kind::Block(t) };
+                let k = if form == "sleep" {
+                    Kind::Sleep(t)
+                } else {
+                    Kind::Block(t)
+                };
                 return self.leaf(k, pos, p2);
             }
             "return" => {
-                let v = if a.peek().is_some() { a.value()? } else { Value::None };
+                let v = if a.peek().is_some() {
+                    a.value()?
+                } else {
+                    Value::None
+                };
                 a.finish()?;
                 return self.leaf(Kind::Return(v), pos, p2);
             }
@@ -286,7 +346,11 @@ impl Lower<'_> {
                 return self.leaf(Kind::Raise(e, m), pos, p2);
             }
             "await" | "done" | "cancelled" | "future" | "forget" | "ref" => {
-                let (n, np) = a.name(if form == "future" { "a future" } else { "a task or future" })?;
+                let (n, np) = a.name(if form == "future" {
+                    "a future"
+                } else {
+                    "a task or future"
+                })?;
                 a.finish()?;
                 let n = self.sym(n);
                 let k = match form {
@@ -316,7 +380,11 @@ impl Lower<'_> {
                 a.finish()?;
                 let np = n.as_ref().map_or(pos, |n| n.1);
                 let n = n.map(|n| self.sym(n.0));
-                let k = if form == "uncancel" { Kind::Uncancel(n) } else { Kind::Cancelling(n) };
+                let k = if form == "uncancel" {
+                    Kind::Uncancel(n)
+                } else {
+                    Kind::Cancelling(n)
+                };
                 return self.leaf(k, pos, [np, np]);
             }
             "resolve" => {
@@ -336,18 +404,28 @@ impl Lower<'_> {
             }
             "reraise" | "gc" => {
                 a.finish()?;
-                let k = if form == "gc" { Kind::Gc } else { Kind::Reraise };
+                let k = if form == "gc" {
+                    Kind::Gc
+                } else {
+                    Kind::Reraise
+                };
                 return self.leaf(k, pos, p2);
             }
             "spawn" => return self.spawn(a, pos),
             "gather" => {
                 let re = a.flag(":return-exceptions");
-                self.no_more_options(&a, "`:return-exceptions`")?;
-                self.open(Kind::Gather { return_exceptions: re }, pos, p2);
+                a.no_more_options("`:return-exceptions`")?;
+                self.open(
+                    Kind::Gather {
+                        return_exceptions: re,
+                    },
+                    pos,
+                    p2,
+                );
                 return Ok(Some(frame(&a, Ctx::Await)));
             }
             "do" | "try" | "finally" => {
-                self.no_more_options(&a, "no options")?;
+                a.no_more_options("no options")?;
                 let (k, c) = match form {
                     "do" => (Kind::Do, Ctx::Body),
                     "try" => (Kind::Try, Ctx::TryBody),
@@ -383,18 +461,18 @@ impl Lower<'_> {
             }
             "timeout" => {
                 let t = a.opt_time(true)?;
-                self.no_more_options(&a, "no options")?;
+                a.no_more_options("no options")?;
                 Kind::Timeout(t)
             }
             "taskgroup" => {
                 let (n, np) = a.name("a task group")?;
-                self.no_more_options(&a, "no options")?;
+                a.no_more_options("no options")?;
                 let n = self.sym(n);
                 self.open(Kind::TaskGroup(n), pos, [np, np]);
                 return Ok(Some(frame(&a, Ctx::Body)));
             }
             "wait" | "as-completed" => {
-                let k = self.wait_options(&mut a)?;
+                let k = a.wait_options()?;
                 if a.peek().is_none() {
                     let m = format!("`{form}` needs at least one `(ref NAME)` to wait for");
                     return Err(a.err_at(a.close, m));
@@ -403,8 +481,8 @@ impl Lower<'_> {
                 return Ok(Some(frame(&a, Ctx::Refs)));
             }
             "except" => {
-                let c = self.catch(&mut a)?;
-                self.no_more_options(&a, "no options")?;
+                let c = a.catch()?;
+                a.no_more_options("no options")?;
                 self.open(Kind::Except(c), pos, p2);
                 return Ok(Some(frame(&a, Ctx::Body)));
             }
@@ -456,18 +534,9 @@ impl Lower<'_> {
             Ctx::Refs | Ctx::LetChild | Ctx::CallStmt if form != "main" => parent,
             _ => form,
         };
-        Err(self.err(pos, msg).with_help(format!("usage: {}", args::usage(help_form))))
-    }
-
-    /// Fails if the next argument is a keyword (an unknown or misplaced option).
-    fn no_more_options(&self, a: &Args, allowed: &str) -> Result<(), Diagnostic> {
-        match a.peek().and_then(|i| a.s.sym(i).map(|k| (i, k))) {
-            Some((i, k)) if k.starts_with(':') => Err(a.err(
-                i,
-                format!("unknown or misplaced option `{k}` for `{}`; it takes {allowed}", a.form),
-            )),
-            _ => Ok(()),
-        }
+        Err(self
+            .err(pos, msg)
+            .with_help(format!("usage: {}", args::usage(help_form))))
     }
 
     fn spawn(&mut self, mut a: Args, pos: Pos) -> Result<Option<Frame>, Diagnostic> {
@@ -484,93 +553,9 @@ impl Lower<'_> {
         } else {
             SpawnMode::Bind
         };
-        self.no_more_options(&a, "one of `:weak`, `:keep` or `:in GROUP`, right after the name")?;
+        a.no_more_options("one of `:weak`, `:keep` or `:in GROUP`, right after the name")?;
         let n = self.sym(n);
         self.open(Kind::Spawn(n, mode), pos, [np, gp]);
         Ok(Some(Frame::new(a.next, a.end, Ctx::Body, "spawn", pos)))
-    }
-
-    fn wait_options(&self, a: &mut Args) -> Result<Kind, Diagnostic> {
-        let mut when: Option<WaitWhen> = None;
-        let mut timeout = None;
-        let is_wait = a.form == "wait";
-        while let Some(i) = a.peek() {
-            let Some(k) = a.s.sym(i).filter(|k| k.starts_with(':')) else { break };
-            let w = match k {
-                ":first-completed" => Some(WaitWhen::FirstCompleted),
-                ":first-exception" => Some(WaitWhen::FirstException),
-                ":all-completed" => Some(WaitWhen::AllCompleted),
-                _ => None,
-            };
-            if let (Some(w), true) = (w, is_wait) {
-                if when.is_some() {
-                    return Err(a.err(i, format!("`wait` takes at most one of `:first-completed`, `:first-exception`, `:all-completed`; remove `{k}`")));
-                }
-                if timeout.is_some() {
-                    return Err(a.err(i, format!("`{k}` must come before `:timeout`")));
-                }
-                when = Some(w);
-                a.take();
-            } else if k == ":timeout" {
-                if timeout.is_some() {
-                    return Err(a.err(i, "`:timeout` given twice; keep one".to_string()));
-                }
-                a.take();
-                timeout = Some(a.time()?);
-            } else {
-                let opts = if is_wait {
-                    "`:first-completed`, `:first-exception`, `:all-completed` and `:timeout T`"
-                } else {
-                    "`:timeout T`"
-                };
-                return Err(a.err(i, format!("unknown option `{k}` for `{}`; it takes {opts}", a.form)));
-            }
-        }
-        Ok(if is_wait {
-            Kind::Wait { when: when.unwrap_or_default(), timeout }
-        } else {
-            Kind::AsCompleted { timeout }
-        })
-    }
-
-    /// The class of an except clause: `E`, `Exception`, `BaseException` or `(group E)`.
-    fn catch(&self, a: &mut Args) -> Result<Catch, Diagnostic> {
-        let s = a.s;
-        let Some(i) = a.take() else {
-            return Err(a.err_at(a.close, "`except` is missing the exception class to catch".into()));
-        };
-        let (star, c) = if s.is_list(i) {
-            let mut kids = s.children(i);
-            let head = kids.next();
-            let class = kids.next();
-            if head.and_then(|h| s.sym(h)) != Some("group") || class.is_none() || kids.next().is_some() {
-                return Err(a.err(
-                    i,
-                    "write `(group E)` for Python's except*, e.g. (except (group ValueError) ...)"
-                        .into(),
-                ));
-            }
-            (true, class.unwrap_or(i))
-        } else {
-            (false, i)
-        };
-        let class = match s.sym(c) {
-            Some("Exception") => Some(CatchClass::Exception),
-            Some("BaseException") => Some(CatchClass::BaseException),
-            Some(n) => ExcClass::from_name(n).map(CatchClass::Class),
-            None => None,
-        };
-        match class {
-            Some(class) => Ok(Catch { class, star }),
-            None => Err(a.err(
-                c,
-                format!(
-                    "`except` expects an exception class, found {}; use Exception, \
-                     BaseException, {}",
-                    s.describe(c),
-                    args::EXC_LIST
-                ),
-            )),
-        }
     }
 }

@@ -22,7 +22,10 @@ use crate::diag::Diagnostic;
 /// Reads, lowers and checks a program. `file` names it in diagnostics.
 pub fn parse(file: &str, text: &str) -> Result<Program, Diagnostic> {
     let l = lower::lower(file, &reader::read(file, text)?)?;
-    match check::check(&l.prog, file, Some(&l.name_pos)).into_iter().next() {
+    match check::check(&l.prog, file, Some(&l.name_pos))
+        .into_iter()
+        .next()
+    {
         Some(d) => Err(d),
         None => Ok(l.prog),
     }
@@ -70,7 +73,10 @@ pub fn fuzz_parse(data: &[u8]) {
         Err(d) => {
             let text = String::from_utf8_lossy(data);
             let lines = text.split('\n').count() as u32;
-            assert!(d.line >= 1 && d.line <= lines && d.col >= 1, "error outside the text: {d}");
+            assert!(
+                d.line >= 1 && d.line <= lines && d.col >= 1,
+                "error outside the text: {d}"
+            );
             let _ = d.render(&text);
         }
     }
@@ -81,7 +87,11 @@ pub fn fuzz_parse(data: &[u8]) {
 /// print, parse back equal, and print identically.
 pub fn fuzz_parse_print(data: &[u8]) {
     let p = draft::build(&draft::from_bytes(data));
-    assert!(check(&p, "draft").is_empty(), "draft::build made an invalid program: {:?}", check(&p, "draft"));
+    assert!(
+        check(&p, "draft").is_empty(),
+        "draft::build made an invalid program: {:?}",
+        check(&p, "draft")
+    );
     assert_roundtrip(&p);
 }
 
@@ -89,8 +99,14 @@ fn assert_roundtrip(p: &Program) {
     let text = print(p);
     let q = match parse("printed.ct", &text) {
         Ok(q) => q,
-        Err(d) => panic!("printed program does not parse:\n{}\n{text}", d.render(&text)),
+        Err(d) => panic!(
+            "printed program does not parse:\n{}\n{text}",
+            d.render(&text)
+        ),
     };
-    assert!(q == *p, "printed program parses to a different program:\n{text}");
+    assert!(
+        q == *p,
+        "printed program parses to a different program:\n{text}"
+    );
     assert_eq!(print(&q), text, "printing is not idempotent");
 }

@@ -8,7 +8,7 @@
 //! its children are childless and the line (indentation included, closing
 //! parens of enclosing nodes excluded) is at most 80 columns. Otherwise its
 //! head ends the line and each child starts a new one. Indentation stops
-//! growing at level 100 so the text stays linear in the program's size.
+//! growing at level 50 so the text stays linear in the program's size.
 
 use crate::ast::{CatchClass, Kind, NodeId, Program, SpawnMode, Time, Value, WaitWhen};
 
@@ -17,7 +17,7 @@ pub const WIDTH: usize = 80;
 
 /// Nesting levels beyond this are indented like this one, so that the text of
 /// a deeply nested program stays linear in its size.
-pub const MAX_INDENT_LEVEL: usize = 100;
+pub const MAX_INDENT_LEVEL: usize = 50;
 
 /// A time as the parser reads it back bit for bit: the shortest decimal, with
 /// `.0` appended when the integer spelling would not read back (`-0.0`, or
@@ -60,6 +60,11 @@ pub fn value(v: &Value) -> String {
     }
 }
 
+fn word(out: &mut String, w: &str) {
+    out.push(' ');
+    out.push_str(w);
+}
+
 fn msg(out: &mut String, m: &Option<String>) {
     if let Some(m) = m {
         out.push(' ');
@@ -70,28 +75,31 @@ fn msg(out: &mut String, m: &Option<String>) {
 /// The node's head on one line, without parens or children: `sleep 1`,
 /// `spawn a :weak`, `except (group ValueError)`, `wait :first-completed :timeout 0.5`.
 pub fn head(p: &Program, id: NodeId) -> String {
+    let mut out = String::new();
+    write_head(p, id, &mut out);
+    out
+}
+
+/// Appends `head(p, id)` to `out`.
+fn write_head(p: &Program, id: NodeId, out: &mut String) {
     let kind = p.kind(id);
-    let mut out = kind.keyword().to_string();
-    let mut word = |w: &str| {
-        out.push(' ');
-        out.push_str(w);
-    };
+    out.push_str(kind.keyword());
     match kind {
-        Kind::Sleep(t) | Kind::Block(t) | Kind::CallLater(t) => word(&time(*t)),
-        Kind::Return(v) => word(&value(v)),
+        Kind::Sleep(t) | Kind::Block(t) | Kind::CallLater(t) => word(out, &time(*t)),
+        Kind::Return(v) => word(out, &value(v)),
         Kind::Raise(e, m) => {
-            word(&e.name());
-            msg(&mut out, m);
+            word(out, &e.name());
+            msg(out, m);
         }
         Kind::Spawn(s, mode) => {
-            word(p.name(*s));
+            word(out, p.name(*s));
             match mode {
                 SpawnMode::Bind => {}
-                SpawnMode::Weak => word(":weak"),
-                SpawnMode::Keep => word(":keep"),
+                SpawnMode::Weak => word(out, ":weak"),
+                SpawnMode::Keep => word(out, ":keep"),
                 SpawnMode::In(g) => {
-                    word(":in");
-                    word(p.name(*g));
+                    word(out, ":in");
+                    word(out, p.name(*g));
                 }
             }
         }
@@ -102,42 +110,44 @@ pub fn head(p: &Program, id: NodeId) -> String {
         | Kind::Ref(s)
         | Kind::Let(s)
         | Kind::TaskGroup(s)
-        | Kind::Forget(s) => word(p.name(*s)),
+        | Kind::Forget(s) => word(out, p.name(*s)),
         Kind::Uncancel(s) | Kind::Cancelling(s) => {
             if let Some(s) = s {
-                word(p.name(*s));
+                word(out, p.name(*s));
             }
         }
         Kind::Cancel(s, m) => {
-            word(p.name(*s));
-            msg(&mut out, m);
+            word(out, p.name(*s));
+            msg(out, m);
         }
-        Kind::CancelSelf(m) => msg(&mut out, m),
+        Kind::CancelSelf(m) => msg(out, m),
         Kind::Resolve(s, v) => {
-            word(p.name(*s));
-            word(&value(v));
+            word(out, p.name(*s));
+            word(out, &value(v));
         }
         Kind::Fail(s, e, m) => {
-            word(p.name(*s));
-            word(&e.name());
-            msg(&mut out, m);
+            word(out, p.name(*s));
+            word(out, &e.name());
+            msg(out, m);
         }
-        Kind::Gather { return_exceptions: true } => word(":return-exceptions"),
-        Kind::WaitFor(t) | Kind::Timeout(t) => word(&opt_time(*t)),
+        Kind::Gather {
+            return_exceptions: true,
+        } => word(out, ":return-exceptions"),
+        Kind::WaitFor(t) | Kind::Timeout(t) => word(out, &opt_time(*t)),
         Kind::Wait { when, timeout } => {
             match when {
                 WaitWhen::AllCompleted => {}
-                WaitWhen::FirstCompleted => word(":first-completed"),
-                WaitWhen::FirstException => word(":first-exception"),
+                WaitWhen::FirstCompleted => word(out, ":first-completed"),
+                WaitWhen::FirstException => word(out, ":first-exception"),
             }
             if let Some(t) = timeout {
-                word(":timeout");
-                word(&time(*t));
+                word(out, ":timeout");
+                word(out, &time(*t));
             }
         }
         Kind::AsCompleted { timeout: Some(t) } => {
-            word(":timeout");
-            word(&time(*t));
+            word(out, ":timeout");
+            word(out, &time(*t));
         }
         Kind::Except(c) => {
             let class = match c.class {
@@ -145,33 +155,43 @@ pub fn head(p: &Program, id: NodeId) -> String {
                 CatchClass::Exception => "Exception".to_string(),
                 CatchClass::BaseException => "BaseException".to_string(),
             };
-            if c.star { word(&format!("(group {class})")) } else { word(&class) }
+            if c.star {
+                word(out, &format!("(group {class})"))
+            } else {
+                word(out, &class)
+            }
         }
         _ => {}
     }
-    out
 }
 
-/// The one-line text of `id` if it goes on one line at `indent`.
-fn flat(p: &Program, id: NodeId, indent: usize) -> Option<String> {
-    let end = p.end(id);
-    if end == id + 1 {
-        return Some(format!("({})", head(p, id)));
+/// Appends the one-line text of `id` to `out` if it goes on one line at
+/// `indent`; otherwise appends nothing and returns false.
+fn flat(p: &Program, id: NodeId, indent: usize, out: &mut String) -> bool {
+    let start = out.len();
+    let fits = |out: &String| indent + out.len() - start <= WIDTH;
+    out.push('(');
+    write_head(p, id, out);
+    if p.end(id) == id + 1 {
+        out.push(')');
+        return true;
     }
-    if matches!(p.kind(id), Kind::Main) {
-        return None;
+    let ok = !matches!(p.kind(id), Kind::Main)
+        && p.children(id).all(|c| {
+            if p.end(c) != c + 1 || !fits(out) {
+                return false;
+            }
+            out.push_str(" (");
+            write_head(p, c, out);
+            out.push(')');
+            true
+        });
+    out.push(')');
+    if ok && fits(out) {
+        return true;
     }
-    let mut line = format!("({}", head(p, id));
-    for c in p.children(id) {
-        if p.end(c) != c + 1 || indent + line.len() > WIDTH {
-            return None;
-        }
-        line.push_str(" (");
-        line.push_str(&head(p, c));
-        line.push(')');
-    }
-    line.push(')');
-    (indent + line.len() <= WIDTH).then_some(line)
+    out.truncate(start);
+    false
 }
 
 /// The canonical text of a program, ending with a newline.
@@ -180,6 +200,7 @@ pub fn print(p: &Program) -> String {
     // Nodes printed over several lines whose `)` is still to come.
     let mut open: Vec<NodeId> = Vec::new();
     let n = p.len() as NodeId;
+    let spaces = " ".repeat(2 * MAX_INDENT_LEVEL);
     let mut id = 0;
     while id < n {
         while open.last().is_some_and(|&top| id >= p.end(top)) {
@@ -190,18 +211,14 @@ pub fn print(p: &Program) -> String {
             out.push('\n');
         }
         let indent = 2 * open.len().min(MAX_INDENT_LEVEL);
-        out.extend(std::iter::repeat_n(' ', indent));
-        match flat(p, id, indent) {
-            Some(line) => {
-                out.push_str(&line);
-                id = p.end(id).max(id + 1);
-            }
-            None => {
-                out.push('(');
-                out.push_str(&head(p, id));
-                open.push(id);
-                id += 1;
-            }
+        out.push_str(&spaces[..indent]);
+        if flat(p, id, indent, &mut out) {
+            id = p.end(id).max(id + 1);
+        } else {
+            out.push('(');
+            write_head(p, id, &mut out);
+            open.push(id);
+            id += 1;
         }
     }
     for _ in open {

@@ -90,23 +90,37 @@ fn is_atom_char(c: char) -> bool {
     c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | ':' | '-')
 }
 
+/// A position in the text; works on bytes, decoding a char only where the
+/// text is not ASCII (which is only allowed in comments).
 struct Cursor<'a> {
-    chars: std::iter::Peekable<std::str::Chars<'a>>,
+    text: &'a str,
+    at: usize,
     line: u32,
     col: u32,
 }
 
 impl Cursor<'_> {
     fn pos(&self) -> Pos {
-        Pos { line: self.line, col: self.col }
+        Pos {
+            line: self.line,
+            col: self.col,
+        }
     }
 
-    fn peek(&mut self) -> Option<char> {
-        self.chars.peek().copied()
+    fn peek(&self) -> Option<char> {
+        let b = *self.text.as_bytes().get(self.at)?;
+        if b < 0x80 {
+            Some(char::from(b))
+        } else {
+            self.text
+                .get(self.at..)
+                .and_then(|rest| rest.chars().next())
+        }
     }
 
     fn bump(&mut self) -> Option<char> {
-        let c = self.chars.next()?;
+        let c = self.peek()?;
+        self.at += c.len_utf8();
         if c == '\n' {
             self.line = self.line.saturating_add(1);
             self.col = 1;
@@ -120,7 +134,12 @@ impl Cursor<'_> {
 /// Reads `text` into s-expressions. `file` is used only in diagnostics.
 pub fn read(file: &str, text: &str) -> Result<SExprs, Diagnostic> {
     let err = |p: Pos, msg: String| Diagnostic::new(file, p.line, p.col, msg);
-    let mut cur = Cursor { chars: text.chars().peekable(), line: 1, col: 1 };
+    let mut cur = Cursor {
+        text,
+        at: 0,
+        line: 1,
+        col: 1,
+    };
     let mut out = SExprs::default();
     // Indices of the lists that are open, innermost last.
     let mut open: Vec<u32> = Vec::new();
@@ -141,7 +160,12 @@ pub fn read(file: &str, text: &str) -> Result<SExprs, Diagnostic> {
             '(' => {
                 cur.bump();
                 open.push(out.nodes.len() as u32);
-                out.nodes.push(SNode { atom: None, pos: p, close: p, end: 0 });
+                out.nodes.push(SNode {
+                    atom: None,
+                    pos: p,
+                    close: p,
+                    end: 0,
+                });
             }
             ')' => {
                 cur.bump();
@@ -161,19 +185,20 @@ pub fn read(file: &str, text: &str) -> Result<SExprs, Diagnostic> {
                 push_atom(&mut out, Atom::Str(s), p);
             }
             c if is_atom_char(c) => {
-                let mut tok = String::new();
-                while let Some(c) = cur.peek() {
-                    if !is_atom_char(c) {
-                        break;
-                    }
-                    tok.push(c);
+                let start = cur.at;
+                while cur.peek().is_some_and(is_atom_char) {
                     cur.bump();
                 }
-                let atom = classify(&tok).map_err(|m| err(p, m))?;
+                let tok = text.get(start..cur.at).unwrap_or("");
+                let atom = classify(tok).map_err(|m| err(p, m))?;
                 push_atom(&mut out, atom, p);
             }
             c => {
-                let shown = if c.is_ascii_graphic() { format!("`{c}`") } else { format!("{c:?}") };
+                let shown = if c.is_ascii_graphic() {
+                    format!("`{c}`")
+                } else {
+                    format!("{c:?}")
+                };
                 return Err(err(
                     p,
                     format!(
@@ -186,7 +211,10 @@ pub fn read(file: &str, text: &str) -> Result<SExprs, Diagnostic> {
     }
     if let Some(&i) = open.last() {
         let p = out.nodes[i as usize].pos;
-        return Err(err(p, "this `(` is never closed; add the matching `)`".into()));
+        return Err(err(
+            p,
+            "this `(` is never closed; add the matching `)`".into(),
+        ));
     }
     out.eof = cur.pos();
     Ok(out)
@@ -194,7 +222,12 @@ pub fn read(file: &str, text: &str) -> Result<SExprs, Diagnostic> {
 
 fn push_atom(out: &mut SExprs, atom: Atom, p: Pos) {
     let end = out.nodes.len() as u32 + 1;
-    out.nodes.push(SNode { atom: Some(atom), pos: p, close: p, end });
+    out.nodes.push(SNode {
+        atom: Some(atom),
+        pos: p,
+        close: p,
+        end,
+    });
 }
 
 /// Reads a string literal; the cursor is on the opening quote.
@@ -274,13 +307,14 @@ fn classify(tok: &str) -> Result<Atom, String> {
                 )
             });
         }
-        if let Some((a, b)) = digits.split_once('.') {
-            if all_digits(a) && all_digits(b) {
-                return match tok.parse::<f64>() {
-                    Ok(x) if x.is_finite() => Ok(Atom::Dec(x)),
-                    _ => Err(format!("number `{tok}` is too large; use a smaller time")),
-                };
-            }
+        if let Some((a, b)) = digits.split_once('.')
+            && all_digits(a)
+            && all_digits(b)
+        {
+            return match tok.parse::<f64>() {
+                Ok(x) if x.is_finite() => Ok(Atom::Dec(x)),
+                _ => Err(format!("number `{tok}` is too large; use a smaller time")),
+            };
         }
         return Err(format!(
             "malformed number `{tok}`; write integers like `3` or `-2` and decimals like \
@@ -306,7 +340,12 @@ mod tests {
     use super::*;
 
     fn atoms(text: &str) -> Vec<Option<Atom>> {
-        read("t", text).unwrap().nodes.into_iter().map(|n| n.atom).collect()
+        read("t", text)
+            .unwrap()
+            .nodes
+            .into_iter()
+            .map(|n| n.atom)
+            .collect()
     }
 
     #[test]
@@ -334,10 +373,20 @@ mod tests {
 
     #[test]
     fn malformed_numbers_and_atoms_are_rejected_at_their_start() {
-        for (text, col) in [("(a 1.)", 4), ("(a 1e5)", 4), ("(a -x.y)", 4), ("(a b.c)", 4)] {
+        for (text, col) in [
+            ("(a 1.)", 4),
+            ("(a 1e5)", 4),
+            ("(a -x.y)", 4),
+            ("(a b.c)", 4),
+        ] {
             let e = read("t", text).unwrap_err();
             assert_eq!((e.line, e.col), (1, col), "{text}: {e}");
         }
-        assert!(read("t", "(a 99999999999999999999)").unwrap_err().message.contains("64 bits"));
+        assert!(
+            read("t", "(a 99999999999999999999)")
+                .unwrap_err()
+                .message
+                .contains("64 bits")
+        );
     }
 }
