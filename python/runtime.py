@@ -244,7 +244,11 @@ class Trace:
         t = asyncio.current_task(self.loop)
         if t is None:
             return None
-        return self.ids.get(id(t), self.pending[-1] if self.pending else None)
+        if self.pending:
+            # An eager first step: the task is not registered yet, and ids
+            # may still map its address to an earlier, freed task.
+            return self.pending[-1]
+        return self.ids.get(id(t))
 
     def event(self, what):
         self.events.append({'t': self.loop.now, 'it': self.loop.iteration, 'task': self.current(), 'what': what})
@@ -317,7 +321,9 @@ class Trace:
                 state = {'done': r['fin']} if r['fin'] is not None else 'destroyed'
                 out.append({'name': r['name'], 'state': state, 'cancelling': r['cancelling']})
             else:
-                state = {'done': fin(t)} if t.done() else 'pending'
+                # A done task's state as recorded at completion, since an
+                # awaiter may have taken its CancelledError (and message).
+                state = {'done': r['fin']} if t.done() else 'pending'
                 out.append({'name': r['name'], 'state': state, 'cancelling': t.cancelling()})
         if self.recursed:
             for t in out:
@@ -374,7 +380,9 @@ def _drive(trace, loop, main):
         if not main_task.done():  # KeyboardInterrupt or SystemExit left the loop
             outcome = {'escaped': enc_exc(e)}
     if outcome is None:
-        outcome = {'main': fin(main_task)}
+        # As recorded at completion: run_until_complete's result() has since
+        # taken the CancelledError that held main's cancel message.
+        outcome = {'main': trace.tasks[0]['fin']}
     main_task = None
     leftover = trace.pending_tasks()
     if leftover:

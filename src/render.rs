@@ -158,9 +158,17 @@ pub fn diff(traces: &[(&str, &Trace)], labels: &[String]) -> Option<String> {
     if traces.iter().all(|(_, t)| *t == first) {
         return None;
     }
+    // The iteration is shown here (not in plain text) so that a difference
+    // in it alone is visible.
     let columns: Vec<Vec<String>> = traces
         .iter()
-        .map(|(_, t)| rows(t, labels).into_iter().map(|(a, b, c)| format!("{a} {b} {c}")).collect())
+        .map(|(_, t)| {
+            rows(t, labels)
+                .into_iter()
+                .zip(&t.events)
+                .map(|((a, b, c), e)| format!("{a}/{} {b} {c}", e.it))
+                .collect()
+        })
         .collect();
     let len = columns.iter().map(|c| c.len()).max().unwrap_or(0);
     let at = (0..len)
