@@ -257,7 +257,13 @@ class Trace:
         for idx, r in enumerate(self.tasks):
             t = r['ref']()
             if r['name'] == name and t is not None and not t.done():
-                self.event({'inject': {'task': idx, 'ret': t.cancel(msg)}})
+                try:
+                    ret = t.cancel(msg)
+                except RecursionError:  # Task.cancel recurses down await cycles
+                    self.recursed = True
+                    self.event({'phase': 'inject cancel of %s raised RecursionError' % name})
+                else:
+                    self.event({'inject': {'task': idx, 'ret': ret}})
 
     def factory(self, loop, coro, **kw):
         name, node = self.coro_names.get(coro.cr_code.co_name, (coro.cr_code.co_name, 0))
@@ -347,9 +353,11 @@ def run(main, coro_names, inject=()):
     (iteration, task name, message) cancels to make before that iteration."""
     global TRACE
     trace = TRACE = Trace(coro_names, inject)
+    # The program's N records into this run's trace even if its code runs
+    # after the run (a coroutine closed by a later collection in the worker).
+    main.__globals__['N'] = lambda node: _Node(trace, node)
     loop = trace.loop = VirtualLoop(trace)
     loop.set_task_factory(trace.factory)
-    BG.clear()
     gc_was = gc.isenabled()
     gc.disable()
     full_before = gc.get_stats()[2]['collections']
@@ -358,6 +366,10 @@ def run(main, coro_names, inject=()):
         tasks = trace.finals()
     finally:
         loop.close()
+        # The program's module globals die with it: a task still in the
+        # background set (its discard callback never ran) is collected now,
+        # not in some later program's run.
+        BG.clear()
         main = loop = None
         trace.event({'phase': 'collect'})
         # Everything this run allocated is in generation 0 unless a (gc)
