@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Builds the cargo-fuzz targets in fuzz/ (parse, parse_print) when a nightly
-# toolchain is present, installing cargo-fuzz if it is missing. Without a
-# nightly toolchain it says so and exits 0: the corpora are still replayed by
-# `cargo test --test fuzz_corpus` on stable.
+# Builds the cargo-fuzz targets in fuzz/ (parse, parse_print, model_invariants,
+# differential) when a nightly toolchain is present, installing cargo-fuzz if
+# it is missing. Without a nightly toolchain it says so and exits 0: the
+# corpora are still replayed by `cargo test --test fuzz_corpus` on stable.
 #
 # Usage: ci/fuzz-build.sh [--run SECONDS]   (--run also fuzzes each target briefly)
 set -euo pipefail
@@ -24,7 +24,7 @@ echo "fuzz-build: built fuzz targets: $(cargo +nightly fuzz list | tr '\n' ' ')"
 
 if [[ "${1:-}" == "--run" ]]; then
     secs="${2:-30}"
-    for target in parse parse_print; do
+    for target in $(cargo +nightly fuzz list); do
         echo "fuzz-build: fuzzing $target for ${secs}s"
         # Work on a scratch copy so that a short run does not grow the
         # checked-in corpus; findings still land in fuzz/artifacts/.

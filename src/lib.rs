@@ -13,3 +13,7 @@ pub mod pygen;
 pub mod render;
 pub mod generate;
 pub mod bench;
+pub mod campaign;
+pub mod model;
+pub mod invariants;
+pub mod explore;

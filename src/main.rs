@@ -51,6 +51,76 @@ enum Cmd {
         #[arg(long, default_value_t = 12)]
         size: usize,
     },
+    /// The fuzz campaign (the main job): generated programs on sets of
+    /// backends, traces diffed against the first backend's and checked by
+    /// the invariants; each distinct failure is minimized and written as a
+    /// bundle under --out. With no backends: each model profile against its
+    /// CPython when the model is available, else every CPython cross-version.
+    Fuzz {
+        /// Seconds to run (default 60 when --cases is not given).
+        #[arg(long)]
+        time: Option<f64>,
+        /// Stop when case numbers reach N (counted from 0 across --resume).
+        #[arg(long)]
+        cases: Option<u64>,
+        /// Campaign seed: case i runs the program of seed S+i (default: from the clock).
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Parallel jobs (default: all cores).
+        #[arg(long)]
+        jobs: Option<usize>,
+        /// A backend spec, repeatable; every trace is compared against the first's.
+        #[arg(long = "backend", short = 'b')]
+        backends: Vec<String>,
+        /// Where bundles and campaign.json go.
+        #[arg(long, default_value = "findings")]
+        out: String,
+        /// Continue the campaign saved in OUT/campaign.json.
+        #[arg(long)]
+        resume: bool,
+        /// Rough nodes per generated program (default 12).
+        #[arg(long)]
+        size: Option<usize>,
+    },
+    /// Rerun a finding bundle (a directory) or a .ct file on its backends
+    /// (meta.json, or the file's `; backends:` line; --backend overrides).
+    /// Exit 1 while it still fails, 0 once it passes, 2 on bad input.
+    Repro {
+        path: String,
+        #[arg(long = "backend", short = 'b')]
+        backends: Vec<String>,
+    },
+    /// Minimize a failing program by hand, preserving its failure's
+    /// signature; prints the result.
+    Minimize {
+        file: String,
+        #[arg(long = "backend", short = 'b')]
+        backends: Vec<String>,
+        /// Most candidate runs.
+        #[arg(long, default_value_t = 5000)]
+        max_tests: usize,
+    },
+    /// Run a program on each backend and check every invariant that holds
+    /// for that backend's Python version. Exit 1 if any is violated.
+    Check {
+        file: String,
+        #[arg(long = "backend", short = 'b', default_value = "cpython:3.12")]
+        backends: Vec<String>,
+    },
+    /// Rerun a program once per cancel point (each task alive at each loop
+    /// iteration boundary, cancelled there) and check every invariant on
+    /// every run. Exit 1 if any is violated.
+    Explore {
+        file: String,
+        #[arg(long = "backend", short = 'b', default_value = "cpython:3.12")]
+        backend: String,
+        /// Cancels injected per run: 1, or 2 for every ordered pair of points.
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=2))]
+        cancels: u32,
+        /// Most runs to make; the rest are counted as skipped.
+        #[arg(long, default_value_t = canceltree::explore::DEFAULT_MAX_RUNS)]
+        max_runs: usize,
+    },
     /// List the interpreters found and the backend specs they provide.
     Backends,
     /// Run the same generated programs on each backend and print programs/s,
@@ -152,6 +222,20 @@ fn run(cmd: Cmd) -> Result<ExitCode, String> {
             println!("{} programs {from}, {:.1} nodes on average", programs.len(), nodes as f64 / programs.len().max(1) as f64);
             print!("{}", bench::report(&bench::measure(&mut opened, &programs)));
             Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Fuzz { time, cases, seed, jobs, backends, out, resume, size } => {
+            let mut cfg = canceltree::campaign::Config::new(out);
+            cfg.backends = backends;
+            (cfg.time, cfg.cases, cfg.seed, cfg.jobs, cfg.size, cfg.resume) = (time, cases, seed, jobs, size, resume);
+            canceltree::campaign::cli::fuzz(cfg).map(ExitCode::from)
+        }
+        Cmd::Repro { path, backends } => canceltree::campaign::cli::repro(&path, &backends).map(ExitCode::from),
+        Cmd::Minimize { file, backends, max_tests } => {
+            canceltree::campaign::cli::minimize(&file, &backends, max_tests).map(ExitCode::from)
+        }
+        Cmd::Check { file, backends } => canceltree::explore::check_cli(&load(&file)?, &backends),
+        Cmd::Explore { file, backend, cancels, max_runs } => {
+            canceltree::explore::explore_cli(&load(&file)?, &backend, cancels, max_runs)
         }
         Cmd::Backends => {
             let found = backend::discover::all();

@@ -117,10 +117,10 @@ pub fn open(spec: &Spec) -> Result<Box<dyn Backend>, String> {
             }
             Ok(Box::new(CpythonBackend::start(spec.clone(), found)?))
         }
-        Family::Model(..) => Err(format!(
-            "`{}`: the reference model is not part of this build yet; use a cpython: backend",
-            spec.text
-        )),
+        Family::Model(a, b) => {
+            let profile = crate::model::Profile::new(*a, *b, spec.eager).map_err(|e| format!("`{}`: {e}", spec.text))?;
+            Ok(Box::new(crate::model::ModelBackend::new(&spec.text, profile)))
+        }
     }
 }
 

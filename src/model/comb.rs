@@ -1,0 +1,584 @@
+//! Combinators after `tasks.py`, `timeouts.py` and `taskgroups.py`:
+//! gather (with its message quirks and 3.12's synchronous completion),
+//! shield, timeout, wait_for (3.11's task-based one and 3.12+'s), TaskGroup
+//! (3.13's exit changes as flags), wait and as_completed.
+
+use super::coro::{Act, Comp, Frame, NONE, Sig};
+use super::eventloop::HId;
+use super::exc::{Cls, ExcId};
+use super::fut::{Cb, FKind, FState, FutId, V};
+use super::run::{Hcb, Machine};
+use crate::ast::{Kind, NodeId, WaitWhen};
+use std::collections::VecDeque;
+use std::rc::Rc;
+
+#[derive(Clone, Debug, Default)]
+pub struct Gather {
+    pub children: Vec<FutId>,
+    pub nfuts: u32,
+    pub nfinished: u32,
+    pub return_exceptions: bool,
+    pub cancel_requested: bool,
+    pub outer: Option<FutId>,
+}
+
+#[derive(Clone, Debug)]
+pub struct Timeout {
+    /// 0 created, 1 entered, 2 expiring, 3 expired, 4 exited.
+    pub state: u8,
+    pub handler: Option<HId>,
+    pub task: u32,
+    pub cancelling: u32,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct TaskGroup {
+    pub exiting: bool,
+    pub aborting: bool,
+    pub parent: u32,
+    pub parent_cancel_requested: bool,
+    pub tasks: Vec<FutId>,
+    pub errors: Vec<ExcId>,
+    pub base_error: Option<ExcId>,
+    pub on_completed_fut: Option<FutId>,
+    pub propagate: Option<ExcId>,
+}
+
+#[derive(Clone, Debug)]
+pub struct Wait {
+    pub futs: Vec<FutId>,
+    pub waiter: FutId,
+    pub timer: Option<HId>,
+    pub counter: i64,
+    pub when: WaitWhen,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct AsCompleted {
+    pub todo: Vec<FutId>,
+    pub all: Vec<FutId>,
+    pub queue: VecDeque<Option<FutId>>,
+    pub getters: VecDeque<FutId>,
+    pub timer: Option<HId>,
+    pub left: u32,
+    pub results: Vec<V>,
+}
+
+/// Which combinator a `Frame::Comb` runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CombKind {
+    /// asyncio.wait: a = wait index.
+    Wait,
+    /// as_completed: a = index, b = current getter or NONE.
+    AsCompleted,
+    /// wait_for with timeout <= 0: a = fut, b = waiter, c = phase.
+    WaitForNow,
+    /// 3.11 wait_for: a = fut, b = waiter, c = timer; phase in the wf11 table.
+    WaitFor11,
+}
+
+impl Machine {
+    /// Reads the awaitable children of `node`: futures, or new coroutines.
+    pub(super) fn awaitables(
+        &mut self,
+        t: Option<u32>,
+        node: NodeId,
+    ) -> Result<Vec<Result<FutId, NodeId>>, ExcId> {
+        let p = self.p();
+        let mut out = Vec::new();
+        for c in p.children(node) {
+            if let Kind::Ref(_) = p.kind(c) {
+                out.push(Ok(self.read_fut(t, c)?));
+            } else {
+                out.push(Err(c));
+            }
+        }
+        Ok(out)
+    }
+
+    pub(super) fn ensure_future(&mut self, a: Result<FutId, NodeId>) -> FutId {
+        match a {
+            Ok(f) => f,
+            Err(c) => {
+                let name = self.sc.aw_name[c as usize]
+                    .clone()
+                    .unwrap_or_else(|| Rc::from(format!("@{c}")));
+                let func = self.aw_fn(c);
+                self.create_task(func, name)
+            }
+        }
+    }
+
+    /// The function that runs awaitable node `c` as a coroutine.
+    pub fn aw_fn(&self, c: NodeId) -> u32 {
+        if matches!(self.p().kind(c), Kind::Do) {
+            c
+        } else {
+            self.sc.exec_fn[c as usize]
+        }
+    }
+
+    /// `asyncio.gather(...)` for node `node`: the outer future.
+    pub fn gather_new(&mut self, t: Option<u32>, node: NodeId) -> Result<FutId, ExcId> {
+        let Kind::Gather { return_exceptions } = *self.p().kind(node) else {
+            unreachable!()
+        };
+        let args = self.awaitables(t, node)?;
+        Ok(self.gather_of(args, return_exceptions))
+    }
+
+    pub fn gather_existing(&mut self, futs: &[FutId]) -> FutId {
+        let args = futs.iter().map(|&f| Ok(f)).collect();
+        self.gather_of(args, true)
+    }
+
+    fn gather_of(&mut self, args: Vec<Result<FutId, NodeId>>, return_exceptions: bool) -> FutId {
+        if args.is_empty() {
+            let outer = self.new_fut(FKind::Plain);
+            self.set_result(outer, V::List(Rc::from(Vec::new())));
+            return outer;
+        }
+        let gid = self.gathers.len() as u32;
+        self.gathers.push(Gather {
+            return_exceptions,
+            ..Gather::default()
+        });
+        let mut done_futs = Vec::new();
+        let mut seen: Vec<FutId> = Vec::new();
+        for a in args {
+            let fut = match a {
+                Ok(f) if seen.contains(&f) => {
+                    self.gathers[gid as usize].children.push(f);
+                    continue;
+                }
+                a => {
+                    let is_coro = a.is_err();
+                    let f = self.ensure_future(a);
+                    if is_coro {
+                        if let Some(x) = self.task_of(f) {
+                            self.tasks[x as usize].log_destroy_pending = false;
+                        }
+                    }
+                    f
+                }
+            };
+            seen.push(fut);
+            self.gathers[gid as usize].nfuts += 1;
+            if self.profile.gather_sync_done && self.done(fut) {
+                done_futs.push(fut);
+            } else {
+                self.add_done_callback(fut, Cb::Gather(gid));
+            }
+            self.gathers[gid as usize].children.push(fut);
+        }
+        let outer = self.new_fut(FKind::Gather(gid));
+        self.gathers[gid as usize].outer = Some(outer);
+        for f in done_futs {
+            self.gather_done_cb(gid, f);
+        }
+        outer
+    }
+
+    /// gather's `_done_callback(fut)`.
+    pub fn gather_done_cb(&mut self, gid: u32, fut: FutId) {
+        let g = &mut self.gathers[gid as usize];
+        g.nfinished += 1;
+        let outer = g.outer;
+        let re = g.return_exceptions;
+        let Some(outer) = outer.filter(|&o| !self.done(o)) else {
+            if self.futs[fut as usize].state != FState::Cancelled {
+                self.exception(fut);
+            }
+            return;
+        };
+        if !re {
+            if self.futs[fut as usize].state == FState::Cancelled {
+                let exc = self.make_cancelled_error(fut);
+                self.set_exception(outer, exc);
+                return;
+            }
+            if let Some(exc) = self.exception(fut) {
+                self.set_exception(outer, exc);
+                return;
+            }
+        }
+        let g = &self.gathers[gid as usize];
+        if g.nfinished == g.nfuts {
+            let children = g.children.clone();
+            let mut results = Vec::with_capacity(children.len());
+            for &c in &children {
+                if self.futs[c as usize].state == FState::Cancelled {
+                    let msg = self.futs[c as usize]
+                        .cancel_msg
+                        .clone()
+                        .unwrap_or_else(|| Rc::from(""));
+                    results.push(V::Exc(self.excs.new(Cls::CANCELLED, Some(msg))));
+                } else {
+                    match self.exception(c) {
+                        Some(e) => results.push(V::Exc(e)),
+                        None => results.push(self.futs[c as usize].result.clone()),
+                    }
+                }
+            }
+            if self.gathers[gid as usize].cancel_requested {
+                // `fut` is the loop variable now: the last child.
+                let last = *children.last().expect("gather has children");
+                let exc = self.make_cancelled_error(last);
+                self.set_exception(outer, exc);
+            } else {
+                self.set_result(outer, V::List(Rc::from(results)));
+            }
+        }
+    }
+
+    /// `asyncio.shield(aw)`.
+    pub fn shield_new(&mut self, t: Option<u32>, node: NodeId) -> Result<FutId, ExcId> {
+        let a = self
+            .awaitables(t, node)?
+            .pop()
+            .expect("shield has an operand");
+        let inner = self.ensure_future(a);
+        if self.done(inner) {
+            return Ok(inner);
+        }
+        let outer = self.new_fut(FKind::Plain);
+        self.add_done_callback(inner, Cb::ShieldInner(outer));
+        self.add_done_callback(outer, Cb::ShieldOuter(inner));
+        Ok(outer)
+    }
+
+    pub fn shield_inner_done(&mut self, outer: FutId, inner: FutId) {
+        if self.futs[outer as usize].state == FState::Cancelled {
+            if self.futs[inner as usize].state != FState::Cancelled {
+                self.exception(inner);
+            }
+            return;
+        }
+        if self.futs[inner as usize].state == FState::Cancelled {
+            self.fut_cancel(outer, None);
+        } else if let Some(e) = self.exception(inner) {
+            self.set_exception(outer, e);
+        } else {
+            let v = self.futs[inner as usize].result.clone();
+            self.set_result(outer, v);
+        }
+    }
+
+    pub fn shield_outer_done(&mut self, inner: FutId, outer: FutId) {
+        if !self.done(inner) {
+            self.remove_done_callback(inner, Cb::ShieldInner(outer));
+        }
+    }
+
+    // ---- wait ----------------------------------------------------------
+
+    pub fn wait_start(&mut self, t: u32, node: NodeId) -> Act {
+        let Kind::Wait { when, timeout } = *self.p().kind(node) else {
+            unreachable!()
+        };
+        let args = match self.awaitables(Some(t), node) {
+            Ok(a) => a,
+            Err(e) => return Act::Again(Sig::Child(Comp::Raise(e))),
+        };
+        if args.is_empty() {
+            let e = self.raise_new(Some(t), Cls::VALUE, "Set of Tasks/Futures is empty.");
+            return Act::Again(Sig::Child(Comp::Raise(e)));
+        }
+        let mut futs: Vec<FutId> = Vec::new();
+        for a in args.into_iter().flatten() {
+            if !futs.contains(&a) {
+                futs.push(a);
+            }
+        }
+        let waiter = self.new_fut(FKind::Plain);
+        let timer = timeout.map(|d| self.lp.call_later(d.0, Hcb::ReleaseWaiter(waiter)));
+        let w = self.waits.len() as u32;
+        self.waits.push(Wait {
+            futs: futs.clone(),
+            waiter,
+            timer,
+            counter: futs.len() as i64,
+            when,
+        });
+        for f in futs {
+            self.add_done_callback(f, Cb::WaitDone(w));
+        }
+        Act::Push(Frame::Comb {
+            kind: CombKind::Wait,
+            a: w,
+            b: 0,
+            c: 0,
+        })
+    }
+
+    pub fn wait_on_completion(&mut self, w: u32, f: FutId) {
+        self.waits[w as usize].counter -= 1;
+        let x = &self.waits[w as usize];
+        let fire = x.counter <= 0
+            || x.when == WaitWhen::FirstCompleted
+            || (x.when == WaitWhen::FirstException
+                && self.futs[f as usize].state != FState::Cancelled
+                && self.exception(f).is_some());
+        if fire {
+            let x = &self.waits[w as usize];
+            let (timer, waiter) = (x.timer, x.waiter);
+            if let Some(h) = timer {
+                self.lp.cancel(h);
+            }
+            if !self.done(waiter) {
+                self.set_result(waiter, V::None);
+            }
+        }
+    }
+
+    // ---- as_completed --------------------------------------------------
+
+    pub fn ac_start(&mut self, t: u32, node: NodeId) -> Act {
+        let Kind::AsCompleted { timeout } = *self.p().kind(node) else {
+            unreachable!()
+        };
+        let args = match self.awaitables(Some(t), node) {
+            Ok(a) => a,
+            Err(e) => return Act::Again(Sig::Child(Comp::Raise(e))),
+        };
+        let mut todo: Vec<FutId> = Vec::new();
+        for a in args {
+            let f = self.ensure_future(a);
+            if !todo.contains(&f) {
+                todo.push(f);
+            }
+        }
+        let ac = self.acs.len() as u32;
+        for &f in &todo {
+            self.add_done_callback(f, Cb::AcDone(ac));
+        }
+        let timer = match timeout {
+            Some(d) if !todo.is_empty() => Some(self.lp.call_later(d.0, Hcb::AcTimeout(ac))),
+            _ => None,
+        };
+        let left = todo.len() as u32;
+        self.acs.push(AsCompleted {
+            all: todo.clone(),
+            todo,
+            timer,
+            left,
+            ..AsCompleted::default()
+        });
+        Act::Push(Frame::Comb {
+            kind: CombKind::AsCompleted,
+            a: ac,
+            b: NONE,
+            c: 0,
+        })
+    }
+
+    fn queue_put(&mut self, ac: u32, item: Option<FutId>) {
+        self.acs[ac as usize].queue.push_back(item);
+        while let Some(w) = self.acs[ac as usize].getters.pop_front() {
+            if !self.done(w) {
+                self.set_result(w, V::None);
+                break;
+            }
+        }
+    }
+
+    pub fn ac_on_completion(&mut self, ac: u32, f: FutId) {
+        if self.acs[ac as usize].todo.is_empty() {
+            return;
+        }
+        self.acs[ac as usize].todo.retain(|&x| x != f);
+        self.queue_put(ac, Some(f));
+        if self.acs[ac as usize].todo.is_empty() {
+            if let Some(h) = self.acs[ac as usize].timer {
+                self.lp.cancel(h);
+            }
+        }
+    }
+
+    pub fn ac_timeout(&mut self, ac: u32) {
+        let todo = std::mem::take(&mut self.acs[ac as usize].todo);
+        for f in todo {
+            self.remove_done_callback(f, Cb::AcDone(ac));
+            self.queue_put(ac, None);
+        }
+    }
+
+    pub fn comb_frame(&mut self, t: u32, fr: &mut Frame, sig: Sig) -> Act {
+        let Frame::Comb { kind, a, b, c } = *fr else {
+            unreachable!()
+        };
+        match kind {
+            CombKind::Wait => match sig {
+                Sig::Start => Act::Push(Frame::Await {
+                    fut: self.waits[a as usize].waiter,
+                }),
+                Sig::Child(r) => {
+                    let x = self.waits[a as usize].clone();
+                    if let Some(h) = x.timer {
+                        self.lp.cancel(h);
+                    }
+                    for &f in &x.futs {
+                        self.remove_done_callback(f, Cb::WaitDone(a));
+                    }
+                    if let Comp::Raise(_) = r {
+                        return Act::Pop(r);
+                    }
+                    let n = x.futs.iter().filter(|&&f| self.done(f)).count();
+                    Act::Pop(Comp::Norm(V::Int(n as i64)))
+                }
+                _ => unreachable!(),
+            },
+            CombKind::AsCompleted => {
+                match sig {
+                    Sig::Start => {}
+                    Sig::Child(Comp::Raise(e)) => {
+                        // Queue.get's `except: getter.cancel(); ...; raise`
+                        let getter = b;
+                        self.fut_cancel(getter, None);
+                        self.acs[a as usize].getters.retain(|&x| x != getter);
+                        if !self.acs[a as usize].queue.is_empty()
+                            && self.futs[getter as usize].state != FState::Cancelled
+                        {
+                            if let Some(w) = self.acs[a as usize].getters.pop_front() {
+                                self.set_result(w, V::None);
+                            }
+                        }
+                        return Act::Pop(Comp::Raise(e));
+                    }
+                    Sig::Child(_) => {}
+                    _ => unreachable!(),
+                }
+                loop {
+                    if self.acs[a as usize].left == 0 {
+                        let results = std::mem::take(&mut self.acs[a as usize].results);
+                        return Act::Pop(Comp::Norm(V::List(Rc::from(results))));
+                    }
+                    let Some(item) = self.acs[a as usize].queue.pop_front() else {
+                        let getter = self.new_fut(FKind::Plain);
+                        self.acs[a as usize].getters.push_back(getter);
+                        *fr = Frame::Comb {
+                            kind,
+                            a,
+                            b: getter,
+                            c,
+                        };
+                        return Act::Push(Frame::Await { fut: getter });
+                    };
+                    self.acs[a as usize].left -= 1;
+                    match item {
+                        None => {
+                            let e = self.raise_new(Some(t), Cls::TIMEOUT, "");
+                            self.excs.objs[e as usize].msg = None;
+                            return Act::Pop(Comp::Raise(e));
+                        }
+                        Some(f) => match self.result(f) {
+                            Ok(v) => self.acs[a as usize].results.push(v),
+                            Err(e) => {
+                                self.raise_here(Some(t), e);
+                                return Act::Pop(Comp::Raise(e));
+                            }
+                        },
+                    }
+                }
+            }
+            CombKind::WaitForNow => match (c, sig) {
+                // _cancel_and_wait(fut)
+                (0, Sig::Start) => {
+                    let waiter = self.new_fut(FKind::Plain);
+                    self.add_done_callback(a, Cb::Release(waiter));
+                    *fr = Frame::Comb {
+                        kind,
+                        a,
+                        b: waiter,
+                        c: 1,
+                    };
+                    if let Err(e) = self.cancel(a, None) {
+                        self.raise_here(Some(t), e);
+                        self.remove_done_callback(a, Cb::Release(waiter));
+                        return Act::Pop(Comp::Raise(e));
+                    }
+                    Act::Push(Frame::Await { fut: waiter })
+                }
+                (1, Sig::Child(r)) => {
+                    self.remove_done_callback(a, Cb::Release(b));
+                    if let Comp::Raise(_) = r {
+                        return Act::Pop(r);
+                    }
+                    Act::Pop(self.result_or_timeout(t, a))
+                }
+                _ => unreachable!(),
+            },
+            CombKind::WaitFor11 => self.wait_for_11(t, fr, sig),
+        }
+    }
+
+    /// 3.11's wait_for with a positive timeout; `Frame::Comb` c holds the
+    /// timer, and the phase lives in the waiter-2 encoding of `b`.
+    fn wait_for_11(&mut self, t: u32, fr: &mut Frame, sig: Sig) -> Act {
+        let Frame::Comb {
+            kind,
+            a: fut,
+            b: waiter,
+            c: timer,
+        } = *fr
+        else {
+            unreachable!()
+        };
+        let st = self.wf11.get(&(t, fut)).copied();
+        match (st, sig) {
+            (None, Sig::Start) => {
+                self.wf11.insert((t, fut), (0, NONE, NONE));
+                Act::Push(Frame::Await { fut: waiter })
+            }
+            (Some((0, _, _)), Sig::Child(r)) => {
+                let cancelled = matches!(r, Comp::Raise(e) if self.excs.cls(e).is_cancelled());
+                if let Comp::Raise(e) = r {
+                    if !cancelled {
+                        self.lp.cancel(timer);
+                        return Act::Pop(Comp::Raise(e));
+                    }
+                }
+                let ce = if let Comp::Raise(e) = r { e } else { NONE };
+                if self.done(fut) {
+                    self.lp.cancel(timer);
+                    let c = match self.result(fut) {
+                        Ok(v) => Comp::Norm(v),
+                        Err(e) => {
+                            if ce != NONE {
+                                self.excs.chain(e, Some(ce));
+                            } else {
+                                self.raise_here(Some(t), e);
+                            }
+                            self.tb_ref(e, super::gc::TbRef::Fut(fut));
+                            Comp::Raise(e)
+                        }
+                    };
+                    return Act::Pop(c);
+                }
+                self.remove_done_callback(fut, Cb::Release(waiter));
+                let w2 = self.new_fut(FKind::Plain);
+                self.add_done_callback(fut, Cb::Release(w2));
+                self.wf11.insert((t, fut), (1, ce, w2));
+                let _ = kind;
+                if let Err(e) = self.cancel(fut, None) {
+                    self.lp.cancel(timer);
+                    return Act::Pop(Comp::Raise(e));
+                }
+                Act::Push(Frame::Await { fut: w2 })
+            }
+            (Some((1, ce, w2)), Sig::Child(r)) => {
+                self.remove_done_callback(fut, Cb::Release(w2));
+                self.lp.cancel(timer);
+                if let Comp::Raise(_) = r {
+                    return Act::Pop(r);
+                }
+                if ce != NONE {
+                    // bare `raise` of the CancelledError being handled
+                    return Act::Pop(Comp::Raise(ce));
+                }
+                Act::Pop(self.result_or_timeout(t, fut))
+            }
+            _ => unreachable!("wait_for frame got an unexpected signal"),
+        }
+    }
+}

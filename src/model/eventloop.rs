@@ -1,0 +1,250 @@
+//! `base_events`' loop: a FIFO ready queue of handles, timers in a binary
+//! heap with exactly `heapq`'s sift order (ties pop in heap order, not
+//! FIFO), lazy removal of cancelled timers with the >100 / >half rebuild,
+//! and `_run_once`'s clock arithmetic in the same f64 order.
+
+use std::collections::VecDeque;
+
+pub type HId = u32;
+
+pub const MIN_SCHEDULED_TIMER_HANDLES: usize = 100;
+pub const MIN_CANCELLED_TIMER_HANDLES_FRACTION: f64 = 0.5;
+pub const MAXIMUM_SELECT_TIMEOUT: f64 = 24.0 * 3600.0;
+pub const CLOCK_RESOLUTION: f64 = 1e-9;
+
+/// A handle: a callback the loop will run, with its cancelled flag.
+#[derive(Clone, Copy, Debug)]
+pub struct Handle<C: Copy> {
+    pub cb: C,
+    pub cancelled: bool,
+    pub when: f64,
+    /// In the timer heap (`_scheduled`).
+    pub scheduled: bool,
+    pub live: bool,
+}
+
+pub struct EventLoop<C: Copy> {
+    pub handles: Vec<Handle<C>>,
+    pub ready: VecDeque<HId>,
+    /// `_scheduled`, a heap ordered by `when` only.
+    pub heap: Vec<HId>,
+    pub timer_cancelled_count: usize,
+    pub now: f64,
+    pub stopping: bool,
+    pub iteration: u32,
+}
+
+impl<C: Copy> Default for EventLoop<C> {
+    fn default() -> Self {
+        EventLoop {
+            handles: Vec::new(),
+            ready: VecDeque::new(),
+            heap: Vec::new(),
+            timer_cancelled_count: 0,
+            now: 0.0,
+            stopping: false,
+            iteration: 0,
+        }
+    }
+}
+
+impl<C: Copy> EventLoop<C> {
+    pub fn clear(&mut self) {
+        self.handles.clear();
+        self.ready.clear();
+        self.heap.clear();
+        self.timer_cancelled_count = 0;
+        self.now = 0.0;
+        self.stopping = false;
+        self.iteration = 0;
+    }
+
+    fn alloc(&mut self, cb: C, when: f64) -> HId {
+        let h = Handle {
+            cb,
+            cancelled: false,
+            when,
+            scheduled: false,
+            live: true,
+        };
+        self.handles.push(h);
+        self.handles.len() as HId - 1
+    }
+
+    /// Returns a handle's slot once nothing refers to it any more.
+    /// Handles are never reused within a run (frames keep their ids to
+    /// cancel them later); this only marks a handle as run or dropped.
+    pub fn release(&mut self, h: HId) {
+        let x = &mut self.handles[h as usize];
+        if !x.scheduled {
+            x.live = false;
+        }
+    }
+
+    pub fn call_soon(&mut self, cb: C) -> HId {
+        let h = self.alloc(cb, 0.0);
+        self.ready.push_back(h);
+        h
+    }
+
+    pub fn call_at(&mut self, when: f64, cb: C) -> HId {
+        let h = self.alloc(cb, when);
+        self.handles[h as usize].scheduled = true;
+        self.heap.push(h);
+        let n = self.heap.len();
+        self.sift_down(0, n - 1);
+        h
+    }
+
+    pub fn call_later(&mut self, delay: f64, cb: C) -> HId {
+        let when = self.now + delay;
+        self.call_at(when, cb)
+    }
+
+    /// `Handle.cancel()` / `TimerHandle.cancel()`.
+    pub fn cancel(&mut self, h: HId) {
+        let x = &mut self.handles[h as usize];
+        if x.cancelled {
+            return;
+        }
+        x.cancelled = true;
+        if x.scheduled {
+            self.timer_cancelled_count += 1;
+        }
+    }
+
+    fn lt(&self, a: HId, b: HId) -> bool {
+        self.handles[a as usize].when < self.handles[b as usize].when
+    }
+
+    /// heapq._siftdown: move the item at `pos` up towards `start`.
+    fn sift_down(&mut self, start: usize, mut pos: usize) {
+        let item = self.heap[pos];
+        while pos > start {
+            let parentpos = (pos - 1) >> 1;
+            let parent = self.heap[parentpos];
+            if self.lt(item, parent) {
+                self.heap[pos] = parent;
+                pos = parentpos;
+                continue;
+            }
+            break;
+        }
+        self.heap[pos] = item;
+    }
+
+    /// heapq._siftup: move the item at `pos` down to a leaf, then sift it up.
+    fn sift_up(&mut self, mut pos: usize) {
+        let endpos = self.heap.len();
+        let startpos = pos;
+        let item = self.heap[pos];
+        let mut childpos = 2 * pos + 1;
+        while childpos < endpos {
+            let rightpos = childpos + 1;
+            if rightpos < endpos && !self.lt(self.heap[childpos], self.heap[rightpos]) {
+                childpos = rightpos;
+            }
+            self.heap[pos] = self.heap[childpos];
+            pos = childpos;
+            childpos = 2 * pos + 1;
+        }
+        self.heap[pos] = item;
+        self.sift_down(startpos, pos);
+    }
+
+    fn heappop(&mut self) -> HId {
+        let last = self.heap.pop().expect("heappop on empty heap");
+        if self.heap.is_empty() {
+            return last;
+        }
+        let ret = self.heap[0];
+        self.heap[0] = last;
+        self.sift_up(0);
+        ret
+    }
+
+    fn heapify(&mut self) {
+        let n = self.heap.len();
+        for i in (0..n / 2).rev() {
+            self.sift_up(i);
+        }
+    }
+
+    /// The first half of `_run_once`: drop cancelled timers, wait (advance
+    /// the virtual clock) and move expired timers to the ready queue.
+    /// Returns false when `select(None)` would block forever (deadlock).
+    pub fn prepare(&mut self) -> bool {
+        let sched_count = self.heap.len();
+        if sched_count > MIN_SCHEDULED_TIMER_HANDLES
+            && (self.timer_cancelled_count as f64) / (sched_count as f64)
+                > MIN_CANCELLED_TIMER_HANDLES_FRACTION
+        {
+            let old = std::mem::take(&mut self.heap);
+            for h in old {
+                if self.handles[h as usize].cancelled {
+                    self.handles[h as usize].scheduled = false;
+                    self.release(h);
+                } else {
+                    self.heap.push(h);
+                }
+            }
+            self.heapify();
+            self.timer_cancelled_count = 0;
+        } else {
+            while let Some(&h) = self.heap.first() {
+                if !self.handles[h as usize].cancelled {
+                    break;
+                }
+                self.timer_cancelled_count -= 1;
+                let h = self.heappop();
+                self.handles[h as usize].scheduled = false;
+                self.release(h);
+            }
+        }
+        let timeout = if !self.ready.is_empty() || self.stopping {
+            Some(0.0)
+        } else if let Some(&h) = self.heap.first() {
+            let when = self.handles[h as usize].when;
+            let mut t = when - self.now;
+            if t > MAXIMUM_SELECT_TIMEOUT {
+                t = MAXIMUM_SELECT_TIMEOUT;
+            } else if t < 0.0 {
+                t = 0.0;
+            }
+            Some(t)
+        } else {
+            None
+        };
+        let Some(timeout) = timeout else { return false };
+        self.now += timeout;
+        let end_time = self.now + CLOCK_RESOLUTION;
+        while let Some(&h) = self.heap.first() {
+            if self.handles[h as usize].when >= end_time {
+                break;
+            }
+            let h = self.heappop();
+            self.handles[h as usize].scheduled = false;
+            self.ready.push_back(h);
+        }
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timer_ties_pop_in_heap_order_not_fifo() {
+        // Ten call_at with the same deadline plus one later timer fire as
+        // [0, 2, 6, 5, 9, 8, 7, 1, 3, 4] on CPython (scheduling facts, 2).
+        let mut l: EventLoop<u32> = EventLoop::default();
+        for i in 0..10 {
+            l.call_at(1.0, i);
+        }
+        l.call_at(2.0, 99);
+        assert!(l.prepare());
+        let order: Vec<u32> = l.ready.iter().map(|&h| l.handles[h as usize].cb).collect();
+        assert_eq!(order, vec![0, 2, 6, 5, 9, 8, 7, 1, 3, 4]);
+    }
+}

@@ -1,0 +1,206 @@
+//! Exception objects: class, message, group members and the
+//! `__cause__`/`__context__` links, in an arena so identity is kept (a
+//! re-raised exception is the same object, as chaining requires).
+
+use crate::ast::{CatchClass, ExcClass};
+use crate::trace::{Exc, Link, Value};
+use std::rc::Rc;
+
+pub type ExcId = u32;
+
+/// Every exception class a run can produce.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Cls {
+    Prog(ExcClass),
+    GeneratorExit,
+    ExceptionGroup,
+    BaseExceptionGroup,
+    InvalidStateError,
+    NameError,
+    UnboundLocalError,
+    AttributeError,
+    RecursionError,
+}
+
+impl Cls {
+    pub const CANCELLED: Cls = Cls::Prog(ExcClass::CancelledError);
+    pub const TIMEOUT: Cls = Cls::Prog(ExcClass::TimeoutError);
+    pub const RUNTIME: Cls = Cls::Prog(ExcClass::RuntimeError);
+    pub const VALUE: Cls = Cls::Prog(ExcClass::ValueError);
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Cls::Prog(c) => match c {
+                ExcClass::ValueError => "ValueError",
+                ExcClass::KeyError => "KeyError",
+                ExcClass::RuntimeError => "RuntimeError",
+                ExcClass::TypeError => "TypeError",
+                ExcClass::TimeoutError => "TimeoutError",
+                ExcClass::CancelledError => "CancelledError",
+                ExcClass::KeyboardInterrupt => "KeyboardInterrupt",
+                ExcClass::User(n) => {
+                    ["E0", "E1", "E2", "E3", "E4", "E5", "E6", "E7", "E8", "E9"][n as usize % 10]
+                }
+            },
+            Cls::GeneratorExit => "GeneratorExit",
+            Cls::ExceptionGroup => "ExceptionGroup",
+            Cls::BaseExceptionGroup => "BaseExceptionGroup",
+            Cls::InvalidStateError => "InvalidStateError",
+            Cls::NameError => "NameError",
+            Cls::UnboundLocalError => "UnboundLocalError",
+            Cls::AttributeError => "AttributeError",
+            Cls::RecursionError => "RecursionError",
+        }
+    }
+
+    /// A subclass of `Exception` (as opposed to only `BaseException`).
+    pub fn is_exception(self) -> bool {
+        !matches!(
+            self,
+            Cls::Prog(ExcClass::CancelledError)
+                | Cls::Prog(ExcClass::KeyboardInterrupt)
+                | Cls::GeneratorExit
+                | Cls::BaseExceptionGroup
+        )
+    }
+
+    pub fn is_cancelled(self) -> bool {
+        self == Cls::CANCELLED
+    }
+
+    pub fn is_group(self) -> bool {
+        matches!(self, Cls::ExceptionGroup | Cls::BaseExceptionGroup)
+    }
+
+    /// `isinstance(exc, class)` for a class an `except` clause can name.
+    pub fn is_a(self, c: CatchClass) -> bool {
+        match c {
+            CatchClass::BaseException => true,
+            CatchClass::Exception => self.is_exception(),
+            CatchClass::Class(k) => {
+                Cls::Prog(k) == self || (k == ExcClass::RuntimeError && self == Cls::RecursionError)
+            }
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct ExcObj {
+    pub cls: Cls,
+    pub msg: Option<Rc<str>>,
+    pub group: Option<Rc<[ExcId]>>,
+    pub cause: Option<ExcId>,
+    pub context: Option<ExcId>,
+    pub suppress: bool,
+}
+
+/// The arena; cleared between runs.
+#[derive(Default)]
+pub struct Excs {
+    pub objs: Vec<ExcObj>,
+}
+
+impl Excs {
+    pub fn clear(&mut self) {
+        self.objs.clear();
+    }
+
+    pub fn new(&mut self, cls: Cls, msg: Option<Rc<str>>) -> ExcId {
+        self.objs.push(ExcObj {
+            cls,
+            msg,
+            group: None,
+            cause: None,
+            context: None,
+            suppress: false,
+        });
+        self.objs.len() as ExcId - 1
+    }
+
+    pub fn msg(&mut self, cls: Cls, msg: &str) -> ExcId {
+        self.new(cls, Some(Rc::from(msg)))
+    }
+
+    pub fn group(&mut self, cls: Cls, msg: &str, members: Vec<ExcId>) -> ExcId {
+        let id = self.msg(cls, msg);
+        self.objs[id as usize].group = Some(members.into());
+        id
+    }
+
+    pub fn get(&self, e: ExcId) -> &ExcObj {
+        &self.objs[e as usize]
+    }
+
+    pub fn cls(&self, e: ExcId) -> Cls {
+        self.objs[e as usize].cls
+    }
+
+    /// `_PyErr_SetObject`'s chaining: raising `e` while `handled` is being
+    /// handled sets `e.__context__`, first cutting any cycle through `e`
+    /// in `handled`'s context chain.
+    pub fn chain(&mut self, e: ExcId, handled: Option<ExcId>) {
+        let Some(h) = handled else { return };
+        if h == e {
+            return;
+        }
+        let mut o = h;
+        let mut steps = 0;
+        while let Some(c) = self.objs[o as usize].context {
+            if c == e {
+                self.objs[o as usize].context = None;
+                break;
+            }
+            o = c;
+            steps += 1;
+            if steps > 100_000 {
+                break;
+            }
+        }
+        self.objs[e as usize].context = Some(h);
+    }
+
+    /// The trace form of an exception.
+    pub fn encode(&self, e: ExcId) -> Exc {
+        self.encode_depth(e, 0)
+    }
+
+    fn encode_depth(&self, e: ExcId, depth: usize) -> Exc {
+        let o = self.get(e);
+        let args = match &o.msg {
+            Some(m) => vec![Value::Str(m.to_string())],
+            None => Vec::new(),
+        };
+        let group = o.group.as_ref().map(|g| {
+            if depth < 32 {
+                g.iter().map(|&x| self.encode_depth(x, depth + 1)).collect()
+            } else {
+                Vec::new()
+            }
+        });
+        let mut chain = Vec::new();
+        let mut seen = vec![e];
+        let mut cur = e;
+        while chain.len() < 8 {
+            let c = self.get(cur);
+            let (link, next) = if let Some(x) = c.cause {
+                (Link::Cause, x)
+            } else if let (Some(x), false) = (c.context, c.suppress) {
+                (Link::Context, x)
+            } else {
+                break;
+            };
+            if seen.contains(&next) {
+                break;
+            }
+            seen.push(next);
+            chain.push((link, self.get(next).cls.name().to_string()));
+            cur = next;
+        }
+        Exc {
+            cls: o.cls.name().to_string(),
+            args,
+            group,
+            chain,
+        }
+    }
+}

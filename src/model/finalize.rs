@@ -1,0 +1,416 @@
+//! Finalizers: when objects die and what that reports. Refcounting frees
+//! an object as soon as nothing reaches it unless a reference cycle keeps
+//! it (then only `gc.collect()` does); a collection finalizes garbage in
+//! creation order, each finalizer possibly freeing more at once (a task's
+//! dealloc closes its coroutine). Reports "Task was destroyed but it is
+//! pending!" and "exception was never retrieved"; closes coroutines with
+//! GeneratorExit. Tracebacks (`tb_*`) record which frames and objects an
+//! exception keeps alive.
+
+use super::coro::Frame;
+use super::exc::{Cls, ExcId};
+use super::fut::{FKind, FState};
+use super::gc::{N, TbRef};
+use super::run::Machine;
+use crate::ast::NodeId;
+use crate::trace::What;
+
+impl Machine {
+    /// Whether any object has a finalizer that would report something.
+    pub fn gc_watch(&self) -> bool {
+        self.any_exc && self.futs.iter().any(|f| f.log_tb && !f.dead)
+    }
+
+    /// Whether a refcount death could matter at the end (a pending task
+    /// or an unretrieved exception).
+    pub fn gc_watch_end(&self) -> bool {
+        self.gc_watch()
+            || self
+                .tasks
+                .iter()
+                .any(|t| !t.freed && !self.futs[t.fut as usize].done())
+    }
+
+    fn never_retrieved(&mut self, f: u32) {
+        let fut = &self.futs[f as usize];
+        if !fut.log_tb || fut.dead {
+            return;
+        }
+        let e = fut.exc.expect("log_tb means an exception");
+        let (msg, obj) = match fut.kind {
+            FKind::Task(t) => (
+                "Task exception was never retrieved",
+                Some(self.tasks[t as usize].name.to_string()),
+            ),
+            FKind::Gather(_) => (
+                "_GatheringFuture exception was never retrieved",
+                fut.label.as_ref().map(|l| l.to_string()),
+            ),
+            FKind::Plain => (
+                "Future exception was never retrieved",
+                fut.label.as_ref().map(|l| l.to_string()),
+            ),
+        };
+        let x = self.excs.encode(e);
+        self.ev(What::Handler {
+            msg: msg.into(),
+            obj,
+            exc: Some(x),
+        });
+    }
+
+    /// Frees what refcounting frees now: objects neither reachable nor
+    /// kept by a garbage cycle; reports their exceptions never retrieved.
+    /// The frequent check (after each handle, at each function exit):
+    /// only if some unretrieved exception's future is no longer reachable
+    /// from the roots can anything report, so look for that first.
+    pub fn refcount_check(&mut self, pending_too: bool) {
+        if self.gcs.is_some() {
+            return;
+        }
+        self.gc_prepare();
+        let total = self.total_nodes();
+        let mut mark = std::mem::take(&mut self.gc_mark);
+        mark.clear();
+        mark.resize(total, false);
+        let cand = |m: &Machine, f: usize| {
+            let x = &m.futs[f];
+            !x.dead && (x.log_tb || (pending_too && !x.done() && matches!(x.kind, FKind::Task(_))))
+        };
+        let mut left = (0..self.futs.len()).filter(|&f| cand(self, f)).count();
+        let mut stack = std::mem::take(&mut self.gc_stack);
+        stack.clear();
+        self.roots(false, &mut stack);
+        let mut buf = std::mem::take(&mut self.gc_buf);
+        while let Some(x) = stack.pop() {
+            let i = self.idx(x);
+            if mark[i] {
+                continue;
+            }
+            mark[i] = true;
+            if let N::Fut(f) = x {
+                if cand(self, f as usize) {
+                    left -= 1;
+                    if left == 0 {
+                        break; // every candidate is reachable: nothing dies
+                    }
+                }
+            }
+            buf.clear();
+            self.edges(x, &mut buf);
+            stack.extend(buf.iter().copied());
+        }
+        self.gc_mark = mark;
+        self.gc_stack = stack;
+        self.gc_buf = buf;
+        if left > 0 {
+            self.refcount_sweep();
+        }
+    }
+
+    pub fn refcount_sweep(&mut self) {
+        if self.gcs.is_some() {
+            return; // during a collection, `cascade` frees what dies
+        }
+        let mark = self.alive(false, true);
+        for f in 0..self.futs.len() {
+            if mark[f] || self.futs[f].dead {
+                continue;
+            }
+            self.futs[f].dead = true;
+            if let FKind::Task(t) = self.futs[f].kind {
+                self.tasks[t as usize].freed = true;
+                if self.futs[f].state == FState::Pending {
+                    // The task's dealloc runs its finalizer, then drops
+                    // (and so closes) its coroutine.
+                    if self.tasks[t as usize].log_destroy_pending {
+                        let name = self.tasks[t as usize].name.to_string();
+                        self.ev(What::Handler {
+                            msg: "Task was destroyed but it is pending!".into(),
+                            obj: Some(name),
+                            exc: None,
+                        });
+                    }
+                    self.tasks[t as usize].destroyed = true;
+                    self.close_coro(t);
+                }
+            }
+            self.futs[f].dead = false;
+            self.never_retrieved(f as u32);
+            self.futs[f].dead = true;
+        }
+    }
+
+    /// `gc.collect()` from a `(gc)` statement.
+    pub fn gc_collect(&mut self) {
+        self.collect(false);
+    }
+
+    /// The runtime's collection after the loop is closed.
+    pub fn final_collect(&mut self) {
+        self.collect(true);
+    }
+
+    pub(super) fn total_nodes(&self) -> usize {
+        self.futs.len()
+            + self.tgs.len()
+            + 4 * self.p().len()
+            + self.excs.objs.len()
+            + self.tasks.len()
+    }
+
+    /// `gc.collect()`: finalizers of the unreachable objects run in
+    /// creation order (a task's coroutine just before the task); each
+    /// finalizer may drop the last reference to other garbage, which is
+    /// then deallocated (and finalized) at once, depth first.
+    fn collect(&mut self, final_collect: bool) {
+        if self.gcs.is_some() {
+            return; // a finalizer ran `(gc)`: the collection in progress covers it
+        }
+        let mark = self.alive(final_collect, false);
+        let total = mark.len();
+        let mut gone = vec![false; total];
+        for i in 0..total {
+            if mark[i] {
+                gone[i] = true; // not garbage: never deallocated here
+            }
+        }
+        for f in 0..self.futs.len() {
+            if self.futs[f].dead {
+                // Already freed earlier: nothing of it is left to finalize.
+                gone[f] = true;
+            }
+        }
+        let mut order = Vec::new();
+        for f in 0..self.futs.len() as u32 {
+            if gone[f as usize] {
+                continue;
+            }
+            if let FKind::Task(t) = self.futs[f as usize].kind {
+                order.push(N::Coro(t));
+            }
+            order.push(N::Fut(f));
+        }
+        let mut fin_done = vec![false; total];
+        // Objects with no referrers at all were freed before: drop them
+        // silently first.
+        self.cascade(&mut gone, &mut fin_done, false);
+        self.gcs = Some((gone, fin_done));
+        for x in order {
+            let i = self.idx(x);
+            let Some((gone, fin_done)) = self.gcs.as_mut() else {
+                break;
+            };
+            if gone[i] || fin_done[i] {
+                continue;
+            }
+            fin_done[i] = true;
+            self.finalize(x);
+            self.cascade_now();
+        }
+        self.gcs = None;
+        for f in 0..self.futs.len() {
+            if !mark[f] && !self.futs[f].dead {
+                self.futs[f].dead = true;
+                if let FKind::Task(t) = self.futs[f].kind {
+                    self.tasks[t as usize].freed = true;
+                }
+            }
+        }
+    }
+
+    fn finalize(&mut self, x: N) {
+        match x {
+            N::Coro(t) => {
+                let f = self.tasks[t as usize].fut;
+                if self.futs[f as usize].state == FState::Pending {
+                    self.close_coro(t);
+                }
+            }
+            N::Fut(f) => {
+                if let FKind::Task(t) = self.futs[f as usize].kind {
+                    if self.futs[f as usize].state == FState::Pending {
+                        if self.tasks[t as usize].log_destroy_pending {
+                            let name = self.tasks[t as usize].name.to_string();
+                            self.ev(What::Handler {
+                                msg: "Task was destroyed but it is pending!".into(),
+                                obj: Some(name),
+                                exc: None,
+                            });
+                        }
+                        self.tasks[t as usize].destroyed = true;
+                    }
+                    self.tasks[t as usize].freed = true;
+                }
+                self.never_retrieved(f);
+                self.futs[f as usize].dead = true;
+            }
+            _ => {}
+        }
+    }
+
+    /// During a collection: deallocates what just lost its last reference.
+    pub fn cascade_now(&mut self) {
+        if let Some((mut gone, mut fin_done)) = self.gcs.take() {
+            self.cascade(&mut gone, &mut fin_done, true);
+            self.gcs = Some((gone, fin_done));
+        }
+    }
+
+    /// Deallocates garbage that nothing references any more, lowest node
+    /// first (creation order), each deallocation possibly freeing more.
+    fn cascade(&mut self, gone: &mut [bool], fin_done: &mut [bool], finalize: bool) {
+        use std::cmp::Reverse;
+        use std::collections::BinaryHeap;
+        let total = gone.len();
+        let mut buf = Vec::new();
+        'recompute: loop {
+            let mut indeg = vec![0u32; total];
+            for i in 0..total {
+                if gone[i] {
+                    continue;
+                }
+                buf.clear();
+                self.edges(self.node_of(i), &mut buf);
+                for &y in &buf {
+                    let j = self.idx(y);
+                    if j != i && j < total {
+                        indeg[j] += 1;
+                    }
+                }
+            }
+            let mut zero: BinaryHeap<Reverse<usize>> = (0..total)
+                .filter(|&i| !gone[i] && indeg[i] == 0)
+                .map(Reverse)
+                .collect();
+            while let Some(Reverse(i)) = zero.pop() {
+                if gone[i] || indeg[i] != 0 {
+                    continue;
+                }
+                gone[i] = true;
+                let x = self.node_of(i);
+                if finalize && !fin_done[i] && matches!(x, N::Fut(_) | N::Coro(_)) {
+                    fin_done[i] = true;
+                    self.finalize(x);
+                    // A finalizer can change the graph (a closed coroutine
+                    // drops its frames): count again.
+                    continue 'recompute;
+                }
+                buf.clear();
+                self.edges(x, &mut buf);
+                for &y in &buf {
+                    let j = self.idx(y);
+                    if j != i && j < total && !gone[j] {
+                        indeg[j] -= 1;
+                        if indeg[j] == 0 {
+                            zero.push(Reverse(j));
+                        }
+                    }
+                }
+            }
+            return;
+        }
+    }
+
+    /// Closes a suspended coroutine: GeneratorExit into each level, innermost first.
+    fn close_coro(&mut self, t: u32) {
+        if self.tasks[t as usize].closing {
+            return;
+        }
+        self.tasks[t as usize].closing = true;
+        self.close_levels(t);
+        self.tasks[t as usize].closing = false;
+    }
+
+    fn close_levels(&mut self, t: u32) {
+        loop {
+            let n = self.tasks[t as usize].frames.len();
+            if n == 0 {
+                return;
+            }
+            let lvl = (0..n)
+                .rev()
+                .find(|&i| super::coro::level_kind(&self.tasks[t as usize].frames[i]).is_some())
+                .unwrap_or(0);
+            let ge = self.excs.new(Cls::GeneratorExit, None);
+            self.tasks[t as usize].floor = lvl;
+            let h = self.handled_top(t);
+            self.excs.chain(ge, h);
+            if !self.run_until_level(t, lvl, ge) {
+                self.tasks[t as usize].frames.truncate(lvl);
+            }
+            // An inner coroutine's frame is gone: what only it held dies now.
+            self.cascade_now();
+        }
+    }
+
+    /// Tracebacks: exception `e` was raised in (or passed through) the
+    /// innermost function of task `t`.
+    pub fn tb_here(&mut self, t: Option<u32>, e: ExcId) {
+        let Some(t) = t else { return };
+        let func = self.tasks[t as usize]
+            .frames
+            .iter()
+            .rev()
+            .find_map(|f| match *f {
+                Frame::Level { func } => Some(func),
+                _ => None,
+            });
+        if let Some(func) = func {
+            self.tb_add(e, func);
+        }
+    }
+
+    /// An exception that ends a task's coroutine keeps that frame, whose
+    /// `f_back` chain runs `Handle._run` (self = None) -> `_run_once`
+    /// (handle = None) -> `run_forever` -> the runtime's
+    /// `run_until_complete(future)`, whose `future` is `main_task` during
+    /// the main run and the shutdown gather during the shutdown, and on to
+    /// `_drive`, whose loop variable `t` keeps the last leftover task.
+    pub fn tb_loop_frames(&mut self, e: ExcId) {
+        if !self.profile.frame_keeps_caller {
+            return;
+        }
+        match self.until {
+            Some(f) => self.tb_ref(e, TbRef::Fut(f)),
+            None => return,
+        }
+        if let Some(&last) = self.shutdown_refs.last() {
+            self.tb_ref(e, TbRef::Fut(last));
+        }
+    }
+
+    pub fn tb_add(&mut self, e: ExcId, func: NodeId) {
+        self.tb_ref(e, TbRef::Frame(func));
+    }
+
+    /// Exception `e`'s traceback holds a frame whose locals hold `r`
+    /// (`Timeout.__aexit__`'s `self._task`, a TaskGroup, wait_for's `fut`).
+    pub fn tb_ref(&mut self, e: ExcId, r: TbRef) {
+        let i = e as usize;
+        if self.tbs.len() <= i {
+            self.tbs.resize(i + 1, Vec::new());
+        }
+        // Duplicates only cost memory; checking the last entry keeps a
+        // traceback through a million frames linear.
+        if self.tbs[i].last() != Some(&r) {
+            self.tbs[i].push(r);
+        }
+        // Inside an eager first step the frame's `f_back` chain runs
+        // through the task factory and `create_task` frames, whose local
+        // `task` is the eager task, and on into the creating frame.
+        for k in 0..self.eager_stack.len() {
+            let (t, parent_fn, _) = self.eager_stack[k];
+            let f = TbRef::Fut(self.tasks[t as usize].fut);
+            if self.tbs[i].len() < 64 || !self.tbs[i][self.tbs[i].len() - 64..].contains(&f) {
+                self.tbs[i].push(f);
+            }
+            if let Some(pf) = parent_fn {
+                let pr = TbRef::Frame(pf);
+                if self.tbs[i].len() < 64 || !self.tbs[i][self.tbs[i].len() - 64..].contains(&pr) {
+                    self.tbs[i].push(pr);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,455 @@
+//! Who holds what, and so when objects die. CPython frees an object when
+//! its last reference goes (refcounting) unless it is part of, or only
+//! reachable from, a reference cycle; those wait for `gc.collect()`. The
+//! model computes exactly that on demand over an object graph: futures and
+//! tasks, task groups, function frames (locals, closure cells) and
+//! exceptions (tracebacks keep frames). Roots are the loop's handles, the
+//! running task, the runtime's `main_task`, the shutdown list and the
+//! background set.
+//!
+//! Not modelled (known gaps): references held by exceptions in flight,
+//! the `except ... as e` variable of the runtime, and the exact order of
+//! decrefs inside one frame (creation order is used).
+
+use super::coro::Frame;
+use super::coro::NONE;
+use super::exc::ExcId;
+use super::fut::{Cb, FKind};
+use super::run::{Hcb, Machine, Obj};
+use crate::ast::{Kind, NodeId};
+
+#[derive(Default)]
+pub struct GcCache {
+    ready: bool,
+    /// Own slots of each function node.
+    own: Vec<Vec<u32>>,
+    /// Free variables (closure cells) of each function node.
+    free: Vec<Vec<u32>>,
+}
+
+/// What a traceback keeps alive.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum TbRef {
+    Frame(NodeId),
+    Fut(u32),
+    Tg(u32),
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum N {
+    Fut(u32),
+    Tg(u32),
+    Fn(NodeId),
+    /// A frame kept by a traceback: its own slots.
+    Frame(NodeId),
+    Exc(ExcId),
+    /// A task's coroutine object.
+    Coro(u32),
+}
+
+impl Machine {
+    pub(super) fn gc_prepare(&mut self) {
+        if self.gcx.ready {
+            return;
+        }
+        let p = self.p();
+        let n = p.len();
+        let mut own = vec![Vec::new(); 2 * n];
+        let mut free: Vec<Vec<u32>> = vec![Vec::new(); 2 * n];
+        for (&(f, _), &slot) in &self.sc.slot_of {
+            own[f as usize].push(slot);
+        }
+        // Binder of each slot.
+        let mut binder = vec![0u32; self.sc.slot_names.len()];
+        for (&(f, _), &slot) in &self.sc.slot_of {
+            binder[slot as usize] = f;
+        }
+        let fparent = &self.sc.fn_parent;
+        let mut syms = Vec::new();
+        for id in 0..n as NodeId {
+            let mut slots = Vec::new();
+            let s = self.sc.slot[id as usize];
+            let reads = {
+                syms.clear();
+                p.kind(id).syms(&mut syms);
+                !syms.is_empty()
+                    && !matches!(
+                        p.kind(id),
+                        Kind::Spawn(..)
+                            | Kind::Future(_)
+                            | Kind::Let(_)
+                            | Kind::TaskGroup(_)
+                            | Kind::Forget(_)
+                    )
+            };
+            if reads && s != NONE {
+                slots.push(s);
+            }
+            let g = self.sc.group_slot[id as usize];
+            if g != NONE {
+                slots.push(g);
+            }
+            for s in slots {
+                let b = binder[s as usize];
+                let mut f = self.sc.exec_fn[id as usize];
+                // Each function between the reader and the binder captures it.
+                let mut guard = 0;
+                while f != b && f != NONE && guard < 2 * n {
+                    if !free[f as usize].contains(&s) {
+                        free[f as usize].push(s);
+                    }
+                    f = if f == 0 { NONE } else { fparent[f as usize] };
+                    guard += 1;
+                }
+            }
+        }
+        self.gcx = GcCache {
+            ready: true,
+            own,
+            free,
+        };
+    }
+
+    pub(super) fn idx(&self, x: N) -> usize {
+        let (f, g, c, n) = (
+            self.futs.len(),
+            self.tgs.len(),
+            self.tasks.len(),
+            self.p().len(),
+        );
+        match x {
+            N::Fut(i) => i as usize,
+            N::Tg(i) => f + i as usize,
+            N::Coro(i) => f + g + i as usize,
+            N::Fn(i) => f + g + c + i as usize,
+            N::Frame(i) => f + g + c + 2 * n + i as usize,
+            N::Exc(i) => f + g + c + 4 * n + i as usize,
+        }
+    }
+
+    pub(super) fn node_of(&self, i: usize) -> N {
+        let (f, g, c, n) = (
+            self.futs.len(),
+            self.tgs.len(),
+            self.tasks.len(),
+            self.p().len(),
+        );
+        if i < f {
+            N::Fut(i as u32)
+        } else if i < f + g {
+            N::Tg((i - f) as u32)
+        } else if i < f + g + c {
+            N::Coro((i - f - g) as u32)
+        } else if i < f + g + c + 2 * n {
+            N::Fn((i - f - g - c) as u32)
+        } else if i < f + g + c + 4 * n {
+            N::Frame((i - f - g - c - 2 * n) as u32)
+        } else {
+            N::Exc((i - f - g - c - 4 * n) as u32)
+        }
+    }
+
+    fn obj(&self, o: Obj, out: &mut Vec<N>) {
+        match o {
+            Obj::Fut(f) => out.push(N::Fut(f)),
+            Obj::Tg(g) => out.push(N::Tg(g)),
+        }
+    }
+
+    fn slot_edges(&self, slots: &[u32], out: &mut Vec<N>) {
+        for &s in slots {
+            if let Some(o) = self.slots[s as usize] {
+                self.obj(o, out);
+            }
+        }
+    }
+
+    fn cb_edges(&self, cb: Cb, out: &mut Vec<N>) {
+        match cb {
+            Cb::Wakeup(t) => out.push(N::Fut(self.tasks[t as usize].fut)),
+            Cb::Gather(g) => {
+                let x = &self.gathers[g as usize];
+                out.extend(x.outer.map(N::Fut));
+                out.extend(x.children.iter().map(|&c| N::Fut(c)));
+            }
+            Cb::ShieldInner(o) | Cb::ShieldOuter(o) | Cb::Release(o) => out.push(N::Fut(o)),
+            Cb::TgDone(g) => out.push(N::Tg(g)),
+            Cb::WaitDone(w) => out.push(N::Fut(self.waits[w as usize].waiter)),
+            Cb::AcDone(a) => {
+                let x = &self.acs[a as usize];
+                out.extend(x.all.iter().map(|&c| N::Fut(c)));
+                out.extend(x.getters.iter().map(|&c| N::Fut(c)));
+            }
+            Cb::BgDiscard | Cb::RunUntil | Cb::Traced => {}
+        }
+    }
+
+    fn handle_edges(&self, cb: Hcb, out: &mut Vec<N>) {
+        match cb {
+            Hcb::Step(t, e) => {
+                out.push(N::Fut(self.tasks[t as usize].fut));
+                if e != NONE {
+                    out.push(N::Exc(e));
+                }
+            }
+            Hcb::FutCb(cb, f) => {
+                out.push(N::Fut(f));
+                self.cb_edges(cb, out);
+            }
+            Hcb::SetResultUnlessCancelled(f) | Hcb::ReleaseWaiter(f) => out.push(N::Fut(f)),
+            Hcb::TimeoutFire(tm) => out.push(N::Fut(
+                self.tasks[self.timeouts[tm as usize].task as usize].fut,
+            )),
+            Hcb::User(node) => out.push(N::Fn(node)),
+            Hcb::AcTimeout(a) => self.cb_edges(Cb::AcDone(a), out),
+        }
+    }
+
+    pub(super) fn edges(&self, x: N, out: &mut Vec<N>) {
+        match x {
+            N::Fut(f) => {
+                let fut = &self.futs[f as usize];
+                for &cb in &fut.callbacks {
+                    self.cb_edges(cb, out);
+                }
+                out.extend(fut.exc.map(N::Exc));
+                out.extend(fut.cancelled_exc.map(N::Exc));
+                match fut.kind {
+                    FKind::Gather(g) => {
+                        out.extend(self.gathers[g as usize].children.iter().map(|&c| N::Fut(c)))
+                    }
+                    FKind::Task(t) => {
+                        out.extend(self.tasks[t as usize].fut_waiter.map(N::Fut));
+                        out.push(N::Coro(t));
+                    }
+                    FKind::Plain => {}
+                }
+            }
+            N::Tg(g) => {
+                let tg = &self.tgs[g as usize];
+                out.extend(tg.tasks.iter().map(|&f| N::Fut(f)));
+                out.push(N::Fut(self.tasks[tg.parent as usize].fut));
+                out.extend(tg.errors.iter().map(|&e| N::Exc(e)));
+                out.extend(tg.on_completed_fut.map(N::Fut));
+                out.extend(tg.base_error.map(N::Exc));
+            }
+            N::Fn(func) => {
+                self.slot_edges(&self.gcx.free[func as usize], out);
+                if !self.fn_done[func as usize] {
+                    self.slot_edges(&self.gcx.own[func as usize], out);
+                }
+            }
+            N::Frame(func) => {
+                self.slot_edges(&self.gcx.own[func as usize], out);
+                out.push(N::Fn(func));
+            }
+            N::Coro(t) => {
+                let task = &self.tasks[t as usize];
+                if !task.started {
+                    out.push(N::Fn(task.func));
+                }
+                for fr in &task.frames {
+                    self.frame_edges(t, fr, out);
+                }
+            }
+            N::Exc(e) => {
+                let o = self.excs.get(e);
+                out.extend(o.context.map(N::Exc));
+                out.extend(o.cause.map(N::Exc));
+                if let Some(g) = &o.group {
+                    out.extend(g.iter().map(|&x| N::Exc(x)));
+                }
+                if let Some(tb) = self.tbs.get(e as usize) {
+                    for r in tb {
+                        out.push(match *r {
+                            TbRef::Frame(f) => N::Frame(f),
+                            TbRef::Fut(f) => N::Fut(f),
+                            TbRef::Tg(g) => N::Tg(g),
+                        });
+                    }
+                }
+            }
+        }
+    }
+
+    fn frame_edges(&self, t: u32, fr: &Frame, out: &mut Vec<N>) {
+        match *fr {
+            Frame::Level { func } => out.push(N::Fn(func)),
+            Frame::Await { fut } | Frame::Sleep { fut, .. } => out.push(N::Fut(fut)),
+            Frame::Try {
+                ph: super::coro::TryPh::Handler(e),
+                ..
+            } => out.push(N::Exc(e)),
+            Frame::Try {
+                ph: super::coro::TryPh::Finally(super::coro::PC::Raise(e)),
+                ..
+            } => out.push(N::Exc(e)),
+            Frame::Tg { tg, exc, .. } => {
+                out.push(N::Tg(tg));
+                if exc != NONE {
+                    out.push(N::Exc(exc));
+                }
+            }
+            Frame::Timeout { exc, .. } if exc != NONE => out.push(N::Exc(exc)),
+            Frame::Comb { kind, a, b, .. } => match kind {
+                super::comb::CombKind::Wait => {
+                    let w = &self.waits[a as usize];
+                    out.push(N::Fut(w.waiter));
+                    out.extend(w.futs.iter().map(|&f| N::Fut(f)));
+                }
+                super::comb::CombKind::AsCompleted => self.cb_edges(Cb::AcDone(a), out),
+                super::comb::CombKind::WaitForNow | super::comb::CombKind::WaitFor11 => {
+                    out.push(N::Fut(a));
+                    if b != NONE {
+                        out.push(N::Fut(b));
+                    }
+                }
+            },
+            _ => {}
+        }
+        let _ = t;
+    }
+
+    pub(super) fn roots(&self, final_collect: bool, out: &mut Vec<N>) {
+        for &f in &self.bg {
+            out.push(N::Fut(f));
+        }
+        if final_collect {
+            return;
+        }
+        for &h in &self.lp.ready {
+            let x = self.lp.handles[h as usize];
+            if !x.cancelled {
+                self.handle_edges(x.cb, out);
+            }
+        }
+        for &h in &self.lp.heap {
+            let x = self.lp.handles[h as usize];
+            if !x.cancelled {
+                self.handle_edges(x.cb, out);
+            }
+        }
+        for &t in &self.stepping {
+            out.push(N::Fut(self.tasks[t as usize].fut));
+        }
+        out.extend(self.main_ref.map(N::Fut));
+        out.extend(self.inflight.iter().map(|&e| N::Exc(e)));
+        out.extend(self.shutdown_refs.iter().map(|&f| N::Fut(f)));
+    }
+
+    /// Marks what is reachable from the roots; with `keep_cycles`, also
+    /// what only garbage cycles keep (refcounting cannot free those).
+    pub(super) fn alive(&mut self, final_collect: bool, keep_cycles: bool) -> Vec<bool> {
+        self.gc_prepare();
+        let total = self.total_nodes();
+        let mut mark = vec![false; total];
+        let mut stack = Vec::new();
+        self.roots(final_collect, &mut stack);
+        let mut buf = Vec::new();
+        while let Some(x) = stack.pop() {
+            let i = self.idx(x);
+            if mark[i] {
+                continue;
+            }
+            mark[i] = true;
+            buf.clear();
+            self.edges(x, &mut buf);
+            stack.extend(buf.iter().copied());
+        }
+        if keep_cycles {
+            let cyclic = self.cyclic(&mark);
+            let mut stack: Vec<N> = (0..total)
+                .filter(|&i| cyclic[i])
+                .map(|i| self.node_of(i))
+                .collect();
+            while let Some(x) = stack.pop() {
+                let i = self.idx(x);
+                if mark[i] {
+                    continue;
+                }
+                mark[i] = true;
+                buf.clear();
+                self.edges(x, &mut buf);
+                stack.extend(buf.iter().copied());
+            }
+        }
+        mark
+    }
+
+    /// Nodes outside `mark` that lie on a cycle (iterative Tarjan).
+    fn cyclic(&self, mark: &[bool]) -> Vec<bool> {
+        let total = mark.len();
+        let mut index = vec![u32::MAX; total];
+        let mut low = vec![0u32; total];
+        let mut on = vec![false; total];
+        let mut out = vec![false; total];
+        let mut st: Vec<usize> = Vec::new();
+        let mut next = 0u32;
+        let mut buf = Vec::new();
+        for s in 0..total {
+            if mark[s] || index[s] != u32::MAX {
+                continue;
+            }
+            // (node, its successors, position)
+            let mut call: Vec<(usize, Vec<usize>, usize)> = Vec::new();
+            let succ = |m: &Machine, i: usize, buf: &mut Vec<N>| -> Vec<usize> {
+                buf.clear();
+                m.edges(m.node_of(i), buf);
+                buf.iter()
+                    .map(|&x| m.idx(x))
+                    .filter(|&j| !mark[j])
+                    .collect()
+            };
+            index[s] = next;
+            low[s] = next;
+            next += 1;
+            st.push(s);
+            on[s] = true;
+            call.push((s, succ(self, s, &mut buf), 0));
+            while let Some(top) = call.last_mut() {
+                let v = top.0;
+                if top.2 < top.1.len() {
+                    let w = top.1[top.2];
+                    top.2 += 1;
+                    if w == v {
+                        out[v] = true;
+                    }
+                    if index[w] == u32::MAX {
+                        index[w] = next;
+                        low[w] = next;
+                        next += 1;
+                        st.push(w);
+                        on[w] = true;
+                        let sw = succ(self, w, &mut buf);
+                        call.push((w, sw, 0));
+                    } else if on[w] {
+                        low[v] = low[v].min(index[w]);
+                    }
+                } else {
+                    call.pop();
+                    if let Some(parent) = call.last() {
+                        let pv = parent.0;
+                        low[pv] = low[pv].min(low[v]);
+                    }
+                    if low[v] == index[v] {
+                        let mut comp = Vec::new();
+                        loop {
+                            let w = st.pop().expect("tarjan stack");
+                            on[w] = false;
+                            comp.push(w);
+                            if w == v {
+                                break;
+                            }
+                        }
+                        if comp.len() > 1 {
+                            for w in comp {
+                                out[w] = true;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        out
+    }
+}

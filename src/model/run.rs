@@ -1,0 +1,596 @@
+//! One run: the machine's state, `run_until_complete(main)`, the handle
+//! dispatch of each loop iteration, the deterministic shutdown (leftover
+//! tasks cancelled in creation order, then `gather(*tasks,
+//! return_exceptions=True)`), the final task table and collection.
+
+use super::Profile;
+use super::coro::Frame;
+use super::eventloop::{EventLoop, HId};
+use super::exc::{Cls, ExcId, Excs};
+use super::fut::{Cb, FKind, Fut, FutId, V};
+use super::scope::Scopes;
+use crate::ast::{NodeId, Program};
+use crate::trace::{Event, Fin, Injection, Outcome, State, TaskFinal, Trace, Value, Waiting, What};
+use std::rc::Rc;
+
+/// What a loop handle runs.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Hcb {
+    /// `Task.__step(exc)`; `exc` is NO_EXC for none.
+    Step(u32, u32),
+    /// A done callback with its future.
+    FutCb(Cb, FutId),
+    /// `futures._set_result_unless_cancelled(fut, None)` (sleep's timer).
+    SetResultUnlessCancelled(FutId),
+    /// `Timeout._on_timeout`.
+    TimeoutFire(u32),
+    /// A `call-soon`/`call-later` callback running node's statement.
+    User(NodeId),
+    /// `_release_waiter(waiter)` as a timer (wait, 3.11 wait_for).
+    ReleaseWaiter(FutId),
+    /// `as_completed`'s `_on_timeout`.
+    AcTimeout(u32),
+}
+
+/// A task's model state beyond its future.
+#[derive(Clone, Debug)]
+pub struct Task {
+    pub fut: FutId,
+    pub func: NodeId,
+    pub name: Rc<str>,
+    pub frames: Vec<Frame>,
+    pub started: bool,
+    pub fut_waiter: Option<FutId>,
+    pub must_cancel: bool,
+    pub num_cancels: u32,
+    pub log_destroy_pending: bool,
+    /// Lowest frame index whose handlers are visible to a raise (see coro.rs).
+    pub floor: usize,
+    /// Collected while pending.
+    pub destroyed: bool,
+    /// Freed (by refcount or collection): the table uses the done record.
+    pub freed: bool,
+    pub done_fin: Option<Fin>,
+    pub done_cancelling: u32,
+    /// Its coroutine is being closed (GeneratorExit) right now.
+    pub closing: bool,
+}
+
+impl Task {
+    pub fn new(fut: FutId, func: NodeId, name: Rc<str>) -> Task {
+        Task {
+            fut,
+            func,
+            name,
+            frames: Vec::new(),
+            started: false,
+            fut_waiter: None,
+            must_cancel: false,
+            num_cancels: 0,
+            log_destroy_pending: true,
+            floor: 0,
+            destroyed: false,
+            freed: false,
+            done_fin: None,
+            done_cancelling: 0,
+            closing: false,
+        }
+    }
+}
+
+/// A reference a name slot can hold.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Obj {
+    Fut(FutId),
+    Tg(u32),
+}
+
+pub struct Machine {
+    pub profile: Profile,
+    prog: *const Program,
+    pub sc: Scopes,
+    pub excs: Excs,
+    pub futs: Vec<Fut>,
+    pub tasks: Vec<Task>,
+    /// Task futures in creation order.
+    pub task_order: Vec<FutId>,
+    pub lp: EventLoop<Hcb>,
+    pub slots: Vec<Option<Obj>>,
+    /// Values of frames' pending completions.
+    pub vals: Vec<V>,
+    pub events: Vec<Event>,
+    pub current: Option<u32>,
+    pub running: bool,
+    pub eager_depth: u32,
+    pub recursed: bool,
+    pub escaped: Option<ExcId>,
+    pub gathers: Vec<super::comb::Gather>,
+    pub tgs: Vec<super::comb::TaskGroup>,
+    pub timeouts: Vec<super::comb::Timeout>,
+    pub waits: Vec<super::comb::Wait>,
+    pub acs: Vec<super::comb::AsCompleted>,
+    /// The background set of `spawn :keep`, in insertion order.
+    pub bg: Vec<FutId>,
+    /// Functions whose frames have finished (their locals are gone).
+    pub fn_done: Vec<bool>,
+    /// The `main_task` of the runtime's `_drive`, while it holds it.
+    pub main_ref: Option<FutId>,
+    /// The shutdown's task list, while it holds it.
+    pub shutdown_refs: Vec<FutId>,
+    pub inject: Vec<Injection>,
+    /// 3.11 wait_for frames' phase: (task, fut) -> (phase, caught exc, waiter 2).
+    pub wf11: std::collections::HashMap<(u32, FutId), (u8, ExcId, FutId)>,
+    /// Tracebacks: the functions each exception passed through.
+    pub tbs: Vec<Vec<super::gc::TbRef>>,
+    /// Exceptions propagating right now (they keep their tracebacks).
+    pub inflight: Vec<ExcId>,
+    /// A collection in progress: (deallocated, finalized) per graph node.
+    pub gcs: Option<(Vec<bool>, Vec<bool>)>,
+    /// The future `run_until_complete` is running for.
+    pub until: Option<FutId>,
+    /// Scratch bitmap of `cancel`'s current path.
+    pub on_path: Vec<bool>,
+    /// Reused buffers of the reachability check.
+    pub gc_mark: Vec<bool>,
+    pub gc_stack: Vec<super::gc::N>,
+    pub gc_buf: Vec<super::gc::N>,
+    pub gcx: super::gc::GcCache,
+    /// Tasks in the middle of a step (the running one and eager parents).
+    pub stepping: Vec<u32>,
+    /// Tasks in their eager first step, with the creating function.
+    pub eager_stack: Vec<(u32, Option<NodeId>, Option<u32>)>,
+    /// Some future has had an exception set (so "never retrieved" may come).
+    pub any_exc: bool,
+    /// `except*` state per (try node, task).
+    pub star: std::collections::HashMap<(NodeId, u32), super::star::StarState>,
+    pub star_at: std::collections::HashMap<(NodeId, u32), NodeId>,
+}
+
+impl Machine {
+    pub fn new(profile: Profile) -> Machine {
+        Machine {
+            profile,
+            prog: std::ptr::null(),
+            sc: Scopes::default(),
+            excs: Excs::default(),
+            futs: Vec::new(),
+            tasks: Vec::new(),
+            task_order: Vec::new(),
+            lp: EventLoop::default(),
+            slots: Vec::new(),
+            vals: Vec::new(),
+            events: Vec::new(),
+            current: None,
+            running: false,
+            eager_depth: 0,
+            recursed: false,
+            escaped: None,
+            gathers: Vec::new(),
+            tgs: Vec::new(),
+            timeouts: Vec::new(),
+            waits: Vec::new(),
+            acs: Vec::new(),
+            bg: Vec::new(),
+            fn_done: Vec::new(),
+            main_ref: None,
+            shutdown_refs: Vec::new(),
+            inject: Vec::new(),
+            wf11: Default::default(),
+            tbs: Vec::new(),
+            inflight: Vec::new(),
+            gcs: None,
+            until: None,
+            on_path: Vec::new(),
+            gc_mark: Vec::new(),
+            gc_stack: Vec::new(),
+            gc_buf: Vec::new(),
+            gcx: Default::default(),
+            stepping: Vec::new(),
+            eager_stack: Vec::new(),
+            any_exc: false,
+            star: Default::default(),
+            star_at: Default::default(),
+        }
+    }
+
+    /// The program being run. Valid only during `run`.
+    pub fn p<'b>(&self) -> &'b Program {
+        // SAFETY: `prog` points at the program passed to `run`, which
+        // outlives every call made while `run` executes; it is reset after.
+        unsafe { &*self.prog }
+    }
+
+    pub fn ev(&mut self, what: What) {
+        self.events.push(Event {
+            t: self.lp.now,
+            it: self.lp.iteration,
+            task: self.current,
+            what,
+        });
+    }
+
+    pub fn value(&self, v: &V) -> Value {
+        match v {
+            V::None => Value::None,
+            V::Bool(b) => Value::Bool(*b),
+            V::Int(i) => Value::Int(*i),
+            V::Str(s) => Value::Str(s.to_string()),
+            V::List(xs) => Value::List(xs.iter().map(|x| self.value(x)).collect()),
+            V::Exc(e) => Value::Obj {
+                obj: self.excs.cls(*e).name().to_string(),
+            },
+        }
+    }
+
+    fn reset(&mut self, p: &Program, inject: &[Injection]) {
+        self.prog = p as *const Program;
+        self.sc.compute(p);
+        self.excs.clear();
+        self.futs.clear();
+        self.tasks.clear();
+        self.task_order.clear();
+        self.lp.clear();
+        self.slots.clear();
+        self.slots.resize(self.sc.slot_names.len(), None);
+        self.vals.clear();
+        self.events = Vec::with_capacity(64);
+        self.current = None;
+        self.running = false;
+        self.eager_depth = 0;
+        self.recursed = false;
+        self.escaped = None;
+        self.gathers.clear();
+        self.tgs.clear();
+        self.timeouts.clear();
+        self.waits.clear();
+        self.acs.clear();
+        self.bg.clear();
+        self.fn_done.clear();
+        self.fn_done.resize(2 * p.len(), false);
+        self.main_ref = None;
+        self.shutdown_refs.clear();
+        self.inject.clear();
+        self.inject.extend_from_slice(inject);
+        self.wf11.clear();
+        self.tbs.clear();
+        self.inflight.clear();
+        self.until = None;
+        self.on_path.clear();
+        self.gcx = Default::default();
+        self.stepping.clear();
+        self.eager_stack.clear();
+        self.any_exc = false;
+        self.star.clear();
+        self.star_at.clear();
+    }
+
+    pub fn run(&mut self, p: &Program, inject: &[Injection]) -> Trace {
+        if p.is_empty() {
+            return Trace::failed(Outcome::Crashed("empty program".into()));
+        }
+        self.reset(p, inject);
+        let main = self.create_task(0, Rc::from("main"));
+        self.main_ref = Some(main);
+        let outcome = match self.run_until_complete(main) {
+            Err(()) => Outcome::Deadlock(self.waiting()),
+            Ok(()) if self.escaped.is_some() && !self.done(main) => {
+                Outcome::Escaped(self.excs.encode(self.escaped.unwrap()))
+            }
+            Ok(()) => {
+                // run_until_complete's `future.result()` consumes a
+                // cancelled main's saved CancelledError; the runtime reports
+                // main as recorded at completion.
+                if self.futs[main as usize].state == super::fut::FState::Cancelled {
+                    self.futs[main as usize].cancelled_exc = None;
+                }
+                // `result()` re-raises main's exception through
+                // run_until_complete, whose frame (local `future` = main)
+                // joins its traceback: a cycle through main.
+                if let Some(e) = self.futs[main as usize].exc {
+                    self.tb_ref(e, super::gc::TbRef::Fut(main));
+                }
+                self.futs[main as usize].log_tb = false;
+                let fin = self.tasks[0]
+                    .done_fin
+                    .clone()
+                    .unwrap_or_else(|| self.fin(main));
+                Outcome::Main(fin)
+            }
+        };
+        self.main_ref = None;
+        // A KeyboardInterrupt that left the loop after main finished is
+        // caught by the runtime's `_drive`; the shutdown runs as usual.
+        self.escaped = None;
+        if self.gc_watch() {
+            self.refcount_check(false);
+        }
+        self.shutdown();
+        // The table reads `cancelling()` live for tasks still alive; only
+        // an uncancel() after completion makes that differ from the count
+        // recorded at completion, so only then is liveness needed.
+        if self.tasks.iter().any(|t| !t.freed && t.done_fin.is_some() && t.num_cancels != t.done_cancelling) {
+            self.refcount_sweep();
+        }
+        let tasks = self.finals();
+        // loop.close() drops the ready queue and the timers.
+        self.lp.ready.clear();
+        self.lp.heap.clear();
+        if self.gc_watch_end() {
+            self.refcount_check(true);
+        }
+        self.ev_none(What::Phase("collect".into()));
+        if self.gc_watch_end() {
+            self.final_collect();
+        }
+        let events = std::mem::take(&mut self.events);
+        self.prog = std::ptr::null();
+        Trace {
+            events,
+            outcome,
+            tasks,
+        }
+    }
+
+    /// An event outside any task.
+    pub fn ev_none(&mut self, what: What) {
+        let cur = self.current.take();
+        self.ev(what);
+        self.current = cur;
+    }
+
+    /// `loop.run_until_complete(fut)`: Err on deadlock.
+    fn run_until_complete(&mut self, f: FutId) -> Result<(), ()> {
+        self.until = Some(f);
+        self.add_done_callback(f, Cb::RunUntil);
+        self.running = true;
+        let r = loop {
+            if self.escaped.is_some() {
+                break Ok(());
+            }
+            if !self.run_once() {
+                break Err(());
+            }
+            if self.lp.stopping {
+                break Ok(());
+            }
+        };
+        self.lp.stopping = false;
+        self.running = false;
+        self.remove_done_callback(f, Cb::RunUntil);
+        r
+    }
+
+    /// `_run_once`; false on deadlock.
+    fn run_once(&mut self) -> bool {
+        self.lp.iteration += 1;
+        let it = self.lp.iteration;
+        if self.inject.iter().any(|i| i.iteration == it) {
+            let inj: Vec<Injection> = self
+                .inject
+                .iter()
+                .filter(|i| i.iteration == it)
+                .cloned()
+                .collect();
+            for i in inj {
+                self.injected(&i.task, i.msg.as_deref());
+            }
+        }
+        if !self.lp.prepare() {
+            return false;
+        }
+        let ntodo = self.lp.ready.len();
+        for _ in 0..ntodo {
+            let h = self.lp.ready.pop_front().expect("ntodo handles are ready");
+            let x = self.lp.handles[h as usize];
+            if x.cancelled {
+                self.lp.release(h);
+                continue;
+            }
+            self.run_handle(h, x.cb);
+            self.lp.release(h);
+            if self.gc_watch() {
+                self.refcount_check(false);
+            }
+            if self.escaped.is_some() {
+                return true;
+            }
+        }
+        true
+    }
+
+    fn injected(&mut self, name: &str, msg: Option<&str>) {
+        for i in 0..self.tasks.len() {
+            let f = self.tasks[i].fut;
+            if &*self.tasks[i].name == name && !self.tasks[i].freed && !self.done(f) {
+                let ret = self.cancel(f, msg.map(Rc::from)).unwrap_or(false);
+                self.ev(What::Inject {
+                    task: i as u32,
+                    ret,
+                });
+            }
+        }
+    }
+
+    fn run_handle(&mut self, _h: HId, cb: Hcb) {
+        match cb {
+            Hcb::Step(t, e) => self.step(t, (e != super::fut::NO_EXC).then_some(e)),
+            Hcb::FutCb(cb, f) => self.run_fut_cb(cb, f),
+            Hcb::SetResultUnlessCancelled(f) => {
+                if !self.futs[f as usize].done() {
+                    self.set_result(f, V::None);
+                }
+            }
+            Hcb::TimeoutFire(tm) => self.timeout_fire(tm),
+            Hcb::User(node) => self.run_user_callback(node),
+            Hcb::ReleaseWaiter(w) => {
+                if !self.done(w) {
+                    self.set_result(w, V::None);
+                }
+            }
+            Hcb::AcTimeout(ac) => self.ac_timeout(ac),
+        }
+    }
+
+    fn run_fut_cb(&mut self, cb: Cb, f: FutId) {
+        match cb {
+            Cb::Wakeup(t) => self.wakeup(t, f),
+            Cb::Traced => {}
+            Cb::RunUntil => self.lp.stopping = true,
+            Cb::Gather(g) => self.gather_done_cb(g, f),
+            Cb::ShieldInner(outer) => self.shield_inner_done(outer, f),
+            Cb::ShieldOuter(inner) => self.shield_outer_done(inner, f),
+            Cb::BgDiscard => self.bg.retain(|&x| x != f),
+            Cb::TgDone(tg) => self.tg_on_task_done(tg, f),
+            Cb::WaitDone(w) => self.wait_on_completion(w, f),
+            Cb::Release(w) => {
+                if !self.done(w) {
+                    self.set_result(w, V::None);
+                }
+            }
+            Cb::AcDone(ac) => self.ac_on_completion(ac, f),
+        }
+    }
+
+    /// A plain loop callback: runs its statement outside any task.
+    fn run_user_callback(&mut self, node: NodeId) {
+        let p = self.p();
+        let inner = p.children(node).next().expect("callback has a statement");
+        let cur = self.current.take();
+        self.ev(What::Start(inner));
+        let r = self.simple(None, inner);
+        match r {
+            Ok(v) => {
+                let res = if super::coro::valued(p.kind(inner)) {
+                    crate::trace::Res::Val(self.value(&v))
+                } else {
+                    crate::trace::Res::Ok
+                };
+                self.ev(What::End { node: inner, res });
+            }
+            Err(e) => {
+                let x = self.excs.encode(e);
+                self.ev(What::End {
+                    node: inner,
+                    res: crate::trace::Res::Raise(x.clone()),
+                });
+                self.ev(What::Handler {
+                    msg: "Exception in callback".into(),
+                    obj: None,
+                    exc: Some(x),
+                });
+            }
+        }
+        self.fn_done[node as usize] = true;
+        self.current = cur;
+    }
+
+    /// Pending tasks and what each awaits, for a deadlock outcome.
+    fn waiting(&self) -> Vec<Waiting> {
+        let mut out = Vec::new();
+        for (i, t) in self.tasks.iter().enumerate() {
+            if t.freed || self.done(t.fut) {
+                continue;
+            }
+            let on = match t.fut_waiter {
+                None => "nothing".to_string(),
+                Some(w) => match self.futs[w as usize].kind {
+                    FKind::Task(x) => format!("task {}", self.tasks[x as usize].name),
+                    FKind::Gather(_) => match &self.futs[w as usize].label {
+                        Some(l) => format!("gather {l}"),
+                        None => "gather".into(),
+                    },
+                    FKind::Plain => match &self.futs[w as usize].label {
+                        Some(l) => format!("future {l}"),
+                        None => "future".into(),
+                    },
+                },
+            };
+            out.push(Waiting { task: i as u32, on });
+        }
+        out
+    }
+
+    fn shutdown(&mut self) {
+        let leftover: Vec<u32> = (0..self.tasks.len() as u32)
+            .filter(|&i| {
+                let t = &self.tasks[i as usize];
+                !t.freed && !self.done(t.fut)
+            })
+            .collect();
+        if leftover.is_empty() {
+            return;
+        }
+        self.ev_none(What::Phase("shutdown".into()));
+        let futs: Vec<FutId> = leftover
+            .iter()
+            .map(|&i| self.tasks[i as usize].fut)
+            .collect();
+        self.shutdown_refs = futs.clone();
+        for (&i, &f) in leftover.iter().zip(&futs) {
+            if self.cancel(f, None).is_err() {
+                let name = self.tasks[i as usize].name.clone();
+                self.ev_none(What::Phase(format!(
+                    "cancel of {name} raised RecursionError"
+                )));
+            }
+        }
+        let g = self.gather_existing(&futs);
+        match self.run_until_complete(g) {
+            Err(()) => self.ev_none(What::Phase("stuck".into())),
+            Ok(()) if self.escaped.is_some() && !self.done(g) => {
+                self.ev_none(What::Phase("escaped".into()))
+            }
+            Ok(()) => {}
+        }
+        self.futs[g as usize].log_tb = false;
+        self.shutdown_refs.clear();
+        if self.gc_watch() {
+            self.refcount_check(false);
+        }
+    }
+
+    fn finals(&mut self) -> Vec<TaskFinal> {
+        let mut out = Vec::with_capacity(self.tasks.len());
+        for t in &self.tasks {
+            let (state, cancelling) = if t.destroyed {
+                (State::Destroyed, None)
+            } else if t.freed {
+                match &t.done_fin {
+                    Some(f) => (State::Done(f.clone()), Some(t.done_cancelling)),
+                    None => (State::Destroyed, None),
+                }
+            } else if let Some(f) = &t.done_fin {
+                // Done tasks as recorded at completion (an awaiter may have
+                // taken the CancelledError holding the message since).
+                (State::Done(f.clone()), Some(t.num_cancels))
+            } else {
+                (State::Pending, Some(t.num_cancels))
+            };
+            out.push(TaskFinal {
+                name: t.name.to_string(),
+                state,
+                cancelling,
+            });
+        }
+        if self.recursed {
+            for t in &mut out {
+                t.cancelling = None;
+            }
+        }
+        out
+    }
+
+    /// Raises a new exception of `cls` with `msg` where the task `t` is
+    /// (chained to what it is handling).
+    pub fn raise_new(&mut self, t: Option<u32>, cls: Cls, msg: &str) -> ExcId {
+        let e = self.excs.msg(cls, msg);
+        self.raise_here(t, e);
+        e
+    }
+
+    /// Chains `e` for being raised where task `t` is now.
+    pub fn raise_here(&mut self, t: Option<u32>, e: ExcId) {
+        let h = t.and_then(|t| self.handled_top(t));
+        self.excs.chain(e, h);
+    }
+}

@@ -1,0 +1,204 @@
+//! `except*`: splitting exception groups by class, running each matching
+//! clause on its part, and re-raising what is left the way
+//! `_PyExc_PrepReraiseStar` combines it.
+
+use super::coro::{Act, Comp, Frame, NONE, TryPh};
+use super::exc::{Cls, ExcId};
+use super::run::Machine;
+use crate::ast::{CatchClass, Kind, NodeId};
+
+impl Machine {
+    /// `g.split(pred)`'s match part, keeping the group structure
+    /// (`derive` copies message, cause and context).
+    fn split(&mut self, g: ExcId, pred: &dyn Fn(&Machine, ExcId) -> bool) -> Option<ExcId> {
+        if pred(self, g) {
+            return Some(g);
+        }
+        let members = self.excs.get(g).group.clone()?;
+        let mut matched = Vec::new();
+        for &m in members.iter() {
+            if let Some(x) = self.split(m, pred) {
+                matched.push(x);
+            }
+        }
+        if matched.is_empty() {
+            return None;
+        }
+        if matched.len() == members.len() && matched.iter().zip(members.iter()).all(|(a, b)| a == b)
+        {
+            return Some(g);
+        }
+        let o = self.excs.get(g).clone();
+        let all_exc = matched.iter().all(|&e| self.excs.cls(e).is_exception());
+        let cls = if all_exc {
+            Cls::ExceptionGroup
+        } else {
+            Cls::BaseExceptionGroup
+        };
+        let d = self
+            .excs
+            .group(cls, o.msg.as_deref().unwrap_or(""), matched);
+        let x = &mut self.excs.objs[d as usize];
+        x.cause = o.cause;
+        x.context = o.context;
+        x.suppress = o.suppress;
+        Some(d)
+    }
+
+    fn leaves(&self, g: ExcId, out: &mut Vec<ExcId>) {
+        match &self.excs.get(g).group {
+            Some(ms) => {
+                for &m in ms.iter() {
+                    self.leaves(m, out);
+                }
+            }
+            None => out.push(g),
+        }
+    }
+
+    fn class_pred(c: CatchClass) -> impl Fn(&Machine, ExcId) -> bool {
+        move |m: &Machine, e: ExcId| m.excs.cls(e).is_a(c)
+    }
+
+    /// The body raised `e` and the try has `except*` clauses.
+    pub fn except_star(&mut self, _t: u32, fr: &mut Frame, node: NodeId, e: ExcId) -> Act {
+        let naked = !self.excs.cls(e).is_group();
+        let eg = if naked {
+            let cls = if self.excs.cls(e).is_exception() {
+                Cls::ExceptionGroup
+            } else {
+                Cls::BaseExceptionGroup
+            };
+            self.excs.group(cls, "", vec![e])
+        } else {
+            e
+        };
+        self.star.insert(
+            (node, _t),
+            StarState {
+                orig: e,
+                rest: Some(eg),
+                raised: Vec::new(),
+                naked,
+            },
+        );
+        self.star_next(fr, node, _t, node + 1)
+    }
+
+    /// Runs the next matching clause at or after `from`, or finishes.
+    fn star_next(&mut self, fr: &mut Frame, node: NodeId, t: u32, from: NodeId) -> Act {
+        let p = self.p();
+        let mut c = from;
+        let end = p.end(node);
+        while c < end {
+            if let Kind::Except(k) = p.kind(c) {
+                let st = self.star.get(&(node, t)).cloned().expect("star state");
+                if let Some(rest) = st.rest {
+                    let pred = Self::class_pred(k.class);
+                    if let Some(m) = self.split(rest, &pred) {
+                        let not = move |mm: &Machine, x: ExcId| {
+                            !mm.excs.cls(x).is_a(k.class) && !mm.excs.cls(x).is_group()
+                        };
+                        let new_rest = if m == rest {
+                            None
+                        } else {
+                            self.split(rest, &not)
+                        };
+                        let s = self.star.get_mut(&(node, t)).unwrap();
+                        s.rest = new_rest;
+                        *fr = Frame::Try {
+                            node,
+                            ph: TryPh::Handler(m),
+                        };
+                        self.star_at.insert((node, t), p.end(c));
+                        return Act::Push(Frame::Stmt { node: c });
+                    }
+                }
+            }
+            c = p.end(c);
+        }
+        // Done: combine what handlers raised with what is left.
+        let st = self.star.remove(&(node, t)).expect("star state");
+        if st.naked {
+            // A naked exception was wrapped: one clause ran at most, and
+            // what it raised (the wrapper itself for a bare `raise`) goes on.
+            *fr = Frame::Try {
+                node,
+                ph: TryPh::Body,
+            };
+            return match (st.raised.first(), st.rest) {
+                (Some(&x), _) => self.try_finally(fr, node, Comp::Raise(x)),
+                (None, Some(_)) => self.try_finally(fr, node, Comp::Raise(st.orig)),
+                (None, None) => self.try_finally(fr, node, Comp::Norm(super::fut::V::None)),
+            };
+        }
+        let mut reraised = Vec::new();
+        let mut raised = Vec::new();
+        let mut orig_leaves = Vec::new();
+        self.leaves(st.orig, &mut orig_leaves);
+        for x in st.raised {
+            let mut ls = Vec::new();
+            self.leaves(x, &mut ls);
+            if ls.iter().all(|l| orig_leaves.contains(l)) {
+                reraised.extend(ls);
+            } else {
+                raised.push(x);
+            }
+        }
+        if let Some(r) = st.rest {
+            let mut ls = Vec::new();
+            self.leaves(r, &mut ls);
+            reraised.extend(ls);
+        }
+        let result = if raised.is_empty() && reraised.is_empty() {
+            None
+        } else {
+            let re_eg = if reraised.is_empty() {
+                None
+            } else {
+                let keep = reraised.clone();
+                self.split(st.orig, &move |_m: &Machine, x: ExcId| keep.contains(&x))
+            };
+            if raised.is_empty() {
+                re_eg
+            } else {
+                let mut all = raised;
+                all.extend(re_eg);
+                let all_exc = all.iter().all(|&e| self.excs.cls(e).is_exception());
+                let cls = if all_exc {
+                    Cls::ExceptionGroup
+                } else {
+                    Cls::BaseExceptionGroup
+                };
+                Some(self.excs.group(cls, "", all))
+            }
+        };
+        *fr = Frame::Try {
+            node,
+            ph: TryPh::Body,
+        };
+        match result {
+            None => self.try_finally(fr, node, Comp::Norm(super::fut::V::None)),
+            Some(x) => self.try_finally(fr, node, Comp::Raise(x)),
+        }
+    }
+
+    /// A handler of an `except*` try finished with `c`.
+    pub fn star_handler_done(&mut self, t: u32, fr: &mut Frame, node: NodeId, c: Comp) -> Act {
+        match c {
+            Comp::Raise(x) => self.star.get_mut(&(node, t)).unwrap().raised.push(x),
+            Comp::Ret(_) => {}
+            Comp::Norm(_) => {}
+        }
+        let from = self.star_at.get(&(node, t)).copied().unwrap_or(NONE);
+        self.star_next(fr, node, t, from)
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct StarState {
+    pub orig: ExcId,
+    pub rest: Option<ExcId>,
+    pub raised: Vec<ExcId>,
+    pub naked: bool,
+}

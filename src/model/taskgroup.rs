@@ -1,0 +1,248 @@
+//! `asyncio.TaskGroup`: `create_task`, `_on_task_done`, `_abort` and
+//! `__aexit__` as a frame that waits for the children, with 3.13's
+//! changes to when the parent is uncancelled behind a profile flag.
+
+use super::comb::TaskGroup;
+use super::coro::{Act, Comp, Frame, NONE, PC, Sig};
+use super::exc::{Cls, ExcId};
+use super::fut::{Cb, FKind, FState, FutId, V};
+use super::run::{Machine, Obj};
+use crate::ast::NodeId;
+use crate::trace::What;
+use std::rc::Rc;
+
+impl Machine {
+    // ---- TaskGroup -----------------------------------------------------
+
+    pub fn tg_start(&mut self, t: u32, node: NodeId) -> Act {
+        let g = self.tgs.len() as u32;
+        self.tgs.push(TaskGroup {
+            parent: t,
+            ..TaskGroup::default()
+        });
+        self.bind(node, Obj::Tg(g));
+        Act::Push(Frame::Tg {
+            tg: g,
+            node,
+            ph: 1,
+            exc: NONE,
+            pend: PC::Raise(NONE),
+        })
+    }
+
+    pub fn tg_create_task(
+        &mut self,
+        t: Option<u32>,
+        g: u32,
+        node: NodeId,
+        name: Rc<str>,
+    ) -> Result<FutId, ExcId> {
+        let tg = &self.tgs[g as usize];
+        if tg.exiting && tg.tasks.is_empty() {
+            return Err(self.raise_new(t, Cls::RUNTIME, "TaskGroup <TaskGroup> is finished"));
+        }
+        if tg.aborting {
+            return Err(self.raise_new(t, Cls::RUNTIME, "TaskGroup <TaskGroup> is shutting down"));
+        }
+        let f = self.create_task(node, name);
+        if self.done(f) {
+            self.tg_on_task_done(g, f);
+        } else {
+            self.tgs[g as usize].tasks.push(f);
+            self.add_done_callback(f, Cb::TgDone(g));
+        }
+        Ok(f)
+    }
+
+    fn tg_abort(&mut self, g: u32) {
+        self.tgs[g as usize].aborting = true;
+        let tasks = self.tgs[g as usize].tasks.clone();
+        for f in tasks {
+            if !self.done(f) {
+                let _ = self.cancel(f, None);
+            }
+        }
+    }
+
+    pub fn tg_on_task_done(&mut self, g: u32, f: FutId) {
+        self.tgs[g as usize].tasks.retain(|&x| x != f);
+        if let Some(w) = self.tgs[g as usize].on_completed_fut {
+            if self.tgs[g as usize].tasks.is_empty() && !self.done(w) {
+                self.set_result(w, V::Bool(true));
+            }
+        }
+        if self.futs[f as usize].state == FState::Cancelled {
+            return;
+        }
+        let Some(exc) = self.exception(f) else { return };
+        self.tgs[g as usize].errors.push(exc);
+        if super::stmt::is_base_error(self.excs.cls(exc))
+            && self.tgs[g as usize].base_error.is_none()
+        {
+            self.tgs[g as usize].base_error = Some(exc);
+        }
+        let parent = self.tgs[g as usize].parent;
+        let pf = self.tasks[parent as usize].fut;
+        if self.done(pf) {
+            let x = self.excs.encode(exc);
+            let name = self.tasks[self.task_of(f).unwrap() as usize]
+                .name
+                .to_string();
+            self.ev(What::Handler {
+                msg: "Task <Task> has errored out but its parent task <Task> is already completed"
+                    .into(),
+                obj: Some(name),
+                exc: Some(x),
+            });
+            return;
+        }
+        let tg = &self.tgs[g as usize];
+        if !tg.aborting && !tg.parent_cancel_requested {
+            self.tg_abort(g);
+            self.tgs[g as usize].parent_cancel_requested = true;
+            let _ = self.cancel(pf, None);
+        }
+    }
+
+    pub fn tg_frame(&mut self, t: u32, fr: &mut Frame, sig: Sig) -> Act {
+        let Frame::Tg {
+            tg: g,
+            node,
+            ph,
+            exc,
+            pend,
+        } = *fr
+        else {
+            unreachable!()
+        };
+        let p = self.p();
+        let p13 = self.profile.taskgroup_313_exit;
+        match (ph, sig) {
+            (1, Sig::Start) => Act::Push(Frame::Body {
+                next: node + 1,
+                end: p.end(node),
+            }),
+            (1, Sig::Child(c)) => {
+                // __aexit__(et, exc)
+                let e = if let Comp::Raise(e) = c { e } else { NONE };
+                let pend = self.store(c);
+                self.tgs[g as usize].exiting = true;
+                if e != NONE
+                    && super::stmt::is_base_error(self.excs.cls(e))
+                    && self.tgs[g as usize].base_error.is_none()
+                {
+                    self.tgs[g as usize].base_error = Some(e);
+                }
+                let is_cancel = e != NONE && self.excs.cls(e).is_cancelled();
+                self.tgs[g as usize].propagate = is_cancel.then_some(e);
+                if !p13 && self.tgs[g as usize].parent_cancel_requested {
+                    let parent = self.tgs[g as usize].parent;
+                    if self.uncancel(parent) == 0 {
+                        self.tgs[g as usize].propagate = None;
+                    }
+                }
+                if e != NONE && !self.tgs[g as usize].aborting {
+                    self.tg_abort(g);
+                }
+                *fr = Frame::Tg {
+                    tg: g,
+                    node,
+                    ph: 2,
+                    exc: e,
+                    pend,
+                };
+                Act::Again(Sig::Start)
+            }
+            (2, Sig::Start) => {
+                if !self.tgs[g as usize].tasks.is_empty() {
+                    let w = match self.tgs[g as usize].on_completed_fut {
+                        Some(w) => w,
+                        None => {
+                            let w = self.new_fut(FKind::Plain);
+                            self.tgs[g as usize].on_completed_fut = Some(w);
+                            w
+                        }
+                    };
+                    *fr = Frame::Tg {
+                        tg: g,
+                        node,
+                        ph: 3,
+                        exc,
+                        pend,
+                    };
+                    return Act::Push(Frame::Await { fut: w });
+                }
+                self.tg_finish(t, g, exc, pend)
+            }
+            (3, Sig::Child(c)) => {
+                if let Comp::Raise(x) = c {
+                    if self.excs.cls(x).is_cancelled() {
+                        if !self.tgs[g as usize].aborting {
+                            self.tgs[g as usize].propagate = Some(x);
+                            self.tg_abort(g);
+                        }
+                    } else {
+                        return Act::Pop(c);
+                    }
+                }
+                self.tgs[g as usize].on_completed_fut = None;
+                *fr = Frame::Tg {
+                    tg: g,
+                    node,
+                    ph: 2,
+                    exc,
+                    pend,
+                };
+                Act::Again(Sig::Start)
+            }
+            _ => unreachable!("taskgroup frame got an unexpected signal"),
+        }
+    }
+
+    fn tg_finish(&mut self, t: u32, g: u32, exc: ExcId, pend: PC) -> Act {
+        let p13 = self.profile.taskgroup_313_exit;
+        let handled = (exc != NONE).then_some(exc);
+        if let Some(b) = self.tgs[g as usize].base_error {
+            self.excs.chain(b, handled);
+            self.tb_ref(b, super::gc::TbRef::Tg(g));
+            return Act::Pop(Comp::Raise(b));
+        }
+        let parent = self.tgs[g as usize].parent;
+        if p13 && self.tgs[g as usize].parent_cancel_requested && self.uncancel(parent) == 0 {
+            self.tgs[g as usize].propagate = None;
+        }
+        if let Some(pe) = self.tgs[g as usize].propagate {
+            if self.tgs[g as usize].errors.is_empty() {
+                self.excs.chain(pe, handled);
+                self.tb_ref(pe, super::gc::TbRef::Tg(g));
+                return Act::Pop(Comp::Raise(pe));
+            }
+        }
+        if exc != NONE && !self.excs.cls(exc).is_cancelled() {
+            self.tgs[g as usize].errors.push(exc);
+        }
+        if !self.tgs[g as usize].errors.is_empty() {
+            if p13 && self.cancelling(parent) > 0 {
+                self.uncancel(parent);
+                let pf = self.tasks[parent as usize].fut;
+                let _ = self.cancel(pf, None);
+            }
+            let errors = std::mem::take(&mut self.tgs[g as usize].errors);
+            let all_exc = errors.iter().all(|&e| self.excs.cls(e).is_exception());
+            let cls = if all_exc {
+                Cls::ExceptionGroup
+            } else {
+                Cls::BaseExceptionGroup
+            };
+            let me = self
+                .excs
+                .group(cls, "unhandled errors in a TaskGroup", errors);
+            self.excs.chain(me, handled);
+            self.excs.objs[me as usize].suppress = true;
+            self.tb_here(Some(t), me);
+            self.tb_ref(me, super::gc::TbRef::Tg(g));
+            return Act::Pop(Comp::Raise(me));
+        }
+        Act::Pop(self.load(pend))
+    }
+}

@@ -1,0 +1,248 @@
+//! `asyncio.timeout` (`Timeout.__aenter__`/`__aexit__`, 3.13's inserted
+//! TimeoutError) and `wait_for`: 3.12+'s `async with timeout` around an
+//! inline await, the `timeout <= 0` path, and 3.11's task-and-waiter one
+//! (its frame logic is `wait_for_11` in comb.rs).
+
+use super::comb::{CombKind, Timeout};
+use super::coro::{Act, Comp, Frame, NONE, Sig};
+use super::exc::{Cls, ExcId};
+use super::fut::{Cb, FKind, FutId};
+use super::run::{Hcb, Machine};
+use crate::ast::{Kind, NodeId};
+use crate::trace::What;
+
+impl Machine {
+    // ---- timeout -------------------------------------------------------
+
+    pub(super) fn timeout_new(&mut self, t: u32, delay: Option<f64>) -> u32 {
+        let when = delay.map(|d| self.lp.now + d);
+        let tm = self.timeouts.len() as u32;
+        // __aenter__
+        let cancelling = self.cancelling(t);
+        self.timeouts.push(Timeout {
+            state: 1,
+            handler: None,
+            task: t,
+            cancelling,
+        });
+        if let Some(w) = when {
+            let h = if w <= self.lp.now {
+                self.lp.call_soon(Hcb::TimeoutFire(tm))
+            } else {
+                self.lp.call_at(w, Hcb::TimeoutFire(tm))
+            };
+            self.timeouts[tm as usize].handler = Some(h);
+        }
+        tm
+    }
+
+    pub fn timeout_start(&mut self, t: u32, node: NodeId) -> Act {
+        let Kind::Timeout(d) = *self.p().kind(node) else {
+            unreachable!()
+        };
+        let tm = self.timeout_new(t, d.map(|d| d.0));
+        Act::Push(Frame::Timeout {
+            tm,
+            node,
+            aw: NONE,
+            ph: 1,
+            exc: NONE,
+        })
+    }
+
+    pub fn timeout_fire(&mut self, tm: u32) {
+        let t = self.timeouts[tm as usize].task;
+        let f = self.tasks[t as usize].fut;
+        if let Err(e) = self.cancel(f, None) {
+            let x = self.excs.encode(e);
+            self.ev(What::Handler {
+                msg: "Exception in callback".into(),
+                obj: None,
+                exc: Some(x),
+            });
+            return;
+        }
+        self.timeouts[tm as usize].state = 2;
+        self.timeouts[tm as usize].handler = None;
+    }
+
+    pub fn timeout_frame(&mut self, t: u32, fr: &mut Frame, sig: Sig) -> Act {
+        let Frame::Timeout { tm, node, aw, .. } = *fr else {
+            unreachable!()
+        };
+        let p = self.p();
+        match sig {
+            Sig::Start => {
+                if aw == NONE {
+                    return Act::Push(Frame::Body {
+                        next: node + 1,
+                        end: p.end(node),
+                    });
+                }
+                if let Kind::Ref(_) = p.kind(aw) {
+                    match self.read_fut(Some(t), aw) {
+                        Ok(f) => Act::Push(Frame::Await { fut: f }),
+                        Err(e) => Act::Again(Sig::Child(Comp::Raise(e))),
+                    }
+                } else {
+                    Act::Push(Frame::Level {
+                        func: self.aw_fn(aw),
+                    })
+                }
+            }
+            Sig::Child(c) => {
+                // __aexit__
+                let exc = if let Comp::Raise(e) = c {
+                    Some(e)
+                } else {
+                    None
+                };
+                if let Some(h) = self.timeouts[tm as usize].handler.take() {
+                    self.lp.cancel(h);
+                }
+                if self.timeouts[tm as usize].state == 2 {
+                    self.timeouts[tm as usize].state = 3;
+                    let task = self.timeouts[tm as usize].task;
+                    let below = self.uncancel(task) <= self.timeouts[tm as usize].cancelling;
+                    if let (true, Some(e)) = (below, exc) {
+                        if self.excs.cls(e).is_cancelled() {
+                            let te = self.excs.new(Cls::TIMEOUT, None);
+                            self.excs.chain(te, Some(e));
+                            let o = &mut self.excs.objs[te as usize];
+                            o.cause = Some(e);
+                            o.suppress = true;
+                            self.tb_here(Some(t), te);
+                            let task_fut = self.tasks[task as usize].fut;
+                            self.tb_ref(te, super::gc::TbRef::Fut(task_fut));
+                            return Act::Pop(Comp::Raise(te));
+                        } else if self.profile.timeout_313_exit {
+                            self.insert_timeout_error(e);
+                            if let Some(g) = self.excs.get(e).group.clone() {
+                                if self.excs.cls(e) == Cls::ExceptionGroup {
+                                    for &x in g.iter() {
+                                        self.insert_timeout_error(x);
+                                    }
+                                }
+                            }
+                        }
+                    }
+                } else if self.timeouts[tm as usize].state == 1 {
+                    self.timeouts[tm as usize].state = 4;
+                }
+                Act::Pop(c)
+            }
+            _ => unreachable!(),
+        }
+    }
+
+    fn insert_timeout_error(&mut self, mut e: ExcId) {
+        while let Some(c) = self.excs.get(e).context {
+            if self.excs.cls(c).is_cancelled() {
+                let te = self.excs.new(Cls::TIMEOUT, None);
+                self.excs.objs[te as usize].context = Some(c);
+                self.excs.objs[te as usize].cause = Some(c);
+                self.excs.objs[e as usize].context = Some(te);
+                break;
+            }
+            e = c;
+        }
+    }
+
+    // ---- wait_for ------------------------------------------------------
+
+    pub fn wait_for_start(&mut self, t: u32, node: NodeId) -> Act {
+        let Kind::WaitFor(timeout) = *self.p().kind(node) else {
+            unreachable!()
+        };
+        let aw = self
+            .p()
+            .children(node)
+            .next()
+            .expect("wait_for has an operand");
+        let arg = if let Kind::Ref(_) = self.p().kind(aw) {
+            match self.read_fut(Some(t), aw) {
+                Ok(f) => Ok(f),
+                Err(e) => return Act::Again(Sig::Child(Comp::Raise(e))),
+            }
+        } else {
+            Err(aw)
+        };
+        let timeout = timeout.map(|x| x.0);
+        if let Some(d) = timeout.filter(|&d| d <= 0.0) {
+            let _ = d;
+            let fut = self.ensure_future(arg);
+            if self.done(fut) {
+                return self.result_act(t, fut);
+            }
+            return Act::Push(Frame::Comb {
+                kind: CombKind::WaitForNow,
+                a: fut,
+                b: NONE,
+                c: 0,
+            });
+        }
+        if self.profile.wait_for_via_timeout || timeout.is_none() {
+            if !self.profile.wait_for_via_timeout {
+                // 3.11: `if timeout is None: return await fut`
+                return match arg {
+                    Ok(f) => Act::Push(Frame::Await { fut: f }),
+                    Err(c) => Act::Push(Frame::Level {
+                        func: self.aw_fn(c),
+                    }),
+                };
+            }
+            let tm = self.timeout_new(t, timeout);
+            return Act::Push(Frame::Timeout {
+                tm,
+                node,
+                aw,
+                ph: 1,
+                exc: NONE,
+            });
+        }
+        // 3.11 with a positive timeout.
+        let waiter = self.new_fut(FKind::Plain);
+        let timer = self
+            .lp
+            .call_later(timeout.unwrap(), Hcb::ReleaseWaiter(waiter));
+        let fut = self.ensure_future(arg);
+        self.add_done_callback(fut, Cb::Release(waiter));
+        Act::Push(Frame::Comb {
+            kind: CombKind::WaitFor11,
+            a: fut,
+            b: waiter,
+            c: timer,
+        })
+    }
+
+    pub(super) fn result_act(&mut self, t: u32, fut: FutId) -> Act {
+        match self.result(fut) {
+            Ok(v) => Act::Again(Sig::Child(Comp::Norm(v))),
+            Err(e) => {
+                self.raise_here(Some(t), e);
+                Act::Again(Sig::Child(Comp::Raise(e)))
+            }
+        }
+    }
+
+    /// `return fut.result()` inside `except CancelledError as exc: raise
+    /// TimeoutError from exc`.
+    pub(super) fn result_or_timeout(&mut self, t: u32, fut: FutId) -> Comp {
+        match self.result(fut) {
+            Ok(v) => Comp::Norm(v),
+            Err(e) => {
+                self.raise_here(Some(t), e);
+                self.tb_ref(e, super::gc::TbRef::Fut(fut));
+                if self.excs.cls(e).is_cancelled() {
+                    let te = self.excs.new(Cls::TIMEOUT, None);
+                    self.excs.chain(te, Some(e));
+                    self.excs.objs[te as usize].cause = Some(e);
+                    self.excs.objs[te as usize].suppress = true;
+                    Comp::Raise(te)
+                } else {
+                    Comp::Raise(e)
+                }
+            }
+        }
+    }
+}
