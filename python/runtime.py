@@ -366,12 +366,12 @@ def run(main, coro_names, inject=()):
         tasks = trace.finals()
     finally:
         loop.close()
+        trace.event({'phase': 'collect'})
         # The program's module globals die with it: a task still in the
         # background set (its discard callback never ran) is collected now,
         # not in some later program's run.
         BG.clear()
         main = loop = None
-        trace.event({'phase': 'collect'})
         # Everything this run allocated is in generation 0 unless a (gc)
         # promoted it; collecting only that generation is much cheaper.
         gc.collect(0 if gc.get_stats()[2]['collections'] == full_before else 2)

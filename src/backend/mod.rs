@@ -74,26 +74,46 @@ impl Spec {
             match v {
                 "pytask" => pytask = true,
                 "eager" => eager = true,
-                other => return Err(format!("unknown variant `+{other}` in `{text}`: use +pytask or +eager")),
+                other => {
+                    return Err(format!(
+                        "unknown variant `+{other}` in `{text}`: use +pytask or +eager"
+                    ));
+                }
             }
         }
         let family = match family {
             "cpython" => Family::Cpython(match parse_version(target) {
                 Some((a, b)) => Interpreter::Version(a, b),
                 None if target.contains('/') => Interpreter::Path(PathBuf::from(target)),
-                None => return Err(format!("`{target}` in `{text}` is neither a version like 3.12 nor a path to python: {help}")),
+                None => {
+                    return Err(format!(
+                        "`{target}` in `{text}` is neither a version like 3.12 nor a path to python: {help}"
+                    ));
+                }
             }),
             "model" => {
-                let (a, b) = parse_version(target)
-                    .ok_or_else(|| format!("`{target}` in `{text}` is not a version like 3.12: {help}"))?;
+                let (a, b) = parse_version(target).ok_or_else(|| {
+                    format!("`{target}` in `{text}` is not a version like 3.12: {help}")
+                })?;
                 if pytask {
-                    return Err(format!("`{text}`: +pytask only applies to cpython backends"));
+                    return Err(format!(
+                        "`{text}`: +pytask only applies to cpython backends"
+                    ));
                 }
                 Family::Model(a, b)
             }
-            other => return Err(format!("unknown backend family `{other}` in `{text}`: {help}")),
+            other => {
+                return Err(format!(
+                    "unknown backend family `{other}` in `{text}`: {help}"
+                ));
+            }
         };
-        Ok(Spec { text: text.to_string(), family, pytask, eager })
+        Ok(Spec {
+            text: text.to_string(),
+            family,
+            pytask,
+            eager,
+        })
     }
 }
 
@@ -104,6 +124,16 @@ fn parse_version(s: &str) -> Option<(u32, u32)> {
 
 /// Opens the backend a spec names. Errors say how to get a working one.
 pub fn open(spec: &Spec) -> Result<Box<dyn Backend>, String> {
+    let first = open_unguarded(spec)?;
+    let spec2 = spec.clone();
+    Ok(Box::new(PanicGuard {
+        name: spec.text.clone(),
+        inner: Some(first),
+        reopen: Box::new(move || open_unguarded(&spec2)),
+    }))
+}
+
+fn open_unguarded(spec: &Spec) -> Result<Box<dyn Backend>, String> {
     match &spec.family {
         Family::Cpython(interp) => {
             let found = discover::resolve(interp)?;
@@ -118,9 +148,65 @@ pub fn open(spec: &Spec) -> Result<Box<dyn Backend>, String> {
             Ok(Box::new(CpythonBackend::start(spec.clone(), found)?))
         }
         Family::Model(a, b) => {
-            let profile = crate::model::Profile::new(*a, *b, spec.eager).map_err(|e| format!("`{}`: {e}", spec.text))?;
-            Ok(Box::new(crate::model::ModelBackend::new(&spec.text, profile)))
+            let profile = crate::model::Profile::new(*a, *b, spec.eager)
+                .map_err(|e| format!("`{}`: {e}", spec.text))?;
+            Ok(Box::new(crate::model::ModelBackend::new(
+                &spec.text, profile,
+            )))
         }
+    }
+}
+
+/// Turns a panic inside a backend (a model bug) into that case's `crashed`
+/// outcome and reopens the backend for the next case, so one bad case never
+/// takes a campaign down.
+struct PanicGuard {
+    name: String,
+    inner: Option<Box<dyn Backend>>,
+    reopen: Box<dyn Fn() -> Result<Box<dyn Backend>, String> + Send>,
+}
+
+impl Backend for PanicGuard {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn describe(&self) -> String {
+        self.inner.as_ref().map_or_else(
+            || format!("{} (failed to reopen)", self.name),
+            |b| b.describe(),
+        )
+    }
+
+    fn run_with(&mut self, program: &Program, inject: &[Injection]) -> Trace {
+        if self.inner.is_none() {
+            match (self.reopen)() {
+                Ok(b) => self.inner = Some(b),
+                Err(e) => return Trace::failed(crate::trace::Outcome::Crashed(e)),
+            }
+        }
+        let inner = self.inner.as_mut().expect("opened above");
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            inner.run_with(program, inject)
+        })) {
+            Ok(t) => t,
+            Err(payload) => {
+                self.inner = None;
+                let msg = payload
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+                    .unwrap_or_else(|| "a panic".to_string());
+                Trace::failed(crate::trace::Outcome::Crashed(format!(
+                    "{} panicked: {msg}",
+                    self.name
+                )))
+            }
+        }
+    }
+
+    fn run_in_process(&mut self, programs: &[Program]) -> Option<(f64, u64)> {
+        self.inner.as_mut()?.run_in_process(programs)
     }
 }
 
@@ -128,21 +214,76 @@ pub fn open(spec: &Spec) -> Result<Box<dyn Backend>, String> {
 mod tests {
     use super::*;
 
+    /// Panics on programs of more than one node, like a model bug would.
+    struct Fragile;
+
+    impl Backend for Fragile {
+        fn name(&self) -> &str {
+            "fragile"
+        }
+        fn describe(&self) -> String {
+            "fragile".into()
+        }
+        fn run_with(&mut self, program: &Program, _: &[Injection]) -> Trace {
+            assert!(program.len() < 2, "boom");
+            Trace::failed(crate::trace::Outcome::Hung { secs: 0.0 })
+        }
+    }
+
+    #[test]
+    fn a_panicking_backend_costs_one_case_and_is_reopened() {
+        let reopened = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
+        let counter = reopened.clone();
+        let mut guard = PanicGuard {
+            name: "fragile".into(),
+            inner: Some(Box::new(Fragile)),
+            reopen: Box::new(move || {
+                counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                Ok(Box::new(Fragile) as Box<dyn Backend>)
+            }),
+        };
+        let small = crate::generate::program(0, 1);
+        let big = crate::generate::program(0, 10);
+        assert!(
+            matches!(guard.run(&big).outcome, crate::trace::Outcome::Crashed(ref m) if m.contains("boom"))
+        );
+        assert!(matches!(
+            guard.run(&small).outcome,
+            crate::trace::Outcome::Hung { .. }
+        ));
+        assert_eq!(reopened.load(std::sync::atomic::Ordering::SeqCst), 1);
+    }
+
     #[test]
     fn specs_parse_versions_paths_and_variants() {
         let s = Spec::parse("cpython:3.12+pytask+eager").unwrap();
         assert_eq!(s.family, Family::Cpython(Interpreter::Version(3, 12)));
         assert!(s.pytask && s.eager);
         let s = Spec::parse("cpython:/usr/bin/python3.11").unwrap();
-        assert_eq!(s.family, Family::Cpython(Interpreter::Path("/usr/bin/python3.11".into())));
-        assert_eq!(Spec::parse("model:3.13").unwrap().family, Family::Model(3, 13));
+        assert_eq!(
+            s.family,
+            Family::Cpython(Interpreter::Path("/usr/bin/python3.11".into()))
+        );
+        assert_eq!(
+            Spec::parse("model:3.13").unwrap().family,
+            Family::Model(3, 13)
+        );
     }
 
     #[test]
     fn bad_specs_explain_the_expected_form() {
-        for bad in ["python3", "cpython:three", "cpython:3.12+fast", "jython:2.7", "model:3.12+pytask"] {
+        for bad in [
+            "python3",
+            "cpython:three",
+            "cpython:3.12+fast",
+            "jython:2.7",
+            "model:3.12+pytask",
+        ] {
             let e = Spec::parse(bad).unwrap_err();
-            assert!(e.contains(bad) || e.contains("+fast") || e.contains("jython"), "{e}");
+            assert!(
+                e.contains(bad) || e.contains("+fast") || e.contains("jython"),
+                "{e}"
+            );
         }
     }
 }

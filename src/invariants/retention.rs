@@ -95,8 +95,11 @@ fn is_keep(f: &Facts, task: u32) -> bool {
 }
 
 pub fn background_set_retains(f: &Facts, out: &mut Out) {
-    for (_, task) in destroyed_reports(f) {
-        if is_keep(f, task) {
+    // The set is a global of the program: it is dropped with everything else
+    // when the final collection starts.
+    let end = f.collect.unwrap_or(usize::MAX);
+    for (i, task) in destroyed_reports(f) {
+        if is_keep(f, task) && i < end {
             out.push(
                 f.task_node[task as usize],
                 Some(task),
