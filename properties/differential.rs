@@ -11,7 +11,8 @@
 //!
 //! Environment: `CANCELTREE_SEED` (first seed, default 0),
 //! `CANCELTREE_CASES` (programs per profile, default 2000) and
-//! `CANCELTREE_SIZE` (rough nodes per program, default 12). A profile
+//! `CANCELTREE_SIZE` (rough nodes per program, default 12);
+//! `CANCELTREE_SHOW_GAPS=1` prints the finalization-only differences. A profile
 //! whose CPython is not installed is skipped with a message.
 
 use canceltree::backend::{self, Backend, Spec, discover};
@@ -112,6 +113,14 @@ fn generated_programs_give_the_same_trace_on_the_model_and_on_cpython() {
                 recursed += 1;
             } else if strip_finalization(&tm) == strip_finalization(&tc) {
                 finalization += 1;
+                if std::env::var_os("CANCELTREE_SHOW_GAPS").is_some() {
+                    let labels = render::labels(&p);
+                    eprintln!(
+                        "finalization gap, {model} seed {s}:\n{}\n{}",
+                        syntax::print(&p),
+                        render::diff(&[(model, &tm), (cpy, &tc)], &labels).unwrap_or_default()
+                    );
+                }
             } else if failures.len()
                 < std::env::var("CANCELTREE_SHOW")
                     .ok()

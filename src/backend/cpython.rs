@@ -51,7 +51,12 @@ impl CpythonBackend {
             .and_then(|s| s.parse::<f64>().ok())
             .filter(|s| *s > 0.0)
             .map_or(DEFAULT_TIMEOUT, Duration::from_secs_f64);
-        let mut b = CpythonBackend { spec, found, timeout, worker: None };
+        let mut b = CpythonBackend {
+            spec,
+            found,
+            timeout,
+            worker: None,
+        };
         b.worker = Some(b.spawn()?);
         Ok(b)
     }
@@ -98,7 +103,12 @@ impl CpythonBackend {
                 s.drain(..excess);
             }
         });
-        let mut w = Worker { child, stdin, lines, stderr };
+        let mut w = Worker {
+            child,
+            stdin,
+            lines,
+            stderr,
+        };
         match w.lines.recv_timeout(self.timeout) {
             Ok(hello) if hello.contains("\"hello\"") => Ok(w),
             _ => {
@@ -135,7 +145,11 @@ impl Backend for CpythonBackend {
     }
 
     fn describe(&self) -> String {
-        format!("CPython {} at {}", self.found.version_string(), self.found.path.display())
+        format!(
+            "CPython {} at {}",
+            self.found.version_string(),
+            self.found.path.display()
+        )
     }
 
     fn run_with(&mut self, program: &Program, inject: &[Injection]) -> Trace {
@@ -146,9 +160,17 @@ impl Backend for CpythonBackend {
             }
         }
         let w = self.worker.as_mut().expect("worker started above");
-        let inject: Vec<_> = inject.iter().map(|i| (i.iteration, &i.task, &i.msg)).collect();
-        let request = serde_json::json!({ "src": pygen::program_source(program), "inject": inject }).to_string();
-        if writeln!(w.stdin, "{request}").and_then(|_| w.stdin.flush()).is_err() {
+        let inject: Vec<_> = inject
+            .iter()
+            .map(|i| (i.iteration, &i.task, &i.msg))
+            .collect();
+        let request =
+            serde_json::json!({ "src": pygen::program_source(program), "inject": inject })
+                .to_string();
+        if writeln!(w.stdin, "{request}")
+            .and_then(|_| w.stdin.flush())
+            .is_err()
+        {
             let msg = format!("worker died: {}", w.stderr_tail());
             return self.fail(Outcome::Crashed(msg));
         }
@@ -184,7 +206,9 @@ impl CpythonBackend {
         let w = self.worker.as_mut().ok_or("worker not running")?;
         let sources: Vec<String> = programs.iter().map(pygen::program_source).collect();
         let request = serde_json::json!({ "batch": sources }).to_string();
-        writeln!(w.stdin, "{request}").and_then(|_| w.stdin.flush()).map_err(|e| e.to_string())?;
+        writeln!(w.stdin, "{request}")
+            .and_then(|_| w.stdin.flush())
+            .map_err(|e| e.to_string())?;
         let line = w.lines.recv().map_err(|e| e.to_string())?;
         let v: serde_json::Value = serde_json::from_str(&line).map_err(|e| e.to_string())?;
         match (v["secs"].as_f64(), v["events"].as_u64()) {
@@ -234,6 +258,8 @@ pub fn export_script(program: &Program, source_name: &str, pytask: bool, eager: 
     s.push_str(&runtime);
     // Called from a function, like the worker's `_serve`, so that a
     // RecursionError strikes at the same depth in both.
-    s.push_str("\n\ndef _serve():\n    print(render(run(main, CORO), LABELS), end='')\n\n\n_serve()\n");
+    s.push_str(
+        "\n\ndef _serve():\n    print(render(run(main, CORO), LABELS), end='')\n\n\n_serve()\n",
+    );
     s
 }

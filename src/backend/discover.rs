@@ -33,7 +33,10 @@ pub fn probe(path: &Path) -> Option<Found> {
     let text = String::from_utf8_lossy(&out.stdout);
     let mut it = text.split_whitespace().map(|x| x.parse::<u32>().ok());
     let version = (it.next()??, it.next()??, it.next()??);
-    Some(Found { path: path.to_path_buf(), version })
+    Some(Found {
+        path: path.to_path_buf(),
+        version,
+    })
 }
 
 fn pyenv_root() -> Option<PathBuf> {
@@ -60,7 +63,11 @@ fn candidates() -> Vec<(PathBuf, Option<(u32, u32)>)> {
             let mut dirs: Vec<PathBuf> = rd.filter_map(|e| e.ok().map(|e| e.path())).collect();
             dirs.sort();
             for d in dirs {
-                let name = d.file_name().and_then(|n| n.to_str()).unwrap_or("").to_string();
+                let name = d
+                    .file_name()
+                    .and_then(|n| n.to_str())
+                    .unwrap_or("")
+                    .to_string();
                 let mut parts = name.split('.').map(|x| x.parse::<u32>().ok());
                 let hint = match (parts.next().flatten(), parts.next().flatten()) {
                     (Some(a), Some(b)) => Some((a, b)),
@@ -112,9 +119,14 @@ pub fn all() -> Vec<Found> {
 pub fn resolve(interp: &Interpreter) -> Result<Found, String> {
     match interp {
         Interpreter::Path(p) => {
-            let f = probe(p).ok_or_else(|| format!("{} does not run as a Python interpreter", p.display()))?;
+            let f = probe(p)
+                .ok_or_else(|| format!("{} does not run as a Python interpreter", p.display()))?;
             if (f.version.0, f.version.1) < OLDEST {
-                return Err(format!("{} is Python {}; canceltree needs 3.11 or later", p.display(), f.version_string()));
+                return Err(format!(
+                    "{} is Python {}; canceltree needs 3.11 or later",
+                    p.display(),
+                    f.version_string()
+                ));
             }
             Ok(f)
         }
@@ -125,7 +137,9 @@ pub fn resolve(interp: &Interpreter) -> Result<Found, String> {
                     continue;
                 }
                 if let Some(f) = probe(&path) {
-                    if (f.version.0, f.version.1) == (*a, *b) && best.as_ref().is_none_or(|x| f.version > x.version) {
+                    if (f.version.0, f.version.1) == (*a, *b)
+                        && best.as_ref().is_none_or(|x| f.version > x.version)
+                    {
                         best = Some(f);
                     }
                 }

@@ -169,6 +169,25 @@ impl Machine {
         }
         let mark = self.alive(final_collect, false);
         let total = mark.len();
+        // Fast path: with no coroutine to close among the garbage, no
+        // finalizer drops a reference, so they simply run in creation order.
+        let closes = (0..self.futs.len()).any(|f| {
+            !mark[f]
+                && !self.futs[f].dead
+                && !self.futs[f].done()
+                && matches!(self.futs[f].kind, FKind::Task(_))
+        });
+        if !closes {
+            for f in 0..self.futs.len() {
+                if !mark[f] && !self.futs[f].dead {
+                    self.finalize(N::Fut(f as u32));
+                    if let FKind::Task(t) = self.futs[f].kind {
+                        self.tasks[t as usize].freed = true;
+                    }
+                }
+            }
+            return;
+        }
         let mut gone = vec![false; total];
         for i in 0..total {
             if mark[i] {

@@ -301,14 +301,18 @@ impl Machine {
         // A KeyboardInterrupt that left the loop after main finished is
         // caught by the runtime's `_drive`; the shutdown runs as usual.
         self.escaped = None;
-        if self.gc_watch() {
-            self.refcount_check(false);
+        if self.gc_watch_end() {
+            self.refcount_check(true);
         }
         self.shutdown();
         // The table reads `cancelling()` live for tasks still alive; only
         // an uncancel() after completion makes that differ from the count
         // recorded at completion, so only then is liveness needed.
-        if self.tasks.iter().any(|t| !t.freed && t.done_fin.is_some() && t.num_cancels != t.done_cancelling) {
+        if self
+            .tasks
+            .iter()
+            .any(|t| !t.freed && t.done_fin.is_some() && t.num_cancels != t.done_cancelling)
+        {
             self.refcount_sweep();
         }
         let tasks = self.finals();
@@ -319,6 +323,15 @@ impl Machine {
             self.refcount_check(true);
         }
         self.ev_none(What::Phase("collect".into()));
+        // The program's globals die: the background set lets go of the
+        // tasks whose discard callback never ran (refcounting may free
+        // them at once), then the final collection runs.
+        if !self.bg.is_empty() {
+            self.bg.clear();
+            if self.gc_watch_end() {
+                self.refcount_check(true);
+            }
+        }
         if self.gc_watch_end() {
             self.final_collect();
         }
@@ -544,8 +557,8 @@ impl Machine {
         }
         self.futs[g as usize].log_tb = false;
         self.shutdown_refs.clear();
-        if self.gc_watch() {
-            self.refcount_check(false);
+        if self.gc_watch_end() {
+            self.refcount_check(true);
         }
     }
 

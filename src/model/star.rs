@@ -164,6 +164,10 @@ impl Machine {
             } else {
                 let mut all = raised;
                 all.extend(re_eg);
+                if all.len() == 1 {
+                    // `_PyExc_PrepReraiseStar`: a single exception is raised as is.
+                    return self.star_finish(fr, node, Some(all[0]));
+                }
                 let all_exc = all.iter().all(|&e| self.excs.cls(e).is_exception());
                 let cls = if all_exc {
                     Cls::ExceptionGroup
@@ -173,6 +177,10 @@ impl Machine {
                 Some(self.excs.group(cls, "", all))
             }
         };
+        self.star_finish(fr, node, result)
+    }
+
+    fn star_finish(&mut self, fr: &mut Frame, node: NodeId, result: Option<ExcId>) -> Act {
         *fr = Frame::Try {
             node,
             ph: TryPh::Body,
