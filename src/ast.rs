@@ -154,7 +154,9 @@ pub enum Kind {
     Resolve(Sym, Value),
     Fail(Sym, ExcClass, Option<String>),
     /// Children: awaitables (`Ref`, or any node standing for a new coroutine).
-    Gather { return_exceptions: bool },
+    Gather {
+        return_exceptions: bool,
+    },
     /// Only as an awaitable: an existing task or future.
     Ref(Sym),
     /// Children: a body. As an awaitable, a multi-statement coroutine; as a
@@ -171,9 +173,14 @@ pub enum Kind {
     /// Children: body.
     TaskGroup(Sym),
     /// Children: `Ref`s.
-    Wait { when: WaitWhen, timeout: Option<Time> },
+    Wait {
+        when: WaitWhen,
+        timeout: Option<Time>,
+    },
     /// Children: `Ref`s.
-    AsCompleted { timeout: Option<Time> },
+    AsCompleted {
+        timeout: Option<Time>,
+    },
     /// Children: body statements, then `Except` clauses, then at most one `Finally`.
     Try,
     /// Children: handler body, possibly empty.
@@ -208,9 +215,11 @@ pub struct Program {
 impl PartialEq for Program {
     fn eq(&self, other: &Program) -> bool {
         self.nodes.len() == other.nodes.len()
-            && self.nodes.iter().zip(&other.nodes).all(|(a, b)| {
-                a.end == b.end && kind_eq(&a.kind, self, &b.kind, other)
-            })
+            && self
+                .nodes
+                .iter()
+                .zip(&other.nodes)
+                .all(|(a, b)| a.end == b.end && kind_eq(&a.kind, self, &b.kind, other))
     }
 }
 
@@ -220,8 +229,8 @@ fn kind_eq(a: &Kind, pa: &Program, b: &Kind, pb: &Program) -> bool {
     let mut sb = Vec::new();
     a.syms(&mut sa);
     b.syms(&mut sb);
-    let names_eq = sa.len() == sb.len()
-        && sa.iter().zip(&sb).all(|(x, y)| pa.name(*x) == pb.name(*y));
+    let names_eq =
+        sa.len() == sb.len() && sa.iter().zip(&sb).all(|(x, y)| pa.name(*x) == pb.name(*y));
     names_eq && a.with_syms_erased() == b.with_syms_erased()
 }
 
@@ -236,8 +245,17 @@ impl Kind {
                     out.push(*g);
                 }
             }
-            Await(s) | Cancel(s, _) | Done(s) | Cancelled(s) | Future(s) | Resolve(s, _)
-            | Fail(s, _, _) | Ref(s) | Let(s) | TaskGroup(s) | Forget(s) => out.push(*s),
+            Await(s)
+            | Cancel(s, _)
+            | Done(s)
+            | Cancelled(s)
+            | Future(s)
+            | Resolve(s, _)
+            | Fail(s, _, _)
+            | Ref(s)
+            | Let(s)
+            | TaskGroup(s)
+            | Forget(s) => out.push(*s),
             Uncancel(Some(s)) | Cancelling(Some(s)) => out.push(*s),
             _ => {}
         }
@@ -343,7 +361,11 @@ impl Program {
 
     /// The direct children of `id`, in order.
     pub fn children(&self, id: NodeId) -> Children<'_> {
-        Children { prog: self, next: id + 1, end: self.end(id) }
+        Children {
+            prog: self,
+            next: id + 1,
+            end: self.end(id),
+        }
     }
 
     pub fn len(&self) -> usize {

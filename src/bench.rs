@@ -28,7 +28,9 @@ impl Row {
 
 /// `cases` programs of about `size` nodes, seeds `seed..seed+cases`.
 pub fn programs(seed: u64, cases: usize, size: usize) -> Vec<Program> {
-    (0..cases as u64).map(|i| generate::program(seed.wrapping_add(i), size)).collect()
+    (0..cases as u64)
+        .map(|i| generate::program(seed.wrapping_add(i), size))
+        .collect()
 }
 
 /// Runs `programs` through each backend's normal path and, where it has one,
@@ -39,9 +41,21 @@ pub fn measure(backends: &mut [Box<dyn Backend>], programs: &[Program]) -> Vec<R
         let start = Instant::now();
         let events: u64 = programs.iter().map(|p| b.run(p).events.len() as u64).sum();
         let secs = start.elapsed().as_secs_f64();
-        rows.push(Row { backend: b.name().to_string(), mode: "run", programs: programs.len(), events, secs });
+        rows.push(Row {
+            backend: b.name().to_string(),
+            mode: "run",
+            programs: programs.len(),
+            events,
+            secs,
+        });
         if let Some((secs, events)) = b.run_in_process(programs) {
-            rows.push(Row { backend: b.name().to_string(), mode: "in-process", programs: programs.len(), events, secs });
+            rows.push(Row {
+                backend: b.name().to_string(),
+                mode: "in-process",
+                programs: programs.len(),
+                events,
+                secs,
+            });
         }
     }
     rows

@@ -5,15 +5,15 @@
 //! ARCHITECTURE.md has the map.
 
 pub mod ast;
-pub mod diag;
-pub mod syntax;
-pub mod trace;
 pub mod backend;
-pub mod pygen;
-pub mod render;
-pub mod generate;
 pub mod bench;
 pub mod campaign;
-pub mod model;
-pub mod invariants;
+pub mod diag;
 pub mod explore;
+pub mod generate;
+pub mod invariants;
+pub mod model;
+pub mod pygen;
+pub mod render;
+pub mod syntax;
+pub mod trace;

@@ -8,7 +8,11 @@ use clap::{Parser, Subcommand, ValueEnum};
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "canceltree", version, about = "Test suite and fuzzer for asyncio cancellation semantics")]
+#[command(
+    name = "canceltree",
+    version,
+    about = "Test suite and fuzzer for asyncio cancellation semantics"
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
@@ -153,24 +157,35 @@ fn main() -> ExitCode {
 }
 
 fn load(file: &str) -> Result<Program, String> {
-    let text = std::fs::read_to_string(file).map_err(|e| format!("error: cannot read {file}: {e}"))?;
+    let text =
+        std::fs::read_to_string(file).map_err(|e| format!("error: cannot read {file}: {e}"))?;
     syntax::parse(file, &text).map_err(|d| d.render(&text))
 }
 
 fn open_all(specs: &[String]) -> Result<Vec<Box<dyn Backend>>, String> {
     specs
         .iter()
-        .map(|s| Spec::parse(s).and_then(|spec| backend::open(&spec)).map_err(|e| format!("error: {e}")))
+        .map(|s| {
+            Spec::parse(s)
+                .and_then(|spec| backend::open(&spec))
+                .map_err(|e| format!("error: {e}"))
+        })
         .collect()
 }
 
 fn run(cmd: Cmd) -> Result<ExitCode, String> {
     match cmd {
-        Cmd::Run { file, backends, format } => {
+        Cmd::Run {
+            file,
+            backends,
+            format,
+        } => {
             let program = load(&file)?;
             let mut opened = open_all(&backends)?;
-            let traces: Vec<(String, Trace)> =
-                opened.iter_mut().map(|b| (b.name().to_string(), b.run(&program))).collect();
+            let traces: Vec<(String, Trace)> = opened
+                .iter_mut()
+                .map(|b| (b.name().to_string(), b.run(&program)))
+                .collect();
             let refs: Vec<(&str, &Trace)> = traces.iter().map(|(n, t)| (n.as_str(), t)).collect();
             let labels = render::labels(&program);
             let differ = render::diff(&refs, &labels);
@@ -197,46 +212,88 @@ fn run(cmd: Cmd) -> Result<ExitCode, String> {
                     }
                 },
             }
-            Ok(if differ.is_some() { ExitCode::from(1) } else { ExitCode::SUCCESS })
+            Ok(if differ.is_some() {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            })
         }
         Cmd::Export { file, backend } => {
             let program = load(&file)?;
             let spec = Spec::parse(&backend).map_err(|e| format!("error: {e}"))?;
-            print!("{}", backend::export_script(&program, &file, spec.pytask, spec.eager));
+            print!(
+                "{}",
+                backend::export_script(&program, &file, spec.pytask, spec.eager)
+            );
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Gen { seed, size } => {
             print!("{}", syntax::print(&generate::program(seed, size)));
             Ok(ExitCode::SUCCESS)
         }
-        Cmd::Bench { backends, cases, size, seed, files } => {
+        Cmd::Bench {
+            backends,
+            cases,
+            size,
+            seed,
+            files,
+        } => {
             let mut opened = open_all(&backends)?;
             let programs = if files.is_empty() {
                 bench::programs(seed, cases, size)
             } else {
-                let loaded = files.iter().map(|f| load(f)).collect::<Result<Vec<_>, _>>()?;
+                let loaded = files
+                    .iter()
+                    .map(|f| load(f))
+                    .collect::<Result<Vec<_>, _>>()?;
                 loaded.iter().cycle().take(cases).cloned().collect()
             };
             let nodes: usize = programs.iter().map(|p| p.len()).sum();
-            let from = if files.is_empty() { format!("generated from seed {seed}") } else { format!("from {} files", files.len()) };
-            println!("{} programs {from}, {:.1} nodes on average", programs.len(), nodes as f64 / programs.len().max(1) as f64);
+            let from = if files.is_empty() {
+                format!("generated from seed {seed}")
+            } else {
+                format!("from {} files", files.len())
+            };
+            println!(
+                "{} programs {from}, {:.1} nodes on average",
+                programs.len(),
+                nodes as f64 / programs.len().max(1) as f64
+            );
             print!("{}", bench::report(&bench::measure(&mut opened, &programs)));
             Ok(ExitCode::SUCCESS)
         }
-        Cmd::Fuzz { time, cases, seed, jobs, backends, out, resume, size } => {
+        Cmd::Fuzz {
+            time,
+            cases,
+            seed,
+            jobs,
+            backends,
+            out,
+            resume,
+            size,
+        } => {
             let mut cfg = canceltree::campaign::Config::new(out);
             cfg.backends = backends;
-            (cfg.time, cfg.cases, cfg.seed, cfg.jobs, cfg.size, cfg.resume) = (time, cases, seed, jobs, size, resume);
+            (
+                cfg.time, cfg.cases, cfg.seed, cfg.jobs, cfg.size, cfg.resume,
+            ) = (time, cases, seed, jobs, size, resume);
             canceltree::campaign::cli::fuzz(cfg).map(ExitCode::from)
         }
-        Cmd::Repro { path, backends } => canceltree::campaign::cli::repro(&path, &backends).map(ExitCode::from),
-        Cmd::Minimize { file, backends, max_tests } => {
-            canceltree::campaign::cli::minimize(&file, &backends, max_tests).map(ExitCode::from)
+        Cmd::Repro { path, backends } => {
+            canceltree::campaign::cli::repro(&path, &backends).map(ExitCode::from)
         }
+        Cmd::Minimize {
+            file,
+            backends,
+            max_tests,
+        } => canceltree::campaign::cli::minimize(&file, &backends, max_tests).map(ExitCode::from),
         Cmd::Check { file, backends } => canceltree::explore::check_cli(&load(&file)?, &backends),
-        Cmd::Explore { file, backend, cancels, max_runs } => {
-            canceltree::explore::explore_cli(&load(&file)?, &backend, cancels, max_runs)
-        }
+        Cmd::Explore {
+            file,
+            backend,
+            cancels,
+            max_runs,
+        } => canceltree::explore::explore_cli(&load(&file)?, &backend, cancels, max_runs),
         Cmd::Backends => {
             let found = backend::discover::all();
             if found.is_empty() {
@@ -244,7 +301,10 @@ fn run(cmd: Cmd) -> Result<ExitCode, String> {
             }
             for f in &found {
                 let (a, b, _) = f.version;
-                let mut variants = vec![format!("cpython:{a}.{b}"), format!("cpython:{a}.{b}+pytask")];
+                let mut variants = vec![
+                    format!("cpython:{a}.{b}"),
+                    format!("cpython:{a}.{b}+pytask"),
+                ];
                 if (a, b) >= (3, 12) {
                     variants.push(format!("cpython:{a}.{b}+eager"));
                 }

@@ -7,7 +7,9 @@
 //! CPython itself rejects code nested more than 100 blocks deep, which then
 //! shows up as a crashed case, not as a problem here.
 
-use crate::ast::{Catch, CatchClass, ExcClass, Kind, NodeId, Program, SpawnMode, Time, Value, WaitWhen};
+use crate::ast::{
+    Catch, CatchClass, ExcClass, Kind, NodeId, Program, SpawnMode, Time, Value, WaitWhen,
+};
 use std::collections::HashMap;
 use std::fmt::Write;
 
@@ -32,7 +34,11 @@ pub fn program_source(p: &Program) -> String {
 
 /// A Python string literal for ASCII text (what `.ct` strings and names are).
 pub fn py_str(s: &str) -> String {
-    let quote = if s.contains('\'') && !s.contains('"') { '"' } else { '\'' };
+    let quote = if s.contains('\'') && !s.contains('"') {
+        '"'
+    } else {
+        '\''
+    };
     let mut out = String::with_capacity(s.len() + 2);
     out.push(quote);
     for c in s.chars() {
@@ -81,7 +87,11 @@ fn py_class(c: ExcClass) -> String {
 }
 
 fn py_exc(c: ExcClass, msg: &Option<String>) -> String {
-    format!("{}({})", py_class(c), msg.as_deref().map(py_str).unwrap_or_default())
+    format!(
+        "{}({})",
+        py_class(c),
+        msg.as_deref().map(py_str).unwrap_or_default()
+    )
 }
 
 fn py_catch(c: Catch) -> String {
@@ -95,12 +105,21 @@ fn py_catch(c: Catch) -> String {
 
 enum Work {
     /// Emit statement `id`; `tail` when its value is the coroutine's value.
-    Stmt { id: NodeId, indent: usize, tail: bool, callback: bool },
+    Stmt {
+        id: NodeId,
+        indent: usize,
+        tail: bool,
+        callback: bool,
+    },
     /// Emit an already formatted line.
     Line { text: String, indent: usize },
     /// Emit `async def NAME():` and the coroutine made of node `id`: its
     /// body if it is a `do`, else the node itself as the one statement.
-    Coro { id: NodeId, name: String, indent: usize },
+    Coro {
+        id: NodeId,
+        name: String,
+        indent: usize,
+    },
 }
 
 struct Gen<'a> {
@@ -121,7 +140,13 @@ impl<'a> Gen<'a> {
                 *spawn_names.entry(p.name(s)).or_insert(0) += 1;
             }
         }
-        Gen { p, out: String::new(), stack: Vec::new(), coros: Vec::new(), spawn_names }
+        Gen {
+            p,
+            out: String::new(),
+            stack: Vec::new(),
+            coros: Vec::new(),
+            spawn_names,
+        }
     }
 
     fn run(&mut self) {
@@ -131,13 +156,23 @@ impl<'a> Gen<'a> {
         while let Some(w) = self.stack.pop() {
             match w {
                 Work::Line { text, indent } => self.line(indent, &text),
-                Work::Stmt { id, indent, tail, callback } => self.stmt(id, indent, tail, callback),
+                Work::Stmt {
+                    id,
+                    indent,
+                    tail,
+                    callback,
+                } => self.stmt(id, indent, tail, callback),
                 Work::Coro { id, name, indent } => {
                     self.line(indent, &format!("async def {name}():"));
                     if matches!(self.p.kind(id), Kind::Do) {
                         self.push_body(id, indent + 1, true, false);
                     } else {
-                        self.stack.push(Work::Stmt { id, indent: indent + 1, tail: true, callback: false });
+                        self.stack.push(Work::Stmt {
+                            id,
+                            indent: indent + 1,
+                            tail: true,
+                            callback: false,
+                        });
                     }
                 }
             }
@@ -161,11 +196,19 @@ impl<'a> Gen<'a> {
             .filter(|&c| !matches!(self.p.kind(c), Kind::Except(_) | Kind::Finally))
             .collect();
         if body.is_empty() {
-            self.stack.push(Work::Line { text: "pass".into(), indent });
+            self.stack.push(Work::Line {
+                text: "pass".into(),
+                indent,
+            });
         }
         let last = body.len().saturating_sub(1);
         for (i, &c) in body.iter().enumerate().rev() {
-            self.stack.push(Work::Stmt { id: c, indent, tail: tail && i == last, callback });
+            self.stack.push(Work::Stmt {
+                id: c,
+                indent,
+                tail: tail && i == last,
+                callback,
+            });
         }
     }
 
@@ -188,7 +231,11 @@ impl<'a> Gen<'a> {
                 let name = format!("_aw{c}");
                 self.coros.push((name.clone(), format!("@{c}"), c));
                 exprs.push(format!("{name}()"));
-                defs.push(Work::Coro { id: c, name, indent });
+                defs.push(Work::Coro {
+                    id: c,
+                    name,
+                    indent,
+                });
             }
         }
         exprs
@@ -210,7 +257,9 @@ impl<'a> Gen<'a> {
                 format!("asyncio.gather({a})")
             }
             Kind::Shield => format!("asyncio.shield({})", args.join(", ")),
-            Kind::WaitFor(t) => format!("asyncio.wait_for({}, {})", args.join(", "), py_opt_time(*t)),
+            Kind::WaitFor(t) => {
+                format!("asyncio.wait_for({}, {})", args.join(", "), py_opt_time(*t))
+            }
             other => unreachable!("combinator on {other:?}"),
         }
     }
@@ -231,13 +280,21 @@ impl<'a> Gen<'a> {
             Kind::Raise(c, m) => simple(self, format!("raise {}", py_exc(c, &m))),
             Kind::Reraise => simple(self, "raise".into()),
             Kind::Future(s) => simple(self, format!("{0} = future({1})", name(s), py_str(name(s)))),
-            Kind::Resolve(s, v) => simple(self, format!("{}.set_result({})", name(s), py_value(&v))),
-            Kind::Fail(s, c, m) => simple(self, format!("{}.set_exception({})", name(s), py_exc(c, &m))),
+            Kind::Resolve(s, v) => {
+                simple(self, format!("{}.set_result({})", name(s), py_value(&v)))
+            }
+            Kind::Fail(s, c, m) => simple(
+                self,
+                format!("{}.set_exception({})", name(s), py_exc(c, &m)),
+            ),
             Kind::Gc => simple(self, "gc.collect()".into()),
             Kind::Forget(s) => simple(self, format!("del {}", name(s))),
             Kind::Await(s) => valued(self, format!("await {}", name(s))),
             Kind::Cancel(s, m) => valued(self, format!("{}.cancel({})", name(s), opt_str(&m))),
-            Kind::CancelSelf(m) => valued(self, format!("asyncio.current_task().cancel({})", opt_str(&m))),
+            Kind::CancelSelf(m) => valued(
+                self,
+                format!("asyncio.current_task().cancel({})", opt_str(&m)),
+            ),
             Kind::Uncancel(s) => valued(self, format!("{}.uncancel()", task_expr(p, s))),
             Kind::Cancelling(s) => valued(self, format!("{}.cancelling()", task_expr(p, s))),
             Kind::Done(s) => valued(self, format!("{}.done()", name(s))),
@@ -250,15 +307,27 @@ impl<'a> Gen<'a> {
                 }
                 match when {
                     WaitWhen::AllCompleted => {}
-                    WaitWhen::FirstCompleted => args.push_str(", return_when=asyncio.FIRST_COMPLETED"),
-                    WaitWhen::FirstException => args.push_str(", return_when=asyncio.FIRST_EXCEPTION"),
+                    WaitWhen::FirstCompleted => {
+                        args.push_str(", return_when=asyncio.FIRST_COMPLETED")
+                    }
+                    WaitWhen::FirstException => {
+                        args.push_str(", return_when=asyncio.FIRST_EXCEPTION")
+                    }
                 }
                 valued(self, format!("len((await asyncio.wait({args}))[0])"))
             }
             Kind::AsCompleted { timeout } => {
                 let refs: Vec<&str> = p.children(id).filter_map(|c| ref_name(p, c)).collect();
-                let t = timeout.map(|t| format!(", timeout={}", py_time(t))).unwrap_or_default();
-                valued(self, format!("[await _f for _f in asyncio.as_completed([{}]{t})]", refs.join(", ")))
+                let t = timeout
+                    .map(|t| format!(", timeout={}", py_time(t)))
+                    .unwrap_or_default();
+                valued(
+                    self,
+                    format!(
+                        "[await _f for _f in asyncio.as_completed([{}]{t})]",
+                        refs.join(", ")
+                    ),
+                )
             }
             Kind::Gather { .. } | Kind::Shield | Kind::WaitFor(_) => {
                 let mut defs = Vec::new();
@@ -268,7 +337,10 @@ impl<'a> Gen<'a> {
                 }
                 self.line(indent, &format!("{with} as _n:"));
                 let ret = if tail { "return " } else { "" };
-                self.stack.push(Work::Line { text: format!("{ret}_n(await {call})"), indent: indent + 1 });
+                self.stack.push(Work::Line {
+                    text: format!("{ret}_n(await {call})"),
+                    indent: indent + 1,
+                });
                 self.stack.extend(defs.into_iter().rev());
             }
             Kind::Let(s) => {
@@ -280,7 +352,10 @@ impl<'a> Gen<'a> {
                     return simple(self, bind);
                 }
                 self.line(indent, &format!("{with}:"));
-                self.stack.push(Work::Line { text: bind, indent: indent + 1 });
+                self.stack.push(Work::Line {
+                    text: bind,
+                    indent: indent + 1,
+                });
                 self.stack.extend(defs.into_iter().rev());
             }
             Kind::Do => {
@@ -288,13 +363,21 @@ impl<'a> Gen<'a> {
                 self.coros.push((fname.clone(), format!("@{id}"), id));
                 self.line(indent, &format!("{with} as _n:"));
                 let ret = if tail { "return " } else { "" };
-                self.stack.push(Work::Line { text: format!("{ret}_n(await {fname}())"), indent: indent + 1 });
-                self.stack.push(Work::Coro { id, name: fname, indent: indent + 1 });
+                self.stack.push(Work::Line {
+                    text: format!("{ret}_n(await {fname}())"),
+                    indent: indent + 1,
+                });
+                self.stack.push(Work::Coro {
+                    id,
+                    name: fname,
+                    indent: indent + 1,
+                });
             }
             Kind::Spawn(s, mode) => {
                 let (fname, task) = self.task_fn(id, name(s));
                 self.coros.push((fname.clone(), task.clone(), id));
-                let create = |owner: &str| format!("{owner}.create_task({fname}(), name={})", py_str(&task));
+                let create =
+                    |owner: &str| format!("{owner}.create_task({fname}(), name={})", py_str(&task));
                 let call = match mode {
                     SpawnMode::Weak => create("asyncio"),
                     SpawnMode::Bind if callback => create("asyncio"),
@@ -305,29 +388,49 @@ impl<'a> Gen<'a> {
                 };
                 self.line(indent, &format!("{with}:"));
                 self.line(indent + 1, &format!("async def {fname}():"));
-                self.stack.push(Work::Line { text: call, indent: indent + 1 });
+                self.stack.push(Work::Line {
+                    text: call,
+                    indent: indent + 1,
+                });
                 self.push_body(id, indent + 2, true, false);
             }
             Kind::CallSoon | Kind::CallLater(_) => {
                 let inner = p.children(id).next().expect("callback has a statement");
                 let fname = format!("_cb{inner}");
                 let schedule = match p.kind(id) {
-                    Kind::CallLater(t) => format!("asyncio.get_running_loop().call_later({}, {fname})", py_time(*t)),
+                    Kind::CallLater(t) => format!(
+                        "asyncio.get_running_loop().call_later({}, {fname})",
+                        py_time(*t)
+                    ),
                     _ => format!("asyncio.get_running_loop().call_soon({fname})"),
                 };
                 self.line(indent, &format!("{with}:"));
                 self.line(indent + 1, &format!("def {fname}():"));
-                self.stack.push(Work::Line { text: schedule, indent: indent + 1 });
-                self.stack.push(Work::Stmt { id: inner, indent: indent + 2, tail: false, callback: true });
+                self.stack.push(Work::Line {
+                    text: schedule,
+                    indent: indent + 1,
+                });
+                self.stack.push(Work::Stmt {
+                    id: inner,
+                    indent: indent + 2,
+                    tail: false,
+                    callback: true,
+                });
             }
             Kind::Timeout(t) => {
                 self.line(indent, &format!("{with}:"));
-                self.line(indent + 1, &format!("async with asyncio.timeout({}):", py_opt_time(t)));
+                self.line(
+                    indent + 1,
+                    &format!("async with asyncio.timeout({}):", py_opt_time(t)),
+                );
                 self.push_body(id, indent + 2, tail, callback);
             }
             Kind::TaskGroup(s) => {
                 self.line(indent, &format!("{with}:"));
-                self.line(indent + 1, &format!("async with TaskGroup() as {}:", name(s)));
+                self.line(
+                    indent + 1,
+                    &format!("async with TaskGroup() as {}:", name(s)),
+                );
                 self.push_body(id, indent + 2, tail, callback);
             }
             Kind::Try => {
@@ -342,8 +445,16 @@ impl<'a> Gen<'a> {
                         Kind::Except(catch) => (py_catch(*catch), tail && !catch.star),
                         _ => ("finally:".to_string(), false),
                     };
-                    self.stack.push(Work::Stmt { id: c, indent: indent + 2, tail: clause_tail, callback });
-                    self.stack.push(Work::Line { text: header, indent: indent + 1 });
+                    self.stack.push(Work::Stmt {
+                        id: c,
+                        indent: indent + 2,
+                        tail: clause_tail,
+                        callback,
+                    });
+                    self.stack.push(Work::Line {
+                        text: header,
+                        indent: indent + 1,
+                    });
                 }
                 self.push_body(id, indent + 2, tail, callback);
             }
@@ -361,7 +472,10 @@ fn opt_str(m: &Option<String>) -> String {
 }
 
 fn task_expr(p: &Program, s: Option<crate::ast::Sym>) -> String {
-    s.map_or_else(|| "asyncio.current_task()".to_string(), |s| p.name(s).to_string())
+    s.map_or_else(
+        || "asyncio.current_task()".to_string(),
+        |s| p.name(s).to_string(),
+    )
 }
 
 fn ref_name(p: &Program, id: NodeId) -> Option<&str> {

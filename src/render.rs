@@ -22,7 +22,10 @@ pub fn value(v: &Value) -> String {
 pub fn exc(e: &Exc) -> String {
     let mut inner: Vec<String> = e.args.iter().map(value).collect();
     if let Some(group) = &e.group {
-        inner.push(format!("[{}]", group.iter().map(exc).collect::<Vec<_>>().join(", ")));
+        inner.push(format!(
+            "[{}]",
+            group.iter().map(exc).collect::<Vec<_>>().join(", ")
+        ));
     }
     let mut s = format!("{}({})", e.cls, inner.join(", "));
     for (link, cls) in &e.chain {
@@ -52,7 +55,9 @@ pub fn time(t: f64) -> String {
 
 /// Node labels for rendering: the node's head as written in `.ct`.
 pub fn labels(p: &Program) -> Vec<String> {
-    (0..p.len() as u32).map(|id| crate::syntax::head(p, id)).collect()
+    (0..p.len() as u32)
+        .map(|id| crate::syntax::head(p, id))
+        .collect()
 }
 
 fn label(labels: &[String], node: u32) -> &str {
@@ -60,7 +65,9 @@ fn label(labels: &[String], node: u32) -> &str {
 }
 
 fn task_name(t: &Trace, i: u32) -> String {
-    t.tasks.get(i as usize).map_or_else(|| format!("task{i}"), |x| x.name.clone())
+    t.tasks
+        .get(i as usize)
+        .map_or_else(|| format!("task{i}"), |x| x.name.clone())
 }
 
 /// The event column of one event.
@@ -94,7 +101,11 @@ pub fn event_text(t: &Trace, labels: &[String], e: &Event) -> String {
         }
         What::Phase(p) => format!("-- {p} --"),
         What::Inject { task, ret } => {
-            format!("inject cancel {} -> {}", task_name(t, *task), if *ret { "True" } else { "False" })
+            format!(
+                "inject cancel {} -> {}",
+                task_name(t, *task),
+                if *ret { "True" } else { "False" }
+            )
         }
     }
 }
@@ -113,8 +124,10 @@ pub fn outcome(t: &Trace) -> String {
     match &t.outcome {
         Outcome::Main(f) => format!("main {}", fin(f)),
         Outcome::Deadlock(ws) => {
-            let parts: Vec<String> =
-                ws.iter().map(|w| format!("{} awaits {}", task_name(t, w.task), w.on)).collect();
+            let parts: Vec<String> = ws
+                .iter()
+                .map(|w| format!("{} awaits {}", task_name(t, w.task), w.on))
+                .collect();
             format!("deadlock: {}", parts.join("; "))
         }
         Outcome::Escaped(x) => format!("escaped {}", exc(x)),
@@ -144,8 +157,15 @@ pub fn text(t: &Trace, labels: &[String]) -> String {
     out.push_str("tasks:\n");
     let w = t.tasks.iter().map(|x| x.name.len()).max().unwrap_or(0);
     for task in &t.tasks {
-        let c = task.cancelling.map_or_else(|| "?".to_string(), |c| c.to_string());
-        let _ = writeln!(out, "  {:<w$}  {}  cancelling={c}", task.name, state(&task.state));
+        let c = task
+            .cancelling
+            .map_or_else(|| "?".to_string(), |c| c.to_string());
+        let _ = writeln!(
+            out,
+            "  {:<w$}  {}  cancelling={c}",
+            task.name,
+            state(&task.state)
+        );
     }
     out
 }
@@ -174,11 +194,20 @@ pub fn diff(traces: &[(&str, &Trace)], labels: &[String]) -> Option<String> {
     let at = (0..len)
         .find(|&i| columns.iter().any(|c| c.get(i) != columns[0].get(i)))
         .unwrap_or(len);
-    let width = columns.iter().flatten().map(|s| s.len()).max().unwrap_or(0).clamp(20, 60);
+    let width = columns
+        .iter()
+        .flatten()
+        .map(|s| s.len())
+        .max()
+        .unwrap_or(0)
+        .clamp(20, 60);
     let mut out = String::new();
     let header: Vec<String> = traces.iter().map(|(n, _)| format!("{n:<width$}")).collect();
     if at == len {
-        let _ = writeln!(out, "all {len} events agree; the outcome or the final task states differ");
+        let _ = writeln!(
+            out,
+            "all {len} events agree; the outcome or the final task states differ"
+        );
     } else {
         let _ = writeln!(out, "first difference at event {at}:");
     }
@@ -188,7 +217,11 @@ pub fn diff(traces: &[(&str, &Trace)], labels: &[String]) -> Option<String> {
             .iter()
             .map(|c| format!("{:<width$}", c.get(i).map_or("", |s| s.as_str())))
             .collect();
-        let mark = if columns.iter().any(|c| c.get(i) != columns[0].get(i)) { '!' } else { ' ' };
+        let mark = if columns.iter().any(|c| c.get(i) != columns[0].get(i)) {
+            '!'
+        } else {
+            ' '
+        };
         let _ = writeln!(out, "{mark} {}", cells.join(" | ").trim_end());
     }
     for (name, t) in traces {
@@ -200,7 +233,9 @@ pub fn diff(traces: &[(&str, &Trace)], labels: &[String]) -> Option<String> {
                 .tasks
                 .iter()
                 .map(|x| {
-                    let c = x.cancelling.map_or_else(|| "?".to_string(), |c| c.to_string());
+                    let c = x
+                        .cancelling
+                        .map_or_else(|| "?".to_string(), |c| c.to_string());
                     format!("{} {} cancelling={c}", x.name, state(&x.state))
                 })
                 .collect();

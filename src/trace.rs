@@ -17,7 +17,9 @@ pub enum Value {
     Str(String),
     List(Vec<Value>),
     /// Any other object, by type name.
-    Obj { obj: String },
+    Obj {
+        obj: String,
+    },
 }
 
 /// How an exception was linked to the one before it.
@@ -72,11 +74,21 @@ pub enum Fin {
 pub enum What {
     /// A node began executing.
     Start(u32),
-    End { node: u32, res: Res },
+    End {
+        node: u32,
+        res: Res,
+    },
     /// A task was created; `node` is the node whose coroutine it runs.
-    Create { task: u32, name: String, node: u32 },
+    Create {
+        task: u32,
+        name: String,
+        node: u32,
+    },
     /// A task finished (traced from a done callback, see TRACE.md).
-    Done { task: u32, fin: Fin },
+    Done {
+        task: u32,
+        fin: Fin,
+    },
     /// The loop's exception handler was called.
     Handler {
         msg: String,
@@ -89,7 +101,10 @@ pub enum What {
     Phase(String),
     /// Exploration cancelled task `task` between two loop iterations;
     /// `ret` is what `cancel()` returned.
-    Inject { task: u32, ret: bool },
+    Inject {
+        task: u32,
+        ret: bool,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -164,7 +179,11 @@ pub struct Injection {
 impl Trace {
     /// A trace with no events, for a case the backend could not run.
     pub fn failed(outcome: Outcome) -> Trace {
-        Trace { events: Vec::new(), outcome, tasks: Vec::new() }
+        Trace {
+            events: Vec::new(),
+            outcome,
+            tasks: Vec::new(),
+        }
     }
 
     /// Whether the backend itself failed (hung or crashed) on this case.

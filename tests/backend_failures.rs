@@ -19,7 +19,11 @@ fn returns_seven() -> canceltree::ast::Program {
 }
 
 fn assert_returns_seven(t: &canceltree::trace::Trace) {
-    assert_eq!(t.outcome, Outcome::Main(Fin::Result(Value::Int(7))), "{t:?}");
+    assert_eq!(
+        t.outcome,
+        Outcome::Main(Fin::Result(Value::Int(7))),
+        "{t:?}"
+    );
 }
 
 /// A stand-in interpreter that runs the real one but exits abruptly when a
@@ -54,8 +58,14 @@ fn a_worker_that_dies_costs_one_case_and_is_restarted() {
     let spec = Spec::parse(&format!("cpython:{}", fake.display())).unwrap();
     let mut b = backend::open(&spec).expect("the stand-in interpreter starts");
     assert_returns_seven(&b.run(&returns_seven()));
-    let crash = b.run(&program("(canceltree 1)\n(main (future crash_here) (return 1))"));
-    assert!(matches!(crash.outcome, Outcome::Crashed(_)), "{:?}", crash.outcome);
+    let crash = b.run(&program(
+        "(canceltree 1)\n(main (future crash_here) (return 1))",
+    ));
+    assert!(
+        matches!(crash.outcome, Outcome::Crashed(_)),
+        "{:?}",
+        crash.outcome
+    );
     assert!(crash.backend_failed());
     assert_returns_seven(&b.run(&returns_seven()));
 }
@@ -73,8 +83,14 @@ fn a_case_past_the_wall_timeout_is_reported_hung_and_the_next_case_runs() {
     let mut b = backend::open(&spec).unwrap();
     // select() waits at most a day per loop iteration, so a 1e300-second
     // sleep spins through iterations for ever in virtual time.
-    let hang = b.run(&program("(canceltree 1)\n(main (sleep 1000000000000000000000000000000.0))"));
-    assert!(matches!(hang.outcome, Outcome::Hung { .. }), "{:?}", hang.outcome);
+    let hang = b.run(&program(
+        "(canceltree 1)\n(main (sleep 1000000000000000000000000000000.0))",
+    ));
+    assert!(
+        matches!(hang.outcome, Outcome::Hung { .. }),
+        "{:?}",
+        hang.outcome
+    );
     assert_returns_seven(&b.run(&returns_seven()));
 }
 
@@ -92,7 +108,10 @@ fn a_generated_source_python_rejects_is_reported_as_crashed_without_losing_the_w
     let mut b = backend::open(&spec).unwrap();
     let t = b.run(&program(&text));
     match &t.outcome {
-        Outcome::Crashed(msg) => assert!(msg.contains("IndentationError") || msg.contains("SyntaxError"), "{msg}"),
+        Outcome::Crashed(msg) => assert!(
+            msg.contains("IndentationError") || msg.contains("SyntaxError"),
+            "{msg}"
+        ),
         other => panic!("expected a crash report, got {other:?}"),
     }
     assert_returns_seven(&b.run(&returns_seven()));

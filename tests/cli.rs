@@ -3,7 +3,10 @@
 use std::process::{Command, Output};
 
 fn canceltree(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_canceltree")).args(args).output().expect("binary runs")
+    Command::new(env!("CARGO_BIN_EXE_canceltree"))
+        .args(args)
+        .output()
+        .expect("binary runs")
 }
 
 fn stderr(o: &Output) -> String {
@@ -41,7 +44,10 @@ fn malformed_input_exits_2_with_file_line_column_and_caret() {
         let o = canceltree(&["run", &path, "--backend", "cpython:3.12"]);
         assert_eq!(o.status.code(), Some(2), "{name}: {}", stderr(&o));
         let err = stderr(&o);
-        assert!(err.contains(&format!("{path}:")), "{name}: no file:line:col in {err}");
+        assert!(
+            err.contains(&format!("{path}:")),
+            "{name}: no file:line:col in {err}"
+        );
         assert!(err.contains('^'), "{name}: no caret in {err}");
         assert!(!err.contains("panicked"), "{name}: {err}");
     }
@@ -51,8 +57,17 @@ fn malformed_input_exits_2_with_file_line_column_and_caret() {
 fn a_missing_file_or_bad_backend_spec_exits_2_and_says_why() {
     let o = canceltree(&["run", "/nonexistent/x.ct"]);
     assert_eq!(o.status.code(), Some(2));
-    assert!(stderr(&o).contains("cannot read /nonexistent/x.ct"), "{}", stderr(&o));
-    let o = canceltree(&["run", "examples/say_after_sequential.ct", "--backend", "cpython:3.12+turbo"]);
+    assert!(
+        stderr(&o).contains("cannot read /nonexistent/x.ct"),
+        "{}",
+        stderr(&o)
+    );
+    let o = canceltree(&[
+        "run",
+        "examples/say_after_sequential.ct",
+        "--backend",
+        "cpython:3.12+turbo",
+    ]);
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("+turbo"), "{}", stderr(&o));
 }
@@ -62,7 +77,12 @@ fn run_on_one_backend_prints_the_trace_and_exits_0() {
     if !has_python(12) {
         return eprintln!("no CPython 3.12: skipped");
     }
-    let o = canceltree(&["run", "examples/say_after_sequential.ct", "--backend", "cpython:3.12"]);
+    let o = canceltree(&[
+        "run",
+        "examples/say_after_sequential.ct",
+        "--backend",
+        "cpython:3.12",
+    ]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let out = stdout(&o);
     assert!(out.starts_with("events:\n"), "{out}");
@@ -75,10 +95,20 @@ fn run_on_backends_that_differ_prints_a_diff_and_exits_1() {
         return eprintln!("needs CPython 3.11 and 3.12: skipped");
     }
     // 3.12 rebuilt wait_for on timeout(), which changes who wins a timer tie.
-    let o = canceltree(&["run", "examples/wait_for_timer_tie.ct", "-b", "cpython:3.11", "-b", "cpython:3.12"]);
+    let o = canceltree(&[
+        "run",
+        "examples/wait_for_timer_tie.ct",
+        "-b",
+        "cpython:3.11",
+        "-b",
+        "cpython:3.12",
+    ]);
     assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
     let out = stdout(&o);
-    assert!(out.contains("cpython:3.11") && out.contains("cpython:3.12") && out.contains('!'), "{out}");
+    assert!(
+        out.contains("cpython:3.11") && out.contains("cpython:3.12") && out.contains('!'),
+        "{out}"
+    );
 }
 
 #[test]
@@ -86,7 +116,14 @@ fn run_on_backends_that_agree_exits_0_and_prints_one_trace() {
     if !has_python(12) {
         return eprintln!("no CPython 3.12: skipped");
     }
-    let o = canceltree(&["run", "examples/taskgroup_basic.ct", "-b", "cpython:3.12", "-b", "cpython:3.12+pytask"]);
+    let o = canceltree(&[
+        "run",
+        "examples/taskgroup_basic.ct",
+        "-b",
+        "cpython:3.12",
+        "-b",
+        "cpython:3.12+pytask",
+    ]);
     assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
     assert!(stdout(&o).starts_with("all 2 backends agree:\n"));
 }
@@ -96,7 +133,12 @@ fn json_output_parses_as_a_trace() {
     if !has_python(12) {
         return eprintln!("no CPython 3.12: skipped");
     }
-    let o = canceltree(&["run", "examples/cancel_gather_from_child.ct", "--format", "json"]);
+    let o = canceltree(&[
+        "run",
+        "examples/cancel_gather_from_child.ct",
+        "--format",
+        "json",
+    ]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let t: canceltree::trace::Trace = serde_json::from_slice(&o.stdout).expect("a Trace in JSON");
     assert!(!t.events.is_empty());
@@ -115,5 +157,8 @@ fn export_prints_a_script_that_names_its_source() {
     let o = canceltree(&["export", "examples/say_after_sequential.ct"]);
     assert_eq!(o.status.code(), Some(0));
     let s = stdout(&o);
-    assert!(s.contains("examples/say_after_sequential.ct") && s.contains("async def main():"), "{s}");
+    assert!(
+        s.contains("examples/say_after_sequential.ct") && s.contains("async def main():"),
+        "{s}"
+    );
 }

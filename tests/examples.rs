@@ -71,7 +71,11 @@ fn run_all() -> Vec<Run> {
         let mut b: Box<dyn Backend> = backend::open(&spec).expect("discovered interpreter starts");
         for (stem, prog) in &programs {
             let text = render::text(&b.run(prog), &render::labels(prog));
-            runs.push(Run { stem: stem.clone(), key: key.clone(), text });
+            runs.push(Run {
+                stem: stem.clone(),
+                key: key.clone(),
+                text,
+            });
         }
     }
     runs
@@ -95,12 +99,21 @@ fn bless(runs: &[Run]) {
         }
         let common = rs
             .iter()
-            .max_by_key(|r| (rs.iter().filter(|x| x.text == r.text).count(), std::cmp::Reverse(&r.key)))
+            .max_by_key(|r| {
+                (
+                    rs.iter().filter(|x| x.text == r.text).count(),
+                    std::cmp::Reverse(&r.key),
+                )
+            })
             .map(|r| r.text.clone())
             .unwrap_or_default();
         std::fs::write(golden_dir().join(format!("{stem}.trace")), &common).unwrap();
         for r in rs.iter().filter(|r| r.text != common) {
-            std::fs::write(golden_dir().join(format!("{stem}.{}.trace", r.key)), &r.text).unwrap();
+            std::fs::write(
+                golden_dir().join(format!("{stem}.{}.trace", r.key)),
+                &r.text,
+            )
+            .unwrap();
         }
     }
 }
@@ -132,7 +145,12 @@ fn every_example_matches_its_golden_trace_on_every_discovered_cpython() {
             Some(_) => {}
         }
     }
-    assert!(failures.is_empty(), "{} problems:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} problems:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
 
 fn python_for(key: &str) -> PathBuf {
@@ -154,10 +172,14 @@ fn exported_scripts_print_exactly_the_backend_trace() {
             let text = std::fs::read_to_string(&path).unwrap();
             let prog = syntax::parse(&path.display().to_string(), &text).unwrap();
             let want = render::text(&b.run(&prog), &render::labels(&prog));
-            let script = backend::export_script(&prog, &path.display().to_string(), spec.pytask, spec.eager);
+            let script =
+                backend::export_script(&prog, &path.display().to_string(), spec.pytask, spec.eager);
             let got = run_script(&python, &script);
             if got != want {
-                failures.push(format!("{} on {key}:\n--- backend\n{want}--- script\n{got}", path.display()));
+                failures.push(format!(
+                    "{} on {key}:\n--- backend\n{want}--- script\n{got}",
+                    path.display()
+                ));
             }
         }
     }
