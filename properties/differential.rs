@@ -138,6 +138,16 @@ fn generated_programs_give_the_same_trace_on_the_model_and_on_cpython() {
             }
         }
         ran += cases;
+        // Today about 0.5% of size-12 programs (4% of size-50 ones) differ
+        // only in finalization; more than that is a regression in the model's
+        // reference graph, not the known gap.
+        let tolerated = (cases - skipped) * if size > 20 { 8 } else { 2 } / 100;
+        if finalization > tolerated {
+            failures.push(format!(
+                "{model}: {finalization} programs differ only in finalization, more than the {tolerated} \
+                 tolerated; rerun with CANCELTREE_SHOW_GAPS=1 to see them"
+            ));
+        }
         eprintln!(
             "{model}: {agree}/{} programs agree exactly with {cpy}; {finalization} differ only in finalization \
              (known gap), {recursed} hit CPython's RecursionError (depth-dependent); {skipped} skipped as unspecified",
