@@ -17,7 +17,8 @@
 //! arenas, so each candidate is rebuilt with `ast::Builder` in one linear
 //! pass; nothing recurses in proportion to the program's size.
 
-use crate::ast::{Builder, Kind, NodeId, Program, Time, WaitWhen};
+use crate::ast::{Kind, NodeId, Program};
+use crate::generate::shrink::{rebuild, simpler};
 use crate::syntax;
 use std::collections::HashMap;
 use std::time::Instant;
@@ -281,119 +282,12 @@ fn apply(p: &Program, edit: &Edit) -> Program {
     }
 }
 
-/// Copies the nodes of `p` in `ranges` (increasing, each a run of whole
-/// sibling subtrees or the prefix/suffix around one), leaving out the
-/// subtrees rooted at `deleted`. A node is closed once the next emitted id
-/// is past its old subtree end, which yields the right nesting: replacing
-/// `node` by a descendant `with` is the ranges before `node`, `with`'s
-/// subtree, and after `node`.
-fn rebuild(p: &Program, ranges: &[(NodeId, NodeId)], deleted: &[NodeId]) -> Program {
-    let mut b = Builder::new();
-    b.prog.names = p.names.clone();
-    let mut open_ends: Vec<NodeId> = Vec::new();
-    for &(start, end) in ranges {
-        let mut id = start;
-        while id < end {
-            if deleted.contains(&id) {
-                id = p.end(id);
-                continue;
-            }
-            while open_ends.last().is_some_and(|&e| id >= e) {
-                open_ends.pop();
-                b.close();
-            }
-            b.open(p.kind(id).clone(), p.pos(id));
-            open_ends.push(p.end(id));
-            id += 1;
-        }
-    }
-    b.finish()
-}
-
 /// Nodes whose body statements can stand in their place.
 fn unwrappable(k: &Kind) -> bool {
     matches!(
         k,
         Kind::Spawn(..) | Kind::Do | Kind::Timeout(_) | Kind::TaskGroup(_) | Kind::Try
     )
-}
-
-/// How simple a time is: integers before fractions, then smaller magnitude.
-fn time_rank(t: f64) -> (bool, f64) {
-    (t.fract() != 0.0, t.abs())
-}
-
-/// Strictly simpler times than `t`: 0, its integer parts, its half. A half
-/// finer than a quarter is not simpler, or halving would never end.
-fn simpler_times(t: f64) -> Vec<Time> {
-    let mut out: Vec<Time> = Vec::new();
-    for c in [0.0, t.trunc(), t.round(), t / 2.0] {
-        let c = if c == 0.0 { 0.0 } else { c }; // no -0.0
-        let coarse = (c * 4.0).fract() == 0.0;
-        if coarse && time_rank(c) < time_rank(t) && !out.contains(&Time(c)) {
-            out.push(Time(c));
-        }
-    }
-    out
-}
-
-fn simpler_opt_times(t: Option<Time>) -> Vec<Option<Time>> {
-    match t {
-        None => Vec::new(),
-        Some(t) => std::iter::once(None)
-            .chain(simpler_times(t.0).into_iter().map(Some))
-            .collect(),
-    }
-}
-
-/// Kinds strictly simpler than `k` with the same children.
-fn simpler(k: &Kind) -> Vec<Kind> {
-    match k {
-        Kind::Sleep(t) => simpler_times(t.0).into_iter().map(Kind::Sleep).collect(),
-        Kind::Block(t) => simpler_times(t.0).into_iter().map(Kind::Block).collect(),
-        Kind::CallLater(t) => simpler_times(t.0)
-            .into_iter()
-            .map(Kind::CallLater)
-            .collect(),
-        Kind::WaitFor(t) => simpler_opt_times(*t)
-            .into_iter()
-            .map(Kind::WaitFor)
-            .collect(),
-        Kind::Timeout(t) => simpler_opt_times(*t)
-            .into_iter()
-            .map(Kind::Timeout)
-            .collect(),
-        Kind::Wait { when, timeout } => {
-            let mut out: Vec<Kind> = simpler_opt_times(*timeout)
-                .into_iter()
-                .map(|t| Kind::Wait {
-                    when: *when,
-                    timeout: t,
-                })
-                .collect();
-            if *when != WaitWhen::AllCompleted {
-                out.push(Kind::Wait {
-                    when: WaitWhen::AllCompleted,
-                    timeout: *timeout,
-                });
-            }
-            out
-        }
-        Kind::AsCompleted { timeout } => simpler_opt_times(*timeout)
-            .into_iter()
-            .map(|t| Kind::AsCompleted { timeout: t })
-            .collect(),
-        Kind::Cancel(s, Some(_)) => vec![Kind::Cancel(*s, None)],
-        Kind::CancelSelf(Some(_)) => vec![Kind::CancelSelf(None)],
-        Kind::Raise(e, Some(_)) => vec![Kind::Raise(*e, None)],
-        Kind::Fail(s, e, Some(_)) => vec![Kind::Fail(*s, *e, None)],
-        Kind::Gather {
-            return_exceptions: true,
-        } => vec![Kind::Gather {
-            return_exceptions: false,
-        }],
-        _ => Vec::new(),
-    }
 }
 
 /// The short name for each entry of `p.names` that a node uses: `a`, `b`,
@@ -482,20 +376,6 @@ mod tests {
             syntax::print(&q),
             "(canceltree 1)\n\n(main\n  (sleep 1)\n  (sleep 2)\n  (sleep 4))\n"
         );
-    }
-
-    #[test]
-    fn times_only_get_simpler() {
-        assert_eq!(
-            simpler_times(2.5),
-            vec![Time(0.0), Time(2.0), Time(3.0), Time(1.25)]
-        );
-        assert_eq!(simpler_times(4.0), vec![Time(0.0), Time(2.0)]);
-        assert_eq!(simpler_times(0.0), Vec::<Time>::new());
-        assert_eq!(simpler_times(-1.0), vec![Time(0.0)]);
-        assert_eq!(simpler_times(0.5), vec![Time(0.0), Time(1.0), Time(0.25)]);
-        assert_eq!(simpler_times(0.25), vec![Time(0.0)]);
-        assert_eq!(simpler_times(0.1), vec![Time(0.0)]);
     }
 
     #[test]

@@ -142,7 +142,7 @@ pub fn apply(p: &Program, edit: &Edit) -> Program {
 /// sibling subtrees, or the prefix and suffix around one), leaving out the
 /// subtrees rooted at `deleted`. A node is closed once the next copied id
 /// is past its old subtree's end, which nests everything correctly.
-fn rebuild(p: &Program, ranges: &[(NodeId, NodeId)], deleted: &[NodeId]) -> Program {
+pub fn rebuild(p: &Program, ranges: &[(NodeId, NodeId)], deleted: &[NodeId]) -> Program {
     let mut b = Builder::new();
     b.prog.names = p.names.clone();
     let mut open_ends: Vec<NodeId> = Vec::new();
@@ -193,7 +193,7 @@ fn simpler_opt_times(t: Option<Time>) -> Vec<Option<Time>> {
 }
 
 /// Kinds strictly simpler than `k`, with the same children.
-fn simpler(k: &Kind) -> Vec<Kind> {
+pub fn simpler(k: &Kind) -> Vec<Kind> {
     match k {
         Kind::Sleep(t) => simpler_times(t.0).into_iter().map(Kind::Sleep).collect(),
         Kind::Block(t) => simpler_times(t.0).into_iter().map(Kind::Block).collect(),
@@ -247,6 +247,21 @@ fn simpler(k: &Kind) -> Vec<Kind> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn times_only_get_simpler() {
+        assert_eq!(
+            simpler_times(2.5),
+            vec![Time(0.0), Time(2.0), Time(3.0), Time(1.25)]
+        );
+        assert_eq!(simpler_times(4.0), vec![Time(0.0), Time(2.0)]);
+        assert_eq!(simpler_times(0.0), Vec::<Time>::new());
+        assert_eq!(simpler_times(-1.0), vec![Time(0.0)]);
+        assert_eq!(simpler_times(0.5), vec![Time(0.0), Time(1.0), Time(0.25)]);
+        assert_eq!(simpler_times(0.25), vec![Time(0.0)]);
+        assert_eq!(simpler_times(0.1), vec![Time(0.0)]);
+    }
+
     use crate::generate::program;
 
     fn has_gather(p: &Program) -> bool {
