@@ -1,6 +1,8 @@
 //! A crashed or hung interpreter costs one case, reported as that case's
 //! outcome; the backend restarts its worker and the next case runs normally.
 
+mod common;
+
 use canceltree::backend::{self, Spec, discover};
 use canceltree::syntax;
 use canceltree::trace::{Fin, Outcome, Value};
@@ -26,35 +28,14 @@ fn assert_returns_seven(t: &canceltree::trace::Trace) {
     );
 }
 
-/// A stand-in interpreter that runs the real one but exits abruptly when a
-/// program mentions `crash_here`, as a segfaulting interpreter would.
-fn crashing_interpreter(real: &PathBuf) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("canceltree-fake-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("python3-crashes");
-    let patch = "import builtins, os\\n_compile = builtins.compile\\n\
-                 def _crashing_compile(src, *a, **k):\\n    if \"crash_here\" in src: os._exit(139)\\n    return _compile(src, *a, **k)\\n\
-                 builtins.compile = _crashing_compile\\n";
-    let script = format!(
-        "#!/usr/bin/env bash\nexec {} \"$1\" \"$2\" \"$(printf '{patch}')\n$3\" \"${{@:4}}\"\n",
-        real.display()
-    );
-    std::fs::write(&path, script).unwrap();
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
-    }
-    path
-}
-
 #[test]
 fn a_worker_that_dies_costs_one_case_and_is_restarted() {
     let Some(real) = any_python() else {
         eprintln!("no CPython 3.11+: skipped");
         return;
     };
-    let fake = crashing_interpreter(&real);
+    let dir = std::env::temp_dir().join(format!("canceltree-fake-{}", std::process::id()));
+    let fake = common::crashing_interpreter(&real, &dir, "crash_here");
     let spec = Spec::parse(&format!("cpython:{}", fake.display())).unwrap();
     let mut b = backend::open(&spec).expect("the stand-in interpreter starts");
     assert_returns_seven(&b.run(&returns_seven()));

@@ -3,6 +3,8 @@
 //! campaign that must find something. Needs CPython 3.11 and 3.12; each test
 //! says so and returns when one is missing.
 
+mod common;
+
 use canceltree::campaign::bundle::{self, FindingKind};
 use canceltree::campaign::minimize::Budget;
 use canceltree::campaign::{self, Config, Opened, case_program, judge, minimize_failure, state};
@@ -423,23 +425,7 @@ fn crashing_312() -> PathBuf {
         canceltree::backend::discover::resolve(&canceltree::backend::Interpreter::Version(3, 12))
             .expect("3.12 found")
             .path;
-    let dir = temp_dir("fake");
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("python3-crashes");
-    let patch = "import builtins, os\\n_compile = builtins.compile\\n\
-                 def _crashing_compile(src, *a, **k):\\n    if \".uncancel()\" in src: os._exit(139)\\n    return _compile(src, *a, **k)\\n\
-                 builtins.compile = _crashing_compile\\n";
-    let script = format!(
-        "#!/usr/bin/env bash\nexec {} \"$1\" \"$2\" \"$(printf '{patch}')\n$3\" \"${{@:4}}\"\n",
-        real.display()
-    );
-    std::fs::write(&path, script).unwrap();
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
-    }
-    path
+    common::crashing_interpreter(&real, &temp_dir("fake"), ".uncancel()")
 }
 
 #[test]

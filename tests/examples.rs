@@ -8,45 +8,16 @@
 //! `CANCELTREE_BLESS=1 cargo test --test examples` rewrites them; review the
 //! diff before committing, since a golden records what CPython did.
 
+mod common;
+
 use canceltree::backend::{self, Backend, Spec, discover};
 use canceltree::{render, syntax};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-fn examples() -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = std::fs::read_dir("examples")
-        .expect("examples/ exists")
-        .map(|e| e.expect("readable entry").path())
-        .filter(|p| p.extension().is_some_and(|x| x == "ct"))
-        .collect();
-    v.sort();
-    v
-}
-
-/// Backend keys to check: every discovered minor version with C and
-/// pure-Python tasks, plus eager tasks from 3.12.
-fn keys() -> Vec<String> {
-    let mut keys = Vec::new();
-    for (a, b) in discover::versions() {
-        keys.push(format!("{a}.{b}"));
-        keys.push(format!("{a}.{b}+pytask"));
-        if (a, b) >= (3, 12) {
-            keys.push(format!("{a}.{b}+eager"));
-        }
-    }
-    keys
-}
-
 fn golden_dir() -> PathBuf {
     PathBuf::from("tests/golden")
-}
-
-fn golden_for(stem: &str, key: &str) -> Option<(PathBuf, String)> {
-    [format!("{stem}.{key}.trace"), format!("{stem}.trace")]
-        .into_iter()
-        .map(|f| golden_dir().join(f))
-        .find_map(|p| std::fs::read_to_string(&p).ok().map(|t| (p, t)))
 }
 
 struct Run {
@@ -56,7 +27,7 @@ struct Run {
 }
 
 fn run_all() -> Vec<Run> {
-    let programs: Vec<(String, canceltree::ast::Program)> = examples()
+    let programs: Vec<(String, canceltree::ast::Program)> = common::examples()
         .into_iter()
         .map(|p| {
             let text = std::fs::read_to_string(&p).expect("readable example");
@@ -66,7 +37,7 @@ fn run_all() -> Vec<Run> {
         })
         .collect();
     let mut runs = Vec::new();
-    for key in keys() {
+    for key in common::cpython_keys() {
         let spec = Spec::parse(&format!("cpython:{key}")).expect("valid spec");
         let mut b: Box<dyn Backend> = backend::open(&spec).expect("discovered interpreter starts");
         for (stem, prog) in &programs {
@@ -120,7 +91,7 @@ fn bless(runs: &[Run]) {
 
 #[test]
 fn every_example_matches_its_golden_trace_on_every_discovered_cpython() {
-    if keys().is_empty() {
+    if common::cpython_keys().is_empty() {
         eprintln!("no CPython 3.11+ found: golden traces not checked");
         return;
     }
@@ -130,7 +101,7 @@ fn every_example_matches_its_golden_trace_on_every_discovered_cpython() {
         bless(&runs);
     }
     for r in &runs {
-        match golden_for(&r.stem, &r.key) {
+        match common::golden_for(&r.stem, &r.key) {
             None => failures.push(format!(
                 "{}: no golden trace for cpython:{}; run CANCELTREE_BLESS=1 cargo test --test examples",
                 r.stem, r.key
@@ -164,11 +135,11 @@ fn python_for(key: &str) -> PathBuf {
 #[test]
 fn exported_scripts_print_exactly_the_backend_trace() {
     let mut failures = Vec::new();
-    for key in keys() {
+    for key in common::cpython_keys() {
         let spec = Spec::parse(&format!("cpython:{key}")).unwrap();
         let mut b = backend::open(&spec).unwrap();
         let python = python_for(&key);
-        for path in examples() {
+        for path in common::examples() {
             let text = std::fs::read_to_string(&path).unwrap();
             let prog = syntax::parse(&path.display().to_string(), &text).unwrap();
             let want = render::text(&b.run(&prog), &render::labels(&prog));

@@ -6,6 +6,8 @@
 //! Tests that need an interpreter say so and pass when none is found; the
 //! hand-written traces at the end need none.
 
+mod common;
+
 use canceltree::ast::Program;
 use canceltree::backend::{self, Backend, Spec, discover};
 use canceltree::invariants::{self, Violation};
@@ -161,18 +163,6 @@ fn handler(t: &Trace, at: usize, msg: &str, obj: &str) -> Event {
     }
 }
 
-fn keys() -> Vec<String> {
-    let mut keys = Vec::new();
-    for (a, b) in discover::versions() {
-        keys.push(format!("{a}.{b}"));
-        keys.push(format!("{a}.{b}+pytask"));
-        if (a, b) >= (3, 12) {
-            keys.push(format!("{a}.{b}+eager"));
-        }
-    }
-    keys
-}
-
 #[test]
 fn every_example_satisfies_every_invariant_on_every_discovered_cpython() {
     let mut examples: Vec<PathBuf> = std::fs::read_dir("examples")
@@ -181,12 +171,12 @@ fn every_example_satisfies_every_invariant_on_every_discovered_cpython() {
         .filter(|p| p.extension().is_some_and(|x| x == "ct"))
         .collect();
     examples.sort();
-    if keys().is_empty() {
+    if common::cpython_keys().is_empty() {
         eprintln!("no CPython 3.11+ found: examples not checked");
     }
     let mut failures = Vec::new();
     let mut checked = 0;
-    for key in keys() {
+    for key in common::cpython_keys() {
         let spec = Spec::parse(&format!("cpython:{key}")).unwrap();
         let version = canceltree::explore::spec_version(&spec).unwrap();
         let mut b = backend::open(&spec).expect("discovered interpreter starts");

@@ -6,31 +6,15 @@
 //! This runs the model only; tests/examples.rs checks the goldens against
 //! CPython itself.
 
+mod common;
+
 use canceltree::backend::{self, Spec};
 use canceltree::{render, syntax};
-use std::path::PathBuf;
 
 const PROFILES: [&str; 5] = ["3.11", "3.12", "3.13", "3.12+eager", "3.13+eager"];
 
 /// (profile key, example stem) pairs the model does not reproduce yet.
 const KNOWN_GAPS: &[(&str, &str)] = &[];
-
-fn examples() -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = std::fs::read_dir("examples")
-        .expect("examples/ exists")
-        .map(|e| e.expect("readable entry").path())
-        .filter(|p| p.extension().is_some_and(|x| x == "ct"))
-        .collect();
-    v.sort();
-    v
-}
-
-fn golden_for(stem: &str, key: &str) -> Option<String> {
-    [format!("{stem}.{key}.trace"), format!("{stem}.trace")]
-        .into_iter()
-        .map(|f| PathBuf::from("tests/golden").join(f))
-        .find_map(|p| std::fs::read_to_string(p).ok())
-}
 
 #[test]
 fn every_example_matches_its_golden_trace_on_every_model_profile() {
@@ -41,15 +25,16 @@ fn every_example_matches_its_golden_trace_on_every_model_profile() {
         let mut b =
             backend::open(&Spec::parse(&format!("model:{key}")).unwrap()).expect("model opens");
         let mut pass = 0;
-        let files = examples();
+        let files = common::examples();
         for path in &files {
             let stem = path.file_stem().unwrap().to_string_lossy().to_string();
             let text = std::fs::read_to_string(path).unwrap();
             let prog = syntax::parse(&path.display().to_string(), &text)
                 .unwrap_or_else(|d| panic!("{}", d.render(&text)));
             let got = render::text(&b.run(&prog), &render::labels(&prog));
-            let want =
-                golden_for(&stem, key).unwrap_or_else(|| panic!("no golden trace for {stem}"));
+            let want = common::golden_for(&stem, key)
+                .map(|(_, t)| t)
+                .unwrap_or_else(|| panic!("no golden trace for {stem}"));
             if got == want {
                 pass += 1;
             } else {
