@@ -11,7 +11,8 @@
 //!
 //! [`Bytes`]: super::Bytes
 
-use super::{Choices, MAX_FUZZ_SIZE, fuzz_program, generate, width};
+use super::choices::width;
+use super::{Choices, MAX_FUZZ_SIZE, fuzz_program, generate};
 use crate::ast::Program;
 use arbitrary::{Arbitrary, Result, Unstructured};
 
