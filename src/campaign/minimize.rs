@@ -18,7 +18,7 @@
 //! pass; nothing recurses in proportion to the program's size.
 
 use crate::ast::{Kind, NodeId, Program};
-use crate::generate::shrink::{rebuild, simpler};
+use crate::generate::shrink::{rebuild, sibling_runs, simpler};
 use crate::syntax;
 use std::collections::HashMap;
 use std::time::Instant;
@@ -200,20 +200,11 @@ fn candidates(p: &Program, pass: Pass) -> Box<dyn Iterator<Item = Edit> + '_> {
                     ids: vec![id],
                 });
             }
-            let kids: Vec<NodeId> = p.children(id).collect();
-            let mut chunk = kids.len() / 2;
-            while chunk >= 2 {
-                for start in (0..kids.len()).step_by(chunk) {
-                    let end = (start + chunk).min(kids.len());
-                    if end - start >= 2 {
-                        out.push(Edit::Delete {
-                            at: id,
-                            ids: kids[start..end].to_vec(),
-                        });
-                    }
-                }
-                chunk /= 2;
-            }
+            out.extend(
+                sibling_runs(p, id)
+                    .into_iter()
+                    .map(|ids| Edit::Delete { at: id, ids }),
+            );
             out
         })),
         Pass::Hoist => Box::new((1..n).flat_map(move |id| {

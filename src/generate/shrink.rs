@@ -31,6 +31,24 @@ pub enum Edit {
     Kind { node: NodeId, kind: Kind },
 }
 
+/// Runs of at least two of `id`'s children to delete together: halves,
+/// then quarters, and so on (delta debugging's chunks).
+pub fn sibling_runs(p: &Program, id: NodeId) -> Vec<Vec<NodeId>> {
+    let kids: Vec<NodeId> = p.children(id).collect();
+    let mut out = Vec::new();
+    let mut chunk = kids.len() / 2;
+    while chunk >= 2 {
+        for start in (0..kids.len()).step_by(chunk) {
+            let end = (start + chunk).min(kids.len());
+            if end - start >= 2 {
+                out.push(kids[start..end].to_vec());
+            }
+        }
+        chunk /= 2;
+    }
+    out
+}
+
 /// Every candidate edit of `p`, in the order they should be tried.
 pub fn edits(p: &Program) -> Vec<Edit> {
     let n = p.len() as NodeId;
@@ -38,17 +56,7 @@ pub fn edits(p: &Program) -> Vec<Edit> {
     // Runs of sibling statements, halves first, then single subtrees in
     // pre-order (so a subtree comes before the subtrees inside it).
     for id in 0..n {
-        let kids: Vec<NodeId> = p.children(id).collect();
-        let mut chunk = kids.len() / 2;
-        while chunk >= 2 {
-            for start in (0..kids.len()).step_by(chunk) {
-                let end = (start + chunk).min(kids.len());
-                if end - start >= 2 {
-                    out.push(Edit::Delete(kids[start..end].to_vec()));
-                }
-            }
-            chunk /= 2;
-        }
+        out.extend(sibling_runs(p, id).into_iter().map(Edit::Delete));
     }
     out.extend((1..n).map(|id| Edit::Delete(vec![id])));
     for id in 1..n {

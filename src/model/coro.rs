@@ -587,6 +587,14 @@ impl Machine {
         }
     }
 
+    /// The program name of a variable slot, for error messages.
+    pub(super) fn slot_name(&self, slot: u32) -> String {
+        self.sc
+            .slot_names
+            .get(slot as usize)
+            .map_or_else(|| "?".to_string(), |n| n.to_string())
+    }
+
     /// Reads the object a name-reading node names.
     pub fn read(&mut self, t: Option<u32>, node: NodeId) -> Result<Obj, ExcId> {
         let slot = self.sc.slot[node as usize];
@@ -595,19 +603,9 @@ impl Machine {
                 return Ok(o);
             }
         }
-        let name = self
-            .sc
-            .slot_names
-            .get(slot as usize)
-            .cloned()
-            .unwrap_or_else(|| "?".into());
+        let name = self.slot_name(slot);
         let e = if self.sc.local[node as usize] {
-            self.excs.msg(
-                Cls::UnboundLocalError,
-                &format!(
-                    "cannot access local variable '{name}' where it is not associated with a value"
-                ),
-            )
+            self.excs.msg(Cls::UnboundLocalError, &unbound_local(&name))
         } else {
             self.excs.msg(
                 Cls::NameError,
@@ -676,4 +674,9 @@ pub fn lit(v: &crate::ast::Value) -> V {
         crate::ast::Value::Int(i) => V::Int(*i),
         crate::ast::Value::Str(s) => V::Str(std::rc::Rc::from(s.as_str())),
     }
+}
+
+/// CPython's message for reading a local before its binding ran.
+pub(super) fn unbound_local(name: &str) -> String {
+    format!("cannot access local variable '{name}' where it is not associated with a value")
 }

@@ -31,6 +31,20 @@ impl Machine {
                 .any(|t| !t.freed && !self.futs[t.fut as usize].done())
     }
 
+    /// A pending task is freed: Task.__del__ reports it (unless it was
+    /// marked not to) and it counts as destroyed.
+    fn destroy_pending(&mut self, t: u32) {
+        if self.tasks[t as usize].log_destroy_pending {
+            let name = self.tasks[t as usize].name.to_string();
+            self.ev(What::Handler {
+                msg: "Task was destroyed but it is pending!".into(),
+                obj: Some(name),
+                exc: None,
+            });
+        }
+        self.tasks[t as usize].destroyed = true;
+    }
+
     fn never_retrieved(&mut self, f: u32) {
         let fut = &self.futs[f as usize];
         if !fut.log_tb || fut.dead {
@@ -123,15 +137,7 @@ impl Machine {
                 if self.futs[f].state == FState::Pending {
                     // The task's dealloc runs its finalizer, then drops
                     // (and so closes) its coroutine.
-                    if self.tasks[t as usize].log_destroy_pending {
-                        let name = self.tasks[t as usize].name.to_string();
-                        self.ev(What::Handler {
-                            msg: "Task was destroyed but it is pending!".into(),
-                            obj: Some(name),
-                            exc: None,
-                        });
-                    }
-                    self.tasks[t as usize].destroyed = true;
+                    self.destroy_pending(t);
                     self.close_coro(t);
                 }
             }
@@ -249,15 +255,7 @@ impl Machine {
             N::Fut(f) => {
                 if let FKind::Task(t) = self.futs[f as usize].kind {
                     if self.futs[f as usize].state == FState::Pending {
-                        if self.tasks[t as usize].log_destroy_pending {
-                            let name = self.tasks[t as usize].name.to_string();
-                            self.ev(What::Handler {
-                                msg: "Task was destroyed but it is pending!".into(),
-                                obj: Some(name),
-                                exc: None,
-                            });
-                        }
-                        self.tasks[t as usize].destroyed = true;
+                        self.destroy_pending(t);
                     }
                     self.tasks[t as usize].freed = true;
                 }

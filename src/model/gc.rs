@@ -345,6 +345,20 @@ impl Machine {
         let mut mark = vec![false; total];
         let mut stack = Vec::new();
         self.roots(final_collect, &mut stack);
+        self.mark_from(&mut stack, &mut mark);
+        if keep_cycles {
+            let cyclic = self.cyclic(&mark);
+            let mut stack: Vec<N> = (0..total)
+                .filter(|&i| cyclic[i])
+                .map(|i| self.node_of(i))
+                .collect();
+            self.mark_from(&mut stack, &mut mark);
+        }
+        mark
+    }
+
+    /// Marks everything reachable from `stack`, emptying it.
+    fn mark_from(&self, stack: &mut Vec<N>, mark: &mut [bool]) {
         let mut buf = Vec::new();
         while let Some(x) = stack.pop() {
             let i = self.idx(x);
@@ -356,24 +370,6 @@ impl Machine {
             self.edges(x, &mut buf);
             stack.extend(buf.iter().copied());
         }
-        if keep_cycles {
-            let cyclic = self.cyclic(&mark);
-            let mut stack: Vec<N> = (0..total)
-                .filter(|&i| cyclic[i])
-                .map(|i| self.node_of(i))
-                .collect();
-            while let Some(x) = stack.pop() {
-                let i = self.idx(x);
-                if mark[i] {
-                    continue;
-                }
-                mark[i] = true;
-                buf.clear();
-                self.edges(x, &mut buf);
-                stack.extend(buf.iter().copied());
-            }
-        }
-        mark
     }
 
     /// Nodes outside `mark` that lie on a cycle (iterative Tarjan).

@@ -146,17 +146,8 @@ impl Machine {
             Kind::Forget(_) => {
                 let slot = self.sc.slot[node as usize];
                 if slot == super::scope::NONE || self.slots[slot as usize].is_none() {
-                    let name = self
-                        .sc
-                        .slot_names
-                        .get(slot as usize)
-                        .cloned()
-                        .unwrap_or_else(|| "?".into());
-                    return Err(self.raise_new(
-                        t,
-                        Cls::UnboundLocalError,
-                        &format!("cannot access local variable '{name}' where it is not associated with a value"),
-                    ));
+                    let msg = super::coro::unbound_local(&self.slot_name(slot));
+                    return Err(self.raise_new(t, Cls::UnboundLocalError, &msg));
                 }
                 self.slots[slot as usize] = None;
                 if self.gc_watch() {
