@@ -525,8 +525,28 @@ impl Machine {
             unreachable!()
         };
         let st = self.wf11.get(&(t, fut)).copied();
+        let act = self.wait_for_11_phase(t, kind, fut, waiter, timer, st, sig);
+        if let Act::Pop(_) = act {
+            self.wf11.remove(&(t, fut));
+        }
+        act
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn wait_for_11_phase(
+        &mut self,
+        t: u32,
+        kind: CombKind,
+        fut: FutId,
+        waiter: FutId,
+        timer: u32,
+        st: Option<(u8, ExcId, FutId)>,
+        sig: Sig,
+    ) -> Act {
         match (st, sig) {
-            (None, Sig::Start) => {
+            // A fresh wait_for: a later one in the same task on the same
+            // future must not resume an earlier one's phase.
+            (_, Sig::Start) => {
                 self.wf11.insert((t, fut), (0, NONE, NONE));
                 Act::Push(Frame::Await { fut: waiter })
             }

@@ -1,0 +1,77 @@
+//! Model bugs found by fuzzing, replayed. Each directory under
+//! tests/model_findings/ holds `case.ct`, a README saying what went wrong,
+//! and `cpython-X.Y.trace` files: what that CPython printed. The model on
+//! profile X.Y must print exactly that; where the interpreter is present,
+//! CPython is run too, so a stale trace file shows up here.
+//! `CANCELTREE_BLESS=1` rewrites the trace files from CPython.
+
+mod common;
+
+use canceltree::backend::{self, Spec};
+use canceltree::{render, syntax};
+use std::path::PathBuf;
+
+fn cases() -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir("tests/model_findings")
+        .expect("tests/model_findings/ exists")
+        .map(|e| e.expect("readable entry").path())
+        .filter(|p| p.is_dir())
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn every_model_finding_matches_cpython_on_its_profiles() {
+    let bless = std::env::var_os("CANCELTREE_BLESS").is_some();
+    let present = common::cpython_keys();
+    let mut checked = 0;
+    let mut failures = Vec::new();
+    for dir in cases() {
+        let name = dir.file_name().unwrap().to_string_lossy().to_string();
+        let ct = dir.join("case.ct");
+        let text = std::fs::read_to_string(&ct).unwrap();
+        let program = syntax::parse(&ct.display().to_string(), &text)
+            .unwrap_or_else(|d| panic!("{}", d.render(&text)));
+        let labels = render::labels(&program);
+        let mut traces: Vec<(String, PathBuf)> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter_map(|p| {
+                let f = p.file_name()?.to_str()?.to_string();
+                let v = f.strip_prefix("cpython-")?.strip_suffix(".trace")?;
+                Some((v.to_string(), p))
+            })
+            .collect();
+        traces.sort();
+        assert!(!traces.is_empty(), "{name} has no cpython-X.Y.trace");
+        for (version, path) in traces {
+            let mut want = std::fs::read_to_string(&path).unwrap();
+            if present.contains(&version) {
+                let mut cp = backend::open(&Spec::parse(&format!("cpython:{version}")).unwrap())
+                    .expect("a discovered interpreter opens");
+                let real = render::text(&cp.run(&program), &labels);
+                if bless {
+                    std::fs::write(&path, &real).unwrap();
+                    want = real;
+                } else if real != want {
+                    failures.push(format!(
+                        "{name}: cpython:{version} no longer prints {}:\n{real}",
+                        path.display()
+                    ));
+                }
+            }
+            let mut m = backend::open(&Spec::parse(&format!("model:{version}")).unwrap())
+                .expect("the model opens");
+            let got = render::text(&m.run(&program), &labels);
+            if got != want {
+                failures.push(format!(
+                    "{name} on model:{version}:\n--- cpython\n{want}--- model\n{got}"
+                ));
+            }
+            checked += 1;
+        }
+    }
+    assert!(checked > 0, "no model finding was checked");
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
