@@ -27,6 +27,16 @@ pub struct GcCache {
     free: Vec<Vec<u32>>,
 }
 
+/// Reused buffers of `mark_cycle_kept`: the unmarked subgraph as
+/// adjacency lists, in-degrees and the peeling queue.
+#[derive(Default)]
+pub struct Peel {
+    start: Vec<u32>,
+    adj: Vec<u32>,
+    indeg: Vec<u32>,
+    queue: Vec<u32>,
+}
+
 /// What a traceback keeps alive.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum TbRef {
@@ -343,23 +353,20 @@ impl Machine {
         self.gc_prepare();
         let total = self.total_nodes();
         let mut mark = vec![false; total];
-        let mut stack = Vec::new();
+        let mut stack = std::mem::take(&mut self.gc_stack);
+        stack.clear();
         self.roots(final_collect, &mut stack);
         self.mark_from(&mut stack, &mut mark);
+        self.gc_stack = stack;
         if keep_cycles {
-            let cyclic = self.cyclic(&mark);
-            let mut stack: Vec<N> = (0..total)
-                .filter(|&i| cyclic[i])
-                .map(|i| self.node_of(i))
-                .collect();
-            self.mark_from(&mut stack, &mut mark);
+            self.mark_cycle_kept(&mut mark);
         }
         mark
     }
 
     /// Marks everything reachable from `stack`, emptying it.
-    fn mark_from(&self, stack: &mut Vec<N>, mark: &mut [bool]) {
-        let mut buf = Vec::new();
+    fn mark_from(&mut self, stack: &mut Vec<N>, mark: &mut [bool]) {
+        let mut buf = std::mem::take(&mut self.gc_buf);
         while let Some(x) = stack.pop() {
             let i = self.idx(x);
             if mark[i] {
@@ -370,82 +377,56 @@ impl Machine {
             self.edges(x, &mut buf);
             stack.extend(buf.iter().copied());
         }
+        self.gc_buf = buf;
     }
 
-    /// Nodes outside `mark` that lie on a cycle (iterative Tarjan).
-    fn cyclic(&self, mark: &[bool]) -> Vec<bool> {
+    /// Marks the unmarked nodes that a garbage cycle keeps: those on a
+    /// cycle of unmarked nodes or reachable from one. Peeling the unmarked
+    /// subgraph (repeatedly dropping nodes nothing unmarked points at)
+    /// leaves exactly those, in time linear in the subgraph.
+    fn mark_cycle_kept(&mut self, mark: &mut [bool]) {
         let total = mark.len();
-        let mut index = vec![u32::MAX; total];
-        let mut low = vec![0u32; total];
-        let mut on = vec![false; total];
-        let mut out = vec![false; total];
-        let mut st: Vec<usize> = Vec::new();
-        let mut next = 0u32;
-        let mut buf = Vec::new();
-        for s in 0..total {
-            if mark[s] || index[s] != u32::MAX {
+        let mut pk = std::mem::take(&mut self.gc_peel);
+        pk.start.clear();
+        pk.adj.clear();
+        pk.indeg.clear();
+        pk.indeg.resize(total, 0);
+        let mut buf = std::mem::take(&mut self.gc_buf);
+        for i in 0..total {
+            pk.start.push(pk.adj.len() as u32);
+            if mark[i] {
                 continue;
             }
-            // (node, its successors, position)
-            let mut call: Vec<(usize, Vec<usize>, usize)> = Vec::new();
-            let succ = |m: &Machine, i: usize, buf: &mut Vec<N>| -> Vec<usize> {
-                buf.clear();
-                m.edges(m.node_of(i), buf);
-                buf.iter()
-                    .map(|&x| m.idx(x))
-                    .filter(|&j| !mark[j])
-                    .collect()
-            };
-            index[s] = next;
-            low[s] = next;
-            next += 1;
-            st.push(s);
-            on[s] = true;
-            call.push((s, succ(self, s, &mut buf), 0));
-            while let Some(top) = call.last_mut() {
-                let v = top.0;
-                if top.2 < top.1.len() {
-                    let w = top.1[top.2];
-                    top.2 += 1;
-                    if w == v {
-                        out[v] = true;
-                    }
-                    if index[w] == u32::MAX {
-                        index[w] = next;
-                        low[w] = next;
-                        next += 1;
-                        st.push(w);
-                        on[w] = true;
-                        let sw = succ(self, w, &mut buf);
-                        call.push((w, sw, 0));
-                    } else if on[w] {
-                        low[v] = low[v].min(index[w]);
-                    }
-                } else {
-                    call.pop();
-                    if let Some(parent) = call.last() {
-                        let pv = parent.0;
-                        low[pv] = low[pv].min(low[v]);
-                    }
-                    if low[v] == index[v] {
-                        let mut comp = Vec::new();
-                        loop {
-                            let w = st.pop().expect("tarjan stack");
-                            on[w] = false;
-                            comp.push(w);
-                            if w == v {
-                                break;
-                            }
-                        }
-                        if comp.len() > 1 {
-                            for w in comp {
-                                out[w] = true;
-                            }
-                        }
-                    }
+            buf.clear();
+            self.edges(self.node_of(i), &mut buf);
+            for &y in &buf {
+                let j = self.idx(y);
+                if !mark[j] {
+                    pk.adj.push(j as u32);
+                    pk.indeg[j] += 1;
                 }
             }
         }
-        out
+        pk.start.push(pk.adj.len() as u32);
+        self.gc_buf = buf;
+        pk.queue.clear();
+        pk.queue
+            .extend((0..total as u32).filter(|&i| !mark[i as usize] && pk.indeg[i as usize] == 0));
+        while let Some(i) = pk.queue.pop() {
+            let (a, b) = (pk.start[i as usize], pk.start[i as usize + 1]);
+            for k in a..b {
+                let j = pk.adj[k as usize] as usize;
+                pk.indeg[j] -= 1;
+                if pk.indeg[j] == 0 {
+                    pk.queue.push(j as u32);
+                }
+            }
+        }
+        for i in 0..total {
+            if !mark[i] && pk.indeg[i] > 0 {
+                mark[i] = true;
+            }
+        }
+        self.gc_peel = pk;
     }
 }

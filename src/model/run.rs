@@ -135,6 +135,7 @@ pub struct Machine {
     pub gc_stack: Vec<super::gc::N>,
     pub gc_buf: Vec<super::gc::N>,
     pub gcx: super::gc::GcCache,
+    pub gc_peel: super::gc::Peel,
     /// Tasks in the middle of a step (the running one and eager parents).
     pub stepping: Vec<u32>,
     /// Tasks in their eager first step, with the creating function.
@@ -185,6 +186,7 @@ impl Machine {
             gc_stack: Vec::new(),
             gc_buf: Vec::new(),
             gcx: Default::default(),
+            gc_peel: Default::default(),
             stepping: Vec::new(),
             eager_stack: Vec::new(),
             any_exc: false,
