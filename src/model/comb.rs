@@ -100,9 +100,7 @@ impl Machine {
         match a {
             Ok(f) => f,
             Err(c) => {
-                let name = self.sc.aw_name[c as usize]
-                    .clone()
-                    .unwrap_or_else(|| Rc::from(format!("@{c}")));
+                let name: Rc<str> = Rc::from(format!("@{c}"));
                 let func = self.aw_fn(c);
                 self.create_task(func, name)
             }

@@ -590,9 +590,9 @@ impl Machine {
     /// The program name of a variable slot, for error messages.
     pub(super) fn slot_name(&self, slot: u32) -> String {
         self.sc
-            .slot_names
+            .slot_sym
             .get(slot as usize)
-            .map_or_else(|| "?".to_string(), |n| n.to_string())
+            .map_or_else(|| "?".to_string(), |&s| self.p().name(s).to_string())
     }
 
     /// Reads the object a name-reading node names.

@@ -160,7 +160,7 @@ impl Machine {
     pub(super) fn total_nodes(&self) -> usize {
         self.futs.len()
             + self.tgs.len()
-            + 4 * self.p().len()
+            + 2 * self.gcx.ids.len()
             + self.excs.objs.len()
             + self.tasks.len()
     }

@@ -18,13 +18,27 @@ use super::fut::{Cb, FKind};
 use super::run::{Hcb, Machine, Obj};
 use crate::ast::{Kind, NodeId};
 
+/// Per-program facts of the object graph, computed on the first
+/// collection question of a run; buffers are kept between runs.
 #[derive(Default)]
 pub struct GcCache {
     ready: bool,
-    /// Own slots of each function node.
+    /// Dense index of each function id (NONE for ids that are not
+    /// functions), so the graph has a node per function, not per AST node.
+    dense: Vec<u32>,
+    /// Function id of each dense index.
+    pub(super) ids: Vec<NodeId>,
+    /// Own slots of each function, by dense index.
     own: Vec<Vec<u32>>,
-    /// Free variables (closure cells) of each function node.
+    /// Free variables (closure cells) of each function, by dense index.
     free: Vec<Vec<u32>>,
+}
+
+impl GcCache {
+    /// Forgets the program; the next question recomputes.
+    pub fn invalidate(&mut self) {
+        self.ready = false;
+    }
 }
 
 /// Reused buffers of `mark_cycle_kept`: the unmarked subgraph as
@@ -64,20 +78,31 @@ impl Machine {
         }
         let p = self.p();
         let n = p.len();
-        let mut own = vec![Vec::new(); 2 * n];
-        let mut free: Vec<Vec<u32>> = vec![Vec::new(); 2 * n];
-        for (&(f, _), &slot) in &self.sc.slot_of {
-            own[f as usize].push(slot);
+        let mut gcx = std::mem::take(&mut self.gcx);
+        gcx.dense.clear();
+        gcx.dense.resize(2 * n, NONE);
+        gcx.ids.clear();
+        for f in 0..2 * n {
+            if f == 0 || self.sc.fn_parent[f] != NONE {
+                gcx.dense[f] = gcx.ids.len() as u32;
+                gcx.ids.push(f as NodeId);
+            }
         }
-        // Binder of each slot.
-        let mut binder = vec![0u32; self.sc.slot_names.len()];
-        for (&(f, _), &slot) in &self.sc.slot_of {
-            binder[slot as usize] = f;
+        let nf = gcx.ids.len();
+        for v in [&mut gcx.own, &mut gcx.free] {
+            v.iter_mut().for_each(Vec::clear);
+            if v.len() < nf {
+                v.resize(nf, Vec::new());
+            }
         }
+        for (slot, &f) in self.sc.slot_binder.iter().enumerate() {
+            gcx.own[gcx.dense[f as usize] as usize].push(slot as u32);
+        }
+        let binder = &self.sc.slot_binder;
         let fparent = &self.sc.fn_parent;
         let mut syms = Vec::new();
         for id in 0..n as NodeId {
-            let mut slots = Vec::new();
+            let mut slots = [NONE, NONE];
             let s = self.sc.slot[id as usize];
             let reads = {
                 syms.clear();
@@ -93,56 +118,54 @@ impl Machine {
                     )
             };
             if reads && s != NONE {
-                slots.push(s);
+                slots[0] = s;
             }
-            let g = self.sc.group_slot[id as usize];
-            if g != NONE {
-                slots.push(g);
-            }
-            for s in slots {
+            slots[1] = self.sc.group_slot[id as usize];
+            for s in slots.into_iter().filter(|&s| s != NONE) {
                 let b = binder[s as usize];
                 let mut f = self.sc.exec_fn[id as usize];
                 // Each function between the reader and the binder captures it.
                 let mut guard = 0;
                 while f != b && f != NONE && guard < 2 * n {
-                    if !free[f as usize].contains(&s) {
-                        free[f as usize].push(s);
+                    let free = &mut gcx.free[gcx.dense[f as usize] as usize];
+                    if !free.contains(&s) {
+                        free.push(s);
                     }
                     f = if f == 0 { NONE } else { fparent[f as usize] };
                     guard += 1;
                 }
             }
         }
-        self.gcx = GcCache {
-            ready: true,
-            own,
-            free,
-        };
+        gcx.ready = true;
+        self.gcx = gcx;
     }
 
+    /// The graph index of `x`: futures, task groups, coroutines, function
+    /// objects, frames kept by tracebacks, exceptions.
     pub(super) fn idx(&self, x: N) -> usize {
-        let (f, g, c, n) = (
+        let (f, g, c, nf) = (
             self.futs.len(),
             self.tgs.len(),
             self.tasks.len(),
-            self.p().len(),
+            self.gcx.ids.len(),
         );
+        let dense = |i: NodeId| self.gcx.dense[i as usize] as usize;
         match x {
             N::Fut(i) => i as usize,
             N::Tg(i) => f + i as usize,
             N::Coro(i) => f + g + i as usize,
-            N::Fn(i) => f + g + c + i as usize,
-            N::Frame(i) => f + g + c + 2 * n + i as usize,
-            N::Exc(i) => f + g + c + 4 * n + i as usize,
+            N::Fn(i) => f + g + c + dense(i),
+            N::Frame(i) => f + g + c + nf + dense(i),
+            N::Exc(i) => f + g + c + 2 * nf + i as usize,
         }
     }
 
     pub(super) fn node_of(&self, i: usize) -> N {
-        let (f, g, c, n) = (
+        let (f, g, c, nf) = (
             self.futs.len(),
             self.tgs.len(),
             self.tasks.len(),
-            self.p().len(),
+            self.gcx.ids.len(),
         );
         if i < f {
             N::Fut(i as u32)
@@ -150,12 +173,12 @@ impl Machine {
             N::Tg((i - f) as u32)
         } else if i < f + g + c {
             N::Coro((i - f - g) as u32)
-        } else if i < f + g + c + 2 * n {
-            N::Fn((i - f - g - c) as u32)
-        } else if i < f + g + c + 4 * n {
-            N::Frame((i - f - g - c - 2 * n) as u32)
+        } else if i < f + g + c + nf {
+            N::Fn(self.gcx.ids[i - f - g - c])
+        } else if i < f + g + c + 2 * nf {
+            N::Frame(self.gcx.ids[i - f - g - c - nf])
         } else {
-            N::Exc((i - f - g - c - 4 * n) as u32)
+            N::Exc((i - f - g - c - 2 * nf) as u32)
         }
     }
 
@@ -244,13 +267,15 @@ impl Machine {
                 out.extend(tg.base_error.map(N::Exc));
             }
             N::Fn(func) => {
-                self.slot_edges(&self.gcx.free[func as usize], out);
+                let d = self.gcx.dense[func as usize] as usize;
+                self.slot_edges(&self.gcx.free[d], out);
                 if !self.fn_done[func as usize] {
-                    self.slot_edges(&self.gcx.own[func as usize], out);
+                    self.slot_edges(&self.gcx.own[d], out);
                 }
             }
             N::Frame(func) => {
-                self.slot_edges(&self.gcx.own[func as usize], out);
+                let d = self.gcx.dense[func as usize] as usize;
+                self.slot_edges(&self.gcx.own[d], out);
                 out.push(N::Fn(func));
             }
             N::Coro(t) => {

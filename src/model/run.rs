@@ -233,7 +233,7 @@ impl Machine {
         self.task_order.clear();
         self.lp.clear();
         self.slots.clear();
-        self.slots.resize(self.sc.slot_names.len(), None);
+        self.slots.resize(self.sc.slot_sym.len(), None);
         self.vals.clear();
         self.events = Vec::with_capacity(64);
         self.current = None;
@@ -258,7 +258,7 @@ impl Machine {
         self.inflight.clear();
         self.until = None;
         self.on_path.clear();
-        self.gcx = Default::default();
+        self.gcx.invalidate();
         self.stepping.clear();
         self.eager_stack.clear();
         self.any_exc = false;

@@ -6,7 +6,8 @@
 //! task names.
 
 use crate::ast::{Kind, NodeId, Program, SpawnMode, Sym};
-use std::collections::HashMap;
+use std::collections::HashSet;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::rc::Rc;
 
 pub const NONE: u32 = u32::MAX;
@@ -31,17 +32,46 @@ pub struct Scopes {
     pub tail: Vec<bool>,
     /// Statements inside a `call-soon`/`call-later` callback.
     pub in_callback: Vec<bool>,
-    /// Task name for spawn nodes and awaitable coroutines.
-    pub task_name: Vec<Option<Rc<str>>>,
-    /// Task name for non-ref awaitables (`@k`).
-    pub aw_name: Vec<Option<Rc<str>>>,
     /// The enclosing function of each function id (`n + k` for the
     /// wrapper `_awk` of a non-`do` awaitable k).
     pub fn_parent: Vec<u32>,
-    /// Name text of each slot.
-    pub slot_names: Vec<Rc<str>>,
-    /// Slot of each (binding function, symbol).
-    pub slot_of: HashMap<(NodeId, Sym), u32>,
+    /// The symbol of each slot.
+    pub slot_sym: Vec<Sym>,
+    /// The binding function of each slot.
+    pub slot_binder: Vec<NodeId>,
+    /// How many spawns name each symbol (two or more get `name@node`).
+    spawn_count: Vec<u32>,
+    /// Reused buffers: parents, bindings grouped by function, and the
+    /// scoped name table (symbol -> stack of (binding function, slot)).
+    parents: Vec<NodeId>,
+    by_fn_start: Vec<u32>,
+    by_fn: Vec<(Sym, u32)>,
+    table: Vec<Vec<(NodeId, u32)>>,
+    open: Vec<(NodeId, NodeId)>,
+    syms: Vec<Sym>,
+    seen: HashSet<(NodeId, u32), BuildHasherDefault<PairHasher>>,
+}
+
+/// A fast hasher for pairs of small integers (FxHash's multiply-rotate);
+/// only membership is asked of it, so its order never shows.
+#[derive(Default)]
+struct PairHasher(u64);
+
+impl Hasher for PairHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u64(b as u64);
+        }
+    }
+    fn write_u32(&mut self, x: u32) {
+        self.write_u64(x as u64);
+    }
+    fn write_u64(&mut self, x: u64) {
+        self.0 = (self.0.rotate_left(5) ^ x).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
 }
 
 fn binds(k: &Kind, in_cb: bool) -> Option<Sym> {
@@ -55,24 +85,15 @@ fn binds(k: &Kind, in_cb: bool) -> Option<Sym> {
 impl Scopes {
     pub fn compute(&mut self, p: &Program) {
         let n = p.len();
-        self.exec_fn.clear();
-        self.exec_fn.resize(n, 0);
-        self.is_fn.clear();
-        self.is_fn.resize(n, false);
-        self.slot.clear();
-        self.slot.resize(n, NONE);
-        self.group_slot.clear();
-        self.group_slot.resize(n, NONE);
-        self.local.clear();
-        self.local.resize(n, false);
-        self.tail.clear();
-        self.tail.resize(n, false);
-        self.in_callback.clear();
-        self.in_callback.resize(n, false);
-        self.task_name.clear();
-        self.task_name.resize(n, None);
-        self.slot_names.clear();
-        self.slot_of.clear();
+        reset(&mut self.exec_fn, n, 0);
+        reset(&mut self.is_fn, n, false);
+        reset(&mut self.slot, n, NONE);
+        reset(&mut self.group_slot, n, NONE);
+        reset(&mut self.local, n, false);
+        reset(&mut self.tail, n, false);
+        reset(&mut self.in_callback, n, false);
+        self.slot_sym.clear();
+        self.slot_binder.clear();
         if n == 0 {
             return;
         }
@@ -80,22 +101,19 @@ impl Scopes {
         // one pre-order pass with a parent table suffices. A non-`do`
         // awaitable X is wrapped in its own function `_awX`, whose id is
         // `n + X` (X itself may be a spawn or callback, a function too).
-        let parents = p.parents();
+        self.compute_parents(p);
         let nn = n as NodeId;
-        self.fn_parent.clear();
-        self.fn_parent.resize(2 * n, NONE);
-        self.aw_name.clear();
-        self.aw_name.resize(n, None);
-        let mut spawn_count = vec![0usize; p.names.len()];
+        reset(&mut self.fn_parent, 2 * n, NONE);
+        reset(&mut self.spawn_count, p.names.len(), 0);
         for node in &p.nodes {
             if let Kind::Spawn(s, _) = node.kind {
-                spawn_count[s.0 as usize] += 1;
+                self.spawn_count[s.0 as usize] += 1;
             }
         }
         self.is_fn[0] = true;
         self.tail_body(p, 0, true);
         for id in 1..n as NodeId {
-            let parent = parents[id as usize].expect("non-root has a parent");
+            let parent = self.parents[id as usize];
             let pk = p.kind(parent);
             let awaitable = matches!(pk, Kind::Gather { .. } | Kind::Shield | Kind::WaitFor(_))
                 && !matches!(p.kind(id), Kind::Ref(_));
@@ -129,20 +147,8 @@ impl Scopes {
             if matches!(k, Kind::Spawn(..) | Kind::Do) {
                 self.tail_body(p, id, true);
             }
-            if awaitable {
-                if !matches!(k, Kind::Do) {
-                    self.tail[id as usize] = true;
-                }
-                self.aw_name[id as usize] = Some(Rc::from(format!("@{id}")));
-            }
-            if let Kind::Spawn(s, _) = k {
-                let name = p.name(*s);
-                let t = if spawn_count[s.0 as usize] > 1 {
-                    format!("{name}@{id}")
-                } else {
-                    name.to_string()
-                };
-                self.task_name[id as usize] = Some(Rc::from(t));
+            if awaitable && !matches!(k, Kind::Do) {
+                self.tail[id as usize] = true;
             }
             let t = self.tail[id as usize];
             match k {
@@ -166,42 +172,71 @@ impl Scopes {
         }
         // Callback statements are never tails.
         for id in 1..n {
-            if matches!(
-                p.kind(parents[id].unwrap_or(0)),
-                Kind::CallSoon | Kind::CallLater(_)
-            ) {
+            if self.in_callback[id] {
                 self.tail[id] = false;
             }
         }
-        // Slots: the binding function of each (function, name) pair; then
-        // resolve each use to the innermost enclosing binder, with a scoped
-        // table (sym -> stack of open binding functions).
-        let mut bound: HashMap<NodeId, Vec<Sym>> = HashMap::new();
-        for id in 0..n as NodeId {
+        self.bind_slots(p);
+        self.resolve(p);
+    }
+
+    /// A slot per (binding function, name), numbered in order of first
+    /// binding; then the bindings grouped by function.
+    fn bind_slots(&mut self, p: &Program) {
+        let nf = 2 * p.len();
+        self.seen.clear();
+        reset(&mut self.by_fn_start, nf + 1, 0);
+        for id in 0..p.len() as NodeId {
             if let Some(s) = binds(p.kind(id), self.in_callback[id as usize]) {
                 let f = self.exec_fn[id as usize];
-                let key = (f, s);
-                if !self.slot_of.contains_key(&key) {
-                    self.slot_of.insert(key, self.slot_names.len() as u32);
-                    self.slot_names.push(Rc::from(p.name(s)));
-                    bound.entry(f).or_default().push(s);
+                if !self.seen.insert((f, s.0)) {
+                    continue;
                 }
+                self.slot_binder.push(f);
+                self.slot_sym.push(s);
+                self.by_fn_start[f as usize + 1] += 1;
             }
         }
-        let mut table: Vec<Vec<NodeId>> = vec![Vec::new(); p.names.len()];
-        // Open scopes: (scope id, end node).
-        let mut open: Vec<(NodeId, NodeId)> = Vec::new();
-        let mut syms = Vec::new();
+        for f in 0..nf {
+            self.by_fn_start[f + 1] += self.by_fn_start[f];
+        }
+        self.by_fn.clear();
+        self.by_fn.resize(self.slot_sym.len(), (Sym(0), 0));
+        let mut fill = self.by_fn_start.clone();
+        for (slot, (&f, &s)) in self.slot_binder.iter().zip(&self.slot_sym).enumerate() {
+            let at = &mut fill[f as usize];
+            self.by_fn[*at as usize] = (s, slot as u32);
+            *at += 1;
+        }
+    }
+
+    fn bindings(&self, f: NodeId) -> std::ops::Range<usize> {
+        self.by_fn_start[f as usize] as usize..self.by_fn_start[f as usize + 1] as usize
+    }
+
+    /// Resolves each use to the innermost enclosing binder with a scoped
+    /// table (symbol -> stack of open binding functions and their slots).
+    fn resolve(&mut self, p: &Program) {
+        let n = p.len();
+        let nn = n as NodeId;
+        let mut table = std::mem::take(&mut self.table);
+        for v in table.iter_mut() {
+            v.clear();
+        }
+        if table.len() < p.names.len() {
+            table.resize(p.names.len(), Vec::new());
+        }
+        let mut open = std::mem::take(&mut self.open);
+        open.clear();
+        let mut syms = std::mem::take(&mut self.syms);
         for id in 0..n as NodeId {
             while let Some(&(top, end)) = open.last() {
                 if id < end {
                     break;
                 }
                 open.pop();
-                if let Some(bs) = bound.get(&top) {
-                    for s in bs {
-                        table[s.0 as usize].pop();
-                    }
+                for k in self.bindings(top) {
+                    table[self.by_fn[k].0.0 as usize].pop();
                 }
             }
             let mut scopes = [NONE, NONE];
@@ -213,10 +248,9 @@ impl Scopes {
             }
             for sc in scopes.into_iter().filter(|&x| x != NONE) {
                 open.push((sc, p.end(id)));
-                if let Some(bs) = bound.get(&sc) {
-                    for s in bs {
-                        table[s.0 as usize].push(sc);
-                    }
+                for k in self.bindings(sc) {
+                    let (s, slot) = self.by_fn[k];
+                    table[s.0 as usize].push((sc, slot));
                 }
             }
             let k = p.kind(id);
@@ -226,38 +260,64 @@ impl Scopes {
                 continue;
             }
             let ef = self.exec_fn[id as usize];
-            let lookup = |table: &Vec<Vec<NodeId>>, s: Sym| -> Option<NodeId> {
-                table[s.0 as usize].last().copied()
-            };
             match k {
                 Kind::Spawn(s, mode) => {
                     if binds(k, self.in_callback[id as usize]).is_some() {
-                        self.slot[id as usize] = self.slot_of[&(ef, *s)];
+                        let own = table[s.0 as usize].iter().rev().find(|&&(f, _)| f == ef);
+                        self.slot[id as usize] = own.expect("a binding spawn has a slot").1;
                     }
                     if let SpawnMode::In(g) = mode {
                         // The group is read in the enclosing function, which
                         // is open below the spawn's own function.
-                        let binder = table[g.0 as usize]
-                            .iter()
-                            .rev()
-                            .find(|&&f| f != id)
-                            .copied();
-                        if let Some(b) = binder {
-                            self.group_slot[id as usize] = self.slot_of[&(b, *g)];
+                        let binder = table[g.0 as usize].iter().rev().find(|&&(f, _)| f != id);
+                        if let Some(&(_, slot)) = binder {
+                            self.group_slot[id as usize] = slot;
                         }
                     }
                 }
                 _ => {
-                    let s = syms[0];
                     // Reads happen in the exec function; for function nodes
                     // that are themselves statements (awaitables) the
                     // table already includes them.
-                    if let Some(b) = lookup(&table, s) {
-                        self.slot[id as usize] = self.slot_of[&(b, s)];
+                    if let Some(&(b, slot)) = table[syms[0].0 as usize].last() {
+                        self.slot[id as usize] = slot;
                         self.local[id as usize] = b == ef;
                     }
                 }
             }
+        }
+        self.table = table;
+        self.open = open;
+        self.syms = syms;
+    }
+
+    fn compute_parents(&mut self, p: &Program) {
+        self.parents.clear();
+        self.open.clear();
+        for id in 0..p.len() as NodeId {
+            while let Some(&(_, end)) = self.open.last() {
+                if id < end {
+                    break;
+                }
+                self.open.pop();
+            }
+            self.parents
+                .push(self.open.last().map_or(NONE, |&(top, _)| top));
+            self.open.push((id, p.end(id)));
+        }
+    }
+
+    /// The task name of spawn `node`: its name, or `name@node` when
+    /// several spawns share the name.
+    pub fn task_name(&self, p: &Program, node: NodeId) -> Rc<str> {
+        let Kind::Spawn(s, _) = p.kind(node) else {
+            unreachable!("only spawns have task names")
+        };
+        let name = p.name(*s);
+        if self.spawn_count[s.0 as usize] > 1 {
+            Rc::from(format!("{name}@{node}"))
+        } else {
+            Rc::from(name)
         }
     }
 
@@ -274,4 +334,10 @@ impl Scopes {
             self.tail[c as usize] = true;
         }
     }
+}
+
+/// Clears `v` to `n` copies of `x`, keeping its capacity.
+fn reset<T: Clone>(v: &mut Vec<T>, n: usize, x: T) {
+    v.clear();
+    v.resize(n, x);
 }

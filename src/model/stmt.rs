@@ -203,7 +203,7 @@ impl Machine {
                 };
                 let s = self.sc.slot[node as usize];
                 if s != super::scope::NONE {
-                    let label = self.sc.slot_names[s as usize].clone();
+                    let label: Rc<str> = Rc::from(self.slot_name(s));
                     self.futs[f as usize].label = Some(label);
                 }
                 self.bind(node, Obj::Fut(f));
@@ -224,9 +224,7 @@ impl Machine {
     }
 
     fn spawn(&mut self, t: Option<u32>, node: NodeId, mode: SpawnMode) -> Result<V, ExcId> {
-        let name = self.sc.task_name[node as usize]
-            .clone()
-            .expect("spawns have task names");
+        let name = self.sc.task_name(self.p(), node);
         if !matches!(mode, SpawnMode::In(_)) {
             self.need_loop(t)?;
         }
@@ -240,12 +238,7 @@ impl Machine {
                     Some(Obj::Tg(g)) => g,
                     Some(o) => return Err(self.attr_error(t, o, "create_task")),
                     None => {
-                        let gname = self
-                            .sc
-                            .slot_names
-                            .get(gs as usize)
-                            .cloned()
-                            .unwrap_or_else(|| "?".into());
+                        let gname = self.slot_name(gs);
                         let e = self.excs.msg(
                             Cls::NameError,
                             &format!("cannot access free variable '{gname}' where it is not associated with a value in enclosing scope"),
