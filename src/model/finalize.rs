@@ -92,6 +92,10 @@ impl Machine {
             !x.dead && (x.log_tb || (pending_too && !x.done() && matches!(x.kind, FKind::Task(_))))
         };
         let mut left = (0..self.futs.len()).filter(|&f| cand(self, f)).count();
+        if left == 0 {
+            self.gc_mark = mark;
+            return;
+        }
         let mut stack = std::mem::take(&mut self.gc_stack);
         stack.clear();
         self.roots(false, &mut stack);

@@ -103,7 +103,11 @@ impl Fut {
 
 impl Machine {
     pub fn new_fut(&mut self, kind: FKind) -> FutId {
-        self.futs.push(Fut::new(kind));
+        let mut f = Fut::new(kind);
+        if let Some(cbs) = self.spare_cbs.pop() {
+            f.callbacks = cbs;
+        }
+        self.futs.push(f);
         self.futs.len() as FutId - 1
     }
 
@@ -383,7 +387,11 @@ impl Machine {
             node,
         });
         let f = self.new_fut(FKind::Task(idx));
-        self.tasks.push(super::run::Task::new(f, func, name));
+        let mut task = super::run::Task::new(f, func, name);
+        if let Some(frames) = self.spare_frames.pop() {
+            task.frames = frames;
+        }
+        self.tasks.push(task);
         self.task_order.push(f);
         if self.profile.eager && self.running {
             self.eager_start(idx);

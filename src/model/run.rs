@@ -136,6 +136,9 @@ pub struct Machine {
     pub gc_buf: Vec<super::gc::N>,
     pub gcx: super::gc::GcCache,
     pub gc_peel: super::gc::Peel,
+    /// Emptied callback lists and frame stacks of earlier runs, for reuse.
+    pub spare_cbs: Vec<Vec<Cb>>,
+    pub spare_frames: Vec<Vec<Frame>>,
     /// Tasks in the middle of a step (the running one and eager parents).
     pub stepping: Vec<u32>,
     /// Tasks in their eager first step, with the creating function.
@@ -187,6 +190,8 @@ impl Machine {
             gc_buf: Vec::new(),
             gcx: Default::default(),
             gc_peel: Default::default(),
+            spare_cbs: Vec::new(),
+            spare_frames: Vec::new(),
             stepping: Vec::new(),
             eager_stack: Vec::new(),
             any_exc: false,
@@ -228,8 +233,18 @@ impl Machine {
         self.prog = p as *const Program;
         self.sc.compute(p);
         self.excs.clear();
-        self.futs.clear();
-        self.tasks.clear();
+        // Callback lists and frame stacks keep their capacity for the
+        // next run's futures and tasks.
+        for f in self.futs.drain(..) {
+            let mut cbs = f.callbacks;
+            cbs.clear();
+            self.spare_cbs.push(cbs);
+        }
+        for t in self.tasks.drain(..) {
+            let mut frames = t.frames;
+            frames.clear();
+            self.spare_frames.push(frames);
+        }
         self.task_order.clear();
         self.lp.clear();
         self.slots.clear();
