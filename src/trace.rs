@@ -36,7 +36,9 @@ pub enum Link {
 /// exception group, and the `__cause__`/`__context__` chain by class.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Exc {
-    pub cls: String,
+    /// Class names are static in the model, so this borrows instead of
+    /// allocating per raise; traces read from CPython own theirs.
+    pub cls: ClsName,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub args: Vec<Value>,
     /// For `ExceptionGroup`/`BaseExceptionGroup`: `exceptions`, in order.
@@ -44,8 +46,11 @@ pub struct Exc {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub group: Option<Vec<Exc>>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub chain: Vec<(Link, String)>,
+    pub chain: Vec<(Link, ClsName)>,
 }
+
+/// An exception class name.
+pub type ClsName = std::borrow::Cow<'static, str>;
 
 /// How a node ended.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

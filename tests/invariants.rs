@@ -124,7 +124,7 @@ fn done_of(t: &mut Trace, k: u32) -> &mut Fin {
 
 fn exc(cls: &str) -> Exc {
     Exc {
-        cls: cls.into(),
+        cls: cls.to_string().into(),
         args: vec![],
         group: None,
         chain: vec![],

@@ -522,7 +522,7 @@ pub fn is_cancel(x: &Exc) -> bool {
 /// specially (they leave the event loop).
 pub fn is_base_only(x: &Exc) -> bool {
     matches!(
-        x.cls.as_str(),
+        &*x.cls,
         "KeyboardInterrupt" | "SystemExit" | "GeneratorExit"
     )
 }

@@ -13,7 +13,9 @@ use crate::trace::{Fin, Res, Value};
 fn gathered(fin: &Fin, return_exceptions: bool) -> Option<Value> {
     match fin {
         Fin::Result(v) => Some(v.clone()),
-        Fin::Exception(x) if return_exceptions => Some(Value::Obj { obj: x.cls.clone() }),
+        Fin::Exception(x) if return_exceptions => Some(Value::Obj {
+            obj: x.cls.to_string(),
+        }),
         Fin::Cancelled(_) if return_exceptions => Some(Value::Obj {
             obj: "CancelledError".into(),
         }),

@@ -309,7 +309,7 @@ pub fn taskgroup_error_group(f: &Facts, out: &mut Out) {
             _ => {}
         }
         let got = match res {
-            Res::Raise(x) if matches!(x.cls.as_str(), "ExceptionGroup" | "BaseExceptionGroup") => {
+            Res::Raise(x) if matches!(&*x.cls, "ExceptionGroup" | "BaseExceptionGroup") => {
                 x.group.as_ref()
             }
             _ => None,

@@ -178,7 +178,9 @@ impl Excs {
             }
         });
         let mut chain = Vec::new();
-        let mut seen = vec![e];
+        // The chain is at most 8 long, so what it has visited fits here.
+        let mut seen = [e; 9];
+        let mut nseen = 1;
         let mut cur = e;
         while chain.len() < 8 {
             let c = self.get(cur);
@@ -189,15 +191,16 @@ impl Excs {
             } else {
                 break;
             };
-            if seen.contains(&next) {
+            if seen[..nseen].contains(&next) {
                 break;
             }
-            seen.push(next);
-            chain.push((link, self.get(next).cls.name().to_string()));
+            seen[nseen] = next;
+            nseen += 1;
+            chain.push((link, self.get(next).cls.name().into()));
             cur = next;
         }
         Exc {
-            cls: o.cls.name().to_string(),
+            cls: o.cls.name().into(),
             args,
             group,
             chain,
