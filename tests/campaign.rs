@@ -429,17 +429,15 @@ fn crashing_312() -> PathBuf {
 }
 
 #[test]
-fn backend_failures_are_counted_but_are_not_divergences() {
+fn a_crash_is_counted_and_kept_as_a_minimized_finding_not_a_divergence() {
     if !have_cross() {
         return;
     }
     let fake = crashing_312();
     let out = temp_dir("crashes");
     let mut cfg = config(&out, 3, 40, 2);
-    cfg.backends = vec![
-        "cpython:3.12".to_string(),
-        format!("cpython:{}", fake.display()),
-    ];
+    let crasher = format!("cpython:{}", fake.display());
+    cfg.backends = vec!["cpython:3.12".to_string(), crasher.clone()];
     let s = campaign::run(&cfg).expect("campaign runs");
     assert_eq!(s.counts.cases, 40, "no case is lost");
     assert!(
@@ -452,7 +450,30 @@ fn backend_failures_are_counted_but_are_not_divergences() {
         "the same interpreter agrees with itself: {:?}",
         s.findings
     );
-    assert!(s.findings.iter().all(|r| r.kind == FindingKind::Violation));
+    let crashes: Vec<_> = s
+        .findings
+        .iter()
+        .filter(|r| r.kind == FindingKind::Crash)
+        .collect();
+    assert_eq!(
+        crashes.len(),
+        1,
+        "one cause, one signature: {:?}",
+        s.findings
+    );
+    let c = crashes[0];
+    assert_eq!(c.signature, format!("crash:{crasher}:worker died:"));
+    assert_eq!(c.backends, vec![crasher]);
+    // Only `(uncancel)` makes the stand-in crash: minimization keeps it
+    // and drops the rest.
+    assert!(c.minimized && c.nodes_after <= 3, "{c:?}");
+    let case = std::fs::read_to_string(out.join(&c.slug).join("case.ct")).unwrap();
+    assert!(case.contains("(uncancel"), "{case}");
+    assert!(
+        s.findings
+            .iter()
+            .all(|r| matches!(r.kind, FindingKind::Violation | FindingKind::Crash))
+    );
     let _ = std::fs::remove_dir_all(out);
     let _ = std::fs::remove_dir_all(fake.parent().unwrap());
 }

@@ -34,6 +34,10 @@ pub enum FindingKind {
     Divergence,
     /// A backend's trace breaks an invariant.
     Violation,
+    /// A backend crashed on the program: a model panic, a CPython worker
+    /// that died, or an error in the tracing runtime. (A hang is counted,
+    /// not kept: minimizing one costs a wall-clock timeout per run.)
+    Crash,
 }
 
 /// Where a campaign found the program.
@@ -321,6 +325,15 @@ fn readme(
                 let _ = writeln!(r, "- {}", violation_line(b, v));
             }
             r.push('\n');
+        }
+        FindingKind::Crash => {
+            let _ = writeln!(
+                r,
+                "**What failed:** a backend crashed on this program instead of producing a \
+                 trace. A crash of a `model:` backend is a bug in canceltree's model; one of a \
+                 `cpython:` backend is a dead interpreter or an error in the tracing runtime. \
+                 The message is in the backend's trace file.\n"
+            );
         }
     }
     r.push_str("**Backends:**\n\n");

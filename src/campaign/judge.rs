@@ -63,7 +63,7 @@ pub struct Verdict {
     pub failed: Vec<String>,
     pub hung: u64,
     pub crashed: u64,
-    /// Distinct failures, divergence first.
+    /// Distinct failures: crashes, then the divergence, then violations.
     pub failures: Vec<Failure>,
     pub violations: Vec<(String, Violation)>,
 }
@@ -90,9 +90,16 @@ pub fn judge(program: &Program, backends: &mut [&mut Opened]) -> Verdict {
         violations: Vec::new(),
     };
     for (spec, t) in &v.traces {
-        match t.outcome {
+        match &t.outcome {
             Outcome::Hung { .. } => v.hung += 1,
-            Outcome::Crashed(_) => v.crashed += 1,
+            Outcome::Crashed(msg) => {
+                v.crashed += 1;
+                v.failures.push(Failure {
+                    signature: signature::crash(spec, msg),
+                    kind: FindingKind::Crash,
+                    backends: vec![spec.clone()],
+                });
+            }
             _ => continue,
         }
         v.failed.push(spec.clone());

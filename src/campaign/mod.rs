@@ -386,6 +386,7 @@ impl Shared {
                     match f.kind {
                         FindingKind::Divergence => div = true,
                         FindingKind::Violation => viol = true,
+                        FindingKind::Crash => {}
                     }
                     let origin = Origin {
                         seed: self.seed,
@@ -416,6 +417,7 @@ impl Shared {
             &c,
             distinct(FindingKind::Divergence),
             distinct(FindingKind::Violation),
+            distinct(FindingKind::Crash),
             self.secs(),
         )
     }

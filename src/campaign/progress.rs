@@ -67,10 +67,16 @@ impl Ui {
     }
 }
 
-/// `[12s] 2345 cases 190/s | divergences 45 (3 distinct) | violations 0 (0 distinct) | backend failures 0`
-pub fn status_line(c: &Counts, distinct_div: usize, distinct_viol: usize, secs: f64) -> String {
+/// `[12s] 2345 cases 190/s | divergences 45 (3 distinct) | violations 0 (0 distinct) | backend failures 0 (0 distinct crashes)`
+pub fn status_line(
+    c: &Counts,
+    distinct_div: usize,
+    distinct_viol: usize,
+    distinct_crash: usize,
+    secs: f64,
+) -> String {
     format!(
-        "[{secs:.0}s] {} cases {:.0}/s | divergences {} ({distinct_div} distinct) | violations {} ({distinct_viol} distinct) | backend failures {}",
+        "[{secs:.0}s] {} cases {:.0}/s | divergences {} ({distinct_div} distinct) | violations {} ({distinct_viol} distinct) | backend failures {} ({distinct_crash} distinct crashes)",
         c.cases,
         c.cases as f64 / secs.max(1e-9),
         c.divergent,

@@ -145,6 +145,30 @@ pub fn violation(p: &Program, invariant: &str, node: Option<u32>) -> String {
     format!("{invariant}@{}", node.map_or("-", |n| keyword(p, n)))
 }
 
+/// The signature of a crash: `crash:SPEC:WHAT`, where WHAT is the first
+/// line of the crash message (a panic's message, a traceback's last line)
+/// with numbers blanked, so one bug gives one signature whatever the data.
+pub fn crash(spec: &str, message: &str) -> String {
+    let msg = match message.split_once(" panicked: ") {
+        Some((_, m)) => m.lines().next().unwrap_or(""),
+        None if message.starts_with("Traceback") => message
+            .lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or(""),
+        None => message.lines().next().unwrap_or(""),
+    };
+    let mut what = String::new();
+    for c in msg.trim().chars() {
+        let c = if c.is_ascii_digit() { '#' } else { c };
+        if !(c == '#' && what.ends_with('#')) {
+            what.push(c);
+        }
+    }
+    let what: String = what.chars().take(80).collect();
+    format!("crash:{spec}:{what}")
+}
+
 /// A file-name-safe form of a signature: `cpython:3.11!=cpython:3.12@end:wait-for`
 /// becomes `cpython-3.11-vs-cpython-3.12-at-end-wait-for`.
 pub fn slug(signature: &str) -> String {
@@ -192,5 +216,24 @@ mod tests {
             "shield-keeps-inner-at-shield"
         );
         assert_eq!(slug("//"), "finding");
+    }
+
+    #[test]
+    fn crash_signatures_name_the_cause_not_the_data() {
+        let panic =
+            "model:3.11 panicked: wait_for frame got (Some((0, 4294967295, 12)), true)\nmore";
+        assert_eq!(
+            crash("model:3.11", panic),
+            "crash:model:3.11:wait_for frame got (Some((#, #, #)), true)"
+        );
+        let tb = "Traceback (most recent call last):\n  File \"x\", line 3\nKeyError: 'task 12'\n";
+        assert_eq!(
+            crash("cpython:3.12", tb),
+            "crash:cpython:3.12:KeyError: 'task #'"
+        );
+        assert_eq!(
+            crash("cpython:3.13", "worker died: Fatal Python error"),
+            "crash:cpython:3.13:worker died: Fatal Python error"
+        );
     }
 }

@@ -70,11 +70,12 @@ impl Summary {
             .collect();
         let _ = writeln!(
             s,
-            "distinct findings this session: {} ({} new, {} divergences, {} invariant violations)",
+            "distinct findings this session: {} ({} new, {} divergences, {} invariant violations, {} crashes)",
             seen.len(),
             self.new.len(),
             self.distinct(FindingKind::Divergence),
-            self.distinct(FindingKind::Violation)
+            self.distinct(FindingKind::Violation),
+            self.distinct(FindingKind::Crash)
         );
         for r in &seen {
             let mark = if self.new.contains(&r.signature) {
