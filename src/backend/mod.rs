@@ -157,6 +157,34 @@ fn open_unguarded(spec: &Spec) -> Result<Box<dyn Backend>, String> {
     }
 }
 
+thread_local! {
+    /// How many guarded backend runs this thread is inside.
+    static GUARDED: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+    /// Where the last guarded panic happened, for the crash message.
+    static PANIC_AT: std::cell::Cell<Option<String>> = const { std::cell::Cell::new(None) };
+}
+
+/// Installs (once) a panic hook that keeps quiet about panics a guard will
+/// turn into a `crashed` outcome, noting only where they happened; a
+/// campaign minimizing a crash would otherwise print one report per run.
+/// Other panics go to the previous hook as before.
+fn quiet_panics() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if GUARDED.with(|g| g.get()) > 0 {
+                let at = info
+                    .location()
+                    .map(|l| format!("{}:{}:{}", l.file(), l.line(), l.column()));
+                PANIC_AT.with(|p| p.set(at));
+            } else {
+                previous(info);
+            }
+        }));
+    });
+}
+
 /// Turns a panic inside a backend (a model bug) into that case's `crashed`
 /// outcome and reopens the backend for the next case, so one bad case never
 /// takes a campaign down.
@@ -186,9 +214,13 @@ impl Backend for PanicGuard {
             }
         }
         let inner = self.inner.as_mut().expect("opened above");
-        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        quiet_panics();
+        GUARDED.with(|g| g.set(g.get() + 1));
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             inner.run_with(program, inject)
-        })) {
+        }));
+        GUARDED.with(|g| g.set(g.get() - 1));
+        match r {
             Ok(t) => t,
             Err(payload) => {
                 self.inner = None;
@@ -197,8 +229,11 @@ impl Backend for PanicGuard {
                     .cloned()
                     .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
                     .unwrap_or_else(|| "a panic".to_string());
+                let at = PANIC_AT
+                    .with(|p| p.take())
+                    .map_or(String::new(), |l| format!(" at {l}"));
                 Trace::failed(crate::trace::Outcome::Crashed(format!(
-                    "{} panicked: {msg}",
+                    "{} panicked{at}: {msg}",
                     self.name
                 )))
             }

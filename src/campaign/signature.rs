@@ -146,11 +146,25 @@ pub fn violation(p: &Program, invariant: &str, node: Option<u32>) -> String {
 }
 
 /// The signature of a crash: `crash:SPEC:WHAT`, where WHAT is the first
-/// line of the crash message (a panic's message, a traceback's last line)
-/// with numbers blanked, so one bug gives one signature whatever the data.
+/// line of the crash message (a panic's source file and message, a
+/// traceback's last line) with numbers blanked, so one bug gives one
+/// signature whatever the data.
 pub fn crash(spec: &str, message: &str) -> String {
-    let msg = match message.split_once(" panicked: ") {
-        Some((_, m)) => m.lines().next().unwrap_or(""),
+    let panic_site;
+    let msg = match message.split_once(" panicked") {
+        Some((_, m)) => {
+            let m = m.lines().next().unwrap_or("");
+            // ` at src/model/coro.rs:283:42: index out of bounds...`
+            match m.strip_prefix(" at ").and_then(|r| r.split_once(": ")) {
+                Some((place, what)) => {
+                    let file = place.split(':').next().unwrap_or(place);
+                    let file = file.rsplit('/').next().unwrap_or(file);
+                    panic_site = format!("{file}: {what}");
+                    panic_site.as_str()
+                }
+                None => m.trim_start_matches(':').trim_start(),
+            }
+        }
         None if message.starts_with("Traceback") => message
             .lines()
             .rev()
@@ -220,11 +234,15 @@ mod tests {
 
     #[test]
     fn crash_signatures_name_the_cause_not_the_data() {
-        let panic =
-            "model:3.11 panicked: wait_for frame got (Some((0, 4294967295, 12)), true)\nmore";
+        let panic = "model:3.11 panicked at src/model/comb.rs:581:18: wait_for frame got \
+                     (Some((0, 4294967295, 12)), true)\nmore";
         assert_eq!(
             crash("model:3.11", panic),
-            "crash:model:3.11:wait_for frame got (Some((#, #, #)), true)"
+            "crash:model:3.11:comb.rs: wait_for frame got (Some((#, #, #)), true)"
+        );
+        assert_eq!(
+            crash("model:3.12", "model:3.12 panicked: a panic"),
+            "crash:model:3.12:a panic"
         );
         let tb = "Traceback (most recent call last):\n  File \"x\", line 3\nKeyError: 'task 12'\n";
         assert_eq!(
