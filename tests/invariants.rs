@@ -8,39 +8,20 @@
 
 mod common;
 
-use canceltree::ast::Program;
-use canceltree::backend::{self, Backend, Spec, discover};
-use canceltree::invariants::{self, Violation};
-use canceltree::trace::{Event, Exc, Fin, Outcome, Res, State, Trace, Value, What};
-use canceltree::{render, syntax};
+#[path = "invariants/hand_trace.rs"]
+mod hand_trace;
+#[path = "invariants/support.rs"]
+mod support;
+
+use canceltree::backend::{self, Spec};
+use canceltree::invariants;
+use canceltree::render;
+use canceltree::trace::{Event, Fin, Outcome, Res, State, Trace, Value, What};
+use hand_trace::{ev, gather_trace};
 use std::path::PathBuf;
-
-fn parse(src: &str) -> Program {
-    let text = format!("(canceltree 1)\n{src}\n");
-    syntax::parse("test.ct", &text).unwrap_or_else(|d| panic!("{}", d.render(&text)))
-}
-
-fn example(stem: &str) -> Program {
-    let path = format!("examples/{stem}.ct");
-    let text = std::fs::read_to_string(&path).expect("example exists");
-    syntax::parse(&path, &text).unwrap_or_else(|d| panic!("{}", d.render(&text)))
-}
-
-/// A CPython backend for the corruption tests: 3.12 if present, else the
-/// first one discovered. `None` (with a note) when there is none.
-fn cpython() -> Option<(Box<dyn Backend>, (u32, u32))> {
-    let versions = discover::versions();
-    let v = if versions.contains(&(3, 12)) {
-        (3, 12)
-    } else {
-        *versions.first()?
-    };
-    let spec = Spec::parse(&format!("cpython:{}.{}", v.0, v.1)).unwrap();
-    Some((
-        backend::open(&spec).expect("discovered interpreter starts"),
-        v,
-    ))
-}
+use support::{
+    clean, cpython, done_of, end_of, erase_cancel, example, exc, fires, handler, parse, run, task,
+};
 
 macro_rules! need_cpython {
     () => {
@@ -52,115 +33,6 @@ macro_rules! need_cpython {
             }
         }
     };
-}
-
-fn show(p: &Program, t: &Trace, found: &[Violation]) -> String {
-    let list: Vec<String> = found
-        .iter()
-        .map(|v| format!("{}: {}", v.invariant, v.message))
-        .collect();
-    format!(
-        "{}\n{}",
-        list.join("\n"),
-        render::text(t, &render::labels(p))
-    )
-}
-
-/// Asserts the trace as given satisfies everything, then returns it.
-fn clean(p: &Program, t: Trace, version: (u32, u32)) -> Trace {
-    let found = invariants::check(p, &t, version);
-    assert!(
-        found.is_empty(),
-        "the unmodified trace already violates:\n{}",
-        show(p, &t, &found)
-    );
-    t
-}
-
-/// Asserts `name` is among the violations of the trace.
-fn fires(p: &Program, t: &Trace, version: (u32, u32), name: &str) {
-    assert!(
-        invariants::by_name(name).is_some(),
-        "{name} is not an invariant"
-    );
-    let found = invariants::check(p, t, version);
-    assert!(
-        found.iter().any(|v| v.invariant == name),
-        "{name} did not fire; violations:\n{}",
-        show(p, t, &found)
-    );
-}
-
-fn run(b: &mut Box<dyn Backend>, version: (u32, u32), p: &Program) -> Trace {
-    clean(p, b.run(p), version)
-}
-
-fn task(t: &Trace, name: &str) -> u32 {
-    t.tasks
-        .iter()
-        .position(|x| x.name == name)
-        .unwrap_or_else(|| panic!("no task {name}")) as u32
-}
-
-fn end_of(t: &mut Trace, node: u32) -> &mut Res {
-    t.events
-        .iter_mut()
-        .find_map(|e| match &mut e.what {
-            What::End { node: n, res } if *n == node => Some(res),
-            _ => None,
-        })
-        .unwrap_or_else(|| panic!("node #{node} never ended"))
-}
-
-fn done_of(t: &mut Trace, k: u32) -> &mut Fin {
-    t.events
-        .iter_mut()
-        .find_map(|e| match &mut e.what {
-            What::Done { task, fin } if *task == k => Some(fin),
-            _ => None,
-        })
-        .unwrap_or_else(|| panic!("task {k} never finished"))
-}
-
-fn exc(cls: &str) -> Exc {
-    Exc {
-        cls: cls.to_string().into(),
-        args: vec![],
-        group: None,
-        chain: vec![],
-    }
-}
-
-/// Removes every trace of a cancellation from task `k`: it finishes with
-/// `None`, no CancelledError leaves its statements, its count is 0.
-fn erase_cancel(t: &mut Trace, k: u32) {
-    for e in &mut t.events {
-        match &mut e.what {
-            What::Done { task, fin } if *task == k => *fin = Fin::Result(Value::None),
-            What::End { res, .. } if e.task == Some(k) => {
-                if matches!(res, Res::Raise(x) if x.cls == "CancelledError") {
-                    *res = Res::Ok
-                }
-            }
-            _ => {}
-        }
-    }
-    let x = &mut t.tasks[k as usize];
-    x.state = State::Done(Fin::Result(Value::None));
-    x.cancelling = Some(0);
-}
-
-fn handler(t: &Trace, at: usize, msg: &str, obj: &str) -> Event {
-    Event {
-        t: t.events[at].t,
-        it: t.events[at].it,
-        task: t.events[at].task,
-        what: What::Handler {
-            msg: msg.into(),
-            obj: Some(obj.into()),
-            exc: None,
-        },
-    }
 }
 
 #[test]
@@ -648,100 +520,6 @@ fn exception_reported_fires_when_an_unretrievable_exception_goes_unreported() {
 }
 
 // ---- hand-written traces: no interpreter needed ----
-
-fn ev(it: u32, task: Option<u32>, what: What) -> Event {
-    Event {
-        t: 0.0,
-        it,
-        task,
-        what,
-    }
-}
-
-/// main gathers two tasks that return 1 and 2: a trace written by hand.
-fn gather_trace(values: Vec<i64>) -> (Program, Trace) {
-    let p = parse("(main (spawn a (return 1)) (spawn b (return 2)) (gather (ref a) (ref b)))");
-    let create = |task: u32, name: &str, node: u32| What::Create {
-        task,
-        name: name.into(),
-        node,
-    };
-    let ok = |node: u32| What::End { node, res: Res::Ok };
-    let list = Value::List(values.into_iter().map(Value::Int).collect());
-    let events = vec![
-        ev(0, None, create(0, "main", 0)),
-        ev(1, Some(0), What::Start(1)),
-        ev(1, Some(0), create(1, "a", 1)),
-        ev(1, Some(0), ok(1)),
-        ev(1, Some(0), What::Start(3)),
-        ev(1, Some(0), create(2, "b", 3)),
-        ev(1, Some(0), ok(3)),
-        ev(1, Some(0), What::Start(5)),
-        ev(2, Some(1), What::Start(2)),
-        ev(2, Some(1), ok(2)),
-        ev(
-            2,
-            Some(1),
-            What::Done {
-                task: 1,
-                fin: Fin::Result(Value::Int(1)),
-            },
-        ),
-        ev(2, Some(2), What::Start(4)),
-        ev(2, Some(2), ok(4)),
-        ev(
-            2,
-            Some(2),
-            What::Done {
-                task: 2,
-                fin: Fin::Result(Value::Int(2)),
-            },
-        ),
-        ev(
-            4,
-            Some(0),
-            What::End {
-                node: 5,
-                res: Res::Val(list.clone()),
-            },
-        ),
-        ev(
-            4,
-            Some(0),
-            What::Done {
-                task: 0,
-                fin: Fin::Result(list.clone()),
-            },
-        ),
-        ev(5, None, What::Phase("collect".into())),
-    ];
-    let fin = |v: Value| State::Done(Fin::Result(v));
-    let tasks = vec![
-        canceltree::trace::TaskFinal {
-            name: "main".into(),
-            state: fin(list.clone()),
-            cancelling: Some(0),
-        },
-        canceltree::trace::TaskFinal {
-            name: "a".into(),
-            state: fin(Value::Int(1)),
-            cancelling: Some(0),
-        },
-        canceltree::trace::TaskFinal {
-            name: "b".into(),
-            state: fin(Value::Int(2)),
-            cancelling: Some(0),
-        },
-    ];
-    (
-        p,
-        Trace {
-            events,
-            outcome: Outcome::Main(Fin::Result(list)),
-            tasks,
-        },
-    )
-}
 
 #[test]
 fn a_hand_written_trace_passes_and_its_corruptions_fail() {

@@ -7,7 +7,8 @@ use super::coro::{Act, Comp, Frame, NONE, Sig};
 use super::eventloop::HId;
 use super::exc::{Cls, ExcId};
 use super::fut::{Cb, FKind, FState, FutId, V};
-use super::run::{Hcb, Machine};
+use super::machine::Machine;
+use super::run::Hcb;
 use crate::ast::{Kind, NodeId, WaitWhen};
 use std::collections::VecDeque;
 use std::rc::Rc;
@@ -152,10 +153,8 @@ impl Machine {
                 a => {
                     let is_coro = a.is_err();
                     let f = self.ensure_future(a);
-                    if is_coro {
-                        if let Some(x) = self.task_of(f) {
-                            self.tasks[x as usize].log_destroy_pending = false;
-                        }
+                    if is_coro && let Some(x) = self.task_of(f) {
+                        self.tasks[x as usize].log_destroy_pending = false;
                     }
                     f
                 }
@@ -210,7 +209,7 @@ impl Machine {
                         .cancel_msg
                         .clone()
                         .unwrap_or_else(|| Rc::from(""));
-                    results.push(V::Exc(self.excs.new(Cls::CANCELLED, Some(msg))));
+                    results.push(V::Exc(self.excs.create(Cls::CANCELLED, Some(msg))));
                 } else {
                     match self.exception(c) {
                         Some(e) => results.push(V::Exc(e)),
@@ -386,10 +385,10 @@ impl Machine {
         }
         self.acs[ac as usize].todo.retain(|&x| x != f);
         self.queue_put(ac, Some(f));
-        if self.acs[ac as usize].todo.is_empty() {
-            if let Some(h) = self.acs[ac as usize].timer {
-                self.lp.cancel(h);
-            }
+        if self.acs[ac as usize].todo.is_empty()
+            && let Some(h) = self.acs[ac as usize].timer
+        {
+            self.lp.cancel(h);
         }
     }
 
@@ -436,10 +435,9 @@ impl Machine {
                         self.acs[a as usize].getters.retain(|&x| x != getter);
                         if !self.acs[a as usize].queue.is_empty()
                             && self.futs[getter as usize].state != FState::Cancelled
+                            && let Some(w) = self.acs[a as usize].getters.pop_front()
                         {
-                            if let Some(w) = self.acs[a as usize].getters.pop_front() {
-                                self.set_result(w, V::None);
-                            }
+                            self.set_result(w, V::None);
                         }
                         return Act::Pop(Comp::Raise(e));
                     }
@@ -550,11 +548,11 @@ impl Machine {
             }
             (Some((0, _, _)), Sig::Child(r)) => {
                 let cancelled = matches!(r, Comp::Raise(e) if self.excs.cls(e).is_cancelled());
-                if let Comp::Raise(e) = r {
-                    if !cancelled {
-                        self.lp.cancel(timer);
-                        return Act::Pop(Comp::Raise(e));
-                    }
+                if let Comp::Raise(e) = r
+                    && !cancelled
+                {
+                    self.lp.cancel(timer);
+                    return Act::Pop(Comp::Raise(e));
                 }
                 let ce = if let Comp::Raise(e) = r { e } else { NONE };
                 if self.done(fut) {

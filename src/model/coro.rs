@@ -3,7 +3,8 @@
 //! `Body` walks a statement list, `Stmt` is pygen's `with N(k):` around one
 //! statement, and the rest are the suspended parts of awaits and context
 //! managers. `run_coro` drives the stack until the coroutine yields or
-//! finishes, with no Rust recursion.
+//! finishes, with no Rust recursion; what each frame does when signalled
+//! is in frames.rs.
 //!
 //! Exception context: a raise chains to the innermost exception being
 //! handled in the frames visible from the raise point. A `throw()` (how a
@@ -14,9 +15,8 @@
 use super::eventloop::HId;
 use super::exc::{Cls, ExcId};
 use super::fut::{FutId, V};
-use super::run::{Machine, Obj};
-use crate::ast::{Kind, NodeId};
-use crate::trace::{Res, What};
+use super::machine::Machine;
+use crate::ast::NodeId;
 
 #[derive(Clone, Debug)]
 pub enum Comp {
@@ -116,26 +116,6 @@ pub enum Act {
     Again(Sig),
 }
 
-/// Statements that end with a value (TRACE.md).
-pub fn valued(k: &Kind) -> bool {
-    matches!(
-        k,
-        Kind::Await(_)
-            | Kind::Cancel(..)
-            | Kind::CancelSelf(_)
-            | Kind::Uncancel(_)
-            | Kind::Cancelling(_)
-            | Kind::Done(_)
-            | Kind::Cancelled(_)
-            | Kind::Gather { .. }
-            | Kind::Shield
-            | Kind::WaitFor(_)
-            | Kind::Wait { .. }
-            | Kind::AsCompleted { .. }
-            | Kind::Do
-    )
-}
-
 impl Machine {
     pub fn store(&mut self, c: Comp) -> PC {
         match c {
@@ -171,10 +151,10 @@ impl Machine {
             }
         }
         // An eager first step runs on top of the creating task's frames.
-        if task.floor == 0 {
-            if let Some(&(_, _, Some(parent))) = self.eager_stack.iter().rev().find(|x| x.0 == t) {
-                return self.handled_top(parent);
-            }
+        if task.floor == 0
+            && let Some(&(_, _, Some(parent))) = self.eager_stack.iter().rev().find(|x| x.0 == t)
+        {
+            return self.handled_top(parent);
         }
         None
     }
@@ -327,304 +307,18 @@ impl Machine {
         }
     }
 
-    /// One step of the top frame.
-    fn frame(&mut self, t: u32, fr: &mut Frame, sig: Sig) -> Act {
-        let p = self.p();
-        match *fr {
-            Frame::Level { func } => match sig {
-                Sig::Start => {
-                    let n = p.len() as NodeId;
-                    if func >= n {
-                        Act::Push(Frame::Stmt { node: func - n })
-                    } else {
-                        Act::Push(Frame::Body {
-                            next: func + 1,
-                            end: p.end(func),
-                        })
-                    }
-                }
-                Sig::Child(c) => {
-                    self.fn_done[func as usize] = true;
-                    Act::Pop(match c {
-                        Comp::Norm(_) => Comp::Norm(V::None),
-                        Comp::Ret(v) => Comp::Norm(v),
-                        Comp::Raise(e) => Comp::Raise(e),
-                    })
-                }
-                _ => unreachable!("a level never receives send/throw"),
-            },
-            Frame::Body { next, end } => match sig {
-                Sig::Start | Sig::Child(Comp::Norm(_)) => {
-                    let mut n = next;
-                    while n < end && matches!(p.kind(n), Kind::Except(_) | Kind::Finally) {
-                        n = p.end(n);
-                    }
-                    if n >= end {
-                        return Act::Pop(Comp::Norm(V::None));
-                    }
-                    *fr = Frame::Body {
-                        next: p.end(n),
-                        end,
-                    };
-                    Act::Push(Frame::Stmt { node: n })
-                }
-                Sig::Child(c) => Act::Pop(c),
-                _ => unreachable!(),
-            },
-            Frame::Stmt { node } => match sig {
-                Sig::Start => {
-                    self.ev(What::Start(node));
-                    self.dispatch(t, node)
-                }
-                Sig::Child(c) => self.end_stmt(node, c),
-                _ => unreachable!(),
-            },
-            Frame::Await { fut } => match sig {
-                Sig::Start => {
-                    if self.done(fut) {
-                        self.await_result(t, fut)
-                    } else {
-                        Act::Yield(Some(fut))
-                    }
-                }
-                Sig::Send => self.await_result(t, fut),
-                Sig::Throw(e) => Act::Pop(Comp::Raise(e)),
-                Sig::Child(_) => unreachable!(),
-            },
-            Frame::Yield0 => match sig {
-                Sig::Start => Act::Yield(None),
-                Sig::Send => Act::Pop(Comp::Norm(V::None)),
-                Sig::Throw(e) => Act::Pop(Comp::Raise(e)),
-                Sig::Child(_) => unreachable!(),
-            },
-            Frame::Sleep { fut, timer } => match sig {
-                Sig::Start => Act::Yield(Some(fut)),
-                Sig::Send => {
-                    self.lp.cancel(timer);
-                    match self.result(fut) {
-                        Ok(v) => Act::Pop(Comp::Norm(v)),
-                        Err(e) => {
-                            self.raise_here(Some(t), e);
-                            Act::Pop(Comp::Raise(e))
-                        }
-                    }
-                }
-                Sig::Throw(e) => {
-                    self.lp.cancel(timer);
-                    Act::Pop(Comp::Raise(e))
-                }
-                Sig::Child(_) => unreachable!(),
-            },
-            Frame::Try { node, ph } => self.try_frame(t, fr, node, ph, sig),
-            Frame::Timeout { .. } => self.timeout_frame(t, fr, sig),
-            Frame::Tg { .. } => self.tg_frame(t, fr, sig),
-            Frame::Comb { .. } => self.comb_frame(t, fr, sig),
-        }
-    }
-
-    fn await_result(&mut self, t: u32, fut: FutId) -> Act {
-        match self.result(fut) {
-            Ok(v) => Act::Pop(Comp::Norm(v)),
-            Err(e) => {
-                self.raise_here(Some(t), e);
-                Act::Pop(Comp::Raise(e))
-            }
-        }
-    }
-
-    /// The `with N(k)` exit: the end event, then the completion it passes on.
-    fn end_stmt(&mut self, node: NodeId, c: Comp) -> Act {
-        let p = self.p();
-        let k = p.kind(node);
-        match c {
-            Comp::Raise(e) => {
-                let x = self.excs.encode(e);
-                self.ev(What::End {
-                    node,
-                    res: Res::Raise(x),
-                });
-                Act::Pop(Comp::Raise(e))
-            }
-            Comp::Norm(v) if valued(k) => {
-                let res = Res::Val(self.value(&v));
-                self.ev(What::End { node, res });
-                if self.sc.tail[node as usize] {
-                    Act::Pop(Comp::Ret(v))
-                } else {
-                    Act::Pop(Comp::Norm(v))
-                }
-            }
-            c => {
-                self.ev(What::End { node, res: Res::Ok });
-                Act::Pop(c)
-            }
-        }
-    }
-
-    /// Starts statement `node` in task `t` (its start event is out).
-    fn dispatch(&mut self, t: u32, node: NodeId) -> Act {
-        let p = self.p();
-        match p.kind(node) {
-            Kind::Return(v) => {
-                let v = lit(v);
-                self.ev(What::End { node, res: Res::Ok });
-                Act::Pop(Comp::Ret(v))
-            }
-            Kind::Sleep(d) if d.0 > 0.0 && !self.running => {
-                let e = self.raise_new(Some(t), Cls::RUNTIME, "no running event loop");
-                Act::Again(Sig::Child(Comp::Raise(e)))
-            }
-            Kind::Timeout(_) | Kind::TaskGroup(_) | Kind::Wait { .. } | Kind::WaitFor(_)
-                if !self.running =>
-            {
-                let e = self.raise_new(Some(t), Cls::RUNTIME, "no running event loop");
-                Act::Again(Sig::Child(Comp::Raise(e)))
-            }
-            Kind::Sleep(d) => {
-                if d.0 <= 0.0 {
-                    Act::Push(Frame::Yield0)
-                } else {
-                    let fut = self.new_fut(super::fut::FKind::Plain);
-                    let timer = self
-                        .lp
-                        .call_later(d.0, super::run::Hcb::SetResultUnlessCancelled(fut));
-                    Act::Push(Frame::Sleep { fut, timer })
-                }
-            }
-            Kind::Await(_) => match self.read_fut(Some(t), node) {
-                Ok(f) => Act::Push(Frame::Await { fut: f }),
-                Err(e) => Act::Again(Sig::Child(Comp::Raise(e))),
-            },
-            Kind::Do => Act::Push(Frame::Level { func: node }),
-            Kind::Try => Act::Push(Frame::Try {
-                node,
-                ph: TryPh::Body,
-            }),
-            Kind::Except(_) | Kind::Finally => Act::Push(Frame::Body {
-                next: node + 1,
-                end: p.end(node),
-            }),
-            Kind::Gather { .. } => match self.gather_new(Some(t), node) {
-                Ok(f) => Act::Push(Frame::Await { fut: f }),
-                Err(e) => Act::Again(Sig::Child(Comp::Raise(e))),
-            },
-            Kind::Shield => match self.shield_new(Some(t), node) {
-                Ok(f) => Act::Push(Frame::Await { fut: f }),
-                Err(e) => Act::Again(Sig::Child(Comp::Raise(e))),
-            },
-            Kind::WaitFor(_) => self.wait_for_start(t, node),
-            Kind::Timeout(_) => self.timeout_start(t, node),
-            Kind::TaskGroup(_) => self.tg_start(t, node),
-            Kind::Wait { .. } => self.wait_start(t, node),
-            Kind::AsCompleted { .. } => self.ac_start(t, node),
-            _ => {
-                let r = self.simple(Some(t), node);
-                Act::Again(Sig::Child(match r {
-                    Ok(v) => Comp::Norm(v),
-                    Err(e) => Comp::Raise(e),
-                }))
-            }
-        }
-    }
-
-    fn try_frame(&mut self, t: u32, fr: &mut Frame, node: NodeId, ph: TryPh, sig: Sig) -> Act {
-        let p = self.p();
-        match (ph, sig) {
-            (TryPh::Body, Sig::Start) => Act::Push(Frame::Body {
-                next: node + 1,
-                end: p.end(node),
-            }),
-            (TryPh::Body, Sig::Child(Comp::Raise(e))) => {
-                let star = p
-                    .children(node)
-                    .any(|c| matches!(p.kind(c), Kind::Except(k) if k.star));
-                if star {
-                    return self.except_star(t, fr, node, e);
-                }
-                let cls = self.excs.cls(e);
-                for c in p.children(node) {
-                    if let Kind::Except(k) = p.kind(c) {
-                        if cls.is_a(k.class) {
-                            *fr = Frame::Try {
-                                node,
-                                ph: TryPh::Handler(e),
-                            };
-                            return Act::Push(Frame::Stmt { node: c });
-                        }
-                    }
-                }
-                self.try_finally(fr, node, Comp::Raise(e))
-            }
-            (TryPh::Handler(_), Sig::Child(c)) if self.star.contains_key(&(node, t)) => {
-                self.star_handler_done(t, fr, node, c)
-            }
-            (TryPh::Body, Sig::Child(c)) | (TryPh::Handler(_), Sig::Child(c)) => {
-                self.try_finally(fr, node, c)
-            }
-            (TryPh::Finally(pend), Sig::Child(c)) => match c {
-                Comp::Norm(_) => Act::Pop(self.load(pend)),
-                c => Act::Pop(c),
-            },
-            _ => unreachable!("try frame got an unexpected signal"),
-        }
-    }
-
-    pub fn try_finally(&mut self, fr: &mut Frame, node: NodeId, c: Comp) -> Act {
-        let p = self.p();
-        match p
-            .children(node)
-            .find(|&c| matches!(p.kind(c), Kind::Finally))
-        {
-            Some(f) => {
-                let pend = self.store(c);
-                *fr = Frame::Try {
-                    node,
-                    ph: TryPh::Finally(pend),
-                };
-                Act::Push(Frame::Stmt { node: f })
-            }
-            None => Act::Pop(c),
-        }
-    }
-
-    /// The program name of a variable slot, for error messages.
-    pub(super) fn slot_name(&self, slot: u32) -> String {
-        self.sc
-            .slot_sym
-            .get(slot as usize)
-            .map_or_else(|| "?".to_string(), |&s| self.p().name(s).to_string())
-    }
-
-    /// Reads the object a name-reading node names.
-    pub fn read(&mut self, t: Option<u32>, node: NodeId) -> Result<Obj, ExcId> {
-        let slot = self.sc.slot[node as usize];
-        if slot != super::scope::NONE {
-            if let Some(o) = self.slots[slot as usize] {
-                return Ok(o);
-            }
-        }
-        let name = self.slot_name(slot);
-        let e = if self.sc.local[node as usize] {
-            self.excs.msg(Cls::UnboundLocalError, &unbound_local(&name))
-        } else {
-            self.excs.msg(
-                Cls::NameError,
-                &format!("cannot access free variable '{name}' where it is not associated with a value in enclosing scope"),
-            )
-        };
+    /// Raises a new exception of `cls` with `msg` where the task `t` is
+    /// (chained to what it is handling).
+    pub fn raise_new(&mut self, t: Option<u32>, cls: Cls, msg: &str) -> ExcId {
+        let e = self.excs.msg(cls, msg);
         self.raise_here(t, e);
-        Err(e)
+        e
     }
 
-    pub fn read_fut(&mut self, t: Option<u32>, node: NodeId) -> Result<FutId, ExcId> {
-        match self.read(t, node)? {
-            Obj::Fut(f) => Ok(f),
-            Obj::Tg(_) => Err(self.raise_new(
-                t,
-                Cls::Prog(crate::ast::ExcClass::TypeError),
-                "object TaskGroup can't be used in 'await' expression",
-            )),
-        }
+    /// Chains `e` for being raised where task `t` is now.
+    pub fn raise_here(&mut self, t: Option<u32>, e: ExcId) {
+        let h = t.and_then(|t| self.handled_top(t));
+        self.excs.chain(e, h);
     }
 }
 
@@ -665,18 +359,4 @@ impl Machine {
             _ => None,
         }
     }
-}
-
-pub fn lit(v: &crate::ast::Value) -> V {
-    match v {
-        crate::ast::Value::None => V::None,
-        crate::ast::Value::Bool(b) => V::Bool(*b),
-        crate::ast::Value::Int(i) => V::Int(*i),
-        crate::ast::Value::Str(s) => V::Str(std::rc::Rc::from(s.as_str())),
-    }
-}
-
-/// CPython's message for reading a local before its binding ran.
-pub(super) fn unbound_local(name: &str) -> String {
-    format!("cannot access local variable '{name}' where it is not associated with a value")
 }

@@ -205,13 +205,9 @@ impl<C: Copy> EventLoop<C> {
             Some(0.0)
         } else if let Some(&h) = self.heap.first() {
             let when = self.handles[h as usize].when;
-            let mut t = when - self.now;
-            if t > MAXIMUM_SELECT_TIMEOUT {
-                t = MAXIMUM_SELECT_TIMEOUT;
-            } else if t < 0.0 {
-                t = 0.0;
-            }
-            Some(t)
+            // `_run_once`'s `if timeout > MAX ... elif timeout < 0`: clamp
+            // gives the same f64 for every input, -0.0 and NaN included.
+            Some((when - self.now).clamp(0.0, MAXIMUM_SELECT_TIMEOUT))
         } else {
             None
         };

@@ -105,7 +105,7 @@ impl Excs {
         self.objs.clear();
     }
 
-    pub fn new(&mut self, cls: Cls, msg: Option<Rc<str>>) -> ExcId {
+    pub fn create(&mut self, cls: Cls, msg: Option<Rc<str>>) -> ExcId {
         self.objs.push(ExcObj {
             cls,
             msg,
@@ -118,7 +118,7 @@ impl Excs {
     }
 
     pub fn msg(&mut self, cls: Cls, msg: &str) -> ExcId {
-        self.new(cls, Some(Rc::from(msg)))
+        self.create(cls, Some(Rc::from(msg)))
     }
 
     pub fn group(&mut self, cls: Cls, msg: &str, members: Vec<ExcId>) -> ExcId {

@@ -11,7 +11,7 @@ use super::coro::Frame;
 use super::exc::{Cls, ExcId};
 use super::fut::{FKind, FState};
 use super::gc::{N, TbRef};
-use super::run::Machine;
+use super::machine::Machine;
 use crate::ast::NodeId;
 use crate::trace::What;
 
@@ -106,12 +106,12 @@ impl Machine {
                 continue;
             }
             mark[i] = true;
-            if let N::Fut(f) = x {
-                if cand(self, f as usize) {
-                    left -= 1;
-                    if left == 0 {
-                        break; // every candidate is reachable: nothing dies
-                    }
+            if let N::Fut(f) = x
+                && cand(self, f as usize)
+            {
+                left -= 1;
+                if left == 0 {
+                    break; // every candidate is reachable: nothing dies
                 }
             }
             buf.clear();
@@ -131,8 +131,8 @@ impl Machine {
             return; // during a collection, `cascade` frees what dies
         }
         let mark = self.alive(false, true);
-        for f in 0..self.futs.len() {
-            if mark[f] || self.futs[f].dead {
+        for (f, &live) in mark[..self.futs.len()].iter().enumerate() {
+            if live || self.futs[f].dead {
                 continue;
             }
             self.futs[f].dead = true;
@@ -188,8 +188,8 @@ impl Machine {
                 && matches!(self.futs[f].kind, FKind::Task(_))
         });
         if !closes {
-            for f in 0..self.futs.len() {
-                if !mark[f] && !self.futs[f].dead {
+            for (f, &live) in mark[..self.futs.len()].iter().enumerate() {
+                if !live && !self.futs[f].dead {
                     self.finalize(N::Fut(f as u32));
                     if let FKind::Task(t) = self.futs[f].kind {
                         self.tasks[t as usize].freed = true;
@@ -204,8 +204,8 @@ impl Machine {
                 gone[i] = true; // not garbage: never deallocated here
             }
         }
-        for f in 0..self.futs.len() {
-            if self.futs[f].dead {
+        for (f, fut) in self.futs.iter().enumerate() {
+            if fut.dead {
                 // Already freed earlier: nothing of it is left to finalize.
                 gone[f] = true;
             }
@@ -238,8 +238,8 @@ impl Machine {
             self.cascade_now();
         }
         self.gcs = None;
-        for f in 0..self.futs.len() {
-            if !mark[f] && !self.futs[f].dead {
+        for (f, &live) in mark[..self.futs.len()].iter().enumerate() {
+            if !live && !self.futs[f].dead {
                 self.futs[f].dead = true;
                 if let FKind::Task(t) = self.futs[f].kind {
                     self.tasks[t as usize].freed = true;
@@ -287,8 +287,8 @@ impl Machine {
         let mut buf = Vec::new();
         'recompute: loop {
             let mut indeg = vec![0u32; total];
-            for i in 0..total {
-                if gone[i] {
+            for (i, &dead) in gone.iter().enumerate() {
+                if dead {
                     continue;
                 }
                 buf.clear();
@@ -353,7 +353,7 @@ impl Machine {
                 .rev()
                 .find(|&i| super::coro::level_kind(&self.tasks[t as usize].frames[i]).is_some())
                 .unwrap_or(0);
-            let ge = self.excs.new(Cls::GeneratorExit, None);
+            let ge = self.excs.create(Cls::GeneratorExit, None);
             self.tasks[t as usize].floor = lvl;
             let h = self.handled_top(t);
             self.excs.chain(ge, h);

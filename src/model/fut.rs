@@ -4,7 +4,8 @@
 //! `_fut_waiter`, `cancelling()`/`uncancel()`, the task step and wakeup.
 
 use super::exc::{Cls, ExcId};
-use super::run::{Hcb, Machine};
+use super::machine::Machine;
+use super::run::Hcb;
 use crate::ast::NodeId;
 use crate::trace::{Fin, What};
 use std::rc::Rc;
@@ -192,7 +193,7 @@ impl Machine {
             return e;
         }
         let msg = self.futs[f as usize].cancel_msg.clone();
-        self.excs.new(Cls::CANCELLED, msg)
+        self.excs.create(Cls::CANCELLED, msg)
     }
 
     /// `future.result()`: the value, or the exception to raise (not yet
@@ -387,7 +388,7 @@ impl Machine {
             node,
         });
         let f = self.new_fut(FKind::Task(idx));
-        let mut task = super::run::Task::new(f, func, name);
+        let mut task = super::machine::Task::new(f, func, name);
         if let Some(frames) = self.spare_frames.pop() {
             task.frames = frames;
         }

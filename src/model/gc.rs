@@ -15,7 +15,9 @@ use super::coro::Frame;
 use super::coro::NONE;
 use super::exc::ExcId;
 use super::fut::{Cb, FKind};
-use super::run::{Hcb, Machine, Obj};
+use super::machine::Machine;
+use super::names::Obj;
+use super::run::Hcb;
 use crate::ast::{Kind, NodeId};
 
 /// Per-program facts of the object graph, computed on the first
@@ -447,9 +449,9 @@ impl Machine {
                 }
             }
         }
-        for i in 0..total {
-            if !mark[i] && pk.indeg[i] > 0 {
-                mark[i] = true;
+        for (m, &d) in mark.iter_mut().zip(&pk.indeg) {
+            if !*m && d > 0 {
+                *m = true;
             }
         }
         self.gc_peel = pk;

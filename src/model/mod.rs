@@ -2,23 +2,28 @@
 //! CPython asyncio's scheduling and cancellation (issue 3).
 //!
 //! A run is a small-step interpreter over the program tree. Each task owns
-//! an explicit stack of small `Copy` frames (`coro.rs`); the loop
-//! (`eventloop.rs`) runs handles exactly as `base_events._run_once` does;
-//! futures and tasks (`fut.rs`) follow `futures.py`/`tasks.py` and the C
-//! `_asyncio` module; combinators (`comb.rs`) follow `tasks.py`,
-//! `timeouts.py` and `taskgroups.py`; who holds what, and so when an
-//! object dies, is in `gc.rs`; the run itself, shutdown and the final
-//! task table in `run.rs`. Nothing recurses on the Rust stack in
-//! proportion to the program or to an await chain, except eager task
-//! starts nested inside each other (bounded like CPython's own recursion).
+//! an explicit stack of small `Copy` frames (`coro.rs`, each frame's step
+//! in `frames.rs`, names in `names.rs`); the loop (`eventloop.rs`) runs
+//! handles exactly as `base_events._run_once` does; futures and tasks
+//! (`fut.rs`) follow `futures.py`/`tasks.py` and the C `_asyncio` module;
+//! combinators (`comb.rs`) follow `tasks.py`, `timeouts.py` and
+//! `taskgroups.py`; who holds what, and so when an object dies, is in
+//! `gc.rs`; the machine's state and its reset between programs in
+//! `machine.rs`; the run itself, shutdown and the final task table in
+//! `run.rs`. Nothing recurses on the Rust stack in proportion to the
+//! program or to an await chain, except eager task starts nested inside
+//! each other (bounded like CPython's own recursion).
 
 mod comb;
 mod coro;
 mod eventloop;
 mod exc;
 mod finalize;
+mod frames;
 mod fut;
 mod gc;
+mod machine;
+mod names;
 mod profile;
 mod run;
 mod scope;
@@ -37,14 +42,14 @@ use crate::trace::{Injection, Trace};
 /// keeping its arenas between programs.
 pub struct ModelBackend {
     name: String,
-    machine: run::Machine,
+    machine: machine::Machine,
 }
 
 impl ModelBackend {
     pub fn new(name: &str, profile: Profile) -> ModelBackend {
         ModelBackend {
             name: name.to_string(),
-            machine: run::Machine::new(profile),
+            machine: machine::Machine::new(profile),
         }
     }
 
@@ -83,5 +88,5 @@ impl Backend for ModelBackend {
 
 /// Runs one program on a fresh model with `profile`.
 pub fn run(program: &Program, profile: Profile) -> Trace {
-    run::Machine::new(profile).run(program, &[])
+    machine::Machine::new(profile).run(program, &[])
 }

@@ -1,16 +1,13 @@
-//! One run: the machine's state, `run_until_complete(main)`, the handle
-//! dispatch of each loop iteration, the deterministic shutdown (leftover
-//! tasks cancelled in creation order, then `gather(*tasks,
-//! return_exceptions=True)`), the final task table and collection.
+//! One run: `run_until_complete(main)`, the handle dispatch of each loop
+//! iteration, the deterministic shutdown (leftover tasks cancelled in
+//! creation order, then `gather(*tasks, return_exceptions=True)`), the
+//! final task table and collection, and the events they record.
 
-use super::Profile;
-use super::coro::Frame;
-use super::eventloop::{EventLoop, HId};
-use super::exc::{Cls, ExcId, Excs};
-use super::fut::{Cb, FKind, Fut, FutId, V};
-use super::scope::Scopes;
+use super::eventloop::HId;
+use super::fut::{Cb, FKind, FutId, V};
+use super::machine::Machine;
 use crate::ast::{NodeId, Program};
-use crate::trace::{Event, Fin, Injection, Outcome, State, TaskFinal, Trace, Value, Waiting, What};
+use crate::trace::{Event, Injection, Outcome, State, TaskFinal, Trace, Value, Waiting, What};
 use std::rc::Rc;
 
 /// What a loop handle runs.
@@ -32,181 +29,7 @@ pub enum Hcb {
     AcTimeout(u32),
 }
 
-/// A task's model state beyond its future.
-#[derive(Clone, Debug)]
-pub struct Task {
-    pub fut: FutId,
-    pub func: NodeId,
-    pub name: Rc<str>,
-    pub frames: Vec<Frame>,
-    pub started: bool,
-    pub fut_waiter: Option<FutId>,
-    pub must_cancel: bool,
-    pub num_cancels: u32,
-    pub log_destroy_pending: bool,
-    /// Lowest frame index whose handlers are visible to a raise (see coro.rs).
-    pub floor: usize,
-    /// Collected while pending.
-    pub destroyed: bool,
-    /// Freed (by refcount or collection): the table uses the done record.
-    pub freed: bool,
-    pub done_fin: Option<Fin>,
-    pub done_cancelling: u32,
-    /// Its coroutine is being closed (GeneratorExit) right now.
-    pub closing: bool,
-}
-
-impl Task {
-    pub fn new(fut: FutId, func: NodeId, name: Rc<str>) -> Task {
-        Task {
-            fut,
-            func,
-            name,
-            frames: Vec::new(),
-            started: false,
-            fut_waiter: None,
-            must_cancel: false,
-            num_cancels: 0,
-            log_destroy_pending: true,
-            floor: 0,
-            destroyed: false,
-            freed: false,
-            done_fin: None,
-            done_cancelling: 0,
-            closing: false,
-        }
-    }
-}
-
-/// A reference a name slot can hold.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Obj {
-    Fut(FutId),
-    Tg(u32),
-}
-
-pub struct Machine {
-    pub profile: Profile,
-    prog: *const Program,
-    pub sc: Scopes,
-    pub excs: Excs,
-    pub futs: Vec<Fut>,
-    pub tasks: Vec<Task>,
-    /// Task futures in creation order.
-    pub task_order: Vec<FutId>,
-    pub lp: EventLoop<Hcb>,
-    pub slots: Vec<Option<Obj>>,
-    /// Values of frames' pending completions.
-    pub vals: Vec<V>,
-    pub events: Vec<Event>,
-    pub current: Option<u32>,
-    pub running: bool,
-    pub eager_depth: u32,
-    pub recursed: bool,
-    pub escaped: Option<ExcId>,
-    pub gathers: Vec<super::comb::Gather>,
-    pub tgs: Vec<super::comb::TaskGroup>,
-    pub timeouts: Vec<super::comb::Timeout>,
-    pub waits: Vec<super::comb::Wait>,
-    pub acs: Vec<super::comb::AsCompleted>,
-    /// The background set of `spawn :keep`, in insertion order.
-    pub bg: Vec<FutId>,
-    /// Functions whose frames have finished (their locals are gone).
-    pub fn_done: Vec<bool>,
-    /// The `main_task` of the runtime's `_drive`, while it holds it.
-    pub main_ref: Option<FutId>,
-    /// The shutdown's task list, while it holds it.
-    pub shutdown_refs: Vec<FutId>,
-    pub inject: Vec<Injection>,
-    /// 3.11 wait_for frames' phase: (task, fut) -> (phase, caught exc, waiter 2).
-    pub wf11: std::collections::HashMap<(u32, FutId), (u8, ExcId, FutId)>,
-    /// Tracebacks: the functions each exception passed through.
-    pub tbs: Vec<Vec<super::gc::TbRef>>,
-    /// Exceptions propagating right now (they keep their tracebacks).
-    pub inflight: Vec<ExcId>,
-    /// A collection in progress: (deallocated, finalized) per graph node.
-    pub gcs: Option<(Vec<bool>, Vec<bool>)>,
-    /// The future `run_until_complete` is running for.
-    pub until: Option<FutId>,
-    /// Scratch bitmap of `cancel`'s current path.
-    pub on_path: Vec<bool>,
-    /// Reused buffers of the reachability check.
-    pub gc_mark: Vec<bool>,
-    pub gc_stack: Vec<super::gc::N>,
-    pub gc_buf: Vec<super::gc::N>,
-    pub gcx: super::gc::GcCache,
-    pub gc_peel: super::gc::Peel,
-    /// Emptied callback lists and frame stacks of earlier runs, for reuse.
-    pub spare_cbs: Vec<Vec<Cb>>,
-    pub spare_frames: Vec<Vec<Frame>>,
-    /// Tasks in the middle of a step (the running one and eager parents).
-    pub stepping: Vec<u32>,
-    /// Tasks in their eager first step, with the creating function.
-    pub eager_stack: Vec<(u32, Option<NodeId>, Option<u32>)>,
-    /// Some future has had an exception set (so "never retrieved" may come).
-    pub any_exc: bool,
-    /// `except*` state per (try node, task).
-    pub star: std::collections::HashMap<(NodeId, u32), super::star::StarState>,
-    pub star_at: std::collections::HashMap<(NodeId, u32), NodeId>,
-}
-
 impl Machine {
-    pub fn new(profile: Profile) -> Machine {
-        Machine {
-            profile,
-            prog: std::ptr::null(),
-            sc: Scopes::default(),
-            excs: Excs::default(),
-            futs: Vec::new(),
-            tasks: Vec::new(),
-            task_order: Vec::new(),
-            lp: EventLoop::default(),
-            slots: Vec::new(),
-            vals: Vec::new(),
-            events: Vec::new(),
-            current: None,
-            running: false,
-            eager_depth: 0,
-            recursed: false,
-            escaped: None,
-            gathers: Vec::new(),
-            tgs: Vec::new(),
-            timeouts: Vec::new(),
-            waits: Vec::new(),
-            acs: Vec::new(),
-            bg: Vec::new(),
-            fn_done: Vec::new(),
-            main_ref: None,
-            shutdown_refs: Vec::new(),
-            inject: Vec::new(),
-            wf11: Default::default(),
-            tbs: Vec::new(),
-            inflight: Vec::new(),
-            gcs: None,
-            until: None,
-            on_path: Vec::new(),
-            gc_mark: Vec::new(),
-            gc_stack: Vec::new(),
-            gc_buf: Vec::new(),
-            gcx: Default::default(),
-            gc_peel: Default::default(),
-            spare_cbs: Vec::new(),
-            spare_frames: Vec::new(),
-            stepping: Vec::new(),
-            eager_stack: Vec::new(),
-            any_exc: false,
-            star: Default::default(),
-            star_at: Default::default(),
-        }
-    }
-
-    /// The program being run. Valid only during `run`.
-    pub fn p<'b>(&self) -> &'b Program {
-        // SAFETY: `prog` points at the program passed to `run`, which
-        // outlives every call made while `run` executes; it is reset after.
-        unsafe { &*self.prog }
-    }
-
     pub fn ev(&mut self, what: What) {
         self.events.push(Event {
             t: self.lp.now,
@@ -227,58 +50,6 @@ impl Machine {
                 obj: self.excs.cls(*e).name().to_string(),
             },
         }
-    }
-
-    fn reset(&mut self, p: &Program, inject: &[Injection]) {
-        self.prog = p as *const Program;
-        self.sc.compute(p);
-        self.excs.clear();
-        // Callback lists and frame stacks keep their capacity for the
-        // next run's futures and tasks.
-        for f in self.futs.drain(..) {
-            let mut cbs = f.callbacks;
-            cbs.clear();
-            self.spare_cbs.push(cbs);
-        }
-        for t in self.tasks.drain(..) {
-            let mut frames = t.frames;
-            frames.clear();
-            self.spare_frames.push(frames);
-        }
-        self.task_order.clear();
-        self.lp.clear();
-        self.slots.clear();
-        self.slots.resize(self.sc.slot_sym.len(), None);
-        self.vals.clear();
-        self.events = Vec::with_capacity(64);
-        self.current = None;
-        self.running = false;
-        self.eager_depth = 0;
-        self.recursed = false;
-        self.escaped = None;
-        self.gathers.clear();
-        self.tgs.clear();
-        self.timeouts.clear();
-        self.waits.clear();
-        self.acs.clear();
-        self.bg.clear();
-        self.fn_done.clear();
-        self.fn_done.resize(2 * p.len(), false);
-        self.main_ref = None;
-        self.shutdown_refs.clear();
-        self.inject.clear();
-        self.inject.extend_from_slice(inject);
-        self.wf11.clear();
-        self.tbs.clear();
-        self.inflight.clear();
-        self.until = None;
-        self.on_path.clear();
-        self.gcx.invalidate();
-        self.stepping.clear();
-        self.eager_stack.clear();
-        self.any_exc = false;
-        self.star.clear();
-        self.star_at.clear();
     }
 
     pub fn run(&mut self, p: &Program, inject: &[Injection]) -> Trace {
@@ -490,7 +261,7 @@ impl Machine {
         let r = self.simple(None, inner);
         match r {
             Ok(v) => {
-                let res = if super::coro::valued(p.kind(inner)) {
+                let res = if super::frames::valued(p.kind(inner)) {
                     crate::trace::Res::Val(self.value(&v))
                 } else {
                     crate::trace::Res::Ok
@@ -608,19 +379,5 @@ impl Machine {
             }
         }
         out
-    }
-
-    /// Raises a new exception of `cls` with `msg` where the task `t` is
-    /// (chained to what it is handling).
-    pub fn raise_new(&mut self, t: Option<u32>, cls: Cls, msg: &str) -> ExcId {
-        let e = self.excs.msg(cls, msg);
-        self.raise_here(t, e);
-        e
-    }
-
-    /// Chains `e` for being raised where task `t` is now.
-    pub fn raise_here(&mut self, t: Option<u32>, e: ExcId) {
-        let h = t.and_then(|t| self.handled_top(t));
-        self.excs.chain(e, h);
     }
 }

@@ -4,7 +4,7 @@
 
 use super::coro::{Act, Comp, Frame, NONE, TryPh};
 use super::exc::{Cls, ExcId};
-use super::run::Machine;
+use super::machine::Machine;
 use crate::ast::{CatchClass, Kind, NodeId};
 
 impl Machine {

@@ -4,7 +4,9 @@
 
 use super::exc::{Cls, ExcId};
 use super::fut::{Cb, FKind, V};
-use super::run::{Hcb, Machine, Obj};
+use super::machine::Machine;
+use super::names::Obj;
+use super::run::Hcb;
 use crate::ast::{ExcClass, Kind, NodeId, SpawnMode};
 use std::rc::Rc;
 
@@ -13,13 +15,6 @@ fn rc(s: &Option<String>) -> Option<Rc<str>> {
 }
 
 impl Machine {
-    pub fn bind(&mut self, node: NodeId, o: Obj) {
-        let slot = self.sc.slot[node as usize];
-        if slot != super::scope::NONE {
-            self.slots[slot as usize] = Some(o);
-        }
-    }
-
     fn attr_error(&mut self, t: Option<u32>, o: Obj, attr: &str) -> ExcId {
         let ty = match o {
             Obj::Tg(_) => "TaskGroup",
@@ -94,7 +89,7 @@ impl Machine {
                 Ok(V::None)
             }
             Kind::Raise(c, m) => {
-                let e = self.excs.new(Cls::Prog(*c), rc(m));
+                let e = self.excs.create(Cls::Prog(*c), rc(m));
                 self.raise_here(t, e);
                 self.tb_here(t, e);
                 Err(e)
@@ -119,7 +114,7 @@ impl Machine {
                         "Task does not support set_result operation",
                     ));
                 }
-                if !self.set_result(f, super::coro::lit(v)) {
+                if !self.set_result(f, super::frames::lit(v)) {
                     return Err(self.raise_new(t, Cls::InvalidStateError, "invalid state"));
                 }
                 Ok(V::None)
@@ -133,7 +128,7 @@ impl Machine {
                         "Task does not support set_exception operation",
                     ));
                 }
-                let e = self.excs.new(Cls::Prog(*c), rc(m));
+                let e = self.excs.create(Cls::Prog(*c), rc(m));
                 if !self.set_exception(f, e) {
                     return Err(self.raise_new(t, Cls::InvalidStateError, "invalid state"));
                 }
@@ -146,7 +141,7 @@ impl Machine {
             Kind::Forget(_) => {
                 let slot = self.sc.slot[node as usize];
                 if slot == super::scope::NONE || self.slots[slot as usize].is_none() {
-                    let msg = super::coro::unbound_local(&self.slot_name(slot));
+                    let msg = super::names::unbound_local(&self.slot_name(slot));
                     return Err(self.raise_new(t, Cls::UnboundLocalError, &msg));
                 }
                 self.slots[slot as usize] = None;

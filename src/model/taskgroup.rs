@@ -6,7 +6,8 @@ use super::comb::TaskGroup;
 use super::coro::{Act, Comp, Frame, NONE, PC, Sig};
 use super::exc::{Cls, ExcId};
 use super::fut::{Cb, FKind, FState, FutId, V};
-use super::run::{Machine, Obj};
+use super::machine::Machine;
+use super::names::Obj;
 use crate::ast::NodeId;
 use crate::trace::What;
 use std::rc::Rc;
@@ -66,10 +67,11 @@ impl Machine {
 
     pub fn tg_on_task_done(&mut self, g: u32, f: FutId) {
         self.tgs[g as usize].tasks.retain(|&x| x != f);
-        if let Some(w) = self.tgs[g as usize].on_completed_fut {
-            if self.tgs[g as usize].tasks.is_empty() && !self.done(w) {
-                self.set_result(w, V::Bool(true));
-            }
+        if let Some(w) = self.tgs[g as usize].on_completed_fut
+            && self.tgs[g as usize].tasks.is_empty()
+            && !self.done(w)
+        {
+            self.set_result(w, V::Bool(true));
         }
         if self.futs[f as usize].state == FState::Cancelled {
             return;
@@ -211,12 +213,12 @@ impl Machine {
         if p13 && self.tgs[g as usize].parent_cancel_requested && self.uncancel(parent) == 0 {
             self.tgs[g as usize].propagate = None;
         }
-        if let Some(pe) = self.tgs[g as usize].propagate {
-            if self.tgs[g as usize].errors.is_empty() {
-                self.excs.chain(pe, handled);
-                self.tb_ref(pe, super::gc::TbRef::Tg(g));
-                return Act::Pop(Comp::Raise(pe));
-            }
+        if let Some(pe) = self.tgs[g as usize].propagate
+            && self.tgs[g as usize].errors.is_empty()
+        {
+            self.excs.chain(pe, handled);
+            self.tb_ref(pe, super::gc::TbRef::Tg(g));
+            return Act::Pop(Comp::Raise(pe));
         }
         if exc != NONE && !self.excs.cls(exc).is_cancelled() {
             self.tgs[g as usize].errors.push(exc);

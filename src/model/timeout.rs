@@ -7,7 +7,8 @@ use super::comb::{CombKind, Timeout};
 use super::coro::{Act, Comp, Frame, NONE, Sig};
 use super::exc::{Cls, ExcId};
 use super::fut::{Cb, FKind, FutId};
-use super::run::{Hcb, Machine};
+use super::machine::Machine;
+use super::run::Hcb;
 use crate::ast::{Kind, NodeId};
 use crate::trace::What;
 
@@ -106,7 +107,7 @@ impl Machine {
                     let below = self.uncancel(task) <= self.timeouts[tm as usize].cancelling;
                     if let (true, Some(e)) = (below, exc) {
                         if self.excs.cls(e).is_cancelled() {
-                            let te = self.excs.new(Cls::TIMEOUT, None);
+                            let te = self.excs.create(Cls::TIMEOUT, None);
                             self.excs.chain(te, Some(e));
                             let o = &mut self.excs.objs[te as usize];
                             o.cause = Some(e);
@@ -117,11 +118,11 @@ impl Machine {
                             return Act::Pop(Comp::Raise(te));
                         } else if self.profile.timeout_313_exit {
                             self.insert_timeout_error(e);
-                            if let Some(g) = self.excs.get(e).group.clone() {
-                                if self.excs.cls(e) == Cls::ExceptionGroup {
-                                    for &x in g.iter() {
-                                        self.insert_timeout_error(x);
-                                    }
+                            if let Some(g) = self.excs.get(e).group.clone()
+                                && self.excs.cls(e) == Cls::ExceptionGroup
+                            {
+                                for &x in g.iter() {
+                                    self.insert_timeout_error(x);
                                 }
                             }
                         }
@@ -138,7 +139,7 @@ impl Machine {
     fn insert_timeout_error(&mut self, mut e: ExcId) {
         while let Some(c) = self.excs.get(e).context {
             if self.excs.cls(c).is_cancelled() {
-                let te = self.excs.new(Cls::TIMEOUT, None);
+                let te = self.excs.create(Cls::TIMEOUT, None);
                 self.excs.objs[te as usize].context = Some(c);
                 self.excs.objs[te as usize].cause = Some(c);
                 self.excs.objs[e as usize].context = Some(te);
@@ -234,7 +235,7 @@ impl Machine {
                 self.raise_here(Some(t), e);
                 self.tb_ref(e, super::gc::TbRef::Fut(fut));
                 if self.excs.cls(e).is_cancelled() {
-                    let te = self.excs.new(Cls::TIMEOUT, None);
+                    let te = self.excs.create(Cls::TIMEOUT, None);
                     self.excs.chain(te, Some(e));
                     self.excs.objs[te as usize].cause = Some(e);
                     self.excs.objs[te as usize].suppress = true;
