@@ -144,6 +144,7 @@ impl Machine {
         });
         let mut done_futs = Vec::new();
         let mut seen: Vec<FutId> = Vec::new();
+        self.gathering.push(gid);
         for a in args {
             let fut = match a {
                 Ok(f) if seen.contains(&f) => {
@@ -168,6 +169,7 @@ impl Machine {
             }
             self.gathers[gid as usize].children.push(fut);
         }
+        self.gathering.pop();
         let outer = self.new_fut(FKind::Gather(gid));
         self.gathers[gid as usize].outer = Some(outer);
         for f in done_futs {

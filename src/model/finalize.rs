@@ -15,6 +15,15 @@ use super::machine::Machine;
 use crate::ast::NodeId;
 use crate::trace::What;
 
+/// A collection in progress: per graph node, whether it is out of the
+/// picture (reachable, already freed, or deallocated by now) and whether
+/// its finalizer has run; and the object counts its indices assume.
+pub struct Collection {
+    gone: Vec<bool>,
+    fin_done: Vec<bool>,
+    layout: (usize, usize, usize),
+}
+
 impl Machine {
     /// Whether any object has a finalizer that would report something.
     pub fn gc_watch(&self) -> bool {
@@ -220,25 +229,34 @@ impl Machine {
             }
             order.push(N::Fut(f));
         }
-        let mut fin_done = vec![false; total];
+        let old_futs = self.futs.len();
+        let mut c = Collection {
+            gone,
+            fin_done: vec![false; total],
+            layout: self.layout(),
+        };
         // Objects with no referrers at all were freed before: drop them
         // silently first.
-        self.cascade(&mut gone, &mut fin_done, false);
-        self.gcs = Some((gone, fin_done));
+        self.cascade(&mut c, false);
+        self.gcs = Some(c);
         for x in order {
-            let i = self.idx(x);
-            let Some((gone, fin_done)) = self.gcs.as_mut() else {
+            let Some(mut c) = self.gcs.take() else {
                 break;
             };
-            if gone[i] || fin_done[i] {
+            self.fit(&mut c);
+            let i = self.idx(x);
+            let skip = c.gone[i] || c.fin_done[i];
+            c.fin_done[i] = true;
+            self.gcs = Some(c);
+            if skip {
                 continue;
             }
-            fin_done[i] = true;
             self.finalize(x);
             self.cascade_now();
         }
         self.gcs = None;
-        for (f, &live) in mark[..self.futs.len()].iter().enumerate() {
+        // Futures a finalizer created are not this collection's garbage.
+        for (f, &live) in mark[..old_futs].iter().enumerate() {
             if !live && !self.futs[f].dead {
                 self.futs[f].dead = true;
                 if let FKind::Task(t) = self.futs[f].kind {
@@ -272,20 +290,67 @@ impl Machine {
 
     /// During a collection: deallocates what just lost its last reference.
     pub fn cascade_now(&mut self) {
-        if let Some((mut gone, mut fin_done)) = self.gcs.take() {
-            self.cascade(&mut gone, &mut fin_done, true);
-            self.gcs = Some((gone, fin_done));
+        if let Some(mut c) = self.gcs.take() {
+            self.cascade(&mut c, true);
+            self.gcs = Some(c);
         }
+    }
+
+    /// The object counts that place each kind of node in the graph's index.
+    fn layout(&self) -> (usize, usize, usize) {
+        (self.futs.len(), self.tgs.len(), self.tasks.len())
+    }
+
+    /// Re-indexes a collection's bitmaps after a finalizer created futures,
+    /// task groups or tasks (a closed coroutine's `except` clause may spawn),
+    /// which moves every index after them. What was created is not garbage
+    /// of this collection: it is marked gone (never deallocated here).
+    fn fit(&self, c: &mut Collection) {
+        let (f0, g0, c0) = c.layout;
+        if (f0, g0, c0) == self.layout() {
+            if c.gone.len() < self.total_nodes() {
+                // Only exceptions were added; they sit at the end.
+                c.gone.resize(self.total_nodes(), true);
+                c.fin_done.resize(self.total_nodes(), true);
+            }
+            return;
+        }
+        let nf = self.gcx.ids.len();
+        let base = f0 + g0 + c0;
+        let old_len = c.gone.len();
+        let total = self.total_nodes();
+        let mut gone = vec![true; total];
+        let mut fin_done = vec![true; total];
+        for j in 0..total {
+            let dense = |id: NodeId| self.gcx.dense[id as usize] as usize;
+            let old = match self.node_of(j) {
+                N::Fut(i) => ((i as usize) < f0).then_some(i as usize),
+                N::Tg(i) => ((i as usize) < g0).then_some(f0 + i as usize),
+                N::Coro(i) => ((i as usize) < c0).then_some(f0 + g0 + i as usize),
+                N::Fn(id) => Some(base + dense(id)),
+                N::Frame(id) => Some(base + nf + dense(id)),
+                N::Exc(e) => Some(base + 2 * nf + e as usize),
+            };
+            if let Some(i) = old.filter(|&i| i < old_len) {
+                gone[j] = c.gone[i];
+                fin_done[j] = c.fin_done[i];
+            }
+        }
+        c.gone = gone;
+        c.fin_done = fin_done;
+        c.layout = self.layout();
     }
 
     /// Deallocates garbage that nothing references any more, lowest node
     /// first (creation order), each deallocation possibly freeing more.
-    fn cascade(&mut self, gone: &mut [bool], fin_done: &mut [bool], finalize: bool) {
+    fn cascade(&mut self, c: &mut Collection, finalize: bool) {
         use std::cmp::Reverse;
         use std::collections::BinaryHeap;
-        let total = gone.len();
         let mut buf = Vec::new();
         'recompute: loop {
+            self.fit(c);
+            let (gone, fin_done) = (&mut c.gone, &mut c.fin_done);
+            let total = gone.len();
             let mut indeg = vec![0u32; total];
             for (i, &dead) in gone.iter().enumerate() {
                 if dead {

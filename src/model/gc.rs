@@ -27,7 +27,7 @@ pub struct GcCache {
     ready: bool,
     /// Dense index of each function id (NONE for ids that are not
     /// functions), so the graph has a node per function, not per AST node.
-    dense: Vec<u32>,
+    pub(super) dense: Vec<u32>,
     /// Function id of each dense index.
     pub(super) ids: Vec<NodeId>,
     /// Own slots of each function, by dense index.
@@ -368,6 +368,9 @@ impl Machine {
         }
         for &t in &self.stepping {
             out.push(N::Fut(self.tasks[t as usize].fut));
+        }
+        for &g in &self.gathering {
+            out.extend(self.gathers[g as usize].children.iter().map(|&c| N::Fut(c)));
         }
         out.extend(self.main_ref.map(N::Fut));
         out.extend(self.inflight.iter().map(|&e| N::Exc(e)));

@@ -100,7 +100,7 @@ pub struct Machine {
     /// Exceptions propagating right now (they keep their tracebacks).
     pub inflight: Vec<ExcId>,
     /// A collection in progress: (deallocated, finalized) per graph node.
-    pub gcs: Option<(Vec<bool>, Vec<bool>)>,
+    pub gcs: Option<super::finalize::Collection>,
     /// The future `run_until_complete` is running for.
     pub until: Option<FutId>,
     /// Scratch bitmap of `cancel`'s current path.
@@ -118,6 +118,9 @@ pub struct Machine {
     pub stepping: Vec<u32>,
     /// Tasks in their eager first step, with the creating function.
     pub eager_stack: Vec<(u32, Option<NodeId>, Option<u32>)>,
+    /// Gathers whose `gather()` call is still creating children: its frame
+    /// holds those made so far while an eager one runs its first step.
+    pub gathering: Vec<u32>,
     /// Some future has had an exception set (so "never retrieved" may come).
     pub any_exc: bool,
     /// `except*` state per (try node, task).
@@ -169,6 +172,7 @@ impl Machine {
             spare_frames: Vec::new(),
             stepping: Vec::new(),
             eager_stack: Vec::new(),
+            gathering: Vec::new(),
             any_exc: false,
             star: Default::default(),
             star_at: Default::default(),
@@ -229,6 +233,7 @@ impl Machine {
         self.gcx.invalidate();
         self.stepping.clear();
         self.eager_stack.clear();
+        self.gathering.clear();
         self.any_exc = false;
         self.star.clear();
         self.star_at.clear();
