@@ -423,6 +423,15 @@ impl Machine {
             let h = self.handled_top(t);
             self.excs.chain(ge, h);
             if !self.run_until_level(t, lvl, ge) {
+                // It yielded instead ("coroutine ignored GeneratorExit").
+                // Its frames are dropped without running more of it, but an
+                // `asyncio.sleep` it started is a coroutine of its own,
+                // closed when freed: its `finally: h.cancel()` runs.
+                for i in lvl..self.tasks[t as usize].frames.len() {
+                    if let Frame::Sleep { timer, .. } = self.tasks[t as usize].frames[i] {
+                        self.lp.cancel(timer);
+                    }
+                }
                 self.tasks[t as usize].frames.truncate(lvl);
             }
             // An inner coroutine's frame is gone: what only it held dies now.
