@@ -49,10 +49,10 @@ fn recursion(t: &Trace) -> bool {
 fn strip_finalization(t: &Trace) -> (Vec<(u32, Option<u32>, String)>, String) {
     let mut out = Vec::new();
     for e in &t.events {
-        if let What::Phase(p) = &e.what {
-            if p == "collect" {
-                break;
-            }
+        if let What::Phase(p) = &e.what
+            && p == "collect"
+        {
+            break;
         }
         match &e.what {
             What::Handler { .. } => continue,

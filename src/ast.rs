@@ -85,10 +85,11 @@ impl ExcClass {
     }
 
     pub fn from_name(s: &str) -> Option<ExcClass> {
-        if let Some(d) = s.strip_prefix('E') {
-            if d.len() == 1 && (b'1'..=b'9').contains(&d.as_bytes()[0]) {
-                return Some(ExcClass::User(d.as_bytes()[0] - b'0'));
-            }
+        if let Some(d) = s.strip_prefix('E')
+            && d.len() == 1
+            && (b'1'..=b'9').contains(&d.as_bytes()[0])
+        {
+            return Some(ExcClass::User(d.as_bytes()[0] - b'0'));
         }
         ExcClass::BUILTINS.into_iter().find(|c| c.name() == s)
     }

@@ -43,12 +43,12 @@ fn pyenv_root() -> Option<PathBuf> {
     if let Some(r) = std::env::var_os("PYENV_ROOT") {
         return Some(PathBuf::from(r));
     }
-    if let Ok(out) = Command::new("pyenv").arg("root").output() {
-        if out.status.success() {
-            let s = String::from_utf8_lossy(&out.stdout).trim().to_string();
-            if !s.is_empty() {
-                return Some(PathBuf::from(s));
-            }
+    if let Ok(out) = Command::new("pyenv").arg("root").output()
+        && out.status.success()
+    {
+        let s = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        if !s.is_empty() {
+            return Some(PathBuf::from(s));
         }
     }
     std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".pyenv"))
@@ -58,23 +58,23 @@ fn pyenv_root() -> Option<PathBuf> {
 /// first. Names are only a hint: `probe` decides.
 fn candidates() -> Vec<(PathBuf, Option<(u32, u32)>)> {
     let mut out = Vec::new();
-    if let Some(root) = pyenv_root() {
-        if let Ok(rd) = std::fs::read_dir(root.join("versions")) {
-            let mut dirs: Vec<PathBuf> = rd.filter_map(|e| e.ok().map(|e| e.path())).collect();
-            dirs.sort();
-            for d in dirs {
-                let name = d
-                    .file_name()
-                    .and_then(|n| n.to_str())
-                    .unwrap_or("")
-                    .to_string();
-                let mut parts = name.split('.').map(|x| x.parse::<u32>().ok());
-                let hint = match (parts.next().flatten(), parts.next().flatten()) {
-                    (Some(a), Some(b)) => Some((a, b)),
-                    _ => None,
-                };
-                out.push((d.join("bin").join("python"), hint));
-            }
+    if let Some(root) = pyenv_root()
+        && let Ok(rd) = std::fs::read_dir(root.join("versions"))
+    {
+        let mut dirs: Vec<PathBuf> = rd.filter_map(|e| e.ok().map(|e| e.path())).collect();
+        dirs.sort();
+        for d in dirs {
+            let name = d
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or("")
+                .to_string();
+            let mut parts = name.split('.').map(|x| x.parse::<u32>().ok());
+            let hint = match (parts.next().flatten(), parts.next().flatten()) {
+                (Some(a), Some(b)) => Some((a, b)),
+                _ => None,
+            };
+            out.push((d.join("bin").join("python"), hint));
         }
     }
     let path = std::env::var_os("PATH").unwrap_or_default();
@@ -105,10 +105,10 @@ pub fn all() -> Vec<Found> {
             continue;
         }
         seen.push(real);
-        if let Some(f) = probe(&path) {
-            if (f.version.0, f.version.1) >= OLDEST {
-                found.push(f);
-            }
+        if let Some(f) = probe(&path)
+            && (f.version.0, f.version.1) >= OLDEST
+        {
+            found.push(f);
         }
     }
     found.sort_by(|a, b| a.version.cmp(&b.version).then(a.path.cmp(&b.path)));
@@ -136,12 +136,11 @@ pub fn resolve(interp: &Interpreter) -> Result<Found, String> {
                 if hint.is_some_and(|h| h != (*a, *b)) {
                     continue;
                 }
-                if let Some(f) = probe(&path) {
-                    if (f.version.0, f.version.1) == (*a, *b)
-                        && best.as_ref().is_none_or(|x| f.version > x.version)
-                    {
-                        best = Some(f);
-                    }
+                if let Some(f) = probe(&path)
+                    && (f.version.0, f.version.1) == (*a, *b)
+                    && best.as_ref().is_none_or(|x| f.version > x.version)
+                {
+                    best = Some(f);
                 }
             }
             best.ok_or_else(|| {
