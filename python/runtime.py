@@ -51,6 +51,16 @@ class VirtualLoop(asyncio.SelectorEventLoop):
     def time(self):
         return self.now
 
+    # The self-pipe only wakes a blocked select() from another thread or a
+    # signal handler. The virtual selector never blocks and never reports a
+    # ready fd, so its reader could never run; without it (_write_to_self
+    # returns at once when _csock is None) a run makes no socketpair.
+    def _make_self_pipe(self):
+        self._ssock = self._csock = None
+
+    def _close_self_pipe(self):
+        pass
+
     def _run_once(self):
         # Counting adds no iteration. Exploration's injected cancels happen
         # here, between two iterations, outside any task or handle.

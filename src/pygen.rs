@@ -17,19 +17,39 @@ use std::fmt::Write;
 /// labels for the text trace) and `CORO` (coroutine function name to task
 /// name and node, so the runtime can name the tasks it sees).
 pub fn program_source(p: &Program) -> String {
+    let Code { mut text, coros } = program_code(p);
+    text.push_str("\n\nLABELS = [\n");
+    for id in 0..p.len() as NodeId {
+        let _ = writeln!(text, "    {},", py_str(&crate::syntax::head(p, id)));
+    }
+    text.push_str("]\nCORO = {\n");
+    for (fname, task, node) in &coros {
+        let _ = writeln!(text, "    {}: ({}, {node}),", py_str(fname), py_str(task));
+    }
+    text.push_str("}\n");
+    text
+}
+
+/// The executable part of a program's Python: the `async def`s that
+/// [`program_source`] starts with, and the `CORO` table as data.
+pub struct Code {
+    pub text: String,
+    /// (function name, task name, node) of every coroutine function.
+    pub coros: Vec<(String, String, NodeId)>,
+}
+
+/// What the worker compiles: the program's code without `LABELS` and `CORO`,
+/// which [`program_source`] appends after it. The worker has no use for the
+/// labels (it returns JSON, not text) and gets `CORO` as data, so CPython's
+/// compiler (the costliest step of a run through the worker) skips them; the
+/// code, and so its line numbers and behaviour, is the exported script's.
+pub fn program_code(p: &Program) -> Code {
     let mut g = Gen::new(p);
     g.run();
-    let mut out = g.out;
-    out.push_str("\n\nLABELS = [\n");
-    for id in 0..p.len() as NodeId {
-        let _ = writeln!(out, "    {},", py_str(&crate::syntax::head(p, id)));
+    Code {
+        text: g.out,
+        coros: g.coros,
     }
-    out.push_str("]\nCORO = {\n");
-    for (fname, task, node) in &g.coros {
-        let _ = writeln!(out, "    {}: ({}, {node}),", py_str(fname), py_str(task));
-    }
-    out.push_str("}\n");
-    out
 }
 
 /// A Python string literal for ASCII text (what `.ct` strings and names are).

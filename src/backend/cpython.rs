@@ -38,6 +38,15 @@ struct Worker {
     stderr: Arc<Mutex<Vec<u8>>>,
 }
 
+/// One case for the worker: the program's code (without `LABELS` and `CORO`,
+/// see `pygen::program_code`), its coroutine table, and the cancels to inject.
+#[derive(serde::Serialize)]
+struct Request<'a> {
+    src: &'a str,
+    coro: &'a [(String, String, crate::ast::NodeId)],
+    inject: Vec<(u32, &'a str, Option<&'a str>)>,
+}
+
 #[derive(serde::Deserialize)]
 struct Reply {
     trace: Option<Trace>,
@@ -160,14 +169,19 @@ impl Backend for CpythonBackend {
             }
         }
         let w = self.worker.as_mut().expect("worker started above");
-        let inject: Vec<_> = inject
-            .iter()
-            .map(|i| (i.iteration, &i.task, &i.msg))
-            .collect();
-        let request =
-            serde_json::json!({ "src": pygen::program_source(program), "inject": inject })
-                .to_string();
-        if writeln!(w.stdin, "{request}")
+        let code = pygen::program_code(program);
+        let request = Request {
+            src: &code.text,
+            coro: &code.coros,
+            inject: inject
+                .iter()
+                .map(|i| (i.iteration, &*i.task, i.msg.as_deref()))
+                .collect(),
+        };
+        let mut line = serde_json::to_vec(&request).expect("a request always serializes");
+        line.push(b'\n');
+        if w.stdin
+            .write_all(&line)
             .and_then(|_| w.stdin.flush())
             .is_err()
         {
@@ -204,8 +218,16 @@ impl Backend for CpythonBackend {
 impl CpythonBackend {
     fn batch(&mut self, programs: &[Program]) -> Result<(f64, u64), String> {
         let w = self.worker.as_mut().ok_or("worker not running")?;
-        let sources: Vec<String> = programs.iter().map(pygen::program_source).collect();
-        let request = serde_json::json!({ "batch": sources }).to_string();
+        let codes: Vec<pygen::Code> = programs.iter().map(pygen::program_code).collect();
+        let batch: Vec<Request> = codes
+            .iter()
+            .map(|c| Request {
+                src: &c.text,
+                coro: &c.coros,
+                inject: Vec::new(),
+            })
+            .collect();
+        let request = serde_json::json!({ "batch": batch }).to_string();
         writeln!(w.stdin, "{request}")
             .and_then(|_| w.stdin.flush())
             .map_err(|e| e.to_string())?;
