@@ -245,6 +245,7 @@ class Trace:
             self.inject.setdefault(it, []).append((name, msg))
         self.events, self.tasks, self.ids, self.labels = [], [], {}, {}
         self.pending = []  # tasks under construction (eager first steps)
+        self.run = next(_RUNS)
         # How deep Task.cancel recursed before a RecursionError depends on the
         # interpreter's warm-up, so cancelling() counts are unknown after one.
         self.recursed = False
@@ -279,13 +280,18 @@ class Trace:
         name, node = self.coro_names.get(coro.cr_code.co_name, (coro.cr_code.co_name, 0))
         idx = len(self.tasks)
         self.event({'create': {'task': idx, 'name': name, 'node': node}})
-        self.tasks.append({'name': name, 'ref': None, 'fin': None, 'cancelling': None})
+        # Until the constructor returns the record has no task: with eager
+        # tasks a KeyboardInterrupt from the first step leaves Task()
+        # without one, and the task is gone (freed with the failed call).
+        self.tasks.append({'name': name, 'ref': _no_task, 'fin': None, 'cancelling': None})
         self.pending.append(idx)
+        # The task's asyncio name is its index here (names are only for
+        # reprs, which traces strip), so a dying task can be named.
         try:
             if EAGER:
-                task = asyncio.Task(coro, loop=loop, eager_start=True, **kw)
+                task = asyncio.Task(coro, loop=loop, name=self.task_name(idx), eager_start=True, **kw)
             else:
-                task = asyncio.Task(coro, loop=loop, **kw)
+                task = asyncio.Task(coro, loop=loop, name=self.task_name(idx), **kw)
         finally:
             self.pending.pop()
         self.ids[id(task)] = idx
@@ -299,9 +305,29 @@ class Trace:
         rec['fin'], rec['cancelling'] = fin(task), task.cancelling()
         self.event({'done': {'task': idx, 'fin': rec['fin']}})
 
+    def task_name(self, idx):
+        return 'canceltree-%d-%d' % (self.run, idx)
+
+    def task_index(self, task):
+        # By the factory's name while it is still the task's name. A task
+        # left over from an earlier run in the same worker has another run
+        # number and belongs to no task of this one.
+        parts = task.get_name().split('-')
+        if len(parts) == 3 and parts[0] == 'canceltree' and parts[1] == str(self.run):
+            return int(parts[2])
+        return None
+
     def label(self, obj):
-        if id(obj) in self.ids and isinstance(obj, asyncio.Task):
-            return self.tasks[self.ids[id(obj)]]['name']
+        if isinstance(obj, asyncio.Task):
+            # A task freed inside its own constructor (an eager first step
+            # re-raising a KeyboardInterrupt) is in no table and may sit
+            # where an earlier task was; it still has the name the factory
+            # gave it. Others are found by address (create_task(name=...)
+            # renames spawned tasks after the factory returns).
+            idx = self.task_index(obj)
+            if idx is None:
+                idx = self.ids.get(id(obj))
+            return None if idx is None else self.tasks[idx]['name']
         return self.labels.get(id(obj))
 
     def handler(self, context):
@@ -349,6 +375,14 @@ class Trace:
 
 def _weak(obj):
     return weakref.ref(obj)
+
+
+def _no_task():
+    return None
+
+
+_RUNS = iter(range(1, 1 << 62))
+
 
 
 def _traced_done(task):

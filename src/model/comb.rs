@@ -97,9 +97,11 @@ impl Machine {
         Ok(out)
     }
 
-    pub(super) fn ensure_future(&mut self, a: Result<FutId, NodeId>) -> FutId {
+    /// `ensure_future`: Err when an eager task's first step raised out of
+    /// `create_task` (see `create_task`).
+    pub(super) fn ensure_future(&mut self, a: Result<FutId, NodeId>) -> Result<FutId, ExcId> {
         match a {
-            Ok(f) => f,
+            Ok(f) => Ok(f),
             Err(c) => {
                 let name: Rc<str> = Rc::from(format!("@{c}"));
                 let func = self.aw_fn(c);
@@ -123,19 +125,24 @@ impl Machine {
             unreachable!()
         };
         let args = self.awaitables(t, node)?;
-        Ok(self.gather_of(args, return_exceptions))
+        self.gather_of(args, return_exceptions)
     }
 
     pub fn gather_existing(&mut self, futs: &[FutId]) -> FutId {
         let args = futs.iter().map(|&f| Ok(f)).collect();
         self.gather_of(args, true)
+            .expect("gathering existing futures creates no task")
     }
 
-    fn gather_of(&mut self, args: Vec<Result<FutId, NodeId>>, return_exceptions: bool) -> FutId {
+    fn gather_of(
+        &mut self,
+        args: Vec<Result<FutId, NodeId>>,
+        return_exceptions: bool,
+    ) -> Result<FutId, ExcId> {
         if args.is_empty() {
             let outer = self.new_fut(FKind::Plain);
             self.set_result(outer, V::List(Rc::from(Vec::new())));
-            return outer;
+            return Ok(outer);
         }
         let gid = self.gathers.len() as u32;
         self.gathers.push(Gather {
@@ -153,7 +160,15 @@ impl Machine {
                 }
                 a => {
                     let is_coro = a.is_err();
-                    let f = self.ensure_future(a);
+                    let f = match self.ensure_future(a) {
+                        Ok(f) => f,
+                        Err(e) => {
+                            // Out of gather() itself; the children made so
+                            // far keep their callbacks (outer is still None).
+                            self.gathering.pop();
+                            return Err(e);
+                        }
+                    };
                     if is_coro && let Some(x) = self.task_of(f) {
                         self.tasks[x as usize].log_destroy_pending = false;
                     }
@@ -175,7 +190,7 @@ impl Machine {
         for f in done_futs {
             self.gather_done_cb(gid, f);
         }
-        outer
+        Ok(outer)
     }
 
     /// gather's `_done_callback(fut)`.
@@ -236,7 +251,7 @@ impl Machine {
             .awaitables(t, node)?
             .pop()
             .expect("shield has an operand");
-        let inner = self.ensure_future(a);
+        let inner = self.ensure_future(a)?;
         if self.done(inner) {
             return Ok(inner);
         }
@@ -342,7 +357,10 @@ impl Machine {
         };
         let mut todo: Vec<FutId> = Vec::new();
         for a in args {
-            let f = self.ensure_future(a);
+            let f = match self.ensure_future(a) {
+                Ok(f) => f,
+                Err(e) => return Act::Again(Sig::Child(Comp::Raise(e))),
+            };
             if !todo.contains(&f) {
                 todo.push(f);
             }

@@ -378,7 +378,7 @@ impl Machine {
     /// `loop.create_task(coro)` through the runtime's factory: traced
     /// `create`, then eager start or a scheduled first step, then the
     /// runtime's done callback.
-    pub fn create_task(&mut self, func: NodeId, name: Rc<str>) -> FutId {
+    pub fn create_task(&mut self, func: NodeId, name: Rc<str>) -> Result<FutId, ExcId> {
         let idx = self.tasks.len() as u32;
         let n = self.p().len() as NodeId;
         let node = if func >= n { func - n } else { func };
@@ -395,12 +395,45 @@ impl Machine {
         self.tasks.push(task);
         self.task_order.push(f);
         if self.profile.eager && self.running {
+            let before = self.escaped;
             self.eager_start(idx);
+            if let Some(e) = self
+                .escaped
+                .filter(|&e| self.escaped != before && self.futs[f as usize].exc == Some(e))
+            {
+                self.escaped = before;
+                self.eager_start_raised(idx, e);
+                return Err(e);
+            }
         } else {
             self.lp.call_soon(Hcb::Step(idx, NO_EXC));
         }
         self.add_done_callback(f, Cb::Traced);
-        f
+        Ok(f)
+    }
+
+    /// A KeyboardInterrupt from an eager first step is re-raised by
+    /// `__step` and so out of `Task()` itself, into the code that called
+    /// `create_task`. The half-made task has no other reference: it is
+    /// freed at once, before its done callback was ever added (so no `done`
+    /// event), reporting its exception as never retrieved. The runtime's
+    /// factory still counts it as the current task, if there is one at all
+    /// (a plain callback has none).
+    fn eager_start_raised(&mut self, t: u32, e: ExcId) {
+        let f = self.tasks[t as usize].fut;
+        let x = self.excs.encode(e);
+        let cur = self.current;
+        self.current = cur.map(|_| t);
+        let name = self.tasks[t as usize].name.to_string();
+        self.ev(What::Handler {
+            msg: "Task exception was never retrieved".into(),
+            obj: Some(name),
+            exc: Some(x),
+        });
+        self.current = cur;
+        self.futs[f as usize].log_tb = false;
+        self.futs[f as usize].dead = true;
+        self.tasks[t as usize].freed = true;
     }
 
     fn eager_start(&mut self, t: u32) {

@@ -57,12 +57,28 @@ impl Machine {
             return Trace::failed(Outcome::Crashed("empty program".into()));
         }
         self.reset(p, inject);
-        let main = self.create_task(0, Rc::from("main"));
+        let main = self
+            .create_task(0, Rc::from("main"))
+            .expect("main is created before the loop runs, so not eagerly");
         self.main_ref = Some(main);
         let outcome = match self.run_until_complete(main) {
             Err(()) => Outcome::Deadlock(self.waiting()),
             Ok(()) if self.escaped.is_some() && !self.done(main) => {
                 Outcome::Escaped(self.excs.encode(self.escaped.unwrap()))
+            }
+            Ok(()) if self.escaped.is_some() => {
+                // A KeyboardInterrupt left run_forever after main finished
+                // (main's own, or another task's in the same iteration), so
+                // run_until_complete never called `future.result()`: main's
+                // exception stays unretrieved. Main's own KeyboardInterrupt
+                // passed through run_until_complete's frame (local `future`
+                // = main): a cycle through main.
+                if let Some(e) = self.futs[main as usize].exc {
+                    if self.escaped == Some(e) {
+                        self.tb_ref(e, super::gc::TbRef::Fut(main));
+                    }
+                }
+                Outcome::Main(self.main_fin(main))
             }
             Ok(()) => {
                 // run_until_complete's `future.result()` consumes a
@@ -78,11 +94,7 @@ impl Machine {
                     self.tb_ref(e, super::gc::TbRef::Fut(main));
                 }
                 self.futs[main as usize].log_tb = false;
-                let fin = self.tasks[0]
-                    .done_fin
-                    .clone()
-                    .unwrap_or_else(|| self.fin(main));
-                Outcome::Main(fin)
+                Outcome::Main(self.main_fin(main))
             }
         };
         self.main_ref = None;
@@ -130,6 +142,14 @@ impl Machine {
             outcome,
             tasks,
         }
+    }
+
+    /// How main finished, as recorded at completion.
+    fn main_fin(&self, main: FutId) -> crate::trace::Fin {
+        self.tasks[0]
+            .done_fin
+            .clone()
+            .unwrap_or_else(|| self.fin(main))
     }
 
     /// An event outside any task.
@@ -236,7 +256,20 @@ impl Machine {
         match cb {
             Cb::Wakeup(t) => self.wakeup(t, f),
             Cb::Traced => {}
-            Cb::RunUntil => self.lp.stopping = true,
+            Cb::RunUntil => {
+                // `_run_until_complete_cb`: reads the exception (so it is
+                // retrieved) and, for a KeyboardInterrupt, which already
+                // left run_forever, does not stop the loop (bpo-22429). Its
+                // handle outlives that run_forever when a KeyboardInterrupt
+                // escaped, and runs in the shutdown's loop.
+                if self.futs[f as usize].state != super::fut::FState::Cancelled {
+                    let e = self.exception(f);
+                    if e.is_some_and(|e| super::stmt::is_base_error(self.excs.cls(e))) {
+                        return;
+                    }
+                }
+                self.lp.stopping = true;
+            }
             Cb::Gather(g) => self.gather_done_cb(g, f),
             Cb::ShieldInner(outer) => self.shield_inner_done(outer, f),
             Cb::ShieldOuter(inner) => self.shield_outer_done(inner, f),
@@ -274,11 +307,17 @@ impl Machine {
                     node: inner,
                     res: crate::trace::Res::Raise(x.clone()),
                 });
-                self.ev(What::Handler {
-                    msg: "Exception in callback".into(),
-                    obj: None,
-                    exc: Some(x),
-                });
+                if super::stmt::is_base_error(self.excs.cls(e)) {
+                    // `Handle._run` re-raises KeyboardInterrupt: it leaves
+                    // the loop.
+                    self.escaped = Some(e);
+                } else {
+                    self.ev(What::Handler {
+                        msg: "Exception in callback".into(),
+                        obj: None,
+                        exc: Some(x),
+                    });
+                }
             }
         }
         self.fn_done[node as usize] = true;
@@ -338,9 +377,10 @@ impl Machine {
         let g = self.gather_existing(&futs);
         match self.run_until_complete(g) {
             Err(()) => self.ev_none(What::Phase("stuck".into())),
-            Ok(()) if self.escaped.is_some() && !self.done(g) => {
-                self.ev_none(What::Phase("escaped".into()))
-            }
+            // A KeyboardInterrupt, or main's `_run_until_complete_cb` left
+            // scheduled by one and stopping this loop early: either way
+            // run_until_complete raises before the gather is done.
+            Ok(()) if !self.done(g) => self.ev_none(What::Phase("escaped".into())),
             Ok(()) => {}
         }
         self.futs[g as usize].log_tb = false;

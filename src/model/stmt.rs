@@ -248,16 +248,16 @@ impl Machine {
                 }
             }
             SpawnMode::Bind => {
-                let f = self.create_task(node, name);
+                let f = self.create_task(node, name)?;
                 if !self.sc.in_callback[node as usize] {
                     self.bind(node, Obj::Fut(f));
                 }
             }
             SpawnMode::Weak => {
-                self.create_task(node, name);
+                self.create_task(node, name)?;
             }
             SpawnMode::Keep => {
-                let f = self.create_task(node, name);
+                let f = self.create_task(node, name)?;
                 self.bg.push(f);
                 self.add_done_callback(f, Cb::BgDiscard);
             }

@@ -45,7 +45,7 @@ impl Machine {
         if tg.aborting {
             return Err(self.raise_new(t, Cls::RUNTIME, "TaskGroup <TaskGroup> is shutting down"));
         }
-        let f = self.create_task(node, name);
+        let f = self.create_task(node, name)?;
         if self.done(f) {
             self.tg_on_task_done(g, f);
         } else {

@@ -171,7 +171,10 @@ impl Machine {
         let timeout = timeout.map(|x| x.0);
         if let Some(d) = timeout.filter(|&d| d <= 0.0) {
             let _ = d;
-            let fut = self.ensure_future(arg);
+            let fut = match self.ensure_future(arg) {
+                Ok(f) => f,
+                Err(e) => return Act::Again(Sig::Child(Comp::Raise(e))),
+            };
             if self.done(fut) {
                 return self.result_act(t, fut);
             }
@@ -206,7 +209,13 @@ impl Machine {
         let timer = self
             .lp
             .call_later(timeout.unwrap(), Hcb::ReleaseWaiter(waiter));
-        let fut = self.ensure_future(arg);
+        let fut = match self.ensure_future(arg) {
+            Ok(f) => f,
+            Err(e) => {
+                self.lp.cancel(timer);
+                return Act::Again(Sig::Child(Comp::Raise(e)));
+            }
+        };
         self.add_done_callback(fut, Cb::Release(waiter));
         Act::Push(Frame::Comb {
             kind: CombKind::WaitFor11,
