@@ -399,6 +399,28 @@ fn timeout_invariants_fire_on_early_or_foreign_conversion_and_on_a_lost_one() {
     fires(&p, &lost, v, "timeout_expiry_converts");
 }
 
+/// Found by `canceltree fuzz` (seed 1): a timeout inside a 3.12+ wait_for
+/// with the same deadline. Both timers fire in one iteration, so the inner
+/// timeout sees a second cancel pending and lets CancelledError through, as
+/// `Timeout.__aexit__` does by design. The checker missed the enclosing
+/// wait_for because the `do` it runs inline has no events of its own.
+#[test]
+fn timeout_expiry_converts_allows_an_enclosing_wait_for_expiring_with_it() {
+    let p =
+        parse("(main (wait-for 0.5 (do (try (timeout 0.5 (sleep 1)) (except CancelledError)))))");
+    let mut model =
+        canceltree::backend::open(&canceltree::backend::Spec::parse("model:3.12").unwrap())
+            .expect("the model opens");
+    let t = model.run(&p);
+    let found = invariants::check(&p, &t, (3, 12));
+    assert!(found.is_empty(), "{found:?}");
+    if let Some((mut b, v)) = cpython() {
+        let t = run(&mut b, v, &p);
+        let found = invariants::check(&p, &t, v);
+        assert!(found.is_empty(), "{found:?}");
+    }
+}
+
 // ---- weak-reference retention ----
 
 #[test]

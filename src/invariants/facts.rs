@@ -387,12 +387,15 @@ impl<'a> Facts<'a> {
         };
         let mut out = Vec::new();
         loop {
-            if self.node_ctx.get(n as usize).copied().flatten() != Some(task)
-                || self.start(n).is_none()
-            {
-                break;
+            // A `do` run inline as an awaitable (3.12+ wait_for) has no
+            // events of its own, so no task either; what encloses it in the
+            // same task is still open.
+            match self.node_ctx.get(n as usize).copied().flatten() {
+                Some(t) if t != task => break,
+                None if self.start(n).is_some() => break,
+                _ => {}
             }
-            if self.open_at(n, i) {
+            if self.start(n).is_some() && self.open_at(n, i) {
                 out.push(n);
             }
             match self.parent(n) {
