@@ -12,11 +12,13 @@
 //! Environment: `CANCELTREE_SEED` (first seed, default 0),
 //! `CANCELTREE_CASES` (programs per profile, default 2000) and
 //! `CANCELTREE_SIZE` (rough nodes per program, default 12);
-//! `CANCELTREE_SHOW_GAPS=1` prints the finalization-only differences. A profile
+//! `CANCELTREE_SHOW_GAPS=1` prints the finalization-only differences (the
+//! known gaps of `canceltree::campaign::known`, which campaigns classify the
+//! same way). A profile
 //! whose CPython is not installed is skipped with a message.
 
 use canceltree::backend::{self, Backend, Spec, discover};
-use canceltree::trace::{Res, Trace, What};
+use canceltree::campaign::known::{recursion, strip_finalization};
 use canceltree::{generate, render, syntax};
 
 fn env_u64(name: &str, default: u64) -> u64 {
@@ -34,37 +36,6 @@ const PROFILES: [(&str, &str); 5] = [
     ("model:3.12+eager", "cpython:3.12+eager"),
     ("model:3.13+eager", "cpython:3.13+eager"),
 ];
-
-/// A RecursionError anywhere: how deep CPython's `Task.cancel` got, and
-/// so the counts a program can observe, depend on the interpreter's stack.
-fn recursion(t: &Trace) -> bool {
-    format!("{t:?}").contains("RecursionError")
-}
-
-/// The trace without what finalizers produce: loop exception-handler
-/// events, ends by GeneratorExit (coroutines closed by the collector),
-/// code run by closed coroutines after the loop stopped, and the task table.
-/// When refcounting or the collector frees an object is the part of the
-/// model that is not yet exact in every case (see the report on issue 3).
-fn strip_finalization(t: &Trace) -> (Vec<(u32, Option<u32>, String)>, String) {
-    let mut out = Vec::new();
-    for e in &t.events {
-        if let What::Phase(p) = &e.what
-            && p == "collect"
-        {
-            break;
-        }
-        match &e.what {
-            What::Handler { .. } => continue,
-            What::End {
-                res: Res::Raise(x), ..
-            } if x.cls == "GeneratorExit" => continue,
-            _ => {}
-        }
-        out.push((e.it, e.task, format!("{:?}", e.what)));
-    }
-    (out, format!("{:?}", t.outcome))
-}
 
 #[test]
 fn generated_programs_give_the_same_trace_on_the_model_and_on_cpython() {

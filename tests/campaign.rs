@@ -469,11 +469,58 @@ fn a_crash_is_counted_and_kept_as_a_minimized_finding_not_a_divergence() {
     assert!(c.minimized && c.nodes_after <= 3, "{c:?}");
     let case = std::fs::read_to_string(out.join(&c.slug).join("case.ct")).unwrap();
     assert!(case.contains("(uncancel"), "{case}");
-    assert!(
-        s.findings
-            .iter()
-            .all(|r| matches!(r.kind, FindingKind::Violation | FindingKind::Crash))
-    );
+    assert!(s.findings.iter().all(|r| matches!(
+        r.kind,
+        FindingKind::Violation | FindingKind::KnownBug | FindingKind::Crash
+    )));
     let _ = std::fs::remove_dir_all(out);
     let _ = std::fs::remove_dir_all(fake.parent().unwrap());
+}
+
+fn verdict_kinds(program: &str, specs: &[&str]) -> Vec<(String, FindingKind)> {
+    let p = syntax::parse("case.ct", &format!("(canceltree 1)\n{program}")).expect("valid program");
+    let mut opened: Vec<Opened> = specs.iter().map(|s| Opened::open(s).unwrap()).collect();
+    let mut refs: Vec<&mut Opened> = opened.iter_mut().collect();
+    judge(&p, &mut refs)
+        .failures
+        .into_iter()
+        .map(|f| (f.signature, f.kind))
+        .collect()
+}
+
+/// Found by the default campaign (seed 1). What is wrong: the model frees
+/// task `a` (and reports its exception never retrieved) only after main's
+/// `done` event, CPython while main's coroutine returns. Until the model's
+/// finalization is exact this is a known gap, kept apart from divergences.
+#[test]
+fn a_finalization_only_difference_is_a_known_model_gap_not_a_divergence() {
+    if !canceltree::backend::discover::versions().contains(&(3, 12)) {
+        return;
+    }
+    let found = verdict_kinds(
+        "(main (spawn a (raise ValueError)) (try (cancel-self) (sleep 0) (except CancelledError)))",
+        &["model:3.12", "cpython:3.12"],
+    );
+    assert_eq!(
+        found,
+        vec![(
+            "finalization:model:3.12!=cpython:3.12@done:main".to_string(),
+            FindingKind::KnownGap
+        )]
+    );
+}
+
+#[test]
+fn a_violation_gh_86296_explains_is_a_known_cpython_bug() {
+    let found = verdict_kinds(
+        "(main (cancel-self) (wait-for 1 (cancelling)))",
+        &["model:3.11"],
+    );
+    assert_eq!(
+        found,
+        vec![(
+            "gh-86296:cancel_delivered@cancel-self".to_string(),
+            FindingKind::KnownBug
+        )]
+    );
 }

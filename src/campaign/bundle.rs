@@ -34,6 +34,12 @@ pub enum FindingKind {
     Divergence,
     /// A backend's trace breaks an invariant.
     Violation,
+    /// A violation an upstream CPython issue already explains
+    /// (`invariants::known_cpython_bug`); the model reproduces those too.
+    KnownBug,
+    /// The model and its CPython differ in a way `known` explains (only
+    /// in finalization, or after a RecursionError): expected today.
+    KnownGap,
     /// A backend crashed on the program: a model panic, a CPython worker
     /// that died, or an error in the tracing runtime. (A hang is counted,
     /// not kept: minimizing one costs a wall-clock timeout per run.)
@@ -325,6 +331,27 @@ fn readme(
                 let _ = writeln!(r, "- {}", violation_line(b, v));
             }
             r.push('\n');
+        }
+        FindingKind::KnownBug => {
+            let _ = writeln!(
+                r,
+                "**What failed:** an invariant (docs/INVARIANTS.md) does not hold, in a way a \
+                 known CPython bug (`{}`, see docs/INVARIANTS.md, \"Findings\") explains:\n",
+                f.signature.split(':').next().unwrap_or("")
+            );
+            for (b, v) in &f.violations {
+                let _ = writeln!(r, "- {}", violation_line(b, v));
+            }
+            r.push('\n');
+        }
+        FindingKind::KnownGap => {
+            let _ = writeln!(
+                r,
+                "**What failed:** the model and CPython differ, but only in a way that is a \
+                 known gap of the model (`{}`): see src/campaign/known.rs. `traces.txt` shows \
+                 the traces side by side from the first difference.\n",
+                f.signature.split(':').next().unwrap_or("")
+            );
         }
         FindingKind::Crash => {
             let _ = writeln!(

@@ -147,6 +147,8 @@ pub fn minimize(path: &str, backends: &[String], max_tests: usize) -> Result<u8,
         FindingKind::Divergence => "divergence",
         FindingKind::Violation => "invariant violation",
         FindingKind::Crash => "crash",
+        FindingKind::KnownGap => "known model gap",
+        FindingKind::KnownBug => "known CPython bug",
     };
     println!("; canceltree finding: {}", failure.signature);
     println!("; backends: {}", failure.backends.join(" "));

@@ -109,9 +109,13 @@ pub fn judge(program: &Program, backends: &mut [&mut Opened]) -> Verdict {
         if let Some((sig, others)) = signature::divergence(program, &refs) {
             let mut backends = vec![v.traces[0].0.clone()];
             backends.extend(others.iter().map(|&i| v.traces[i].0.clone()));
+            let (signature, kind) = match known_gap(&refs, &others) {
+                Some(gap) => (format!("{}:{sig}", gap.name()), FindingKind::KnownGap),
+                None => (sig, FindingKind::Divergence),
+            };
             v.failures.push(Failure {
-                signature: sig,
-                kind: FindingKind::Divergence,
+                signature,
+                kind,
                 backends,
             });
         }
@@ -122,10 +126,15 @@ pub fn judge(program: &Program, backends: &mut [&mut Opened]) -> Verdict {
         }
         for viol in checks::violations(program, t, o.version) {
             let sig = signature::violation(program, viol.invariant, viol.node);
+            let (sig, kind) =
+                match crate::invariants::known_cpython_bug(program, t, o.version, &viol) {
+                    Some(bug) => (format!("{}:{sig}", bug.issue), FindingKind::KnownBug),
+                    None => (sig, FindingKind::Violation),
+                };
             if !v.failures.iter().any(|f| f.signature == sig) {
                 v.failures.push(Failure {
                     signature: sig,
-                    kind: FindingKind::Violation,
+                    kind,
                     backends: vec![spec.clone()],
                 });
             }
@@ -133,6 +142,28 @@ pub fn judge(program: &Program, backends: &mut [&mut Opened]) -> Verdict {
         }
     }
     v
+}
+
+/// The known gap that explains a divergence between a model and a CPython
+/// backend (in either order), when every backend that differs from the
+/// reference shows the same one. Differences between two CPythons, or two
+/// models, are never a model gap.
+fn known_gap(refs: &[(&str, &Trace)], others: &[usize]) -> Option<known::Gap> {
+    let mut gap = None;
+    for &i in others {
+        let (a, b) = (refs[0], refs[i]);
+        let (model, cpython) = match (a.0.starts_with("model:"), b.0.starts_with("cpython:")) {
+            (true, true) => (a.1, b.1),
+            _ if b.0.starts_with("model:") && a.0.starts_with("cpython:") => (b.1, a.1),
+            _ => return None,
+        };
+        let g = known::classify(model, cpython)?;
+        if gap.is_some_and(|x| x != g) {
+            return None;
+        }
+        gap = Some(g);
+    }
+    gap
 }
 
 /// The backends of `group` that show `failure`, in the group's order.
@@ -194,10 +225,18 @@ pub fn write_bundle(
             })
         })
         .collect();
+    // A known bug's signature is the violation's behind the issue number.
+    let plain = match failure.kind {
+        FindingKind::KnownBug => failure
+            .signature
+            .split_once(':')
+            .map_or(failure.signature.as_str(), |(_, s)| s),
+        _ => failure.signature.as_str(),
+    };
     let violations = verdict
         .violations
         .iter()
-        .filter(|(_, v)| signature::violation(program, v.invariant, v.node) == failure.signature)
+        .filter(|(_, v)| signature::violation(program, v.invariant, v.node) == plain)
         .cloned()
         .collect();
     let f = bundle::Finding {

@@ -15,6 +15,7 @@ pub mod bundle;
 pub mod checks;
 pub mod cli;
 mod judge;
+pub mod known;
 pub mod minimize;
 mod plan;
 pub mod progress;
@@ -373,6 +374,7 @@ impl Shared {
                 ..Counts::default()
             };
             let (mut div, mut viol, mut failed) = (false, false, false);
+            let (mut gap, mut bug) = (false, false);
             for g in groups.iter_mut() {
                 let verdict = {
                     let mut refs: Vec<&mut Opened> = g.iter_mut().collect();
@@ -386,6 +388,8 @@ impl Shared {
                     match f.kind {
                         FindingKind::Divergence => div = true,
                         FindingKind::Violation => viol = true,
+                        FindingKind::KnownGap => gap = true,
+                        FindingKind::KnownBug => bug = true,
                         FindingKind::Crash => {}
                     }
                     let origin = Origin {
@@ -397,6 +401,8 @@ impl Shared {
                 }
             }
             c.divergent = div as u64;
+            c.known_gap = gap as u64;
+            c.known_bug = (bug && !viol) as u64;
             c.violating = viol as u64;
             c.backend_failures = failed as u64;
             self.complete(case, c);
@@ -415,9 +421,13 @@ impl Shared {
         };
         progress::status_line(
             &c,
-            distinct(FindingKind::Divergence),
-            distinct(FindingKind::Violation),
-            distinct(FindingKind::Crash),
+            [
+                distinct(FindingKind::Divergence),
+                distinct(FindingKind::Violation),
+                distinct(FindingKind::Crash),
+                distinct(FindingKind::KnownGap),
+                distinct(FindingKind::KnownBug),
+            ],
             self.secs(),
         )
     }

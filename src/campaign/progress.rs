@@ -67,20 +67,19 @@ impl Ui {
     }
 }
 
-/// `[12s] 2345 cases 190/s | divergences 45 (3 distinct) | violations 0 (0 distinct) | backend failures 0 (0 distinct crashes)`
-pub fn status_line(
-    c: &Counts,
-    distinct_div: usize,
-    distinct_viol: usize,
-    distinct_crash: usize,
-    secs: f64,
-) -> String {
+/// `[12s] 2345 cases 190/s | divergences 45 (3 distinct) | violations 0 (0 distinct) | backend failures 0 (0 distinct crashes) | known: model gaps 12 (4 distinct), CPython bugs 2 (1 distinct)`;
+/// `distinct` counts divergences, violations, crashes, known model gaps
+/// and known CPython bugs.
+pub fn status_line(c: &Counts, distinct: [usize; 5], secs: f64) -> String {
+    let [div, viol, crash, gap, bug] = distinct;
     format!(
-        "[{secs:.0}s] {} cases {:.0}/s | divergences {} ({distinct_div} distinct) | violations {} ({distinct_viol} distinct) | backend failures {} ({distinct_crash} distinct crashes)",
+        "[{secs:.0}s] {} cases {:.0}/s | divergences {} ({div} distinct) | violations {} ({viol} distinct) | backend failures {} ({crash} distinct crashes) | known: model gaps {} ({gap} distinct), CPython bugs {} ({bug} distinct)",
         c.cases,
         c.cases as f64 / secs.max(1e-9),
         c.divergent,
         c.violations,
-        c.backend_failures
+        c.backend_failures,
+        c.known_gap,
+        c.known_bug
     )
 }

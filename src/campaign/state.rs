@@ -12,8 +12,14 @@ pub const FILE: &str = "campaign.json";
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Counts {
     pub cases: u64,
-    /// Cases where some backends disagreed.
+    /// Cases where some backends disagreed (not counting known gaps).
     pub divergent: u64,
+    /// Cases where the model and CPython differed only by a known gap.
+    #[serde(default)]
+    pub known_gap: u64,
+    /// Cases whose only violations a known CPython bug explains.
+    #[serde(default)]
+    pub known_bug: u64,
     /// Cases where some trace broke an invariant.
     pub violating: u64,
     /// Invariant violations in all (one case can have several).
@@ -28,6 +34,8 @@ impl Counts {
     pub fn add(&mut self, o: &Counts) {
         self.cases += o.cases;
         self.divergent += o.divergent;
+        self.known_gap += o.known_gap;
+        self.known_bug += o.known_bug;
         self.violating += o.violating;
         self.violations += o.violations;
         self.backend_failures += o.backend_failures;

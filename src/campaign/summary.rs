@@ -52,8 +52,15 @@ impl Summary {
         );
         let _ = writeln!(
             s,
-            "divergent cases {}, violating cases {} ({} violations), backend failures {} (hung {}, crashed {})",
-            c.divergent, c.violating, c.violations, c.backend_failures, c.hung, c.crashed
+            "divergent cases {}, violating cases {} ({} violations), backend failures {} (hung {}, crashed {}); known model gaps in {} cases, known CPython bugs in {}",
+            c.divergent,
+            c.violating,
+            c.violations,
+            c.backend_failures,
+            c.hung,
+            c.crashed,
+            c.known_gap,
+            c.known_bug
         );
         if self.resumed {
             let t = &self.total;
@@ -70,13 +77,18 @@ impl Summary {
             .collect();
         let _ = writeln!(
             s,
-            "distinct findings this session: {} ({} new, {} divergences, {} invariant violations, {} crashes)",
+            "distinct findings this session: {} ({} new, {} divergences, {} invariant violations, {} crashes, {} known model gaps, {} known CPython bugs)",
             seen.len(),
             self.new.len(),
             self.distinct(FindingKind::Divergence),
             self.distinct(FindingKind::Violation),
-            self.distinct(FindingKind::Crash)
+            self.distinct(FindingKind::Crash),
+            self.distinct(FindingKind::KnownGap),
+            self.distinct(FindingKind::KnownBug)
         );
+        // What is known last, so that what is new comes first.
+        let mut seen = seen;
+        seen.sort_by_key(|r| matches!(r.kind, FindingKind::KnownGap | FindingKind::KnownBug));
         for r in &seen {
             let mark = if self.new.contains(&r.signature) {
                 "new  "
