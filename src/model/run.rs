@@ -73,10 +73,10 @@ impl Machine {
                 // exception stays unretrieved. Main's own KeyboardInterrupt
                 // passed through run_until_complete's frame (local `future`
                 // = main): a cycle through main.
-                if let Some(e) = self.futs[main as usize].exc {
-                    if self.escaped == Some(e) {
-                        self.tb_ref(e, super::gc::TbRef::Fut(main));
-                    }
+                if let Some(e) = self.futs[main as usize].exc
+                    && self.escaped == Some(e)
+                {
+                    self.tb_ref(e, super::gc::TbRef::Fut(main));
                 }
                 Outcome::Main(self.main_fin(main))
             }
