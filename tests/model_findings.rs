@@ -12,13 +12,7 @@ use canceltree::{render, syntax};
 use std::path::PathBuf;
 
 fn cases() -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = std::fs::read_dir("tests/model_findings")
-        .expect("tests/model_findings/ exists")
-        .map(|e| e.expect("readable entry").path())
-        .filter(|p| p.is_dir())
-        .collect();
-    v.sort();
-    v
+    common::case_dirs("tests/model_findings")
 }
 
 #[test]

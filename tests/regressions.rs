@@ -17,14 +17,10 @@ use canceltree::{render, syntax};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+mod common;
+
 fn cases() -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = std::fs::read_dir("tests/regressions")
-        .expect("tests/regressions/ exists")
-        .map(|e| e.expect("readable entry").path())
-        .filter(|p| p.is_dir())
-        .collect();
-    v.sort();
-    v
+    common::case_dirs("tests/regressions")
 }
 
 fn read(p: &Path) -> String {

@@ -25,6 +25,17 @@ pub fn golden_for(stem: &str, key: &str) -> Option<(PathBuf, String)> {
         .find_map(|p| std::fs::read_to_string(&p).ok().map(|t| (p, t)))
 }
 
+/// The case directories under `dir` (one case each), sorted.
+pub fn case_dirs(dir: &str) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("{dir}/ must exist: {e}"))
+        .map(|e| e.expect("readable entry").path())
+        .filter(|p| p.is_dir())
+        .collect();
+    v.sort();
+    v
+}
+
 /// Backend keys for every discovered minor version: C tasks, pure-Python
 /// tasks, and eager tasks from 3.12.
 pub fn cpython_keys() -> Vec<String> {
