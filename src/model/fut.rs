@@ -457,7 +457,7 @@ impl Machine {
             // starts; the model stops nesting and schedules the step.
             self.lp.call_soon(Hcb::Step(t, NO_EXC));
         } else {
-            self.step_run_and_handle(t, None);
+            self.step_run_and_handle(t, None, false);
         }
         self.eager_depth -= 1;
         self.stepping.pop();
@@ -472,9 +472,11 @@ impl Machine {
             return; // InvalidStateError in CPython; cannot happen here
         }
         let mut exc = exc;
+        let mut created = false;
         if self.tasks[t as usize].must_cancel {
             if !exc.is_some_and(|e| self.excs.cls(e).is_cancelled()) {
                 exc = Some(self.make_cancelled_error(f));
+                created = true;
             }
             self.tasks[t as usize].must_cancel = false;
         }
@@ -483,12 +485,14 @@ impl Machine {
         self.current = Some(t);
         self.stepping.push(t);
         // The C step (and `__wakeup`) holds the exception it throws in
-        // until the step returns, and with it the traceback's frames.
+        // until the step returns, and with it the traceback's frames; one
+        // it created itself (for a pending cancel) it drops as soon as the
+        // throw returns, before handling what the coroutine did.
         if let Some(e) = exc {
             self.inflight.push(e);
         }
-        self.step_run_and_handle(t, exc);
-        if exc.is_some() {
+        self.step_run_and_handle(t, exc, created);
+        if exc.is_some() && !created {
             self.inflight.pop();
         }
         self.stepping.pop();
@@ -496,9 +500,33 @@ impl Machine {
     }
 
     /// `__step_run_and_handle_result`.
-    fn step_run_and_handle(&mut self, t: u32, exc: Option<ExcId>) {
+    fn step_run_and_handle(&mut self, t: u32, exc: Option<ExcId>, created: bool) {
         let f = self.tasks[t as usize].fut;
         let out = self.run_coro(t, exc);
+        if created {
+            self.inflight.pop();
+            // What the coroutine raised is still in flight (it may be that
+            // very exception, or chain to it); a value it returned is held
+            // by StopIteration, which the graph does not model, so then the
+            // check waits for the value to reach the future.
+            let holds =
+                match &out {
+                    super::coro::Out::Done(super::coro::Comp::Raise(x)) => Some(Some(*x)),
+                    super::coro::Out::Done(
+                        super::coro::Comp::Norm(v) | super::coro::Comp::Ret(v),
+                    ) if matches!(v, V::Exc(_) | V::List(_)) => None,
+                    _ => Some(None),
+                };
+            if let Some(raised) = holds
+                && self.gc_watch()
+            {
+                self.inflight.extend(raised);
+                self.refcount_check(false);
+                if raised.is_some() {
+                    self.inflight.pop();
+                }
+            }
+        }
         match out {
             super::coro::Out::Done(c) => match c {
                 super::coro::Comp::Raise(e) => {
