@@ -488,10 +488,10 @@ fn verdict_kinds(program: &str, specs: &[&str]) -> Vec<(String, FindingKind)> {
         .collect()
 }
 
-/// Found by the default campaign (seed 1). What is wrong: the model frees
-/// task `a` (and reports its exception never retrieved) as soon as its
-/// done callbacks ran; CPython keeps it until the final collection (main's
-/// TimeoutError, raised in the same iteration, keeps it through a cycle).
+/// Found by the default campaign (seed 1). What is wrong: after
+/// `uncancel()` on the finished task `b`, CPython's final table reads b's
+/// `cancelling()` as 0 (b is still alive to be read) and the model reports
+/// the count recorded when b finished, 1: when b is freed is not exact yet.
 /// Until the model's finalization is exact this is a known gap, kept apart
 /// from divergences.
 #[test]
@@ -500,13 +500,13 @@ fn a_finalization_only_difference_is_a_known_model_gap_not_a_divergence() {
         return;
     }
     let found = verdict_kinds(
-        "(main (spawn a (sleep 1) (raise E2)) (as-completed :timeout 1 (ref a)))",
+        "(main (try (taskgroup a (spawn b) (cancel b) (await b)) (except BaseException)) (uncancel b))",
         &["model:3.12", "cpython:3.12"],
     );
     assert_eq!(
         found,
         vec![(
-            "finalization:model:3.12!=cpython:3.12@handler".to_string(),
+            "finalization:model:3.12!=cpython:3.12@tasks".to_string(),
             FindingKind::KnownGap
         )]
     );

@@ -280,15 +280,20 @@ impl Machine {
                             }
                         }
                     }
-                    if level == Some(true) {
-                        if let (Comp::Raise(e), false) =
+                    // An exception leaving a coroutine, the program's or one
+                    // of asyncio's (a TimeoutError made inside as_completed),
+                    // passes through the calling function's frame, which
+                    // its traceback then holds.
+                    if level.is_some()
+                        && let (Comp::Raise(e), false) =
                             (&c, self.tasks[t as usize].frames.is_empty())
-                        {
-                            let below = self.innermost_level(t, n - 1);
-                            if let Frame::Level { func } = self.tasks[t as usize].frames[below] {
-                                self.tb_add(*e, func);
-                            }
+                    {
+                        let below = self.innermost_level(t, n - 1);
+                        if let Frame::Level { func } = self.tasks[t as usize].frames[below] {
+                            self.tb_add(*e, func);
                         }
+                    }
+                    if level == Some(true) {
                         if self.gc_watch() {
                             if let Comp::Raise(e) = c {
                                 self.inflight.push(e);
