@@ -293,15 +293,13 @@ impl Machine {
                             self.tb_add(*e, func);
                         }
                     }
-                    if level == Some(true) {
-                        if self.gc_watch() {
-                            if let Comp::Raise(e) = c {
-                                self.inflight.push(e);
-                                self.refcount_check(false);
-                                self.inflight.pop();
-                            } else {
-                                self.refcount_check(false);
-                            }
+                    if level == Some(true) && self.gc_watch() {
+                        if let Comp::Raise(e) = c {
+                            self.inflight.push(e);
+                            self.refcount_check(false);
+                            self.inflight.pop();
+                        } else {
+                            self.refcount_check(false);
                         }
                     }
                     sig = Sig::Child(c);
