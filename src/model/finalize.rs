@@ -108,29 +108,18 @@ impl Machine {
         let mut stack = std::mem::take(&mut self.gc_stack);
         stack.clear();
         self.roots(false, &mut stack);
-        let mut buf = std::mem::take(&mut self.gc_buf);
-        while let Some(x) = stack.pop() {
-            let i = self.idx(x);
-            if mark[i] {
-                continue;
-            }
-            mark[i] = true;
+        // Every candidate reachable: nothing dies, stop looking.
+        let all_reached = self.mark_until(&mut stack, &mut mark, |m, x| {
             if let N::Fut(f) = x
-                && cand(self, f as usize)
+                && cand(m, f as usize)
             {
                 left -= 1;
-                if left == 0 {
-                    break; // every candidate is reachable: nothing dies
-                }
             }
-            buf.clear();
-            self.edges(x, &mut buf);
-            stack.extend(buf.iter().copied());
-        }
+            left == 0
+        });
         self.gc_mark = mark;
         self.gc_stack = stack;
-        self.gc_buf = buf;
-        if left > 0 {
+        if !all_reached {
             self.refcount_sweep();
         }
     }

@@ -396,18 +396,35 @@ impl Machine {
 
     /// Marks everything reachable from `stack`, emptying it.
     fn mark_from(&mut self, stack: &mut Vec<N>, mark: &mut [bool]) {
+        self.mark_until(stack, mark, |_, _| false);
+    }
+
+    /// Marks what is reachable from `stack` until `enough` says so of a
+    /// node just marked; true if it stopped early.
+    pub(super) fn mark_until(
+        &mut self,
+        stack: &mut Vec<N>,
+        mark: &mut [bool],
+        mut enough: impl FnMut(&Machine, N) -> bool,
+    ) -> bool {
         let mut buf = std::mem::take(&mut self.gc_buf);
+        let mut stopped = false;
         while let Some(x) = stack.pop() {
             let i = self.idx(x);
             if mark[i] {
                 continue;
             }
             mark[i] = true;
+            if enough(self, x) {
+                stopped = true;
+                break;
+            }
             buf.clear();
             self.edges(x, &mut buf);
             stack.extend(buf.iter().copied());
         }
         self.gc_buf = buf;
+        stopped
     }
 
     /// Marks the unmarked nodes that a garbage cycle keeps: those on a
