@@ -488,25 +488,25 @@ fn verdict_kinds(program: &str, specs: &[&str]) -> Vec<(String, FindingKind)> {
         .collect()
 }
 
-/// Found by the default campaign (seed 1). What is wrong: after
-/// `uncancel()` on the finished task `b`, CPython's final table reads b's
-/// `cancelling()` as 0 (b is still alive to be read) and the model reports
-/// the count recorded when b finished, 1: when b is freed is not exact yet.
-/// Until the model's finalization is exact this is a known gap, kept apart
-/// from divergences.
+/// Found by the default campaign (seed 1). What is wrong: the final
+/// collection finds the pending task `c` (kept by the background set) and
+/// its coroutine; CPython reports "Task was destroyed" before the coroutine
+/// is closed, the model closes the coroutine first (the collector's order
+/// is not modelled exactly yet). Until the model's finalization is exact
+/// this is a known gap, kept apart from divergences.
 #[test]
 fn a_finalization_only_difference_is_a_known_model_gap_not_a_divergence() {
     if !canceltree::backend::discover::versions().contains(&(3, 12)) {
         return;
     }
     let found = verdict_kinds(
-        "(main (try (taskgroup a (spawn b) (cancel b) (await b)) (except BaseException)) (uncancel b))",
+        "(main (future a) (try (await a) (except CancelledError)) (future b) (spawn c :keep (await b)) (gc))",
         &["model:3.12", "cpython:3.12"],
     );
     assert_eq!(
         found,
         vec![(
-            "finalization:model:3.12!=cpython:3.12@tasks".to_string(),
+            "finalization:model:3.12!=cpython:3.12@end:await".to_string(),
             FindingKind::KnownGap
         )]
     );

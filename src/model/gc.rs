@@ -59,6 +59,8 @@ pub enum TbRef {
     Frame(NodeId),
     Fut(u32),
     Tg(u32),
+    /// A frame's local holding an exception (often the one raised: a cycle).
+    Exc(ExcId),
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -302,6 +304,7 @@ impl Machine {
                             TbRef::Frame(f) => N::Frame(f),
                             TbRef::Fut(f) => N::Fut(f),
                             TbRef::Tg(g) => N::Tg(g),
+                            TbRef::Exc(x) => N::Exc(x),
                         });
                     }
                 }

@@ -217,7 +217,11 @@ impl Machine {
             && self.tgs[g as usize].errors.is_empty()
         {
             self.excs.chain(pe, handled);
+            // `raise propagate_cancellation_error` in __aexit__: its frame
+            // (self, and the local naming the exception) joins the
+            // traceback, so the exception keeps itself alive in a cycle.
             self.tb_ref(pe, super::gc::TbRef::Tg(g));
+            self.tb_ref(pe, super::gc::TbRef::Exc(pe));
             return Act::Pop(Comp::Raise(pe));
         }
         if exc != NONE && !self.excs.cls(exc).is_cancelled() {
