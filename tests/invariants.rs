@@ -587,3 +587,36 @@ fn malformed_traces_are_reported_not_panicked_on() {
         let _ = invariants::check(&p, &shuffled, version);
     }
 }
+
+/// Found by the default campaign once it covered eager tasks: a task whose
+/// eager first step re-raises KeyboardInterrupt out of `Task()` has no done
+/// event and never joins a background set; only its "never retrieved"
+/// report says how it ended. Three checkers took that for a lost task.
+#[test]
+fn a_task_that_dies_in_its_constructor_breaks_no_lifecycle_invariant() {
+    let eager_cpython: Vec<_> = canceltree::backend::discover::versions()
+        .into_iter()
+        .filter(|&v| v >= (3, 12))
+        .collect();
+    for src in [
+        "(main (gather (raise KeyboardInterrupt)))",
+        "(main (spawn a :keep (raise KeyboardInterrupt)))",
+        "(main (shield (raise KeyboardInterrupt)))",
+    ] {
+        let p = parse(src);
+        let mut specs = vec![("model:3.12+eager".to_string(), (3, 12))];
+        specs.extend(
+            eager_cpython
+                .iter()
+                .map(|&(a, b)| (format!("cpython:{a}.{b}+eager"), (a, b))),
+        );
+        for (spec, v) in specs {
+            let mut b =
+                canceltree::backend::open(&canceltree::backend::Spec::parse(&spec).unwrap())
+                    .expect("backend opens");
+            let t = b.run(&p);
+            let found = invariants::check(&p, &t, v);
+            assert!(found.is_empty(), "{spec} on {src}: {found:?}");
+        }
+    }
+}

@@ -319,6 +319,23 @@ impl<'a> Facts<'a> {
         self.names.get(name).copied().flatten()
     }
 
+    /// Whether `task` died inside its own constructor: an eager first step
+    /// re-raised a KeyboardInterrupt out of `Task()`, so it has no `done`
+    /// event, the table calls it destroyed, and the only word of how it
+    /// ended is the "exception was never retrieved" report (TRACE.md).
+    pub fn died_in_constructor(&self, task: u32) -> bool {
+        self.done(task).is_none()
+            && self
+                .t
+                .tasks
+                .get(task as usize)
+                .is_some_and(|x| x.state == crate::trace::State::Destroyed)
+            && self.t.events.iter().any(|e| {
+                matches!(&e.what, What::Handler { msg, obj: Some(o), exc: Some(_) }
+                    if msg == "Task exception was never retrieved" && self.task_named(o) == Some(task))
+            })
+    }
+
     pub fn binding(&self, s: Sym) -> Bind {
         self.binding
             .get(s.0 as usize)

@@ -355,6 +355,9 @@ pub fn exception_reported(f: &Facts, out: &mut Out) {
         let Some(task) = f.task_named(o) else {
             continue;
         };
+        if f.died_in_constructor(task) {
+            continue;
+        }
         match (f.done(task), f.fin(task), exc) {
             (Some(d), Some(Fin::Exception(x)), Some(y)) if d < i => {
                 if !same_exc(x, y) {

@@ -117,7 +117,8 @@ pub fn background_set_retains(f: &Facts, out: &mut Out) {
         let late = f
             .shutdown
             .is_some_and(|s| f.created(task).is_some_and(|c| c > s));
-        if is_keep(f, task) && !late && f.done(task).is_none() {
+        // A task that died in its constructor never joined the set.
+        if is_keep(f, task) && !late && f.done(task).is_none() && !f.died_in_constructor(task) {
             out.push(
                 f.task_node[task as usize],
                 Some(task),
@@ -147,7 +148,10 @@ pub fn destroyed_is_reported(f: &Facts, out: &mut Out) {
     let before_collect = f.collect.unwrap_or(usize::MAX);
     for (k, x) in f.t.tasks.iter().enumerate() {
         let task = k as u32;
-        if x.state != State::Destroyed || f.task_named(&x.name) != Some(task) {
+        if x.state != State::Destroyed
+            || f.task_named(&x.name) != Some(task)
+            || f.died_in_constructor(task)
+        {
             continue;
         }
         // gather() turns off the report for the tasks it makes from coroutines.

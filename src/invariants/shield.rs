@@ -95,6 +95,10 @@ pub fn outcome_kept(f: &Facts, out: &mut Out) {
         {
             continue;
         }
+        // Its exception left create_task inside shield() itself.
+        if f.died_in_constructor(inner) {
+            continue;
+        }
         let fin = f.fin(inner).filter(|_| f.done_before(inner, end));
         let name = f.task_name(inner);
         let bad = match (res, fin) {
