@@ -128,6 +128,11 @@ pub struct Machine {
     pub star_at: std::collections::HashMap<(NodeId, u32), NodeId>,
 }
 
+/// How many emptied callback lists and frame stacks a machine keeps for
+/// reuse, and the largest it keeps.
+const SPARE_MAX: usize = 4096;
+const SPARE_CAPACITY: usize = 64;
+
 impl Machine {
     pub fn new(profile: Profile) -> Machine {
         Machine {
@@ -191,16 +196,21 @@ impl Machine {
         self.sc.compute(p);
         self.excs.clear();
         // Callback lists and frame stacks keep their capacity for the
-        // next run's futures and tasks.
+        // next run's futures and tasks; only so many, and only small ones,
+        // so that one huge program does not pin its memory for good.
         for f in self.futs.drain(..) {
             let mut cbs = f.callbacks;
-            cbs.clear();
-            self.spare_cbs.push(cbs);
+            if self.spare_cbs.len() < SPARE_MAX && cbs.capacity() <= SPARE_CAPACITY {
+                cbs.clear();
+                self.spare_cbs.push(cbs);
+            }
         }
         for t in self.tasks.drain(..) {
             let mut frames = t.frames;
-            frames.clear();
-            self.spare_frames.push(frames);
+            if self.spare_frames.len() < SPARE_MAX && frames.capacity() <= SPARE_CAPACITY {
+                frames.clear();
+                self.spare_frames.push(frames);
+            }
         }
         self.task_order.clear();
         self.lp.clear();
