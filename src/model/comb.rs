@@ -1,14 +1,14 @@
 //! Combinators after `tasks.py`, `timeouts.py` and `taskgroups.py`:
 //! gather (with its message quirks and 3.12's synchronous completion),
 //! shield, timeout, wait_for (3.11's task-based one and 3.12+'s), TaskGroup
-//! (3.13's exit changes as flags), wait and as_completed.
+//! (3.13's exit changes as flags), and the later steps of wait and
+//! as_completed (their start and callbacks are in `wait.rs`).
 
 use super::coro::{Act, Comp, Frame, NONE, Sig};
 use super::eventloop::HId;
 use super::exc::{Cls, ExcId};
 use super::fut::{Cb, FKind, FState, FutId, V};
 use super::machine::Machine;
-use super::run::Hcb;
 use crate::ast::{Kind, NodeId, WaitWhen};
 use std::collections::VecDeque;
 use std::rc::Rc;
@@ -281,142 +281,6 @@ impl Machine {
     pub fn shield_outer_done(&mut self, inner: FutId, outer: FutId) {
         if !self.done(inner) {
             self.remove_done_callback(inner, Cb::ShieldInner(outer));
-        }
-    }
-
-    // ---- wait ----------------------------------------------------------
-
-    pub fn wait_start(&mut self, t: u32, node: NodeId) -> Act {
-        let Kind::Wait { when, timeout } = *self.p().kind(node) else {
-            unreachable!()
-        };
-        let args = match self.awaitables(Some(t), node) {
-            Ok(a) => a,
-            Err(e) => return Act::Again(Sig::Child(Comp::Raise(e))),
-        };
-        if args.is_empty() {
-            let e = self.raise_new(Some(t), Cls::VALUE, "Set of Tasks/Futures is empty.");
-            return Act::Again(Sig::Child(Comp::Raise(e)));
-        }
-        let mut futs: Vec<FutId> = Vec::new();
-        for a in args.into_iter().flatten() {
-            if !futs.contains(&a) {
-                futs.push(a);
-            }
-        }
-        let waiter = self.new_fut(FKind::Plain);
-        let timer = timeout.map(|d| self.lp.call_later(d.0, Hcb::ReleaseWaiter(waiter)));
-        let w = self.waits.len() as u32;
-        self.waits.push(Wait {
-            futs: futs.clone(),
-            waiter,
-            timer,
-            counter: futs.len() as i64,
-            when,
-        });
-        for f in futs {
-            self.add_done_callback(f, Cb::WaitDone(w));
-        }
-        Act::Push(Frame::Comb {
-            kind: CombKind::Wait,
-            a: w,
-            b: 0,
-            c: 0,
-        })
-    }
-
-    pub fn wait_on_completion(&mut self, w: u32, f: FutId) {
-        self.waits[w as usize].counter -= 1;
-        let x = &self.waits[w as usize];
-        let fire = x.counter <= 0
-            || x.when == WaitWhen::FirstCompleted
-            || (x.when == WaitWhen::FirstException
-                && self.futs[f as usize].state != FState::Cancelled
-                && self.exception(f).is_some());
-        if fire {
-            let x = &self.waits[w as usize];
-            let (timer, waiter) = (x.timer, x.waiter);
-            if let Some(h) = timer {
-                self.lp.cancel(h);
-            }
-            if !self.done(waiter) {
-                self.set_result(waiter, V::None);
-            }
-        }
-    }
-
-    // ---- as_completed --------------------------------------------------
-
-    pub fn ac_start(&mut self, t: u32, node: NodeId) -> Act {
-        let Kind::AsCompleted { timeout } = *self.p().kind(node) else {
-            unreachable!()
-        };
-        let args = match self.awaitables(Some(t), node) {
-            Ok(a) => a,
-            Err(e) => return Act::Again(Sig::Child(Comp::Raise(e))),
-        };
-        let mut todo: Vec<FutId> = Vec::new();
-        for a in args {
-            let f = match self.ensure_future(a) {
-                Ok(f) => f,
-                Err(e) => return Act::Again(Sig::Child(Comp::Raise(e))),
-            };
-            if !todo.contains(&f) {
-                todo.push(f);
-            }
-        }
-        let ac = self.acs.len() as u32;
-        for &f in &todo {
-            self.add_done_callback(f, Cb::AcDone(ac));
-        }
-        let timer = match timeout {
-            Some(d) if !todo.is_empty() => Some(self.lp.call_later(d.0, Hcb::AcTimeout(ac))),
-            _ => None,
-        };
-        let left = todo.len() as u32;
-        self.acs.push(AsCompleted {
-            all: todo.clone(),
-            todo,
-            timer,
-            left,
-            ..AsCompleted::default()
-        });
-        Act::Push(Frame::Comb {
-            kind: CombKind::AsCompleted,
-            a: ac,
-            b: NONE,
-            c: 0,
-        })
-    }
-
-    fn queue_put(&mut self, ac: u32, item: Option<FutId>) {
-        self.acs[ac as usize].queue.push_back(item);
-        while let Some(w) = self.acs[ac as usize].getters.pop_front() {
-            if !self.done(w) {
-                self.set_result(w, V::None);
-                break;
-            }
-        }
-    }
-
-    pub fn ac_on_completion(&mut self, ac: u32, f: FutId) {
-        if self.acs[ac as usize].todo.is_empty() {
-            return;
-        }
-        self.acs[ac as usize].todo.retain(|&x| x != f);
-        self.queue_put(ac, Some(f));
-        if self.acs[ac as usize].todo.is_empty()
-            && let Some(h) = self.acs[ac as usize].timer
-        {
-            self.lp.cancel(h);
-        }
-    }
-
-    pub fn ac_timeout(&mut self, ac: u32) {
-        let todo = std::mem::take(&mut self.acs[ac as usize].todo);
-        for f in todo {
-            self.remove_done_callback(f, Cb::AcDone(ac));
-            self.queue_put(ac, None);
         }
     }
 

@@ -6,7 +6,8 @@
 //! in `frames.rs`, names in `names.rs`); the loop (`eventloop.rs`) runs
 //! handles exactly as `base_events._run_once` does; futures and tasks
 //! (`fut.rs`) follow `futures.py`/`tasks.py` and the C `_asyncio` module;
-//! combinators (`comb.rs`) follow `tasks.py`, `timeouts.py` and
+//! combinators (`comb.rs`, `wait.rs`, `timeout.rs`, `taskgroup.rs`)
+//! follow `tasks.py`, `timeouts.py` and
 //! `taskgroups.py`; who holds what, and so when an object dies, is in
 //! `gc.rs`; the machine's state and its reset between programs in
 //! `machine.rs`; the run itself, shutdown and the final task table in
@@ -31,6 +32,7 @@ mod star;
 mod stmt;
 mod taskgroup;
 mod timeout;
+mod wait;
 
 pub use profile::Profile;
 
