@@ -21,7 +21,7 @@ use crate::trace::What;
 pub struct Collection {
     gone: Vec<bool>,
     fin_done: Vec<bool>,
-    layout: (usize, usize, usize),
+    layout: super::gc::Layout,
 }
 
 impl Machine {
@@ -285,42 +285,30 @@ impl Machine {
         }
     }
 
-    /// The object counts that place each kind of node in the graph's index.
-    fn layout(&self) -> (usize, usize, usize) {
-        (self.futs.len(), self.tgs.len(), self.tasks.len())
-    }
-
     /// Re-indexes a collection's bitmaps after a finalizer created futures,
     /// task groups or tasks (a closed coroutine's `except` clause may spawn),
     /// which moves every index after them. What was created is not garbage
     /// of this collection: it is marked gone (never deallocated here).
     fn fit(&self, c: &mut Collection) {
-        let (f0, g0, c0) = c.layout;
-        if (f0, g0, c0) == self.layout() {
-            if c.gone.len() < self.total_nodes() {
+        let total = self.total_nodes();
+        if c.layout == self.layout() {
+            if c.gone.len() < total {
                 // Only exceptions were added; they sit at the end.
-                c.gone.resize(self.total_nodes(), true);
-                c.fin_done.resize(self.total_nodes(), true);
+                c.gone.resize(total, true);
+                c.fin_done.resize(total, true);
             }
             return;
         }
-        let nf = self.gcx.ids.len();
-        let base = f0 + g0 + c0;
         let old_len = c.gone.len();
-        let total = self.total_nodes();
         let mut gone = vec![true; total];
         let mut fin_done = vec![true; total];
         for j in 0..total {
-            let dense = |id: NodeId| self.gcx.dense[id as usize] as usize;
-            let old = match self.node_of(j) {
-                N::Fut(i) => ((i as usize) < f0).then_some(i as usize),
-                N::Tg(i) => ((i as usize) < g0).then_some(f0 + i as usize),
-                N::Coro(i) => ((i as usize) < c0).then_some(f0 + g0 + i as usize),
-                N::Fn(id) => Some(base + dense(id)),
-                N::Frame(id) => Some(base + nf + dense(id)),
-                N::Exc(e) => Some(base + 2 * nf + e as usize),
-            };
-            if let Some(i) = old.filter(|&i| i < old_len) {
+            let x = self.node_of(j);
+            if !c.layout.has(x) {
+                continue;
+            }
+            let i = self.idx_in(c.layout, x);
+            if i < old_len {
                 gone[j] = c.gone[i];
                 fin_done[j] = c.fin_done[i];
             }

@@ -27,7 +27,7 @@ pub struct GcCache {
     ready: bool,
     /// Dense index of each function id (NONE for ids that are not
     /// functions), so the graph has a node per function, not per AST node.
-    pub(super) dense: Vec<u32>,
+    dense: Vec<u32>,
     /// Function id of each dense index.
     pub(super) ids: Vec<NodeId>,
     /// Own slots of each function, by dense index.
@@ -40,6 +40,28 @@ impl GcCache {
     /// Forgets the program; the next question recomputes.
     pub fn invalidate(&mut self) {
         self.ready = false;
+    }
+}
+
+/// How many futures, task groups and tasks there are: graph indices of the
+/// later kinds of node shift when one of these grows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Layout {
+    pub futs: usize,
+    pub tgs: usize,
+    pub tasks: usize,
+}
+
+impl Layout {
+    /// Whether `x` existed when there were this many objects (functions,
+    /// frames and exceptions are never in question: see `Machine::fit`).
+    pub fn has(self, x: N) -> bool {
+        match x {
+            N::Fut(i) => (i as usize) < self.futs,
+            N::Tg(i) => (i as usize) < self.tgs,
+            N::Coro(i) => (i as usize) < self.tasks,
+            N::Fn(_) | N::Frame(_) | N::Exc(_) => true,
+        }
     }
 }
 
@@ -147,12 +169,22 @@ impl Machine {
     /// The graph index of `x`: futures, task groups, coroutines, function
     /// objects, frames kept by tracebacks, exceptions.
     pub(super) fn idx(&self, x: N) -> usize {
-        let (f, g, c, nf) = (
-            self.futs.len(),
-            self.tgs.len(),
-            self.tasks.len(),
-            self.gcx.ids.len(),
-        );
+        self.idx_in(self.layout(), x)
+    }
+
+    /// The object counts that place each kind of node in the graph's index.
+    pub(super) fn layout(&self) -> Layout {
+        Layout {
+            futs: self.futs.len(),
+            tgs: self.tgs.len(),
+            tasks: self.tasks.len(),
+        }
+    }
+
+    /// The graph index `x` had when there were `l`'s objects (a collection
+    /// in progress keeps bitmaps made then).
+    pub(super) fn idx_in(&self, l: Layout, x: N) -> usize {
+        let (f, g, c, nf) = (l.futs, l.tgs, l.tasks, self.gcx.ids.len());
         let dense = |i: NodeId| self.gcx.dense[i as usize] as usize;
         match x {
             N::Fut(i) => i as usize,
