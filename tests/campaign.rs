@@ -5,9 +5,12 @@
 
 mod common;
 
+use canceltree::ast::Program;
 use canceltree::campaign::bundle::{self, FindingKind};
 use canceltree::campaign::minimize::Budget;
-use canceltree::campaign::{self, Config, Opened, case_program, judge, minimize_failure, state};
+use canceltree::campaign::{
+    self, Config, Opened, Verdict, case_program, judge, minimize_failure, state,
+};
 use canceltree::syntax;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -43,6 +46,22 @@ fn text(o: &Output) -> String {
         String::from_utf8_lossy(&o.stdout),
         String::from_utf8_lossy(&o.stderr)
     )
+}
+
+/// `examples/wait_for_timer_tie.ct`, on which 3.11 and 3.12 disagree.
+fn timer_tie() -> Program {
+    let path = "examples/wait_for_timer_tie.ct";
+    let src = std::fs::read_to_string(path).unwrap();
+    syntax::parse(path, &src).unwrap()
+}
+
+/// `program` judged on freshly opened `specs`, which are returned for
+/// further runs.
+fn judged(program: &Program, specs: &[&str]) -> (Vec<Opened>, Verdict) {
+    let mut opened: Vec<Opened> = specs.iter().map(|s| Opened::open(s).unwrap()).collect();
+    let mut refs: Vec<&mut Opened> = opened.iter_mut().collect();
+    let v = judge(program, &mut refs);
+    (opened, v)
 }
 
 fn config(out: &Path, seed: u64, cases: u64, jobs: usize) -> Config {
@@ -109,12 +128,9 @@ fn minimization_keeps_the_signature_and_shrinks_the_timer_tie() {
     if !have_cross() {
         return;
     }
-    let path = "examples/wait_for_timer_tie.ct";
-    let src = std::fs::read_to_string(path).unwrap();
-    let program = syntax::parse(path, &src).unwrap();
-    let mut opened: Vec<Opened> = campaign::open_all(&CROSS.map(String::from)).unwrap();
+    let program = timer_tie();
+    let (mut opened, v) = judged(&program, &CROSS);
     let mut refs: Vec<&mut Opened> = opened.iter_mut().collect();
-    let v = judge(&program, &mut refs);
     let failure = v
         .failures
         .first()
@@ -390,12 +406,8 @@ fn a_bundle_left_unminimized_is_minimized_by_the_next_session() {
         return;
     }
     let out = temp_dir("unminimized");
-    let path = "examples/wait_for_timer_tie.ct";
-    let src = std::fs::read_to_string(path).unwrap();
-    let program = syntax::parse(path, &src).unwrap();
-    let mut opened: Vec<Opened> = campaign::open_all(&CROSS.map(String::from)).unwrap();
-    let mut refs: Vec<&mut Opened> = opened.iter_mut().collect();
-    let v = judge(&program, &mut refs);
+    let program = timer_tie();
+    let (_, v) = judged(&program, &CROSS);
     let failure = v.failures[0].clone();
     let slug = canceltree::campaign::signature::slug(&failure.signature);
     let described = Default::default();
@@ -479,9 +491,8 @@ fn a_crash_is_counted_and_kept_as_a_minimized_finding_not_a_divergence() {
 
 fn verdict_kinds(program: &str, specs: &[&str]) -> Vec<(String, FindingKind)> {
     let p = syntax::parse("case.ct", &format!("(canceltree 1)\n{program}")).expect("valid program");
-    let mut opened: Vec<Opened> = specs.iter().map(|s| Opened::open(s).unwrap()).collect();
-    let mut refs: Vec<&mut Opened> = opened.iter_mut().collect();
-    judge(&p, &mut refs)
+    judged(&p, specs)
+        .1
         .failures
         .into_iter()
         .map(|f| (f.signature, f.kind))
