@@ -149,12 +149,13 @@ pub fn judge(program: &Program, backends: &mut [&mut Opened]) -> Verdict {
 /// reference shows the same one. Differences between two CPythons, or two
 /// models, are never a model gap.
 fn known_gap(refs: &[(&str, &Trace)], others: &[usize]) -> Option<known::Gap> {
+    let is_model = |spec: &str| Spec::parse(spec).map(|s| matches!(s.family, Family::Model(..)));
     let mut gap = None;
     for &i in others {
         let (a, b) = (refs[0], refs[i]);
-        let (model, cpython) = match (a.0.starts_with("model:"), b.0.starts_with("cpython:")) {
-            (true, true) => (a.1, b.1),
-            _ if b.0.starts_with("model:") && a.0.starts_with("cpython:") => (b.1, a.1),
+        let (model, cpython) = match (is_model(a.0), is_model(b.0)) {
+            (Ok(true), Ok(false)) => (a.1, b.1),
+            (Ok(false), Ok(true)) => (b.1, a.1),
             _ => return None,
         };
         let g = known::classify(model, cpython)?;
