@@ -397,9 +397,10 @@ impl Machine {
         if self.profile.eager && self.running {
             let before = self.escaped;
             self.eager_start(idx);
-            if let Some(e) = self
-                .escaped
-                .filter(|&e| self.escaped != before && self.futs[f as usize].exc == Some(e))
+            // This task's own KeyboardInterrupt, raised in this first step.
+            if self.escaped != before
+                && let Some(e) = self.escaped
+                && self.futs[f as usize].exc == Some(e)
             {
                 self.escaped = before;
                 self.eager_start_raised(idx, e);
