@@ -91,20 +91,19 @@ impl Machine {
         if self.gcs.is_some() {
             return;
         }
-        self.gc_prepare();
-        let total = self.total_nodes();
-        let mut mark = std::mem::take(&mut self.gc_mark);
-        mark.clear();
-        mark.resize(total, false);
         let cand = |m: &Machine, f: usize| {
             let x = &m.futs[f];
             !x.dead && (x.log_tb || (pending_too && !x.done() && matches!(x.kind, FKind::Task(_))))
         };
         let mut left = (0..self.futs.len()).filter(|&f| cand(self, f)).count();
         if left == 0 {
-            self.gc_mark = mark;
             return;
         }
+        self.gc_prepare();
+        let total = self.total_nodes();
+        let mut mark = std::mem::take(&mut self.gc_mark);
+        mark.clear();
+        mark.resize(total, false);
         let mut stack = std::mem::take(&mut self.gc_stack);
         stack.clear();
         self.roots(false, &mut stack);
@@ -117,11 +116,14 @@ impl Machine {
             }
             left == 0
         });
-        self.gc_mark = mark;
         self.gc_stack = stack;
         if !all_reached {
-            self.refcount_sweep();
+            // The walk ran out before reaching every candidate, so `mark`
+            // holds everything reachable: add what garbage cycles keep.
+            self.mark_cycle_kept(&mut mark);
+            self.free_unmarked(&mark);
         }
+        self.gc_mark = mark;
     }
 
     pub fn refcount_sweep(&mut self) {
@@ -129,6 +131,12 @@ impl Machine {
             return; // during a collection, `cascade` frees what dies
         }
         let mark = self.alive(false, true);
+        self.free_unmarked(&mark);
+        self.gc_mark = mark;
+    }
+
+    /// Refcounting frees each future and task `mark` leaves out.
+    fn free_unmarked(&mut self, mark: &[bool]) {
         for (f, &live) in mark[..self.futs.len()].iter().enumerate() {
             if live || self.futs[f].dead {
                 continue;
@@ -194,21 +202,21 @@ impl Machine {
                     }
                 }
             }
+            self.gc_mark = mark;
             return;
         }
-        let mut gone = vec![false; total];
-        for i in 0..total {
-            if mark[i] {
-                gone[i] = true; // not garbage: never deallocated here
-            }
-        }
+        // What is reachable is never deallocated here.
+        let mut gone = std::mem::take(&mut self.gc_spare.0);
+        gone.clear();
+        gone.extend_from_slice(&mark);
         for (f, fut) in self.futs.iter().enumerate() {
             if fut.dead {
                 // Already freed earlier: nothing of it is left to finalize.
                 gone[f] = true;
             }
         }
-        let mut order = Vec::new();
+        let mut order = std::mem::take(&mut self.gc_order);
+        order.clear();
         for f in 0..self.futs.len() as u32 {
             if gone[f as usize] {
                 continue;
@@ -219,16 +227,19 @@ impl Machine {
             order.push(N::Fut(f));
         }
         let old_futs = self.futs.len();
+        let mut fin_done = std::mem::take(&mut self.gc_spare.1);
+        fin_done.clear();
+        fin_done.resize(total, false);
         let mut c = Collection {
             gone,
-            fin_done: vec![false; total],
+            fin_done,
             layout: self.layout(),
         };
         // Objects with no referrers at all were freed before: drop them
         // silently first.
         self.cascade(&mut c, false);
         self.gcs = Some(c);
-        for x in order {
+        for &x in &order {
             let Some(mut c) = self.gcs.take() else {
                 break;
             };
@@ -243,7 +254,10 @@ impl Machine {
             self.finalize(x);
             self.cascade_now();
         }
-        self.gcs = None;
+        if let Some(c) = self.gcs.take() {
+            self.gc_spare = (c.gone, c.fin_done);
+        }
+        self.gc_order = order;
         // Futures a finalizer created are not this collection's garbage.
         for (f, &live) in mark[..old_futs].iter().enumerate() {
             if !live && !self.futs[f].dead {
@@ -253,6 +267,7 @@ impl Machine {
                 }
             }
         }
+        self.gc_mark = mark;
     }
 
     fn finalize(&mut self, x: N) {
@@ -322,13 +337,15 @@ impl Machine {
     /// first (creation order), each deallocation possibly freeing more.
     fn cascade(&mut self, c: &mut Collection, finalize: bool) {
         use std::cmp::Reverse;
-        use std::collections::BinaryHeap;
-        let mut buf = Vec::new();
+        let mut buf = std::mem::take(&mut self.gc_buf);
+        let mut indeg = std::mem::take(&mut self.gc_indeg);
+        let mut zero = std::mem::take(&mut self.gc_zero);
         'recompute: loop {
             self.fit(c);
             let (gone, fin_done) = (&mut c.gone, &mut c.fin_done);
             let total = gone.len();
-            let mut indeg = vec![0u32; total];
+            indeg.clear();
+            indeg.resize(total, 0);
             for (i, &dead) in gone.iter().enumerate() {
                 if dead {
                     continue;
@@ -342,10 +359,12 @@ impl Machine {
                     }
                 }
             }
-            let mut zero: BinaryHeap<Reverse<usize>> = (0..total)
-                .filter(|&i| !gone[i] && indeg[i] == 0)
-                .map(Reverse)
-                .collect();
+            zero.clear();
+            zero.extend(
+                (0..total)
+                    .filter(|&i| !gone[i] && indeg[i] == 0)
+                    .map(Reverse),
+            );
             while let Some(Reverse(i)) = zero.pop() {
                 if gone[i] || indeg[i] != 0 {
                     continue;
@@ -371,8 +390,11 @@ impl Machine {
                     }
                 }
             }
-            return;
+            break;
         }
+        self.gc_buf = buf;
+        self.gc_indeg = indeg;
+        self.gc_zero = zero;
     }
 
     /// Closes a suspended coroutine: GeneratorExit into each level, innermost first.

@@ -413,11 +413,15 @@ impl Machine {
     }
 
     /// Marks what is reachable from the roots; with `keep_cycles`, also
-    /// what only garbage cycles keep (refcounting cannot free those).
+    /// what only garbage cycles keep (refcounting cannot free those). The
+    /// bitmap is the machine's reused one: give it back with `self.gc_mark
+    /// = mark` when done.
     pub(super) fn alive(&mut self, final_collect: bool, keep_cycles: bool) -> Vec<bool> {
         self.gc_prepare();
         let total = self.total_nodes();
-        let mut mark = vec![false; total];
+        let mut mark = std::mem::take(&mut self.gc_mark);
+        mark.clear();
+        mark.resize(total, false);
         let mut stack = std::mem::take(&mut self.gc_stack);
         stack.clear();
         self.roots(final_collect, &mut stack);
@@ -466,7 +470,7 @@ impl Machine {
     /// cycle of unmarked nodes or reachable from one. Peeling the unmarked
     /// subgraph (repeatedly dropping nodes nothing unmarked points at)
     /// leaves exactly those, in time linear in the subgraph.
-    fn mark_cycle_kept(&mut self, mark: &mut [bool]) {
+    pub(super) fn mark_cycle_kept(&mut self, mark: &mut [bool]) {
         let total = mark.len();
         let mut pk = std::mem::take(&mut self.gc_peel);
         pk.start.clear();

@@ -111,6 +111,12 @@ pub struct Machine {
     pub gc_buf: Vec<super::gc::N>,
     pub gcx: super::gc::GcCache,
     pub gc_peel: super::gc::Peel,
+    /// Reused buffers of collections: a spare (gone, finalized) pair, the
+    /// finalization order, and `cascade`'s in-degrees and zero-heap.
+    pub gc_spare: (Vec<bool>, Vec<bool>),
+    pub gc_order: Vec<super::gc::N>,
+    pub gc_indeg: Vec<u32>,
+    pub gc_zero: std::collections::BinaryHeap<std::cmp::Reverse<usize>>,
     /// Emptied callback lists and frame stacks of earlier runs, for reuse.
     pub spare_cbs: Vec<Vec<Cb>>,
     pub spare_frames: Vec<Vec<Frame>>,
@@ -173,6 +179,10 @@ impl Machine {
             gc_buf: Vec::new(),
             gcx: Default::default(),
             gc_peel: Default::default(),
+            gc_spare: Default::default(),
+            gc_order: Vec::new(),
+            gc_indeg: Vec::new(),
+            gc_zero: Default::default(),
             spare_cbs: Vec::new(),
             spare_frames: Vec::new(),
             stepping: Vec::new(),
