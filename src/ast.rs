@@ -262,6 +262,28 @@ impl Kind {
         }
     }
 
+    /// The first symbol this node mentions, without collecting the rest.
+    pub fn first_sym(&self) -> Option<Sym> {
+        use Kind::*;
+        match self {
+            Spawn(s, _)
+            | Await(s)
+            | Cancel(s, _)
+            | Done(s)
+            | Cancelled(s)
+            | Future(s)
+            | Resolve(s, _)
+            | Fail(s, _, _)
+            | Ref(s)
+            | Let(s)
+            | TaskGroup(s)
+            | Forget(s)
+            | Uncancel(Some(s))
+            | Cancelling(Some(s)) => Some(*s),
+            _ => None,
+        }
+    }
+
     fn with_syms_erased(&self) -> Kind {
         use Kind::*;
         let z = Sym(0);

@@ -6,8 +6,6 @@
 //! task names.
 
 use crate::ast::{Kind, NodeId, Program, SpawnMode, Sym};
-use std::collections::HashSet;
-use std::hash::{BuildHasherDefault, Hasher};
 use std::rc::Rc;
 
 pub const NONE: u32 = u32::MAX;
@@ -41,37 +39,15 @@ pub struct Scopes {
     pub slot_binder: Vec<NodeId>,
     /// How many spawns name each symbol (two or more get `name@node`).
     spawn_count: Vec<u32>,
-    /// Reused buffers: parents, bindings grouped by function, and the
-    /// scoped name table (symbol -> stack of (binding function, slot)).
-    parents: Vec<NodeId>,
-    by_fn_start: Vec<u32>,
-    by_fn: Vec<(Sym, u32)>,
-    table: Vec<Vec<(NodeId, u32)>>,
+    /// Reused buffers: the open subtrees (node, end); slots chained by
+    /// symbol and by binding function; the scoped name table (symbol ->
+    /// stack of open binding functions and their slots).
     open: Vec<(NodeId, NodeId)>,
-    syms: Vec<Sym>,
-    seen: HashSet<(NodeId, u32), BuildHasherDefault<PairHasher>>,
-}
-
-/// A fast hasher for pairs of small integers (FxHash's multiply-rotate);
-/// only membership is asked of it, so its order never shows.
-#[derive(Default)]
-struct PairHasher(u64);
-
-impl Hasher for PairHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.write_u64(b as u64);
-        }
-    }
-    fn write_u32(&mut self, x: u32) {
-        self.write_u64(x as u64);
-    }
-    fn write_u64(&mut self, x: u64) {
-        self.0 = (self.0.rotate_left(5) ^ x).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
-    }
-    fn finish(&self) -> u64 {
-        self.0
-    }
+    sym_first: Vec<u32>,
+    sym_next: Vec<u32>,
+    fn_first: Vec<u32>,
+    fn_next: Vec<u32>,
+    table: Vec<Vec<(NodeId, u32)>>,
 }
 
 fn binds(k: &Kind, in_cb: bool) -> Option<Sym> {
@@ -92,133 +68,124 @@ impl Scopes {
         reset(&mut self.local, n, false);
         reset(&mut self.tail, n, false);
         reset(&mut self.in_callback, n, false);
+        reset(&mut self.fn_parent, 2 * n, NONE);
+        reset(&mut self.fn_first, 2 * n, NONE);
+        reset(&mut self.spawn_count, p.names.len(), 0);
+        reset(&mut self.sym_first, p.names.len(), NONE);
         self.slot_sym.clear();
         self.slot_binder.clear();
+        self.sym_next.clear();
+        self.fn_next.clear();
         if n == 0 {
             return;
         }
-        // Functions, tails, callbacks: children inherit from parents, so
-        // one pre-order pass with a parent table suffices. A non-`do`
-        // awaitable X is wrapped in its own function `_awX`, whose id is
-        // `n + X` (X itself may be a spawn or callback, a function too).
-        self.compute_parents(p);
+        self.functions(p);
+        self.resolve(p);
+    }
+
+    /// One pre-order pass: which function each node runs in, functions'
+    /// parents, tails, callbacks, spawn counts, and a slot per (binding
+    /// function, name) numbered in order of first binding. Children
+    /// inherit from parents, whose facts are final by then. A non-`do`
+    /// awaitable X is wrapped in its own function `_awX`, whose id is
+    /// `n + X` (X itself may be a spawn or callback, a function too).
+    fn functions(&mut self, p: &Program) {
+        let n = p.len();
         let nn = n as NodeId;
-        reset(&mut self.fn_parent, 2 * n, NONE);
-        reset(&mut self.spawn_count, p.names.len(), 0);
-        for node in &p.nodes {
-            if let Kind::Spawn(s, _) = node.kind {
-                self.spawn_count[s.0 as usize] += 1;
-            }
-        }
         self.is_fn[0] = true;
-        self.tail_body(p, 0, true);
-        for id in 1..n as NodeId {
-            let parent = self.parents[id as usize];
+        self.open.clear();
+        self.open.push((0, p.end(0)));
+        for id in 1..nn {
+            while let Some(&(_, end)) = self.open.last() {
+                if id < end {
+                    break;
+                }
+                self.open.pop();
+            }
+            let parent = self.open.last().map_or(0, |&(top, _)| top);
+            let end = p.end(id);
+            self.open.push((id, end));
             let pk = p.kind(parent);
-            let awaitable = matches!(pk, Kind::Gather { .. } | Kind::Shield | Kind::WaitFor(_))
-                && !matches!(p.kind(id), Kind::Ref(_));
             let k = p.kind(id);
+            let awaitable = matches!(pk, Kind::Gather { .. } | Kind::Shield | Kind::WaitFor(_))
+                && !matches!(k, Kind::Ref(_));
             // Only the callback's own statement runs outside a task; a
             // spawn body inside it is a new function.
-            self.in_callback[id as usize] = matches!(pk, Kind::CallSoon | Kind::CallLater(_));
+            let in_cb = matches!(pk, Kind::CallSoon | Kind::CallLater(_));
+            self.in_callback[id as usize] = in_cb;
             let opens = matches!(
                 k,
                 Kind::Spawn(..) | Kind::Do | Kind::CallSoon | Kind::CallLater(_)
             );
             self.is_fn[id as usize] = opens;
-            let parent_opens = matches!(
+            let outer = if matches!(
                 pk,
                 Kind::Main | Kind::Spawn(..) | Kind::Do | Kind::CallSoon | Kind::CallLater(_)
-            );
-            let outer = if parent_opens {
+            ) {
                 parent
             } else {
                 self.exec_fn[parent as usize]
             };
-            self.exec_fn[id as usize] = if awaitable && !matches!(k, Kind::Do) {
+            let wrapped = awaitable && !matches!(k, Kind::Do);
+            let f = if wrapped {
                 self.fn_parent[(nn + id) as usize] = outer;
                 nn + id
             } else {
                 outer
             };
+            self.exec_fn[id as usize] = f;
             if opens {
-                self.fn_parent[id as usize] = self.exec_fn[id as usize];
+                self.fn_parent[id as usize] = f;
             }
-            if matches!(k, Kind::Spawn(..) | Kind::Do) {
-                self.tail_body(p, id, true);
+            // The last body statement of a function, or of a block in tail
+            // position, is a tail (`except`/`finally` clauses follow the
+            // body); so are wrapped awaitables and a tail `try`'s plain
+            // `except` clauses. A callback's statements never are.
+            let last_body = !matches!(k, Kind::Except(_) | Kind::Finally)
+                && (end == p.end(parent) || matches!(p.kind(end), Kind::Except(_) | Kind::Finally));
+            let pt = self.tail[parent as usize];
+            self.tail[id as usize] = !in_cb
+                && (wrapped
+                    || match (pk, k) {
+                        (Kind::Main | Kind::Spawn(..) | Kind::Do, _) => last_body,
+                        (Kind::Try, Kind::Except(c)) => pt && !c.star,
+                        (
+                            Kind::Try | Kind::Timeout(_) | Kind::TaskGroup(_) | Kind::Except(_),
+                            _,
+                        ) => pt && last_body,
+                        _ => false,
+                    });
+            if let Kind::Spawn(s, _) = k {
+                self.spawn_count[s.0 as usize] += 1;
             }
-            if awaitable && !matches!(k, Kind::Do) {
-                self.tail[id as usize] = true;
+            if let Some(s) = binds(k, in_cb) {
+                self.bind(f, s);
             }
-            let t = self.tail[id as usize];
-            match k {
-                Kind::Try => {
-                    self.tail_body(p, id, t);
-                    for c in p.children(id) {
-                        match p.kind(c) {
-                            Kind::Except(catch) => {
-                                let ct = t && !catch.star;
-                                self.tail[c as usize] = ct;
-                                self.tail_body(p, c, ct);
-                            }
-                            Kind::Finally => self.tail_body(p, c, false),
-                            _ => {}
-                        }
-                    }
-                }
-                Kind::Timeout(_) | Kind::TaskGroup(_) => self.tail_body(p, id, t),
-                _ => {}
-            }
-        }
-        // Callback statements are never tails.
-        for id in 1..n {
-            if self.in_callback[id] {
-                self.tail[id] = false;
-            }
-        }
-        self.bind_slots(p);
-        self.resolve(p);
-    }
-
-    /// A slot per (binding function, name), numbered in order of first
-    /// binding; then the bindings grouped by function.
-    fn bind_slots(&mut self, p: &Program) {
-        let nf = 2 * p.len();
-        self.seen.clear();
-        reset(&mut self.by_fn_start, nf + 1, 0);
-        for id in 0..p.len() as NodeId {
-            if let Some(s) = binds(p.kind(id), self.in_callback[id as usize]) {
-                let f = self.exec_fn[id as usize];
-                if !self.seen.insert((f, s.0)) {
-                    continue;
-                }
-                self.slot_binder.push(f);
-                self.slot_sym.push(s);
-                self.by_fn_start[f as usize + 1] += 1;
-            }
-        }
-        for f in 0..nf {
-            self.by_fn_start[f + 1] += self.by_fn_start[f];
-        }
-        self.by_fn.clear();
-        self.by_fn.resize(self.slot_sym.len(), (Sym(0), 0));
-        let mut fill = self.by_fn_start.clone();
-        for (slot, (&f, &s)) in self.slot_binder.iter().zip(&self.slot_sym).enumerate() {
-            let at = &mut fill[f as usize];
-            self.by_fn[*at as usize] = (s, slot as u32);
-            *at += 1;
         }
     }
 
-    fn bindings(&self, f: NodeId) -> std::ops::Range<usize> {
-        self.by_fn_start[f as usize] as usize..self.by_fn_start[f as usize + 1] as usize
+    /// The slot of name `s` in function `f`, made on its first binding.
+    fn bind(&mut self, f: NodeId, s: Sym) {
+        let mut at = self.sym_first[s.0 as usize];
+        while at != NONE {
+            if self.slot_binder[at as usize] == f {
+                return;
+            }
+            at = self.sym_next[at as usize];
+        }
+        let slot = self.slot_sym.len() as u32;
+        self.slot_binder.push(f);
+        self.slot_sym.push(s);
+        self.sym_next.push(self.sym_first[s.0 as usize]);
+        self.sym_first[s.0 as usize] = slot;
+        self.fn_next.push(self.fn_first[f as usize]);
+        self.fn_first[f as usize] = slot;
     }
 
     /// Resolves each use to the innermost enclosing binder with a scoped
     /// table (symbol -> stack of open binding functions and their slots).
     fn resolve(&mut self, p: &Program) {
-        let n = p.len();
-        let nn = n as NodeId;
+        let nn = p.len() as NodeId;
         let mut table = std::mem::take(&mut self.table);
         for v in table.iter_mut() {
             v.clear();
@@ -228,39 +195,34 @@ impl Scopes {
         }
         let mut open = std::mem::take(&mut self.open);
         open.clear();
-        let mut syms = std::mem::take(&mut self.syms);
-        for id in 0..n as NodeId {
+        for id in 0..nn {
             while let Some(&(top, end)) = open.last() {
                 if id < end {
                     break;
                 }
                 open.pop();
-                for k in self.bindings(top) {
-                    table[self.by_fn[k].0.0 as usize].pop();
+                let mut at = self.fn_first[top as usize];
+                while at != NONE {
+                    table[self.slot_sym[at as usize].0 as usize].pop();
+                    at = self.fn_next[at as usize];
                 }
             }
-            let mut scopes = [NONE, NONE];
-            if self.exec_fn[id as usize] == nn + id {
-                scopes[0] = nn + id;
-            }
-            if self.is_fn[id as usize] {
-                scopes[1] = id;
-            }
-            for sc in scopes.into_iter().filter(|&x| x != NONE) {
+            let ef = self.exec_fn[id as usize];
+            let wrapper = if ef == nn + id { nn + id } else { NONE };
+            let own = if self.is_fn[id as usize] { id } else { NONE };
+            for sc in [wrapper, own] {
+                if sc == NONE {
+                    continue;
+                }
                 open.push((sc, p.end(id)));
-                for k in self.bindings(sc) {
-                    let (s, slot) = self.by_fn[k];
-                    table[s.0 as usize].push((sc, slot));
+                let mut at = self.fn_first[sc as usize];
+                while at != NONE {
+                    table[self.slot_sym[at as usize].0 as usize].push((sc, at));
+                    at = self.fn_next[at as usize];
                 }
             }
             let k = p.kind(id);
-            syms.clear();
-            k.syms(&mut syms);
-            if syms.is_empty() {
-                continue;
-            }
-            let ef = self.exec_fn[id as usize];
-            match k {
+            match *k {
                 Kind::Spawn(s, mode) => {
                     if binds(k, self.in_callback[id as usize]).is_some() {
                         let own = table[s.0 as usize].iter().rev().find(|&&(f, _)| f == ef);
@@ -279,7 +241,9 @@ impl Scopes {
                     // Reads happen in the exec function; for function nodes
                     // that are themselves statements (awaitables) the
                     // table already includes them.
-                    if let Some(&(b, slot)) = table[syms[0].0 as usize].last() {
+                    if let Some(s) = k.first_sym()
+                        && let Some(&(b, slot)) = table[s.0 as usize].last()
+                    {
                         self.slot[id as usize] = slot;
                         self.local[id as usize] = b == ef;
                     }
@@ -288,23 +252,6 @@ impl Scopes {
         }
         self.table = table;
         self.open = open;
-        self.syms = syms;
-    }
-
-    fn compute_parents(&mut self, p: &Program) {
-        self.parents.clear();
-        self.open.clear();
-        for id in 0..p.len() as NodeId {
-            while let Some(&(_, end)) = self.open.last() {
-                if id < end {
-                    break;
-                }
-                self.open.pop();
-            }
-            self.parents
-                .push(self.open.last().map_or(NONE, |&(top, _)| top));
-            self.open.push((id, p.end(id)));
-        }
     }
 
     /// The task name of spawn `node`: its name, or `name@node` when
@@ -318,20 +265,6 @@ impl Scopes {
             Rc::from(format!("{name}@{node}"))
         } else {
             Rc::from(name)
-        }
-    }
-
-    /// Marks the last body statement of `parent` as tail when `t`.
-    fn tail_body(&mut self, p: &Program, parent: NodeId, t: bool) {
-        if !t {
-            return;
-        }
-        let last = p
-            .children(parent)
-            .filter(|&c| !matches!(p.kind(c), Kind::Except(_) | Kind::Finally))
-            .last();
-        if let Some(c) = last {
-            self.tail[c as usize] = true;
         }
     }
 }
