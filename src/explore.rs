@@ -26,7 +26,7 @@ pub fn points(trace: &Trace) -> Vec<Injection> {
     let n = trace.tasks.len();
     let mut created = vec![u32::MAX; n];
     let mut gone = vec![u32::MAX; n];
-    let names: Vec<&str> = trace.tasks.iter().map(|t| t.name.as_str()).collect();
+    let names: Vec<&str> = trace.tasks.iter().map(|t| &*t.name).collect();
     let mut last = 0;
     for e in &trace.events {
         last = last.max(e.it);
@@ -40,7 +40,7 @@ pub fn points(trace: &Trace) -> Vec<Injection> {
             What::Handler {
                 msg, obj: Some(o), ..
             } if msg == "Task was destroyed but it is pending!" => {
-                if let Some(k) = names.iter().position(|x| x == o) {
+                if let Some(k) = names.iter().position(|x| *x == &**o) {
                     gone[k] = gone[k].min(e.it);
                 }
             }

@@ -67,7 +67,7 @@ fn label(labels: &[String], node: u32) -> &str {
 fn task_name(t: &Trace, i: u32) -> String {
     t.tasks
         .get(i as usize)
-        .map_or_else(|| format!("task{i}"), |x| x.name.clone())
+        .map_or_else(|| format!("task{i}"), |x| x.name.to_string())
 }
 
 /// The event column of one event.

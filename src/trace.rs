@@ -7,6 +7,14 @@
 
 use serde::{Deserialize, Serialize};
 
+/// A task's or object's name: shared, so that a backend naming a task once
+/// does not copy the name into each event that mentions it.
+pub type Name = std::sync::Arc<str>;
+
+/// Text that is usually a fixed string (a handler message, a phase name):
+/// borrowed then, owned only when read from another backend's output.
+pub type Text = std::borrow::Cow<'static, str>;
+
 /// A Python value as it appears in a trace.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(untagged)]
@@ -86,7 +94,7 @@ pub enum What {
     /// A task was created; `node` is the node whose coroutine it runs.
     Create {
         task: u32,
-        name: String,
+        name: Name,
         node: u32,
     },
     /// A task finished (traced from a done callback, see TRACE.md).
@@ -96,14 +104,14 @@ pub enum What {
     },
     /// The loop's exception handler was called.
     Handler {
-        msg: String,
+        msg: Text,
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        obj: Option<String>,
+        obj: Option<Name>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         exc: Option<Exc>,
     },
     /// A phase of the run began: `shutdown`, `collect`.
-    Phase(String),
+    Phase(Text),
     /// Exploration cancelled task `task` between two loop iterations;
     /// `ret` is what `cancel()` returned.
     Inject {
@@ -158,7 +166,7 @@ pub enum State {
 /// A task's state when the run ended (before the final collection).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TaskFinal {
-    pub name: String,
+    pub name: Name,
     pub state: State,
     /// `cancelling()`; unknown for a task destroyed while pending.
     pub cancelling: Option<u32>,

@@ -66,7 +66,7 @@ fn points_cover_each_live_task_at_each_iteration_boundary() {
         assert_eq!(ps.len(), expected_points(&t), "{stem}: {ps:?}");
         for q in &ps {
             assert!(q.iteration >= 1 && q.msg.is_none());
-            assert!(t.tasks.iter().any(|x| x.name == q.task));
+            assert!(t.tasks.iter().any(|x| *x.name == *q.task));
         }
         // main is alive before the first iteration: cancelling it there is a point.
         assert!(
@@ -94,7 +94,7 @@ fn an_injected_cancel_shows_up_as_an_inject_event_where_it_was_put() {
         assert_eq!(injected.len(), 1, "one cancel injected at {q:?}");
         let (it, task, ret) = injected[0];
         assert_eq!(it, q.iteration);
-        assert_eq!(t.tasks[task as usize].name, q.task);
+        assert_eq!(&*t.tasks[task as usize].name, q.task);
         assert!(ret, "the task was alive, so cancel() returned True");
         // The run is identical to the base run up to the injection.
         let before = t

@@ -123,7 +123,7 @@ pub fn first_difference(p: &Program, traces: &[(&str, &Trace)]) -> Option<String
                 let task = e.task.map_or("-".to_string(), |k| {
                     t.tasks
                         .get(k as usize)
-                        .map_or(format!("task{k}"), |x| x.name.clone())
+                        .map_or(format!("task{k}"), |x| x.name.to_string())
                 });
                 format!(
                     "it={} t={} {task} {}",

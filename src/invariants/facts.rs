@@ -171,7 +171,7 @@ impl<'a> Facts<'a> {
                         f.recursed |= exc_mentions(x, "RecursionError");
                     }
                 }
-                What::Phase(ph) => match ph.as_str() {
+                What::Phase(ph) => match ph.as_ref() {
                     "shutdown" => {
                         f.shutdown.get_or_insert(i);
                     }
@@ -221,7 +221,7 @@ impl<'a> Facts<'a> {
         f.binding = binding;
         for (i, task) in t.tasks.iter().enumerate() {
             f.names
-                .entry(task.name.as_str())
+                .entry(&*task.name)
                 .and_modify(|v| *v = None)
                 .or_insert(Some(i as u32));
         }
@@ -311,7 +311,7 @@ impl<'a> Facts<'a> {
         self.t
             .tasks
             .get(task as usize)
-            .map_or_else(|| format!("task{task}"), |x| x.name.clone())
+            .map_or_else(|| format!("task{task}"), |x| x.name.to_string())
     }
 
     /// The task with this name, if exactly one has it.

@@ -44,7 +44,7 @@ impl Machine {
     /// marked not to) and it counts as destroyed.
     fn destroy_pending(&mut self, t: u32) {
         if self.tasks[t as usize].log_destroy_pending {
-            let name = self.tasks[t as usize].name.to_string();
+            let name = self.tasks[t as usize].name.clone();
             self.ev(What::Handler {
                 msg: "Task was destroyed but it is pending!".into(),
                 obj: Some(name),
@@ -63,16 +63,13 @@ impl Machine {
         let (msg, obj) = match fut.kind {
             FKind::Task(t) => (
                 "Task exception was never retrieved",
-                Some(self.tasks[t as usize].name.to_string()),
+                Some(self.tasks[t as usize].name.clone()),
             ),
             FKind::Gather(_) => (
                 "_GatheringFuture exception was never retrieved",
-                fut.label.as_ref().map(|l| l.to_string()),
+                fut.label.clone(),
             ),
-            FKind::Plain => (
-                "Future exception was never retrieved",
-                fut.label.as_ref().map(|l| l.to_string()),
-            ),
+            FKind::Plain => ("Future exception was never retrieved", fut.label.clone()),
         };
         let x = self.excs.encode(e);
         self.ev(What::Handler {
@@ -373,10 +370,19 @@ impl Machine {
                 let x = self.node_of(i);
                 if finalize && !fin_done[i] && matches!(x, N::Fut(_) | N::Coro(_)) {
                     fin_done[i] = true;
+                    let closes = match x {
+                        N::Coro(t) => {
+                            self.futs[self.tasks[t as usize].fut as usize].state == FState::Pending
+                        }
+                        _ => false,
+                    };
                     self.finalize(x);
-                    // A finalizer can change the graph (a closed coroutine
-                    // drops its frames): count again.
-                    continue 'recompute;
+                    // Closing a coroutine runs its code, which can change
+                    // the graph (it drops its frames, and may create
+                    // objects): count again. Other finalizers only report.
+                    if closes {
+                        continue 'recompute;
+                    }
                 }
                 buf.clear();
                 self.edges(x, &mut buf);

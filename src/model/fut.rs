@@ -77,7 +77,7 @@ pub struct Fut {
     pub cancelled_exc: Option<ExcId>,
     pub log_tb: bool,
     pub callbacks: Vec<Cb>,
-    pub label: Option<Rc<str>>,
+    pub label: Option<crate::trace::Name>,
     /// The finalizer has run (reported or nothing to report).
     pub dead: bool,
 }
@@ -378,13 +378,13 @@ impl Machine {
     /// `loop.create_task(coro)` through the runtime's factory: traced
     /// `create`, then eager start or a scheduled first step, then the
     /// runtime's done callback.
-    pub fn create_task(&mut self, func: NodeId, name: Rc<str>) -> Result<FutId, ExcId> {
+    pub fn create_task(&mut self, func: NodeId, name: crate::trace::Name) -> Result<FutId, ExcId> {
         let idx = self.tasks.len() as u32;
         let n = self.p().len() as NodeId;
         let node = if func >= n { func - n } else { func };
         self.ev(What::Create {
             task: idx,
-            name: name.to_string(),
+            name: name.clone(),
             node,
         });
         let f = self.new_fut(FKind::Task(idx));
@@ -425,7 +425,7 @@ impl Machine {
         let x = self.excs.encode(e);
         let cur = self.current;
         self.current = cur.map(|_| t);
-        let name = self.tasks[t as usize].name.to_string();
+        let name = self.tasks[t as usize].name.clone();
         self.ev(What::Handler {
             msg: "Task exception was never retrieved".into(),
             obj: Some(name),

@@ -126,23 +126,19 @@ impl Machine {
         }
         let binder = &self.sc.slot_binder;
         let fparent = &self.sc.fn_parent;
-        let mut syms = Vec::new();
         for id in 0..n as NodeId {
             let mut slots = [NONE, NONE];
             let s = self.sc.slot[id as usize];
-            let reads = {
-                syms.clear();
-                p.kind(id).syms(&mut syms);
-                !syms.is_empty()
-                    && !matches!(
-                        p.kind(id),
-                        Kind::Spawn(..)
-                            | Kind::Future(_)
-                            | Kind::Let(_)
-                            | Kind::TaskGroup(_)
-                            | Kind::Forget(_)
-                    )
-            };
+            let k = p.kind(id);
+            let reads = k.first_sym().is_some()
+                && !matches!(
+                    k,
+                    Kind::Spawn(..)
+                        | Kind::Future(_)
+                        | Kind::Let(_)
+                        | Kind::TaskGroup(_)
+                        | Kind::Forget(_)
+                );
             if reads && s != NONE {
                 slots[0] = s;
             }

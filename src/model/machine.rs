@@ -12,14 +12,13 @@ use super::run::Hcb;
 use super::scope::Scopes;
 use crate::ast::{NodeId, Program};
 use crate::trace::{Event, Fin, Injection};
-use std::rc::Rc;
 
 /// A task's model state beyond its future.
 #[derive(Clone, Debug)]
 pub struct Task {
     pub fut: FutId,
     pub func: NodeId,
-    pub name: Rc<str>,
+    pub name: crate::trace::Name,
     pub frames: Vec<Frame>,
     pub started: bool,
     pub fut_waiter: Option<FutId>,
@@ -39,7 +38,7 @@ pub struct Task {
 }
 
 impl Task {
-    pub fn new(fut: FutId, func: NodeId, name: Rc<str>) -> Task {
+    pub fn new(fut: FutId, func: NodeId, name: crate::trace::Name) -> Task {
         Task {
             fut,
             func,
@@ -129,6 +128,8 @@ pub struct Machine {
     pub gathering: Vec<u32>,
     /// Some future has had an exception set (so "never retrieved" may come).
     pub any_exc: bool,
+    /// The main task's name, made once per machine.
+    pub main_name: crate::trace::Name,
     /// `except*` state per (try node, task).
     pub star: std::collections::HashMap<(NodeId, u32), super::star::StarState>,
     pub star_at: std::collections::HashMap<(NodeId, u32), NodeId>,
@@ -189,6 +190,7 @@ impl Machine {
             eager_stack: Vec::new(),
             gathering: Vec::new(),
             any_exc: false,
+            main_name: "main".into(),
             star: Default::default(),
             star_at: Default::default(),
         }

@@ -58,7 +58,7 @@ impl Machine {
         }
         self.reset(p, inject);
         let main = self
-            .create_task(0, Rc::from("main"))
+            .create_task(0, self.main_name.clone())
             .expect("main is created before the loop runs, so not eagerly");
         self.main_ref = Some(main);
         let outcome = match self.run_until_complete(main) {
@@ -369,9 +369,9 @@ impl Machine {
         for (&i, &f) in leftover.iter().zip(&futs) {
             if self.cancel(f, None).is_err() {
                 let name = self.tasks[i as usize].name.clone();
-                self.ev_none(What::Phase(format!(
-                    "cancel of {name} raised RecursionError"
-                )));
+                self.ev_none(What::Phase(
+                    format!("cancel of {name} raised RecursionError").into(),
+                ));
             }
         }
         let g = self.gather_existing(&futs);
@@ -408,7 +408,7 @@ impl Machine {
                 (State::Pending, Some(t.num_cancels))
             };
             out.push(TaskFinal {
-                name: t.name.to_string(),
+                name: t.name.clone(),
                 state,
                 cancelling,
             });

@@ -6,7 +6,7 @@
 //! task names.
 
 use crate::ast::{Kind, NodeId, Program, SpawnMode, Sym};
-use std::rc::Rc;
+use crate::trace::Name;
 
 pub const NONE: u32 = u32::MAX;
 
@@ -256,15 +256,15 @@ impl Scopes {
 
     /// The task name of spawn `node`: its name, or `name@node` when
     /// several spawns share the name.
-    pub fn task_name(&self, p: &Program, node: NodeId) -> Rc<str> {
+    pub fn task_name(&self, p: &Program, node: NodeId) -> crate::trace::Name {
         let Kind::Spawn(s, _) = p.kind(node) else {
             unreachable!("only spawns have task names")
         };
         let name = p.name(*s);
         if self.spawn_count[s.0 as usize] > 1 {
-            Rc::from(format!("{name}@{node}"))
+            Name::from(format!("{name}@{node}"))
         } else {
-            Rc::from(name)
+            Name::from(name)
         }
     }
 }

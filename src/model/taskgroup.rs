@@ -10,7 +10,6 @@ use super::machine::Machine;
 use super::names::Obj;
 use crate::ast::NodeId;
 use crate::trace::What;
-use std::rc::Rc;
 
 impl Machine {
     // ---- TaskGroup -----------------------------------------------------
@@ -36,7 +35,7 @@ impl Machine {
         t: Option<u32>,
         g: u32,
         node: NodeId,
-        name: Rc<str>,
+        name: crate::trace::Name,
     ) -> Result<FutId, ExcId> {
         let tg = &self.tgs[g as usize];
         if tg.exiting && tg.tasks.is_empty() {
@@ -87,9 +86,7 @@ impl Machine {
         let pf = self.tasks[parent as usize].fut;
         if self.done(pf) {
             let x = self.excs.encode(exc);
-            let name = self.tasks[self.task_of(f).unwrap() as usize]
-                .name
-                .to_string();
+            let name = self.tasks[self.task_of(f).unwrap() as usize].name.clone();
             self.ev(What::Handler {
                 msg: "Task <Task> has errored out but its parent task <Task> is already completed"
                     .into(),

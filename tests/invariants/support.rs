@@ -80,7 +80,7 @@ pub fn run(b: &mut Box<dyn Backend>, version: (u32, u32), p: &Program) -> Trace 
 pub fn task(t: &Trace, name: &str) -> u32 {
     t.tasks
         .iter()
-        .position(|x| x.name == name)
+        .position(|x| &*x.name == name)
         .unwrap_or_else(|| panic!("no task {name}")) as u32
 }
 
@@ -138,7 +138,7 @@ pub fn handler(t: &Trace, at: usize, msg: &str, obj: &str) -> Event {
         it: t.events[at].it,
         task: t.events[at].task,
         what: What::Handler {
-            msg: msg.into(),
+            msg: msg.to_string().into(),
             obj: Some(obj.into()),
             exc: None,
         },
