@@ -248,7 +248,15 @@ impl Machine {
         self.inject.clear();
         self.inject.extend_from_slice(inject);
         self.wf11.clear();
-        self.tbs.clear();
+        // Tracebacks keep their lists (empty is no traceback), within the
+        // same bounds as callback lists.
+        self.tbs.truncate(SPARE_MAX);
+        for tb in &mut self.tbs {
+            if tb.capacity() > SPARE_CAPACITY {
+                *tb = Vec::new();
+            }
+            tb.clear();
+        }
         self.inflight.clear();
         self.until = None;
         self.on_path.clear();
