@@ -175,6 +175,10 @@ impl Machine {
             self.tasks[t as usize].started = true;
             let func = self.tasks[t as usize].func;
             if let Some(e) = exc {
+                // throw() into a coroutine that never ran raises at its
+                // first line: its frame is in the traceback (checked on
+                // 3.11-3.13), and keeps its function and so its closure.
+                self.tb_add(e, func);
                 self.fn_done[func as usize] = true;
                 return Out::Done(Comp::Raise(e));
             }
