@@ -92,6 +92,9 @@ pub struct ExcObj {
     pub cause: Option<ExcId>,
     pub context: Option<ExcId>,
     pub suppress: bool,
+    /// Freed by a collection: it holds nothing any more (a garbage cycle
+    /// through it, such as a TaskGroup's group naming itself, is gone).
+    pub collected: bool,
 }
 
 /// The arena; cleared between runs.
@@ -113,6 +116,7 @@ impl Excs {
             cause: None,
             context: None,
             suppress: false,
+            collected: false,
         });
         self.objs.len() as ExcId - 1
     }

@@ -182,6 +182,7 @@ impl Machine {
         }
         let mark = self.alive(final_collect, false);
         let total = mark.len();
+        let layout = self.layout();
         // Fast path: with no coroutine to close among the garbage, no
         // finalizer drops a reference, so they simply run in creation order.
         let closes = (0..self.futs.len()).any(|f| {
@@ -199,6 +200,7 @@ impl Machine {
                     }
                 }
             }
+            self.excs_collected(&mark, layout);
             self.gc_mark = mark;
             return;
         }
@@ -264,7 +266,19 @@ impl Machine {
                 }
             }
         }
+        self.excs_collected(&mark, layout);
         self.gc_mark = mark;
+    }
+
+    /// The exceptions a collection found unreachable (with the object
+    /// counts `layout` of its start) are freed with it.
+    fn excs_collected(&mut self, mark: &[bool], layout: super::gc::Layout) {
+        let start = self.idx_in(layout, N::Exc(0));
+        for (e, &live) in mark[start..].iter().enumerate() {
+            if !live {
+                self.excs.objs[e].collected = true;
+            }
+        }
     }
 
     fn finalize(&mut self, x: N) {

@@ -321,6 +321,9 @@ impl Machine {
             }
             N::Exc(e) => {
                 let o = self.excs.get(e);
+                if o.collected {
+                    return;
+                }
                 out.extend(o.context.map(N::Exc));
                 out.extend(o.cause.map(N::Exc));
                 if let Some(g) = &o.group {
