@@ -272,6 +272,10 @@ impl Machine {
                 }
                 Act::Pop(c) => {
                     self.tasks[t as usize].frames.pop();
+                    // An exception leaving a function passed through its frame.
+                    if let (Frame::Level { func }, Comp::Raise(e)) = (top, &c) {
+                        self.tb_add(*e, func);
+                    }
                     if level.is_some() && n > 1 && n - 1 <= self.tasks[t as usize].frames.len() {
                         let below = self.innermost_level(t, n - 1);
                         let user_below =

@@ -200,7 +200,7 @@ impl Machine {
                     }
                 }
             }
-            self.excs_collected(&mark, layout);
+            self.freed_by_collection(&mark, layout);
             self.gc_mark = mark;
             return;
         }
@@ -266,13 +266,19 @@ impl Machine {
                 }
             }
         }
-        self.excs_collected(&mark, layout);
+        self.freed_by_collection(&mark, layout);
         self.gc_mark = mark;
     }
 
-    /// The exceptions a collection found unreachable (with the object
-    /// counts `layout` of its start) are freed with it.
-    fn excs_collected(&mut self, mark: &[bool], layout: super::gc::Layout) {
+    /// The futures and exceptions a collection found unreachable (with
+    /// the object counts `layout` of its start) are freed with it: their
+    /// references are gone, cycles through them too.
+    fn freed_by_collection(&mut self, mark: &[bool], layout: super::gc::Layout) {
+        for (f, &live) in mark[..layout.futs].iter().enumerate() {
+            if !live {
+                self.futs[f].collected = true;
+            }
+        }
         let start = self.idx_in(layout, N::Exc(0));
         for (e, &live) in mark[start..].iter().enumerate() {
             if !live {
@@ -365,7 +371,9 @@ impl Machine {
                 self.edges(self.node_of(i), &mut buf);
                 for &y in &buf {
                     let j = self.idx(y);
-                    if j != i && j < total {
+                    // An object that refers to itself is on a cycle: only
+                    // the collection's own turn finalizes it.
+                    if j < total {
                         indeg[j] += 1;
                     }
                 }

@@ -129,7 +129,10 @@ impl Machine {
         match self.result(fut) {
             Ok(v) => Act::Pop(Comp::Norm(v)),
             Err(e) => {
+                // Raised by the await in this function: its traceback
+                // starts at this frame.
                 self.raise_here(Some(t), e);
+                self.tb_here(Some(t), e);
                 Act::Pop(Comp::Raise(e))
             }
         }

@@ -73,6 +73,9 @@ pub struct Fut {
     pub state: FState,
     pub result: V,
     pub exc: Option<ExcId>,
+    /// `fut_exception_tb`: the exception's traceback when it was set,
+    /// given back to it by the first `result()` and then dropped.
+    pub exc_tb: Vec<super::gc::TbRef>,
     pub cancel_msg: Option<Rc<str>>,
     pub cancelled_exc: Option<ExcId>,
     pub log_tb: bool,
@@ -80,6 +83,8 @@ pub struct Fut {
     pub label: Option<crate::trace::Name>,
     /// The finalizer has run (reported or nothing to report).
     pub dead: bool,
+    /// Freed by a collection: it holds nothing any more.
+    pub collected: bool,
 }
 
 impl Fut {
@@ -89,12 +94,14 @@ impl Fut {
             state: FState::Pending,
             result: V::None,
             exc: None,
+            exc_tb: Vec::new(),
             cancel_msg: None,
             cancelled_exc: None,
             log_tb: false,
             callbacks: Vec::new(),
             label: None,
             dead: false,
+            collected: false,
         }
     }
     pub fn done(&self) -> bool {
@@ -181,6 +188,9 @@ impl Machine {
         }
         x.exc = Some(e);
         x.state = FState::Finished;
+        if let Some(tb) = self.tbs.get(e as usize) {
+            self.futs[f as usize].exc_tb.clone_from(tb);
+        }
         self.any_exc = true;
         self.schedule_callbacks(f);
         self.futs[f as usize].log_tb = true;
@@ -208,7 +218,18 @@ impl Machine {
                 let x = &mut self.futs[f as usize];
                 x.log_tb = false;
                 match x.exc {
-                    Some(e) => Err(e),
+                    Some(e) => {
+                        // The C future raises its exception with the
+                        // traceback it had when set, the first time, and
+                        // with none after (`future_get_result`; checked on
+                        // 3.11.7, 3.12.1, 3.13.0).
+                        let tb = std::mem::take(&mut x.exc_tb);
+                        if self.tbs.len() <= e as usize {
+                            self.tbs.resize(e as usize + 1, Vec::new());
+                        }
+                        self.tbs[e as usize] = tb;
+                        Err(e)
+                    }
                     None => Ok(x.result.clone()),
                 }
             }

@@ -3,9 +3,11 @@
 //! reachable from, a reference cycle; those wait for `gc.collect()`. The
 //! model computes exactly that on demand over an object graph: futures and
 //! tasks, task groups, function frames (locals, closure cells) and
-//! exceptions (tracebacks keep frames). Roots are the loop's handles, the
+//! exceptions (tracebacks keep every frame the exception passed through,
+//! and a future keeps the traceback its exception had when set until the
+//! first `result()` hands it back). Roots are the loop's handles, the
 //! running task, the runtime's `main_task`, the shutdown list and the
-//! background set.
+//! background set. What a collection frees holds nothing afterwards.
 //!
 //! Not modelled (known gaps): references held by exceptions in flight,
 //! the `except ... as e` variable of the runtime, and the exact order of
@@ -95,6 +97,16 @@ pub enum N {
     Exc(ExcId),
     /// A task's coroutine object.
     Coro(u32),
+}
+
+/// What a traceback's entries keep alive.
+fn tb_edges(tb: &[TbRef], out: &mut Vec<N>) {
+    out.extend(tb.iter().map(|r| match *r {
+        TbRef::Frame(f) => N::Frame(f),
+        TbRef::Fut(f) => N::Fut(f),
+        TbRef::Tg(g) => N::Tg(g),
+        TbRef::Exc(x) => N::Exc(x),
+    }));
 }
 
 impl Machine {
@@ -274,10 +286,15 @@ impl Machine {
         match x {
             N::Fut(f) => {
                 let fut = &self.futs[f as usize];
+                if fut.collected {
+                    // A collected cycle through it is gone.
+                    return;
+                }
                 for &cb in &fut.callbacks {
                     self.cb_edges(cb, out);
                 }
                 out.extend(fut.exc.map(N::Exc));
+                tb_edges(&fut.exc_tb, out);
                 out.extend(fut.cancelled_exc.map(N::Exc));
                 match fut.kind {
                     FKind::Gather(g) => {
@@ -330,14 +347,7 @@ impl Machine {
                     out.extend(g.iter().map(|&x| N::Exc(x)));
                 }
                 if let Some(tb) = self.tbs.get(e as usize) {
-                    for r in tb {
-                        out.push(match *r {
-                            TbRef::Frame(f) => N::Frame(f),
-                            TbRef::Fut(f) => N::Fut(f),
-                            TbRef::Tg(g) => N::Tg(g),
-                            TbRef::Exc(x) => N::Exc(x),
-                        });
-                    }
+                    tb_edges(tb, out);
                 }
             }
         }
