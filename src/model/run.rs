@@ -317,6 +317,11 @@ impl Machine {
                         obj: None,
                         exc: Some(x),
                     });
+                    // The traceback holds the callback's frame and
+                    // `Handle._run`'s, whose local `context` holds the
+                    // exception: a cycle (events.py, 3.11-3.13).
+                    self.tb_add(e, node);
+                    self.tb_ref(e, super::gc::TbRef::Exc(e));
                 }
             }
         }
