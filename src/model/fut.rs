@@ -561,6 +561,10 @@ impl Machine {
                         self.set_exception(f, e);
                         if cls == Cls::Prog(crate::ast::ExcClass::KeyboardInterrupt) {
                             self.escaped = Some(e);
+                            // It leaves `Handle._run` by re-raising, before
+                            // `self = None`: the traceback's frame keeps the
+                            // handle, whose callback is this task's step.
+                            self.tb_ref(e, super::gc::TbRef::Fut(f));
                         }
                     }
                 }
