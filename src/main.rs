@@ -145,6 +145,32 @@ enum Cmd {
     },
 }
 
+/// Prints to stdout. A reader that went away (`canceltree run ... | head`)
+/// ends the program quietly with the shell's code for a broken pipe, 141,
+/// where `print!` would panic.
+macro_rules! out {
+    ($($t:tt)*) => { emit(format_args!($($t)*), false) };
+}
+
+macro_rules! outln {
+    ($($t:tt)*) => { emit(format_args!($($t)*), true) };
+}
+
+fn emit(args: std::fmt::Arguments, newline: bool) {
+    use std::io::Write;
+    let mut o = std::io::stdout().lock();
+    let r = o
+        .write_fmt(args)
+        .and_then(|()| if newline { o.write_all(b"\n") } else { Ok(()) });
+    if let Err(e) = r {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(141);
+        }
+        eprintln!("canceltree: cannot write to standard output: {e}");
+        std::process::exit(2);
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli.cmd) {
@@ -200,15 +226,15 @@ fn run(cmd: Cmd) -> Result<ExitCode, String> {
                     } else {
                         serde_json::json!({ "agree": differ.is_none(), "runs": runs })
                     };
-                    println!("{doc}");
+                    outln!("{doc}");
                 }
                 Format::Text => match &differ {
-                    Some(d) => print!("{d}"),
+                    Some(d) => out!("{d}"),
                     None => {
                         if traces.len() > 1 {
-                            println!("all {} backends agree:", traces.len());
+                            outln!("all {} backends agree:", traces.len());
                         }
-                        print!("{}", render::text(&traces[0].1, &labels));
+                        out!("{}", render::text(&traces[0].1, &labels));
                     }
                 },
             }
@@ -221,14 +247,14 @@ fn run(cmd: Cmd) -> Result<ExitCode, String> {
         Cmd::Export { file, backend } => {
             let program = load(&file)?;
             let spec = Spec::parse(&backend).map_err(|e| format!("error: {e}"))?;
-            print!(
+            out!(
                 "{}",
                 backend::export_script(&program, &file, spec.pytask, spec.eager)
             );
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Gen { seed, size } => {
-            print!("{}", syntax::print(&generate::program(seed, size)));
+            out!("{}", syntax::print(&generate::program(seed, size)));
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Bench {
@@ -254,12 +280,12 @@ fn run(cmd: Cmd) -> Result<ExitCode, String> {
             } else {
                 format!("from {} files", files.len())
             };
-            println!(
+            outln!(
                 "{} programs {from}, {:.1} nodes on average",
                 programs.len(),
                 nodes as f64 / programs.len().max(1) as f64
             );
-            print!("{}", bench::report(&bench::measure(&mut opened, &programs)));
+            out!("{}", bench::report(&bench::measure(&mut opened, &programs)));
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Fuzz {
@@ -297,7 +323,7 @@ fn run(cmd: Cmd) -> Result<ExitCode, String> {
         Cmd::Backends => {
             let found = backend::discover::all();
             if found.is_empty() {
-                println!("no CPython 3.11 or later found under pyenv or on PATH");
+                outln!("no CPython 3.11 or later found under pyenv or on PATH");
             }
             for f in &found {
                 let (a, b, _) = f.version;
@@ -308,10 +334,10 @@ fn run(cmd: Cmd) -> Result<ExitCode, String> {
                 if (a, b) >= (3, 12) {
                     variants.push(format!("cpython:{a}.{b}+eager"));
                 }
-                println!("CPython {:<8} {}", f.version_string(), f.path.display());
-                println!("  {}", variants.join("  "));
+                outln!("CPython {:<8} {}", f.version_string(), f.path.display());
+                outln!("  {}", variants.join("  "));
             }
-            println!("(cpython:3.X picks the newest 3.X listed; name any other as cpython:PATH)");
+            outln!("(cpython:3.X picks the newest 3.X listed; name any other as cpython:PATH)");
             Ok(ExitCode::SUCCESS)
         }
     }

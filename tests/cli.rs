@@ -162,3 +162,23 @@ fn export_prints_a_script_that_names_its_source() {
         "{s}"
     );
 }
+
+#[test]
+fn a_reader_that_goes_away_ends_the_output_quietly_not_with_a_panic() {
+    use std::io::Read;
+    use std::process::Stdio;
+    // Far more text than a pipe buffers, so the writes after the reader
+    // is gone fail with a broken pipe (as in `canceltree gen ... | head`).
+    let mut child = Command::new(env!("CARGO_BIN_EXE_canceltree"))
+        .args(["gen", "--seed", "1", "--size", "200000"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("binary runs");
+    let mut first = [0u8; 16];
+    child.stdout.take().unwrap().read_exact(&mut first).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(&first[..14], b"(canceltree 1)");
+    assert_eq!(out.status.code(), Some(141), "{}", stderr(&out));
+    assert!(!stderr(&out).contains("panicked"), "{}", stderr(&out));
+}
