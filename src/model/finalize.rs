@@ -134,8 +134,10 @@ impl Machine {
 
     /// Refcounting frees each future and task `mark` leaves out.
     fn free_unmarked(&mut self, mark: &[bool]) {
-        for (f, &live) in mark[..self.futs.len()].iter().enumerate() {
-            if live || self.futs[f].dead {
+        let order = self.dealloc_order(mark);
+        for &f in &order {
+            let f = f as usize;
+            if self.futs[f].dead {
                 continue;
             }
             self.futs[f].dead = true;
@@ -152,6 +154,7 @@ impl Machine {
             self.never_retrieved(f as u32);
             self.futs[f].dead = true;
         }
+        self.gc_order_futs = order;
     }
 
     /// `gc.collect()` from a `(gc)` statement.

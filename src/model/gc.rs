@@ -9,9 +9,12 @@
 //! running task, the runtime's `main_task`, the shutdown list and the
 //! background set. What a collection frees holds nothing afterwards.
 //!
-//! Not modelled (known gaps): references held by exceptions in flight,
-//! the `except ... as e` variable of the runtime, and the exact order of
-//! decrefs inside one frame (creation order is used).
+//! Refcounting frees garbage depth first from what was dropped, a frame's
+//! slots in `localsplus` order (`dealloc_order`). Not modelled (known
+//! gaps): references held by exceptions in flight, the `except ... as e`
+//! variable of the runtime, the order in which several objects are dropped
+//! at one moment (creation order is used), and how an earlier collection
+//! reorders the objects that survived it.
 
 use super::coro::Frame;
 use super::coro::NONE;
@@ -36,6 +39,8 @@ pub struct GcCache {
     own: Vec<Vec<u32>>,
     /// Free variables (closure cells) of each function, by dense index.
     free: Vec<Vec<u32>>,
+    /// Whether a nested function reads each slot (so it is a cell).
+    captured: Vec<bool>,
 }
 
 impl GcCache {
@@ -75,6 +80,8 @@ pub struct Peel {
     adj: Vec<u32>,
     indeg: Vec<u32>,
     queue: Vec<u32>,
+    /// `dealloc_order`'s depth-first stack: (node, next edge).
+    stack: Vec<(u32, u32)>,
 }
 
 /// What a traceback keeps alive.
@@ -170,6 +177,33 @@ impl Machine {
                 }
             }
         }
+        // Clearing a frame drops `localsplus` in order: plain locals in
+        // order of first use, then its cell variables, then the free ones,
+        // both sorted by name (the compiler's `dictbytype`; checked with
+        // finalizers on 3.11.7, 3.12.1, 3.13.0).
+        let names = |s: &u32| p.name(self.sc.slot_sym[*s as usize]);
+        let mut captured = std::mem::take(&mut gcx.captured);
+        captured.clear();
+        captured.resize(self.sc.slot_sym.len(), false);
+        for free in &mut gcx.free[..nf] {
+            free.sort_by(|a, b| names(a).cmp(names(b)));
+            for &s in free.iter() {
+                captured[s as usize] = true;
+            }
+        }
+        for own in &mut gcx.own[..nf] {
+            own.sort_by(|a, b| {
+                (
+                    captured[*a as usize],
+                    captured[*a as usize].then(|| names(a)),
+                )
+                    .cmp(&(
+                        captured[*b as usize],
+                        captured[*b as usize].then(|| names(b)),
+                    ))
+            });
+        }
+        gcx.captured = captured;
         gcx.ready = true;
         self.gcx = gcx;
     }
@@ -316,11 +350,13 @@ impl Machine {
                 out.extend(tg.base_error.map(N::Exc));
             }
             N::Fn(func) => {
+                // A frame's `localsplus` order: its locals, then the
+                // closure's cells (see `gc_prepare`).
                 let d = self.gcx.dense[func as usize] as usize;
-                self.slot_edges(&self.gcx.free[d], out);
                 if !self.fn_done[func as usize] {
                     self.slot_edges(&self.gcx.own[d], out);
                 }
+                self.slot_edges(&self.gcx.free[d], out);
             }
             N::Frame(func) => {
                 let d = self.gcx.dense[func as usize] as usize;
@@ -473,6 +509,71 @@ impl Machine {
         }
         self.gc_buf = buf;
         stopped
+    }
+
+    /// The futures `mark` leaves out (garbage that no cycle keeps, so a
+    /// DAG), in the order refcounting deallocates them: the objects nothing
+    /// else references go first, lowest first; deallocating one drops its
+    /// references in order, and one whose last reference that was goes at
+    /// once, depth first, before the next (what `Py_DECREF` does). Each
+    /// future appears when its deallocation starts, as its finalizer runs.
+    pub(super) fn dealloc_order(&mut self, mark: &[bool]) -> Vec<u32> {
+        let total = mark.len();
+        let mut pk = std::mem::take(&mut self.gc_peel);
+        let mut order = std::mem::take(&mut self.gc_order_futs);
+        order.clear();
+        pk.start.clear();
+        pk.adj.clear();
+        pk.indeg.clear();
+        pk.indeg.resize(total, 0);
+        let mut buf = std::mem::take(&mut self.gc_buf);
+        for i in 0..total {
+            pk.start.push(pk.adj.len() as u32);
+            if mark[i] {
+                continue;
+            }
+            buf.clear();
+            self.edges(self.node_of(i), &mut buf);
+            for &y in &buf {
+                let j = self.idx(y);
+                if j < total && j != i && !mark[j] {
+                    pk.adj.push(j as u32);
+                    pk.indeg[j] += 1;
+                }
+            }
+        }
+        pk.start.push(pk.adj.len() as u32);
+        self.gc_buf = buf;
+        let nfuts = self.futs.len();
+        let mut stack = std::mem::take(&mut pk.stack);
+        stack.clear();
+        for r in 0..total {
+            if mark[r] || pk.indeg[r] != 0 {
+                continue;
+            }
+            let enter = |n: usize, stack: &mut Vec<(u32, u32)>, order: &mut Vec<u32>| {
+                if n < nfuts {
+                    order.push(n as u32);
+                }
+                stack.push((n as u32, pk.start[n]));
+            };
+            enter(r, &mut stack, &mut order);
+            while let Some(&mut (n, ref mut k)) = stack.last_mut() {
+                if *k == pk.start[n as usize + 1] {
+                    stack.pop();
+                    continue;
+                }
+                let child = pk.adj[*k as usize] as usize;
+                *k += 1;
+                pk.indeg[child] -= 1;
+                if pk.indeg[child] == 0 {
+                    enter(child, &mut stack, &mut order);
+                }
+            }
+        }
+        pk.stack = stack;
+        self.gc_peel = pk;
+        order
     }
 
     /// Marks the unmarked nodes that a garbage cycle keeps: those on a

@@ -114,6 +114,7 @@ pub struct Machine {
     /// finalization order, and `cascade`'s in-degrees and zero-heap.
     pub gc_spare: (Vec<bool>, Vec<bool>),
     pub gc_order: Vec<super::gc::N>,
+    pub gc_order_futs: Vec<u32>,
     pub gc_indeg: Vec<u32>,
     pub gc_zero: std::collections::BinaryHeap<std::cmp::Reverse<usize>>,
     /// Emptied callback lists and frame stacks of earlier runs, for reuse.
@@ -182,6 +183,7 @@ impl Machine {
             gc_peel: Default::default(),
             gc_spare: Default::default(),
             gc_order: Vec::new(),
+            gc_order_futs: Vec::new(),
             gc_indeg: Vec::new(),
             gc_zero: Default::default(),
             spare_cbs: Vec::new(),
