@@ -517,33 +517,30 @@ impl Machine {
     /// references in order, and one whose last reference that was goes at
     /// once, depth first, before the next (what `Py_DECREF` does). Each
     /// future appears when its deallocation starts, as its finalizer runs.
+    ///
+    /// Reads the subgraph `mark_cycle_kept` just built, which must have
+    /// made `mark` from the same graph.
     pub(super) fn dealloc_order(&mut self, mark: &[bool]) -> Vec<u32> {
         let total = mark.len();
-        let mut pk = std::mem::take(&mut self.gc_peel);
         let mut order = std::mem::take(&mut self.gc_order_futs);
         order.clear();
-        pk.start.clear();
-        pk.adj.clear();
+        if !(0..self.futs.len()).any(|f| !mark[f] && !self.futs[f].dead) {
+            return order;
+        }
+        let mut pk = std::mem::take(&mut self.gc_peel);
         pk.indeg.clear();
         pk.indeg.resize(total, 0);
-        let mut buf = std::mem::take(&mut self.gc_buf);
         for i in 0..total {
-            pk.start.push(pk.adj.len() as u32);
             if mark[i] {
                 continue;
             }
-            buf.clear();
-            self.edges(self.node_of(i), &mut buf);
-            for &y in &buf {
-                let j = self.idx(y);
-                if j < total && j != i && !mark[j] {
-                    pk.adj.push(j as u32);
+            for k in pk.start[i]..pk.start[i + 1] {
+                let j = pk.adj[k as usize] as usize;
+                if j != i && !mark[j] {
                     pk.indeg[j] += 1;
                 }
             }
         }
-        pk.start.push(pk.adj.len() as u32);
-        self.gc_buf = buf;
         let nfuts = self.futs.len();
         let mut stack = std::mem::take(&mut pk.stack);
         stack.clear();
@@ -565,6 +562,9 @@ impl Machine {
                 }
                 let child = pk.adj[*k as usize] as usize;
                 *k += 1;
+                if child == n as usize || mark[child] {
+                    continue;
+                }
                 pk.indeg[child] -= 1;
                 if pk.indeg[child] == 0 {
                     enter(child, &mut stack, &mut order);
