@@ -22,6 +22,8 @@ pub struct Collection {
     gone: Vec<bool>,
     fin_done: Vec<bool>,
     layout: super::gc::Layout,
+    /// The runtime's final collection (the loop is closed: no handles).
+    final_collect: bool,
 }
 
 impl Machine {
@@ -236,6 +238,7 @@ impl Machine {
             gone,
             fin_done,
             layout: self.layout(),
+            final_collect,
         };
         // Objects with no referrers at all were freed before: drop them
         // silently first.
@@ -379,6 +382,17 @@ impl Machine {
                     if j < total {
                         indeg[j] += 1;
                     }
+                }
+            }
+            // A finalizer can make garbage reachable again (closing a
+            // coroutine cancels a future whose callback then schedules
+            // the task's wakeup): what a root holds is not deallocated.
+            buf.clear();
+            self.roots(c.final_collect, &mut buf);
+            for &y in &buf {
+                let j = self.idx(y);
+                if j < total && !gone[j] {
+                    indeg[j] += 1;
                 }
             }
             zero.clear();

@@ -398,19 +398,17 @@ impl Machine {
     fn finals(&mut self) -> Vec<TaskFinal> {
         let mut out = Vec::with_capacity(self.tasks.len());
         for t in &self.tasks {
-            let (state, cancelling) = if t.destroyed {
-                (State::Destroyed, None)
-            } else if t.freed {
-                match &t.done_fin {
-                    Some(f) => (State::Done(f.clone()), Some(t.done_cancelling)),
-                    None => (State::Destroyed, None),
-                }
-            } else if let Some(f) = &t.done_fin {
-                // Done tasks as recorded at completion (an awaiter may have
-                // taken the CancelledError holding the message since).
-                (State::Done(f.clone()), Some(t.num_cancels))
-            } else {
-                (State::Pending, Some(t.num_cancels))
+            // As the runtime reads it: a task that finished shows how, as
+            // recorded at completion (an awaiter may have taken the
+            // CancelledError holding the message since), even one a
+            // collection reported destroyed and a finalizer brought back;
+            // `cancelling()` is read live while the task is alive.
+            let gone = t.freed || t.destroyed;
+            let (state, cancelling) = match &t.done_fin {
+                Some(f) if gone => (State::Done(f.clone()), Some(t.done_cancelling)),
+                Some(f) => (State::Done(f.clone()), Some(t.num_cancels)),
+                None if gone => (State::Destroyed, None),
+                None => (State::Pending, Some(t.num_cancels)),
             };
             out.push(TaskFinal {
                 name: t.name.clone(),
