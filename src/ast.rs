@@ -238,27 +238,9 @@ fn kind_eq(a: &Kind, pa: &Program, b: &Kind, pb: &Program) -> bool {
 impl Kind {
     /// The symbols this node mentions, in the order they are written.
     pub fn syms(&self, out: &mut Vec<Sym>) {
-        use Kind::*;
-        match self {
-            Spawn(s, mode) => {
-                out.push(*s);
-                if let SpawnMode::In(g) = mode {
-                    out.push(*g);
-                }
-            }
-            Await(s)
-            | Cancel(s, _)
-            | Done(s)
-            | Cancelled(s)
-            | Future(s)
-            | Resolve(s, _)
-            | Fail(s, _, _)
-            | Ref(s)
-            | Let(s)
-            | TaskGroup(s)
-            | Forget(s) => out.push(*s),
-            Uncancel(Some(s)) | Cancelling(Some(s)) => out.push(*s),
-            _ => {}
+        out.extend(self.first_sym());
+        if let Kind::Spawn(_, SpawnMode::In(g)) = self {
+            out.push(*g);
         }
     }
 
