@@ -109,7 +109,7 @@ pub struct Machine {
     pub gc_stack: Vec<super::gc::N>,
     pub gc_buf: Vec<super::gc::N>,
     pub gcx: super::gc::GcCache,
-    pub gc_peel: super::gc::Peel,
+    pub gc_peel: super::dealloc::Peel,
     /// Reused buffers of collections: a spare (gone, finalized) pair, the
     /// finalization order, and `cascade`'s in-degrees and zero-heap.
     pub gc_spare: (Vec<bool>, Vec<bool>),

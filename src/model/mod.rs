@@ -17,6 +17,7 @@
 
 mod comb;
 mod coro;
+mod dealloc;
 mod eventloop;
 mod exc;
 mod finalize;
