@@ -31,6 +31,7 @@ mod run;
 mod scope;
 mod star;
 mod stmt;
+mod task;
 mod taskgroup;
 mod timeout;
 mod wait;

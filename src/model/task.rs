@@ -1,0 +1,242 @@
+//! Tasks as `tasks.py` and the C `_asyncio` module run them: creation
+//! through the runtime's factory (an eager first step inside
+//! `create_task`, or a scheduled one), the step, which resumes the
+//! coroutine and settles the task from what it did, and the wakeup.
+
+use super::exc::{Cls, ExcId};
+use super::fut::{Cb, FKind, FState, FutId, NO_EXC, V};
+use super::machine::Machine;
+use super::run::Hcb;
+use crate::ast::NodeId;
+use crate::trace::What;
+
+impl Machine {
+    /// `loop.create_task(coro)` through the runtime's factory: traced
+    /// `create`, then eager start or a scheduled first step, then the
+    /// runtime's done callback.
+    pub fn create_task(&mut self, func: NodeId, name: crate::trace::Name) -> Result<FutId, ExcId> {
+        let idx = self.tasks.len() as u32;
+        let n = self.p().len() as NodeId;
+        let node = if func >= n { func - n } else { func };
+        self.ev(What::Create {
+            task: idx,
+            name: name.clone(),
+            node,
+        });
+        let f = self.new_fut(FKind::Task(idx));
+        let mut task = super::machine::Task::new(f, func, name);
+        if let Some(frames) = self.spare_frames.pop() {
+            task.frames = frames;
+        }
+        self.tasks.push(task);
+        self.task_order.push(f);
+        if self.profile.eager && self.running {
+            let before = self.escaped;
+            self.eager_start(idx);
+            // This task's own KeyboardInterrupt, raised in this first step.
+            if self.escaped != before
+                && let Some(e) = self.escaped
+                && self.futs[f as usize].exc == Some(e)
+            {
+                self.escaped = before;
+                self.eager_start_raised(idx, e);
+                return Err(e);
+            }
+        } else {
+            self.lp.call_soon(Hcb::Step(idx, NO_EXC));
+        }
+        self.add_done_callback(f, Cb::Traced);
+        Ok(f)
+    }
+
+    /// A KeyboardInterrupt from an eager first step is re-raised by
+    /// `__step` and so out of `Task()` itself, into the code that called
+    /// `create_task`. The half-made task has no other reference: it is
+    /// freed at once, before its done callback was ever added (so no `done`
+    /// event), reporting its exception as never retrieved. The runtime's
+    /// factory still counts it as the current task, if there is one at all
+    /// (a plain callback has none).
+    fn eager_start_raised(&mut self, t: u32, e: ExcId) {
+        let f = self.tasks[t as usize].fut;
+        let x = self.excs.encode(e);
+        let cur = self.current;
+        self.current = cur.map(|_| t);
+        let name = self.tasks[t as usize].name.clone();
+        self.ev(What::Handler {
+            msg: "Task exception was never retrieved".into(),
+            obj: Some(name),
+            exc: Some(x),
+        });
+        self.current = cur;
+        self.futs[f as usize].log_tb = false;
+        self.futs[f as usize].dead = true;
+        self.tasks[t as usize].freed = true;
+    }
+
+    fn eager_start(&mut self, t: u32) {
+        let prev = self.current;
+        let parent_fn = prev.and_then(|p| {
+            self.tasks[p as usize]
+                .frames
+                .iter()
+                .rev()
+                .find_map(|f| match *f {
+                    super::coro::Frame::Level { func } => Some(func),
+                    _ => None,
+                })
+        });
+        self.eager_stack.push((t, parent_fn, prev));
+        self.current = Some(t);
+        self.stepping.push(t);
+        self.eager_depth += 1;
+        if self.eager_depth > EAGER_DEPTH_LIMIT {
+            // CPython would raise RecursionError deep inside nested eager
+            // starts; the model stops nesting and schedules the step.
+            self.lp.call_soon(Hcb::Step(t, NO_EXC));
+        } else {
+            self.step_run_and_handle(t, None, false);
+        }
+        self.eager_depth -= 1;
+        self.stepping.pop();
+        self.eager_stack.pop();
+        self.current = prev;
+    }
+
+    /// `Task.__step(exc)`.
+    pub fn step(&mut self, t: u32, exc: Option<ExcId>) {
+        let f = self.tasks[t as usize].fut;
+        if self.futs[f as usize].done() {
+            return; // InvalidStateError in CPython; cannot happen here
+        }
+        let mut exc = exc;
+        let mut created = false;
+        if self.tasks[t as usize].must_cancel {
+            if !exc.is_some_and(|e| self.excs.cls(e).is_cancelled()) {
+                exc = Some(self.make_cancelled_error(f));
+                created = true;
+            }
+            self.tasks[t as usize].must_cancel = false;
+        }
+        self.tasks[t as usize].fut_waiter = None;
+        let prev = self.current;
+        self.current = Some(t);
+        self.stepping.push(t);
+        // The C step (and `__wakeup`) holds the exception it throws in
+        // until the step returns, and with it the traceback's frames; one
+        // it created itself (for a pending cancel) it drops as soon as the
+        // throw returns, before handling what the coroutine did.
+        if let Some(e) = exc {
+            self.inflight.push(e);
+        }
+        self.step_run_and_handle(t, exc, created);
+        if exc.is_some() && !created {
+            self.inflight.pop();
+        }
+        self.stepping.pop();
+        self.current = prev;
+    }
+
+    /// `__step_run_and_handle_result`.
+    fn step_run_and_handle(&mut self, t: u32, exc: Option<ExcId>, created: bool) {
+        let f = self.tasks[t as usize].fut;
+        let out = self.run_coro(t, exc);
+        if created {
+            self.inflight.pop();
+            // What the coroutine raised is still in flight (it may be that
+            // very exception, or chain to it); a value it returned is held
+            // by StopIteration, which the graph does not model, so then the
+            // check waits for the value to reach the future.
+            let holds =
+                match &out {
+                    super::coro::Out::Done(super::coro::Comp::Raise(x)) => Some(Some(*x)),
+                    super::coro::Out::Done(
+                        super::coro::Comp::Norm(v) | super::coro::Comp::Ret(v),
+                    ) if matches!(v, V::Exc(_) | V::List(_)) => None,
+                    _ => Some(None),
+                };
+            if let Some(raised) = holds
+                && self.gc_watch()
+            {
+                self.inflight.extend(raised);
+                self.refcount_check(false);
+                if raised.is_some() {
+                    self.inflight.pop();
+                }
+            }
+        }
+        match out {
+            super::coro::Out::Done(c) => match c {
+                super::coro::Comp::Raise(e) => {
+                    self.tb_loop_frames(e);
+                    let cls = self.excs.cls(e);
+                    if cls.is_cancelled() {
+                        self.futs[f as usize].cancelled_exc = Some(e);
+                        self.fut_cancel(f, None);
+                    } else {
+                        self.set_exception(f, e);
+                        if cls == Cls::Prog(crate::ast::ExcClass::KeyboardInterrupt) {
+                            self.escaped = Some(e);
+                            // It leaves `Handle._run` by re-raising, before
+                            // `self = None`: the traceback's frame keeps the
+                            // handle, whose callback is this task's step.
+                            self.tb_ref(e, super::gc::TbRef::Fut(f));
+                        }
+                    }
+                }
+                super::coro::Comp::Norm(v) | super::coro::Comp::Ret(v) => {
+                    if self.tasks[t as usize].must_cancel {
+                        self.tasks[t as usize].must_cancel = false;
+                        let msg = self.futs[f as usize].cancel_msg.clone();
+                        self.fut_cancel(f, msg);
+                    } else {
+                        self.set_result(f, v);
+                    }
+                }
+            },
+            super::coro::Out::Yield(None) => {
+                self.lp.call_soon(Hcb::Step(t, NO_EXC));
+            }
+            super::coro::Out::Yield(Some(w)) => {
+                if w == f {
+                    let e = self
+                        .excs
+                        .msg(Cls::RUNTIME, "Task cannot await on itself: <Task>");
+                    self.lp.call_soon(Hcb::Step(t, e));
+                } else {
+                    self.add_done_callback(w, Cb::Wakeup(t));
+                    self.tasks[t as usize].fut_waiter = Some(w);
+                    if self.tasks[t as usize].must_cancel {
+                        let msg = self.futs[f as usize].cancel_msg.clone();
+                        // Cancelling a task or gather here recurses in CPython too.
+                        match self.cancel(w, msg) {
+                            Ok(true) => self.tasks[t as usize].must_cancel = false,
+                            Ok(false) => {}
+                            Err(_) => {}
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// `Task.__wakeup(future)`.
+    pub fn wakeup(&mut self, t: u32, w: FutId) {
+        let st = self.futs[w as usize].state;
+        match st {
+            FState::Cancelled => {
+                let e = self.make_cancelled_error(w);
+                self.step(t, Some(e));
+            }
+            _ => {
+                let e = self.futs[w as usize].exc;
+                if e.is_some() {
+                    self.futs[w as usize].log_tb = false;
+                }
+                self.step(t, e);
+            }
+        }
+    }
+}
+
+/// How deep eager starts may nest before the model stops nesting them.
+pub const EAGER_DEPTH_LIMIT: u32 = 900;
