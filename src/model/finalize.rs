@@ -387,12 +387,15 @@ impl Machine {
             // A finalizer can make garbage reachable again (closing a
             // coroutine cancels a future whose callback then schedules
             // the task's wakeup): what a root holds is not deallocated.
-            buf.clear();
-            self.roots(c.final_collect, &mut buf);
-            for &y in &buf {
-                let j = self.idx(y);
-                if j < total && !gone[j] {
-                    indeg[j] += 1;
+            // Before any finalizer, the roots hold no garbage.
+            if finalize {
+                buf.clear();
+                self.roots(c.final_collect, &mut buf);
+                for &y in &buf {
+                    let j = self.idx(y);
+                    if j < total && !gone[j] {
+                        indeg[j] += 1;
+                    }
                 }
             }
             zero.clear();
