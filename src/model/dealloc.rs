@@ -51,10 +51,13 @@ impl Machine {
         let nfuts = self.futs.len();
         let mut stack = std::mem::take(&mut pk.stack);
         stack.clear();
-        for r in 0..total {
-            if mark[r] || pk.indeg[r] != 0 {
-                continue;
-            }
+        // The roots are the nodes nothing references before any goes: a
+        // node whose last referrer goes later is entered from there, once.
+        let mut roots = std::mem::take(&mut pk.queue);
+        roots.clear();
+        roots.extend((0..total as u32).filter(|&r| !mark[r as usize] && pk.indeg[r as usize] == 0));
+        for &r in &roots {
+            let r = r as usize;
             let enter = |n: usize, stack: &mut Vec<(u32, u32)>, order: &mut Vec<u32>| {
                 if n < nfuts {
                     order.push(n as u32);
@@ -79,6 +82,7 @@ impl Machine {
             }
         }
         pk.stack = stack;
+        pk.queue = roots;
         self.gc_peel = pk;
         order
     }
