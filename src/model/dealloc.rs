@@ -18,80 +18,19 @@ pub struct Peel {
 }
 
 impl Machine {
-    /// The futures `mark` leaves out (garbage that no cycle keeps, so a
-    /// DAG), in the order refcounting deallocates them: the objects nothing
-    /// else references go first, lowest first; deallocating one drops its
-    /// references in order, and one whose last reference that was goes at
-    /// once, depth first, before the next (what `Py_DECREF` does). Each
-    /// future appears when its deallocation starts, as its finalizer runs.
-    ///
-    /// Reads the subgraph `mark_cycle_kept` just built, which must have
-    /// made `mark` from the same graph.
-    pub(super) fn dealloc_order(&mut self, mark: &[bool]) -> Vec<u32> {
-        let total = mark.len();
-        let mut order = std::mem::take(&mut self.gc_order_futs);
-        order.clear();
-        if !(0..self.futs.len()).any(|f| !mark[f] && !self.futs[f].dead) {
-            return order;
-        }
-        let mut pk = std::mem::take(&mut self.gc_peel);
-        pk.indeg.clear();
-        pk.indeg.resize(total, 0);
-        for i in 0..total {
-            if mark[i] {
-                continue;
-            }
-            for k in pk.start[i]..pk.start[i + 1] {
-                let j = pk.adj[k as usize] as usize;
-                if j != i && !mark[j] {
-                    pk.indeg[j] += 1;
-                }
-            }
-        }
-        let nfuts = self.futs.len();
-        let mut stack = std::mem::take(&mut pk.stack);
-        stack.clear();
-        // The roots are the nodes nothing references before any goes: a
-        // node whose last referrer goes later is entered from there, once.
-        let mut roots = std::mem::take(&mut pk.queue);
-        roots.clear();
-        roots.extend((0..total as u32).filter(|&r| !mark[r as usize] && pk.indeg[r as usize] == 0));
-        for &r in &roots {
-            let r = r as usize;
-            let enter = |n: usize, stack: &mut Vec<(u32, u32)>, order: &mut Vec<u32>| {
-                if n < nfuts {
-                    order.push(n as u32);
-                }
-                stack.push((n as u32, pk.start[n]));
-            };
-            enter(r, &mut stack, &mut order);
-            while let Some(&mut (n, ref mut k)) = stack.last_mut() {
-                if *k == pk.start[n as usize + 1] {
-                    stack.pop();
-                    continue;
-                }
-                let child = pk.adj[*k as usize] as usize;
-                *k += 1;
-                if child == n as usize || mark[child] {
-                    continue;
-                }
-                pk.indeg[child] -= 1;
-                if pk.indeg[child] == 0 {
-                    enter(child, &mut stack, &mut order);
-                }
-            }
-        }
-        pk.stack = stack;
-        pk.queue = roots;
-        self.gc_peel = pk;
-        order
+    /// What refcounting frees now, given `mark` (everything reachable):
+    /// marks what garbage cycles keep too, then returns the futures left
+    /// out in the order they are deallocated.
+    pub(super) fn refcount_frees(&mut self, mark: &mut [bool]) -> Vec<u32> {
+        self.mark_cycle_kept(mark);
+        self.dealloc_order(mark)
     }
 
     /// Marks the unmarked nodes that a garbage cycle keeps: those on a
     /// cycle of unmarked nodes or reachable from one. Peeling the unmarked
     /// subgraph (repeatedly dropping nodes nothing unmarked points at)
     /// leaves exactly those, in time linear in the subgraph.
-    pub(super) fn mark_cycle_kept(&mut self, mark: &mut [bool]) {
+    fn mark_cycle_kept(&mut self, mark: &mut [bool]) {
         let total = mark.len();
         let mut pk = std::mem::take(&mut self.gc_peel);
         pk.start.clear();
@@ -135,5 +74,72 @@ impl Machine {
             }
         }
         self.gc_peel = pk;
+    }
+
+    /// The futures `mark` leaves out (garbage that no cycle keeps, so a
+    /// DAG), in the order refcounting deallocates them: the objects nothing
+    /// else references go first, lowest first; deallocating one drops its
+    /// references in order, and one whose last reference that was goes at
+    /// once, depth first, before the next (what `Py_DECREF` does). Each
+    /// future appears when its deallocation starts, as its finalizer runs.
+    ///
+    /// Reads the unmarked subgraph `mark_cycle_kept` just built.
+    fn dealloc_order(&mut self, mark: &[bool]) -> Vec<u32> {
+        let total = mark.len();
+        let mut order = std::mem::take(&mut self.gc_order_futs);
+        order.clear();
+        if !(0..self.futs.len()).any(|f| !mark[f] && !self.futs[f].dead) {
+            return order;
+        }
+        let mut pk = std::mem::take(&mut self.gc_peel);
+        pk.indeg.clear();
+        pk.indeg.resize(total, 0);
+        for i in 0..total {
+            if mark[i] {
+                continue;
+            }
+            for k in pk.start[i]..pk.start[i + 1] {
+                let j = pk.adj[k as usize] as usize;
+                if j != i && !mark[j] {
+                    pk.indeg[j] += 1;
+                }
+            }
+        }
+        let nfuts = self.futs.len();
+        let mut stack = std::mem::take(&mut pk.stack);
+        stack.clear();
+        // The roots are the nodes nothing references before any goes: a
+        // node whose last referrer goes later is entered from there, once.
+        let mut roots = std::mem::take(&mut pk.queue);
+        roots.clear();
+        roots.extend((0..total as u32).filter(|&r| !mark[r as usize] && pk.indeg[r as usize] == 0));
+        let enter = |n: usize, stack: &mut Vec<(u32, u32)>, order: &mut Vec<u32>| {
+            if n < nfuts {
+                order.push(n as u32);
+            }
+            stack.push((n as u32, pk.start[n]));
+        };
+        for &r in &roots {
+            enter(r as usize, &mut stack, &mut order);
+            while let Some(&mut (n, ref mut k)) = stack.last_mut() {
+                if *k == pk.start[n as usize + 1] {
+                    stack.pop();
+                    continue;
+                }
+                let child = pk.adj[*k as usize] as usize;
+                *k += 1;
+                if child == n as usize || mark[child] {
+                    continue;
+                }
+                pk.indeg[child] -= 1;
+                if pk.indeg[child] == 0 {
+                    enter(child, &mut stack, &mut order);
+                }
+            }
+        }
+        pk.stack = stack;
+        pk.queue = roots;
+        self.gc_peel = pk;
+        order
     }
 }

@@ -118,9 +118,8 @@ impl Machine {
         self.gc_stack = stack;
         if !all_reached {
             // The walk ran out before reaching every candidate, so `mark`
-            // holds everything reachable: add what garbage cycles keep.
-            self.mark_cycle_kept(&mut mark);
-            self.free_unmarked(&mark);
+            // holds everything reachable.
+            self.free_garbage(&mut mark);
         }
         self.gc_mark = mark;
     }
@@ -129,14 +128,16 @@ impl Machine {
         if self.gcs.is_some() {
             return; // during a collection, `cascade` frees what dies
         }
-        let mark = self.alive(false, true);
-        self.free_unmarked(&mark);
+        let mut mark = self.alive(false);
+        self.free_garbage(&mut mark);
         self.gc_mark = mark;
     }
 
-    /// Refcounting frees each future and task `mark` leaves out.
-    fn free_unmarked(&mut self, mark: &[bool]) {
-        let order = self.dealloc_order(mark);
+    /// Refcounting frees what `mark` (everything reachable) leaves out and
+    /// no garbage cycle keeps, in its deallocation order; `mark` ends up
+    /// covering what stays.
+    fn free_garbage(&mut self, mark: &mut [bool]) {
+        let order = self.refcount_frees(mark);
         for &f in &order {
             let f = f as usize;
             if self.futs[f].dead {
@@ -185,7 +186,7 @@ impl Machine {
         if self.gcs.is_some() {
             return; // a finalizer ran `(gc)`: the collection in progress covers it
         }
-        let mark = self.alive(final_collect, false);
+        let mark = self.alive(final_collect);
         let total = mark.len();
         let layout = self.layout();
         // Fast path: with no coroutine to close among the garbage, no
@@ -526,17 +527,24 @@ impl Machine {
         self.tb_ref(e, TbRef::Frame(func));
     }
 
-    /// Exception `e`'s traceback holds a frame whose locals hold `r`
-    /// (`Timeout.__aexit__`'s `self._task`, a TaskGroup, wait_for's `fut`).
-    pub fn tb_ref(&mut self, e: ExcId, r: TbRef) {
+    /// Exception `e`'s traceback entries, made empty on first use.
+    pub fn tb_mut(&mut self, e: ExcId) -> &mut Vec<TbRef> {
         let i = e as usize;
         if self.tbs.len() <= i {
             self.tbs.resize(i + 1, Vec::new());
         }
+        &mut self.tbs[i]
+    }
+
+    /// Exception `e`'s traceback holds a frame whose locals hold `r`
+    /// (`Timeout.__aexit__`'s `self._task`, a TaskGroup, wait_for's `fut`).
+    pub fn tb_ref(&mut self, e: ExcId, r: TbRef) {
+        let i = e as usize;
+        let tb = self.tb_mut(e);
         // Duplicates only cost memory; checking the last entry keeps a
         // traceback through a million frames linear.
-        if self.tbs[i].last() != Some(&r) {
-            self.tbs[i].push(r);
+        if tb.last() != Some(&r) {
+            tb.push(r);
         }
         // Inside an eager first step the frame's `f_back` chain runs
         // through the task factory and `create_task` frames, whose local

@@ -224,10 +224,7 @@ impl Machine {
                         // with none after (`future_get_result`; checked on
                         // 3.11.7, 3.12.1, 3.13.0).
                         let tb = std::mem::take(&mut x.exc_tb);
-                        if self.tbs.len() <= e as usize {
-                            self.tbs.resize(e as usize + 1, Vec::new());
-                        }
-                        self.tbs[e as usize] = tb;
+                        *self.tb_mut(e) = tb;
                         Err(e)
                     }
                     None => Ok(x.result.clone()),

@@ -169,27 +169,19 @@ impl Machine {
         // order of first use, then its cell variables, then the free ones,
         // both sorted by name (the compiler's `dictbytype`; checked with
         // finalizers on 3.11.7, 3.12.1, 3.13.0).
-        let names = |s: &u32| p.name(self.sc.slot_sym[*s as usize]);
+        let name = |s: &u32| p.name(self.sc.slot_sym[*s as usize]);
         let mut captured = std::mem::take(&mut gcx.captured);
         captured.clear();
         captured.resize(self.sc.slot_sym.len(), false);
         for free in &mut gcx.free[..nf] {
-            free.sort_by(|a, b| names(a).cmp(names(b)));
+            free.sort_by_key(name);
             for &s in free.iter() {
                 captured[s as usize] = true;
             }
         }
         for own in &mut gcx.own[..nf] {
-            own.sort_by(|a, b| {
-                (
-                    captured[*a as usize],
-                    captured[*a as usize].then(|| names(a)),
-                )
-                    .cmp(&(
-                        captured[*b as usize],
-                        captured[*b as usize].then(|| names(b)),
-                    ))
-            });
+            // Stable: plain locals keep their order, cells come after.
+            own.sort_by_key(|s| captured[*s as usize].then(|| name(s)));
         }
         gcx.captured = captured;
         gcx.ready = true;
@@ -445,11 +437,9 @@ impl Machine {
         out.extend(self.shutdown_refs.iter().map(|&f| N::Fut(f)));
     }
 
-    /// Marks what is reachable from the roots; with `keep_cycles`, also
-    /// what only garbage cycles keep (refcounting cannot free those). The
-    /// bitmap is the machine's reused one: give it back with `self.gc_mark
-    /// = mark` when done.
-    pub(super) fn alive(&mut self, final_collect: bool, keep_cycles: bool) -> Vec<bool> {
+    /// Marks what is reachable from the roots. The bitmap is the machine's
+    /// reused one: give it back with `self.gc_mark = mark` when done.
+    pub(super) fn alive(&mut self, final_collect: bool) -> Vec<bool> {
         self.gc_prepare();
         let total = self.total_nodes();
         let mut mark = std::mem::take(&mut self.gc_mark);
@@ -460,9 +450,6 @@ impl Machine {
         self.roots(final_collect, &mut stack);
         self.mark_from(&mut stack, &mut mark);
         self.gc_stack = stack;
-        if keep_cycles {
-            self.mark_cycle_kept(&mut mark);
-        }
         mark
     }
 
