@@ -69,7 +69,7 @@ pub enum Res {
     /// A compound statement (body, handler, callback) completed normally or returned.
     Ok,
     /// An exception left the node.
-    Raise(Exc),
+    Raise(Box<Exc>),
 }
 
 /// How a task or `main` finished.
@@ -77,7 +77,7 @@ pub enum Res {
 #[serde(rename_all = "lowercase")]
 pub enum Fin {
     Result(Value),
-    Exception(Exc),
+    Exception(Box<Exc>),
     /// Cancelled, with the cancel message if there was one.
     Cancelled(Option<String>),
 }
@@ -108,7 +108,7 @@ pub enum What {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         obj: Option<Name>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        exc: Option<Exc>,
+        exc: Option<Box<Exc>>,
     },
     /// A phase of the run began: `shutdown`, `collect`.
     Phase(Text),

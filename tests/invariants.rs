@@ -395,7 +395,7 @@ fn timeout_invariants_fire_on_early_or_foreign_conversion_and_on_a_lost_one() {
     fires(&p, &foreign, v, "timeout_converts_own_cancel");
     // Expired, body ended in CancelledError, yet no TimeoutError.
     let mut lost = t;
-    *end_of(&mut lost, 2) = Res::Raise(exc("CancelledError"));
+    *end_of(&mut lost, 2) = Res::Raise(Box::new(exc("CancelledError")));
     fires(&p, &lost, v, "timeout_expiry_converts");
 }
 

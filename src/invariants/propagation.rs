@@ -189,7 +189,7 @@ fn child_errors<'a>(f: &'a Facts, children: &[u32]) -> Vec<(usize, u32, &'a Exc)
     let mut errs: Vec<(usize, u32, &Exc)> = children
         .iter()
         .filter_map(|&c| match (f.done(c), f.fin(c)) {
-            (Some(d), Some(Fin::Exception(x))) => Some((d, c, x)),
+            (Some(d), Some(Fin::Exception(x))) => Some((d, c, &**x)),
             _ => None,
         })
         .collect();

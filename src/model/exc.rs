@@ -163,9 +163,9 @@ impl Excs {
         self.objs[e as usize].context = Some(h);
     }
 
-    /// The trace form of an exception.
-    pub fn encode(&self, e: ExcId) -> Exc {
-        self.encode_depth(e, 0)
+    /// The trace form of an exception, boxed as events hold it.
+    pub fn encode(&self, e: ExcId) -> Box<Exc> {
+        Box::new(self.encode_depth(e, 0))
     }
 
     fn encode_depth(&self, e: ExcId, depth: usize) -> Exc {

@@ -64,7 +64,7 @@ impl Machine {
         let outcome = match self.run_until_complete(main) {
             Err(()) => Outcome::Deadlock(self.waiting()),
             Ok(()) if self.escaped.is_some() && !self.done(main) => {
-                Outcome::Escaped(self.excs.encode(self.escaped.unwrap()))
+                Outcome::Escaped(*self.excs.encode(self.escaped.unwrap()))
             }
             Ok(()) if self.escaped.is_some() => {
                 // A KeyboardInterrupt left run_forever after main finished
