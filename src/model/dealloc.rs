@@ -32,6 +32,7 @@ impl Machine {
     /// leaves exactly those, in time linear in the subgraph.
     fn mark_cycle_kept(&mut self, mark: &mut [bool]) {
         let total = mark.len();
+        self.mark_absent(mark);
         let mut pk = std::mem::take(&mut self.gc_peel);
         pk.start.clear();
         pk.adj.clear();

@@ -214,12 +214,8 @@ impl Machine {
         let mut gone = std::mem::take(&mut self.gc_spare.0);
         gone.clear();
         gone.extend_from_slice(&mark);
-        for (f, fut) in self.futs.iter().enumerate() {
-            if fut.dead {
-                // Already freed earlier: nothing of it is left to finalize.
-                gone[f] = true;
-            }
-        }
+        // Already freed earlier: nothing of it is left to finalize.
+        self.mark_absent(&mut gone);
         let mut order = std::mem::take(&mut self.gc_order);
         order.clear();
         for f in 0..self.futs.len() as u32 {
@@ -540,6 +536,9 @@ impl Machine {
     /// (`Timeout.__aexit__`'s `self._task`, a TaskGroup, wait_for's `fut`).
     pub fn tb_ref(&mut self, e: ExcId, r: TbRef) {
         let i = e as usize;
+        if let TbRef::Frame(f) = r {
+            self.in_tb[f as usize] = true;
+        }
         let tb = self.tb_mut(e);
         // Duplicates only cost memory; checking the last entry keeps a
         // traceback through a million frames linear.
@@ -556,6 +555,7 @@ impl Machine {
                 self.tbs[i].push(f);
             }
             if let Some(pf) = parent_fn {
+                self.in_tb[pf as usize] = true;
                 let pr = TbRef::Frame(pf);
                 if self.tbs[i].len() < 64 || !self.tbs[i][self.tbs[i].len() - 64..].contains(&pr) {
                     self.tbs[i].push(pr);

@@ -87,6 +87,9 @@ pub struct Machine {
     pub bg: Vec<FutId>,
     /// Functions whose frames have finished (their locals are gone).
     pub fn_done: Vec<bool>,
+    /// Functions some traceback has kept a frame of: the others' frame
+    /// nodes are referenced by nothing.
+    pub in_tb: Vec<bool>,
     /// The `main_task` of the runtime's `_drive`, while it holds it.
     pub main_ref: Option<FutId>,
     /// The shutdown's task list, while it holds it.
@@ -167,6 +170,7 @@ impl Machine {
             acs: Vec::new(),
             bg: Vec::new(),
             fn_done: Vec::new(),
+            in_tb: Vec::new(),
             main_ref: None,
             shutdown_refs: Vec::new(),
             inject: Vec::new(),
@@ -245,6 +249,8 @@ impl Machine {
         self.bg.clear();
         self.fn_done.clear();
         self.fn_done.resize(2 * p.len(), false);
+        self.in_tb.clear();
+        self.in_tb.resize(2 * p.len(), false);
         self.main_ref = None;
         self.shutdown_refs.clear();
         self.inject.clear();
