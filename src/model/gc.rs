@@ -174,14 +174,18 @@ impl Machine {
         captured.clear();
         captured.resize(self.sc.slot_sym.len(), false);
         for free in &mut gcx.free[..nf] {
-            free.sort_by_key(name);
+            if free.len() > 1 {
+                free.sort_by_key(name);
+            }
             for &s in free.iter() {
                 captured[s as usize] = true;
             }
         }
         for own in &mut gcx.own[..nf] {
             // Stable: plain locals keep their order, cells come after.
-            own.sort_by_key(|s| captured[*s as usize].then(|| name(s)));
+            if own.iter().any(|s| captured[*s as usize]) {
+                own.sort_by_key(|s| captured[*s as usize].then(|| name(s)));
+            }
         }
         gcx.captured = captured;
         gcx.ready = true;
