@@ -258,7 +258,6 @@ impl Machine {
                 return Ok(c);
             }
             let mut top = self.tasks[t as usize].frames[n - 1];
-            let level = level_kind(&top);
             let act = self.frame(t, &mut top, sig);
             self.tasks[t as usize].frames[n - 1] = top;
             match act {
@@ -267,6 +266,9 @@ impl Machine {
                     sig = Sig::Start;
                 }
                 Act::Pop(c) => {
+                    // A step never changes a frame's kind, so this is the
+                    // kind it had when signalled.
+                    let level = level_kind(&top);
                     self.tasks[t as usize].frames.pop();
                     // An exception leaving a function passed through its frame.
                     if let (Frame::Level { func }, Comp::Raise(e)) = (top, &c) {
