@@ -103,7 +103,7 @@ impl Machine {
         match a {
             Ok(f) => Ok(f),
             Err(c) => {
-                let name = crate::trace::Name::from(format!("@{c}"));
+                let name = self.sc.awaitable_name(c);
                 let func = self.aw_fn(c);
                 self.create_task(func, name)
             }

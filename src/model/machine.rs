@@ -60,7 +60,8 @@ impl Task {
 }
 
 /// A program's static analysis: which function each statement runs in,
-/// where each name lives, and each frame's slots in `localsplus` order.
+/// where each name lives, each frame's slots in `localsplus` order, and the
+/// names of the tasks and futures it makes.
 /// CPython's `compile()` does the same work (symbol table, frame layout),
 /// so a benchmark that compiles Python before timing it makes this first.
 #[derive(Default)]
@@ -301,6 +302,7 @@ impl Machine {
         self.gcx.invalidate();
         if !p.is_empty() {
             self.gc_prepare();
+            self.sc.make_names(p);
         }
         self.prog = std::ptr::null();
         Analysis {

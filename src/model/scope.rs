@@ -39,6 +39,11 @@ pub struct Scopes {
     pub slot_binder: Vec<NodeId>,
     /// How many spawns name each symbol (two or more get `name@node`).
     spawn_count: Vec<u32>,
+    /// The name each node gives the object it makes (a task, a labelled
+    /// future), and at `n + node` the name of the task that runs awaitable
+    /// `node` (itself possibly a spawn), made on first use: a name is
+    /// shared, not copied, by every event and rerun that mentions it.
+    names: Vec<Option<Name>>,
     /// Reused buffers: the open subtrees (node, end); slots chained by
     /// symbol and by binding function; the scoped name table (symbol ->
     /// stack of open binding functions and their slots).
@@ -71,6 +76,7 @@ impl Scopes {
         reset(&mut self.fn_parent, 2 * n, NONE);
         reset(&mut self.fn_first, 2 * n, NONE);
         reset(&mut self.spawn_count, p.names.len(), 0);
+        reset(&mut self.names, 2 * n, None);
         reset(&mut self.sym_first, p.names.len(), NONE);
         self.slot_sym.clear();
         self.slot_binder.clear();
@@ -256,16 +262,60 @@ impl Scopes {
 
     /// The task name of spawn `node`: its name, or `name@node` when
     /// several spawns share the name.
-    pub fn task_name(&self, p: &Program, node: NodeId) -> crate::trace::Name {
+    pub fn task_name(&mut self, p: &Program, node: NodeId) -> Name {
         let Kind::Spawn(s, _) = p.kind(node) else {
             unreachable!("only spawns have task names")
         };
-        let name = p.name(*s);
-        if self.spawn_count[s.0 as usize] > 1 {
-            Name::from(format!("{name}@{node}"))
-        } else {
-            Name::from(name)
+        let shared = self.spawn_count[s.0 as usize] > 1;
+        self.name_of(node, || {
+            let name = p.name(*s);
+            if shared {
+                Name::from(format!("{name}@{node}"))
+            } else {
+                Name::from(name)
+            }
+        })
+    }
+
+    /// The task name of awaitable `node` wrapped in a task: `@node`.
+    pub fn awaitable_name(&mut self, node: NodeId) -> Name {
+        let at = self.exec_fn.len() as NodeId + node;
+        self.name_of(at, || Name::from(format!("@{node}")))
+    }
+
+    /// The label of the future node `node` binds to `sym`.
+    pub fn label(&mut self, p: &Program, node: NodeId, sym: Sym) -> Name {
+        self.name_of(node, || Name::from(p.name(sym)))
+    }
+
+    /// Makes every name the program can give, as its compiled code holds
+    /// them as constants.
+    pub fn make_names(&mut self, p: &Program) {
+        for id in 0..p.len() as NodeId {
+            match *p.kind(id) {
+                Kind::Spawn(..) => {
+                    self.task_name(p, id);
+                }
+                Kind::Future(s) => {
+                    self.label(p, id, s);
+                }
+                Kind::Let(_) if self.slot[id as usize] != NONE => {
+                    self.label(p, id, self.slot_sym[self.slot[id as usize] as usize]);
+                }
+                Kind::Gather { .. } | Kind::Shield | Kind::WaitFor(_) => {
+                    for c in p.children(id) {
+                        if !matches!(p.kind(c), Kind::Ref(_)) {
+                            self.awaitable_name(c);
+                        }
+                    }
+                }
+                _ => {}
+            }
         }
+    }
+
+    fn name_of(&mut self, node: NodeId, make: impl FnOnce() -> Name) -> Name {
+        self.names[node as usize].get_or_insert_with(make).clone()
     }
 }
 

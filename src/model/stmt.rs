@@ -101,7 +101,7 @@ impl Machine {
             Kind::Future(s) => {
                 self.need_loop(t)?;
                 let f = self.new_fut(FKind::Plain);
-                self.futs[f as usize].label = Some(crate::trace::Name::from(p.name(*s)));
+                self.futs[f as usize].label = Some(self.sc.label(p, node, *s));
                 self.bind(node, Obj::Fut(f));
                 Ok(V::None)
             }
@@ -198,7 +198,7 @@ impl Machine {
                 };
                 let s = self.sc.slot[node as usize];
                 if s != super::scope::NONE {
-                    let label = crate::trace::Name::from(self.slot_name(s));
+                    let label = self.sc.label(p, node, self.sc.slot_sym[s as usize]);
                     self.futs[f as usize].label = Some(label);
                 }
                 self.bind(node, Obj::Fut(f));
