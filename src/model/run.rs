@@ -397,16 +397,17 @@ impl Machine {
 
     fn finals(&mut self) -> Vec<TaskFinal> {
         let mut out = Vec::with_capacity(self.tasks.len());
-        for t in &self.tasks {
+        // The table is the done records' last reader: it takes them.
+        for t in &mut self.tasks {
             // As the runtime reads it: a task that finished shows how, as
             // recorded at completion (an awaiter may have taken the
             // CancelledError holding the message since), even one a
             // collection reported destroyed and a finalizer brought back;
             // `cancelling()` is read live while the task is alive.
             let gone = t.freed || t.destroyed;
-            let (state, cancelling) = match &t.done_fin {
-                Some(f) if gone => (State::Done(f.clone()), Some(t.done_cancelling)),
-                Some(f) => (State::Done(f.clone()), Some(t.num_cancels)),
+            let (state, cancelling) = match t.done_fin.take() {
+                Some(f) if gone => (State::Done(f), Some(t.done_cancelling)),
+                Some(f) => (State::Done(f), Some(t.num_cancels)),
                 None if gone => (State::Destroyed, None),
                 None => (State::Pending, Some(t.num_cancels)),
             };
