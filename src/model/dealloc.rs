@@ -5,10 +5,13 @@
 
 use super::machine::Machine;
 
-/// Reused buffers of `mark_cycle_kept`: the unmarked subgraph as
-/// adjacency lists, in-degrees and the peeling queue.
+/// Reused buffers of `mark_cycle_kept`: the unmarked subgraph, its nodes
+/// numbered densely in graph order (`nodes`, and `local` back from a graph
+/// index), as adjacency lists; in-degrees and the peeling queue.
 #[derive(Default)]
 pub struct Peel {
+    nodes: Vec<u32>,
+    local: Vec<u32>,
     start: Vec<u32>,
     adj: Vec<u32>,
     indeg: Vec<u32>,
@@ -34,23 +37,31 @@ impl Machine {
         let total = mark.len();
         self.mark_absent(mark);
         let mut pk = std::mem::take(&mut self.gc_peel);
+        pk.nodes.clear();
+        pk.nodes
+            .extend((0..total as u32).filter(|&i| !mark[i as usize]));
+        if pk.local.len() < total {
+            pk.local.resize(total, 0);
+        }
+        for (k, &i) in pk.nodes.iter().enumerate() {
+            pk.local[i as usize] = k as u32;
+        }
+        let n = pk.nodes.len();
         pk.start.clear();
         pk.adj.clear();
         pk.indeg.clear();
-        pk.indeg.resize(total, 0);
+        pk.indeg.resize(n, 0);
         let mut buf = std::mem::take(&mut self.gc_buf);
-        for i in 0..total {
+        for k in 0..n {
             pk.start.push(pk.adj.len() as u32);
-            if mark[i] {
-                continue;
-            }
             buf.clear();
-            self.edges(self.node_of(i), &mut buf);
+            self.edges(self.node_of(pk.nodes[k] as usize), &mut buf);
             for &y in &buf {
                 let j = self.idx(y);
                 if !mark[j] {
-                    pk.adj.push(j as u32);
-                    pk.indeg[j] += 1;
+                    let l = pk.local[j];
+                    pk.adj.push(l);
+                    pk.indeg[l as usize] += 1;
                 }
             }
         }
@@ -58,20 +69,20 @@ impl Machine {
         self.gc_buf = buf;
         pk.queue.clear();
         pk.queue
-            .extend((0..total as u32).filter(|&i| !mark[i as usize] && pk.indeg[i as usize] == 0));
-        while let Some(i) = pk.queue.pop() {
-            let (a, b) = (pk.start[i as usize], pk.start[i as usize + 1]);
-            for k in a..b {
-                let j = pk.adj[k as usize] as usize;
-                pk.indeg[j] -= 1;
-                if pk.indeg[j] == 0 {
-                    pk.queue.push(j as u32);
+            .extend((0..n as u32).filter(|&k| pk.indeg[k as usize] == 0));
+        while let Some(k) = pk.queue.pop() {
+            let (a, b) = (pk.start[k as usize], pk.start[k as usize + 1]);
+            for e in a..b {
+                let l = pk.adj[e as usize] as usize;
+                pk.indeg[l] -= 1;
+                if pk.indeg[l] == 0 {
+                    pk.queue.push(l as u32);
                 }
             }
         }
-        for (m, &d) in mark.iter_mut().zip(&pk.indeg) {
-            if !*m && d > 0 {
-                *m = true;
+        for (&i, &d) in pk.nodes.iter().zip(&pk.indeg) {
+            if d > 0 {
+                mark[i as usize] = true;
             }
         }
         self.gc_peel = pk;
@@ -86,55 +97,63 @@ impl Machine {
     ///
     /// Reads the unmarked subgraph `mark_cycle_kept` just built.
     fn dealloc_order(&mut self, mark: &[bool]) -> Vec<u32> {
-        let total = mark.len();
         let mut order = std::mem::take(&mut self.gc_order_futs);
         order.clear();
-        if !(0..self.futs.len()).any(|f| !mark[f] && !self.futs[f].dead) {
+        let nfuts = self.futs.len();
+        let mut pk = std::mem::take(&mut self.gc_peel);
+        // Futures come first in the graph, so first among the nodes.
+        let has_fut = pk
+            .nodes
+            .iter()
+            .any(|&i| (i as usize) < nfuts && !mark[i as usize]);
+        if !has_fut {
+            self.gc_peel = pk;
             return order;
         }
-        let mut pk = std::mem::take(&mut self.gc_peel);
+        let n = pk.nodes.len();
+        let left = |pk: &Peel, k: usize| !mark[pk.nodes[k] as usize];
         pk.indeg.clear();
-        pk.indeg.resize(total, 0);
-        for i in 0..total {
-            if mark[i] {
+        pk.indeg.resize(n, 0);
+        for k in 0..n {
+            if !left(&pk, k) {
                 continue;
             }
-            for k in pk.start[i]..pk.start[i + 1] {
-                let j = pk.adj[k as usize] as usize;
-                if j != i && !mark[j] {
-                    pk.indeg[j] += 1;
+            for e in pk.start[k]..pk.start[k + 1] {
+                let l = pk.adj[e as usize] as usize;
+                if l != k && left(&pk, l) {
+                    pk.indeg[l] += 1;
                 }
             }
         }
-        let nfuts = self.futs.len();
         let mut stack = std::mem::take(&mut pk.stack);
         stack.clear();
         // The roots are the nodes nothing references before any goes: a
         // node whose last referrer goes later is entered from there, once.
         let mut roots = std::mem::take(&mut pk.queue);
         roots.clear();
-        roots.extend((0..total as u32).filter(|&r| !mark[r as usize] && pk.indeg[r as usize] == 0));
-        let enter = |n: usize, stack: &mut Vec<(u32, u32)>, order: &mut Vec<u32>| {
-            if n < nfuts {
-                order.push(n as u32);
+        roots.extend((0..n as u32).filter(|&k| left(&pk, k as usize) && pk.indeg[k as usize] == 0));
+        let enter = |pk: &Peel, k: usize, stack: &mut Vec<(u32, u32)>, order: &mut Vec<u32>| {
+            let i = pk.nodes[k] as usize;
+            if i < nfuts {
+                order.push(i as u32);
             }
-            stack.push((n as u32, pk.start[n]));
+            stack.push((k as u32, pk.start[k]));
         };
         for &r in &roots {
-            enter(r as usize, &mut stack, &mut order);
-            while let Some(&mut (n, ref mut k)) = stack.last_mut() {
-                if *k == pk.start[n as usize + 1] {
+            enter(&pk, r as usize, &mut stack, &mut order);
+            while let Some(&mut (k, ref mut e)) = stack.last_mut() {
+                if *e == pk.start[k as usize + 1] {
                     stack.pop();
                     continue;
                 }
-                let child = pk.adj[*k as usize] as usize;
-                *k += 1;
-                if child == n as usize || mark[child] {
+                let child = pk.adj[*e as usize] as usize;
+                *e += 1;
+                if child == k as usize || !left(&pk, child) {
                     continue;
                 }
                 pk.indeg[child] -= 1;
                 if pk.indeg[child] == 0 {
-                    enter(child, &mut stack, &mut order);
+                    enter(&pk, child, &mut stack, &mut order);
                 }
             }
         }
