@@ -264,7 +264,9 @@ impl Machine {
             Cb::Wakeup(t) => out.push(N::Fut(self.tasks[t as usize].fut)),
             Cb::Gather(g) => {
                 let x = &self.gathers[g as usize];
-                out.extend(x.outer.map(N::Fut));
+                if let Some(o) = x.outer {
+                    out.push(N::Fut(o));
+                }
                 out.extend(x.children.iter().map(|&c| N::Fut(c)));
             }
             Cb::ShieldInner(o) | Cb::ShieldOuter(o) | Cb::Release(o) => out.push(N::Fut(o)),
@@ -311,15 +313,21 @@ impl Machine {
                 for &cb in &fut.callbacks {
                     self.cb_edges(cb, out);
                 }
-                out.extend(fut.exc.map(N::Exc));
+                if let Some(e) = fut.exc {
+                    out.push(N::Exc(e));
+                }
                 tb_edges(&fut.exc_tb, out);
-                out.extend(fut.cancelled_exc.map(N::Exc));
+                if let Some(e) = fut.cancelled_exc {
+                    out.push(N::Exc(e));
+                }
                 match fut.kind {
                     FKind::Gather(g) => {
                         out.extend(self.gathers[g as usize].children.iter().map(|&c| N::Fut(c)))
                     }
                     FKind::Task(t) => {
-                        out.extend(self.tasks[t as usize].fut_waiter.map(N::Fut));
+                        if let Some(w) = self.tasks[t as usize].fut_waiter {
+                            out.push(N::Fut(w));
+                        }
                         out.push(N::Coro(t));
                     }
                     FKind::Plain => {}
@@ -361,8 +369,12 @@ impl Machine {
                 if o.collected {
                     return;
                 }
-                out.extend(o.context.map(N::Exc));
-                out.extend(o.cause.map(N::Exc));
+                if let Some(c) = o.context {
+                    out.push(N::Exc(c));
+                }
+                if let Some(c) = o.cause {
+                    out.push(N::Exc(c));
+                }
                 if let Some(g) = &o.group {
                     out.extend(g.iter().map(|&x| N::Exc(x)));
                 }
@@ -475,35 +487,30 @@ impl Machine {
     }
 
     /// Marks everything reachable from `stack`, emptying it.
-    fn mark_from(&mut self, stack: &mut Vec<N>, mark: &mut [bool]) {
+    fn mark_from(&self, stack: &mut Vec<N>, mark: &mut [bool]) {
         self.mark_until(stack, mark, |_, _| false);
     }
 
     /// Marks what is reachable from `stack` until `enough` says so of a
     /// node just marked; true if it stopped early.
     pub(super) fn mark_until(
-        &mut self,
+        &self,
         stack: &mut Vec<N>,
         mark: &mut [bool],
         mut enough: impl FnMut(&Machine, N) -> bool,
     ) -> bool {
-        let mut buf = std::mem::take(&mut self.gc_buf);
-        let mut stopped = false;
+        let layout = self.layout();
         while let Some(x) = stack.pop() {
-            let i = self.idx(x);
+            let i = self.idx_in(layout, x);
             if mark[i] {
                 continue;
             }
             mark[i] = true;
             if enough(self, x) {
-                stopped = true;
-                break;
+                return true;
             }
-            buf.clear();
-            self.edges(x, &mut buf);
-            stack.extend(buf.iter().copied());
+            self.edges(x, stack);
         }
-        self.gc_buf = buf;
-        stopped
+        false
     }
 }
