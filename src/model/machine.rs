@@ -305,8 +305,10 @@ impl Machine {
             self.sc.make_names(p);
         }
         self.prog = std::ptr::null();
+        let mut sc = std::mem::take(&mut self.sc);
+        sc.give_scratch(&mut self.sc);
         Analysis {
-            sc: std::mem::take(&mut self.sc),
+            sc,
             gcx: std::mem::take(&mut self.gcx),
         }
     }

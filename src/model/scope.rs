@@ -260,6 +260,17 @@ impl Scopes {
         self.open = open;
     }
 
+    /// Gives `other` this one's scratch buffers, which only `compute`
+    /// uses: an analysis kept for later runs need not hold them.
+    pub fn give_scratch(&mut self, other: &mut Scopes) {
+        std::mem::swap(&mut self.open, &mut other.open);
+        std::mem::swap(&mut self.sym_first, &mut other.sym_first);
+        std::mem::swap(&mut self.sym_next, &mut other.sym_next);
+        std::mem::swap(&mut self.fn_first, &mut other.fn_first);
+        std::mem::swap(&mut self.fn_next, &mut other.fn_next);
+        std::mem::swap(&mut self.table, &mut other.table);
+    }
+
     /// The task name of spawn `node`: its name, or `name@node` when
     /// several spawns share the name.
     pub fn task_name(&mut self, p: &Program, node: NodeId) -> Name {
