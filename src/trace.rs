@@ -57,6 +57,10 @@ pub struct Exc {
     pub chain: Vec<(Link, ClsName)>,
 }
 
+/// An exception as events hold it: shared, so that one exception passing
+/// through many statements is encoded once.
+pub type ExcRef = std::sync::Arc<Exc>;
+
 /// An exception class name.
 pub type ClsName = std::borrow::Cow<'static, str>;
 
@@ -69,7 +73,7 @@ pub enum Res {
     /// A compound statement (body, handler, callback) completed normally or returned.
     Ok,
     /// An exception left the node.
-    Raise(Box<Exc>),
+    Raise(ExcRef),
 }
 
 /// How a task or `main` finished.
@@ -77,7 +81,7 @@ pub enum Res {
 #[serde(rename_all = "lowercase")]
 pub enum Fin {
     Result(Value),
-    Exception(Box<Exc>),
+    Exception(ExcRef),
     /// Cancelled, with the cancel message if there was one.
     Cancelled(Option<String>),
 }
@@ -108,7 +112,7 @@ pub enum What {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         obj: Option<Name>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        exc: Option<Box<Exc>>,
+        exc: Option<ExcRef>,
     },
     /// A phase of the run began: `shutdown`, `collect`.
     Phase(Text),

@@ -235,13 +235,13 @@ fn taskgroup_error_group_fires_when_an_error_is_lost_or_invented() {
     let Res::Raise(x) = end_of(&mut lost, 1) else {
         panic!("the group raises")
     };
-    x.group = Some(vec![]);
+    std::sync::Arc::make_mut(x).group = Some(vec![]);
     fires(&p, &lost, v, "taskgroup_error_group");
     let mut other = t.clone();
     let Res::Raise(x) = end_of(&mut other, 1) else {
         panic!("the group raises")
     };
-    x.group = Some(vec![exc("E2")]);
+    std::sync::Arc::make_mut(x).group = Some(vec![exc("E2")]);
     fires(&p, &other, v, "taskgroup_error_group");
 }
 
@@ -395,7 +395,7 @@ fn timeout_invariants_fire_on_early_or_foreign_conversion_and_on_a_lost_one() {
     fires(&p, &foreign, v, "timeout_converts_own_cancel");
     // Expired, body ended in CancelledError, yet no TimeoutError.
     let mut lost = t;
-    *end_of(&mut lost, 2) = Res::Raise(Box::new(exc("CancelledError")));
+    *end_of(&mut lost, 2) = Res::Raise(std::sync::Arc::new(exc("CancelledError")));
     fires(&p, &lost, v, "timeout_expiry_converts");
 }
 

@@ -348,7 +348,7 @@ impl Machine {
                     match item {
                         None => {
                             let e = self.raise_new(Some(t), Cls::TIMEOUT, "");
-                            self.excs.objs[e as usize].msg = None;
+                            self.excs.get_mut(e).msg = None;
                             return Act::Pop(Comp::Raise(e));
                         }
                         Some(f) => match self.result(f) {

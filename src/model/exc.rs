@@ -3,7 +3,7 @@
 //! re-raised exception is the same object, as chaining requires).
 
 use crate::ast::{CatchClass, ExcClass};
-use crate::trace::{Exc, Link, Value};
+use crate::trace::{Exc, ExcRef, Link, Value};
 use std::rc::Rc;
 
 pub type ExcId = u32;
@@ -97,15 +97,32 @@ pub struct ExcObj {
     pub collected: bool,
 }
 
-/// The arena; cleared between runs.
+/// The arena; cleared between runs. Every change to an exception goes
+/// through `get_mut`, which invalidates the encodings `encode` keeps.
 #[derive(Default)]
 pub struct Excs {
-    pub objs: Vec<ExcObj>,
+    objs: Vec<ExcObj>,
+    /// Counts changes to existing exceptions: an encoding made at an
+    /// earlier count may be stale (a member's or a linked exception's).
+    epoch: u32,
+    /// Per exception, its last encoding and the epoch it was made at.
+    encoded: std::cell::RefCell<Vec<Option<(u32, ExcRef)>>>,
 }
 
 impl Excs {
     pub fn clear(&mut self) {
         self.objs.clear();
+        self.encoded.get_mut().clear();
+        self.epoch = 0;
+    }
+
+    pub fn len(&self) -> usize {
+        self.objs.len()
+    }
+
+    pub fn get_mut(&mut self, e: ExcId) -> &mut ExcObj {
+        self.epoch = self.epoch.wrapping_add(1);
+        &mut self.objs[e as usize]
     }
 
     pub fn create(&mut self, cls: Cls, msg: Option<Rc<str>>) -> ExcId {
@@ -127,7 +144,7 @@ impl Excs {
 
     pub fn group(&mut self, cls: Cls, msg: &str, members: Vec<ExcId>) -> ExcId {
         let id = self.msg(cls, msg);
-        self.objs[id as usize].group = Some(members.into());
+        self.get_mut(id).group = Some(members.into());
         id
     }
 
@@ -151,7 +168,7 @@ impl Excs {
         let mut steps = 0;
         while let Some(c) = self.objs[o as usize].context {
             if c == e {
-                self.objs[o as usize].context = None;
+                self.get_mut(o).context = None;
                 break;
             }
             o = c;
@@ -160,12 +177,24 @@ impl Excs {
                 break;
             }
         }
-        self.objs[e as usize].context = Some(h);
+        self.get_mut(e).context = Some(h);
     }
 
-    /// The trace form of an exception, boxed as events hold it.
-    pub fn encode(&self, e: ExcId) -> Box<Exc> {
-        Box::new(self.encode_depth(e, 0))
+    /// The trace form of an exception, shared as events hold it: made
+    /// again only if some exception changed since it was last made.
+    pub fn encode(&self, e: ExcId) -> ExcRef {
+        let mut cache = self.encoded.borrow_mut();
+        if let Some(Some((at, x))) = cache.get(e as usize)
+            && *at == self.epoch
+        {
+            return x.clone();
+        }
+        let x = ExcRef::new(self.encode_depth(e, 0));
+        if cache.len() <= e as usize {
+            cache.resize(e as usize + 1, None);
+        }
+        cache[e as usize] = Some((self.epoch, x.clone()));
+        x
     }
 
     fn encode_depth(&self, e: ExcId, depth: usize) -> Exc {

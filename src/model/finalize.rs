@@ -174,7 +174,7 @@ impl Machine {
         self.futs.len()
             + self.tgs.len()
             + 2 * self.gcx.ids.len()
-            + self.excs.objs.len()
+            + self.excs.len()
             + self.tasks.len()
     }
 
@@ -295,7 +295,7 @@ impl Machine {
         let start = self.idx_in(layout, N::Exc(0));
         for (e, &live) in mark[start..].iter().enumerate() {
             if !live {
-                self.excs.objs[e].collected = true;
+                self.excs.get_mut(e as ExcId).collected = true;
             }
         }
     }

@@ -63,9 +63,9 @@ impl Machine {
         self.main_ref = Some(main);
         let outcome = match self.run_until_complete(main) {
             Err(()) => Outcome::Deadlock(self.waiting()),
-            Ok(()) if self.escaped.is_some() && !self.done(main) => {
-                Outcome::Escaped(*self.excs.encode(self.escaped.unwrap()))
-            }
+            Ok(()) if self.escaped.is_some() && !self.done(main) => Outcome::Escaped(
+                std::sync::Arc::unwrap_or_clone(self.excs.encode(self.escaped.unwrap())),
+            ),
             Ok(()) if self.escaped.is_some() => {
                 // A KeyboardInterrupt left run_forever after main finished
                 // (main's own, or another task's in the same iteration), so

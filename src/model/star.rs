@@ -38,7 +38,7 @@ impl Machine {
         let d = self
             .excs
             .group(cls, o.msg.as_deref().unwrap_or(""), matched);
-        let x = &mut self.excs.objs[d as usize];
+        let x = self.excs.get_mut(d);
         x.cause = o.cause;
         x.context = o.context;
         x.suppress = o.suppress;

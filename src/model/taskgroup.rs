@@ -241,7 +241,7 @@ impl Machine {
                 .excs
                 .group(cls, "unhandled errors in a TaskGroup", errors);
             self.excs.chain(me, handled);
-            self.excs.objs[me as usize].suppress = true;
+            self.excs.get_mut(me).suppress = true;
             self.tb_here(Some(t), me);
             // `raise me from None` in __aexit__: its frame (self, and the
             // local `me`) joins the traceback, so the group keeps itself

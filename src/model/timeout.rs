@@ -109,7 +109,7 @@ impl Machine {
                         if self.excs.cls(e).is_cancelled() {
                             let te = self.excs.create(Cls::TIMEOUT, None);
                             self.excs.chain(te, Some(e));
-                            let o = &mut self.excs.objs[te as usize];
+                            let o = self.excs.get_mut(te);
                             o.cause = Some(e);
                             o.suppress = true;
                             self.tb_here(Some(t), te);
@@ -140,9 +140,9 @@ impl Machine {
         while let Some(c) = self.excs.get(e).context {
             if self.excs.cls(c).is_cancelled() {
                 let te = self.excs.create(Cls::TIMEOUT, None);
-                self.excs.objs[te as usize].context = Some(c);
-                self.excs.objs[te as usize].cause = Some(c);
-                self.excs.objs[e as usize].context = Some(te);
+                self.excs.get_mut(te).context = Some(c);
+                self.excs.get_mut(te).cause = Some(c);
+                self.excs.get_mut(e).context = Some(te);
                 break;
             }
             e = c;
@@ -246,8 +246,8 @@ impl Machine {
                 if self.excs.cls(e).is_cancelled() {
                     let te = self.excs.create(Cls::TIMEOUT, None);
                     self.excs.chain(te, Some(e));
-                    self.excs.objs[te as usize].cause = Some(e);
-                    self.excs.objs[te as usize].suppress = true;
+                    self.excs.get_mut(te).cause = Some(e);
+                    self.excs.get_mut(te).suppress = true;
                     Comp::Raise(te)
                 } else {
                     Comp::Raise(e)
