@@ -150,11 +150,11 @@ impl Machine {
             ..Gather::default()
         });
         let mut done_futs = Vec::new();
-        let mut seen: Vec<FutId> = Vec::new();
         self.gathering.push(gid);
         for a in args {
             let fut = match a {
-                Ok(f) if seen.contains(&f) => {
+                // `arg_to_fut`: a future seen before is a child again.
+                Ok(f) if self.gathers[gid as usize].children.contains(&f) => {
                     self.gathers[gid as usize].children.push(f);
                     continue;
                 }
@@ -175,7 +175,6 @@ impl Machine {
                     f
                 }
             };
-            seen.push(fut);
             self.gathers[gid as usize].nfuts += 1;
             if self.profile.gather_sync_done && self.done(fut) {
                 done_futs.push(fut);
@@ -218,9 +217,10 @@ impl Machine {
         }
         let g = &self.gathers[gid as usize];
         if g.nfinished == g.nfuts {
-            let children = g.children.clone();
-            let mut results = Vec::with_capacity(children.len());
-            for &c in &children {
+            let n = g.children.len();
+            let mut results = Vec::with_capacity(n);
+            for k in 0..n {
+                let c = self.gathers[gid as usize].children[k];
                 if self.futs[c as usize].state == FState::Cancelled {
                     let msg = self.futs[c as usize]
                         .cancel_msg
@@ -236,7 +236,10 @@ impl Machine {
             }
             if self.gathers[gid as usize].cancel_requested {
                 // `fut` is the loop variable now: the last child.
-                let last = *children.last().expect("gather has children");
+                let last = *self.gathers[gid as usize]
+                    .children
+                    .last()
+                    .expect("gather has children");
                 let exc = self.make_cancelled_error(last);
                 self.set_exception(outer, exc);
             } else {

@@ -356,23 +356,27 @@ impl Machine {
     }
 
     fn shutdown(&mut self) {
-        let leftover: Vec<u32> = (0..self.tasks.len() as u32)
-            .filter(|&i| {
-                let t = &self.tasks[i as usize];
-                !t.freed && !self.done(t.fut)
-            })
-            .collect();
-        if leftover.is_empty() {
+        // The leftover tasks' futures, in creation order; the list keeps
+        // its capacity between runs.
+        let mut futs = std::mem::take(&mut self.shutdown_refs);
+        futs.clear();
+        futs.extend(
+            self.tasks
+                .iter()
+                .filter(|t| !t.freed && !self.done(t.fut))
+                .map(|t| t.fut),
+        );
+        if futs.is_empty() {
+            self.shutdown_refs = futs;
             return;
         }
         self.ev_none(What::Phase("shutdown".into()));
-        let futs: Vec<FutId> = leftover
-            .iter()
-            .map(|&i| self.tasks[i as usize].fut)
-            .collect();
-        self.shutdown_refs = futs.clone();
-        for (&i, &f) in leftover.iter().zip(&futs) {
+        self.shutdown_refs.clone_from(&futs);
+        for &f in &futs {
             if self.cancel(f, None).is_err() {
+                let FKind::Task(i) = self.futs[f as usize].kind else {
+                    unreachable!("a leftover is a task")
+                };
                 let name = self.tasks[i as usize].name.clone();
                 self.ev_none(What::Phase(
                     format!("cancel of {name} raised RecursionError").into(),
