@@ -72,8 +72,9 @@ pub struct Analysis {
 
 pub struct Machine {
     pub profile: Profile,
-    /// The run uses an `Analysis` made beforehand, not one of its own.
-    analysed: bool,
+    /// The next run uses the `Analysis` swapped in, not one of its own
+    /// (`run` consumes it first thing, so no later run can inherit it).
+    pub(super) analysed: bool,
     pub(super) prog: *const Program,
     pub sc: Scopes,
     pub excs: Excs,
@@ -223,9 +224,11 @@ impl Machine {
         unsafe { &*self.prog }
     }
 
-    pub(super) fn reset(&mut self, p: &Program, inject: &[Injection]) {
+    /// Clears the machine for running `p`, making its analysis unless the
+    /// run uses one made beforehand.
+    pub(super) fn reset(&mut self, p: &Program, inject: &[Injection], analysed: bool) {
         self.prog = p as *const Program;
-        if !self.analysed {
+        if !analysed {
             self.sc.compute(p);
             self.gcx.invalidate();
         }
@@ -313,8 +316,8 @@ impl Machine {
         }
     }
 
-    /// Runs `p` with the analysis `a` made of it by `analyse`; `a` is
-    /// unchanged afterwards.
+    /// Runs `p` with the analysis `a` made of it by `analyse`, which stays
+    /// valid for `p` afterwards.
     pub fn run_analysed(
         &mut self,
         p: &Program,
@@ -325,7 +328,6 @@ impl Machine {
         std::mem::swap(&mut self.gcx, &mut a.gcx);
         self.analysed = true;
         let trace = self.run(p, inject);
-        self.analysed = false;
         std::mem::swap(&mut self.sc, &mut a.sc);
         std::mem::swap(&mut self.gcx, &mut a.gcx);
         trace

@@ -121,6 +121,17 @@ mod tests {
                 assert_eq!(m.run_analysed(p, a, &[]), fresh, "program {i} reran");
                 assert_eq!(m.run(p, &[]), fresh, "program {i}, plain run after");
             }
+            // An empty program ends its run before any analysis is read:
+            // the next run must still make its own.
+            let empty = Program::default();
+            let mut a = m.analyse(&empty);
+            m.run_analysed(&empty, &mut a, &[]);
+            let p = &programs[0];
+            assert_eq!(
+                m.run(p, &[]),
+                run(p, profile),
+                "plain run after an empty one"
+            );
         }
     }
 }

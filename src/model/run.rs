@@ -53,10 +53,11 @@ impl Machine {
     }
 
     pub fn run(&mut self, p: &Program, inject: &[Injection]) -> Trace {
+        let analysed = std::mem::take(&mut self.analysed);
         if p.is_empty() {
             return Trace::failed(Outcome::Crashed("empty program".into()));
         }
-        self.reset(p, inject);
+        self.reset(p, inject, analysed);
         let main = self
             .create_task(0, self.main_name.clone())
             .expect("main is created before the loop runs, so not eagerly");
