@@ -270,9 +270,12 @@ impl Machine {
                     // kind it had when signalled.
                     let level = level_kind(&top);
                     self.tasks[t as usize].frames.pop();
-                    // An exception leaving a function passed through its frame.
-                    if let (Frame::Level { func }, Comp::Raise(e)) = (top, &c) {
-                        self.tb_add(*e, func);
+                    if let Frame::Level { func } = top {
+                        // An exception leaving a function passed through its frame.
+                        if let Comp::Raise(e) = c {
+                            self.tb_add(e, func);
+                        }
+                        self.frame_finished(t, func, n == 1);
                     }
                     if level.is_some() && n > 1 && n - 1 <= self.tasks[t as usize].frames.len() {
                         let below = self.innermost_level(t, n - 1);

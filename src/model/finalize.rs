@@ -545,7 +545,6 @@ impl Machine {
     /// Exception `e`'s traceback holds a frame whose locals hold `r`
     /// (`Timeout.__aexit__`'s `self._task`, a TaskGroup, wait_for's `fut`).
     pub fn tb_ref(&mut self, e: ExcId, r: TbRef) {
-        let i = e as usize;
         if let TbRef::Frame(f) = r {
             self.in_tb[f as usize] = true;
         }
@@ -555,21 +554,26 @@ impl Machine {
         if tb.last() != Some(&r) {
             tb.push(r);
         }
-        // Inside an eager first step the frame's `f_back` chain runs
-        // through the task factory and `create_task` frames, whose local
-        // `task` is the eager task, and on into the creating frame.
-        for k in 0..self.eager_stack.len() {
-            let (t, parent_fn, _) = self.eager_stack[k];
-            let f = TbRef::Fut(self.tasks[t as usize].fut);
-            if self.tbs[i].len() < 64 || !self.tbs[i][self.tbs[i].len() - 64..].contains(&f) {
-                self.tbs[i].push(f);
-            }
+    }
+
+    /// A coroutine function of task `t` finished. CPython 3.12+ clears a
+    /// finished frame before unlinking it, so a frame object something
+    /// keeps takes its caller as `f_back`. Inside an eager first step the
+    /// caller of the task's coroutine is the task factory, whose
+    /// `create_task` frame keeps the task in its local `task`, and on into
+    /// the creating function's frame. Elsewhere the caller is the loop's
+    /// own frames, which `tb_loop_frames` covers for the exception that
+    /// ends a task.
+    pub fn frame_finished(&mut self, t: u32, func: NodeId, bottom: bool) {
+        if !bottom || !self.profile.frame_keeps_caller {
+            return;
+        }
+        if let Some(&(et, parent_fn, _)) = self.eager_stack.last()
+            && et == t
+        {
+            self.frame_back[func as usize] = Some((self.tasks[t as usize].fut, parent_fn));
             if let Some(pf) = parent_fn {
                 self.in_tb[pf as usize] = true;
-                let pr = TbRef::Frame(pf);
-                if self.tbs[i].len() < 64 || !self.tbs[i][self.tbs[i].len() - 64..].contains(&pr) {
-                    self.tbs[i].push(pr);
-                }
             }
         }
     }

@@ -5,7 +5,9 @@
 //! tasks, task groups, function frames (locals, closure cells) and
 //! exceptions (tracebacks keep every frame the exception passed through,
 //! and a future keeps the traceback its exception had when set until the
-//! first `result()` hands it back). Roots are the loop's handles, the
+//! first `result()` hands it back). A kept frame of an eager task's
+//! coroutine that finished inside its first step also keeps its caller
+//! chain: the task and the creating frame (`frame_finished`). Roots are the loop's handles, the
 //! running task, the runtime's `main_task`, the shutdown list and the
 //! background set. What a collection frees holds nothing afterwards.
 //!
@@ -354,6 +356,12 @@ impl Machine {
                 let d = self.gcx.dense[func as usize] as usize;
                 self.slot_edges(&self.gcx.own[d], out);
                 out.push(N::Fn(func));
+                if let Some((task, creator)) = self.frame_back[func as usize] {
+                    out.push(N::Fut(task));
+                    if let Some(pf) = creator {
+                        out.push(N::Frame(pf));
+                    }
+                }
             }
             N::Coro(t) => {
                 let task = &self.tasks[t as usize];

@@ -101,9 +101,13 @@ pub struct Machine {
     pub bg: Vec<FutId>,
     /// Functions whose frames have finished (their locals are gone).
     pub fn_done: Vec<bool>,
-    /// Functions some traceback has kept a frame of: the others' frame
-    /// nodes are referenced by nothing.
+    /// Functions whose frame something may keep (a traceback, or a kept
+    /// frame's `f_back`): the others' frame nodes are referenced by nothing.
     pub in_tb: Vec<bool>,
+    /// For an eager task's coroutine function that finished inside its
+    /// eager first step: what its frame's `f_back` chain keeps (the task,
+    /// through `create_task`'s local, and the creating function's frame).
+    pub frame_back: Vec<Option<(FutId, Option<NodeId>)>>,
     /// The `main_task` of the runtime's `_drive`, while it holds it.
     pub main_ref: Option<FutId>,
     /// The shutdown's task list, while it holds it.
@@ -186,6 +190,7 @@ impl Machine {
             bg: Vec::new(),
             fn_done: Vec::new(),
             in_tb: Vec::new(),
+            frame_back: Vec::new(),
             main_ref: None,
             shutdown_refs: Vec::new(),
             inject: Vec::new(),
@@ -271,6 +276,8 @@ impl Machine {
         self.fn_done.resize(2 * p.len(), false);
         self.in_tb.clear();
         self.in_tb.resize(2 * p.len(), false);
+        self.frame_back.clear();
+        self.frame_back.resize(2 * p.len(), None);
         self.main_ref = None;
         self.shutdown_refs.clear();
         self.inject.clear();
