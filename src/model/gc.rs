@@ -7,8 +7,9 @@
 //! and a future keeps the traceback its exception had when set until the
 //! first `result()` hands it back). A kept frame of an eager task's
 //! coroutine that finished inside its first step also keeps its caller
-//! chain: the task and the creating frame (`frame_finished`). Roots are the loop's handles, the
-//! running task, the runtime's `main_task`, the shutdown list and the
+//! chain: the task and the creating frame (`frame_finished`). Roots are
+//! the loop's handles, the one running now (its callback and arguments),
+//! the running task, the runtime's `main_task`, the shutdown list and the
 //! background set. What a collection frees holds nothing afterwards.
 //!
 //! Refcounting frees garbage depth first from what was dropped, a frame's
@@ -449,6 +450,9 @@ impl Machine {
             if !x.cancelled {
                 self.handle_edges(x.cb, out);
             }
+        }
+        if let Some(cb) = self.running_handle {
+            self.handle_edges(cb, out);
         }
         for &t in &self.stepping {
             out.push(N::Fut(self.tasks[t as usize].fut));

@@ -108,6 +108,8 @@ pub struct Machine {
     /// eager first step: what its frame's `f_back` chain keeps (the task,
     /// through `create_task`'s local, and the creating function's frame).
     pub frame_back: Vec<Option<(FutId, Option<NodeId>)>>,
+    /// The handle `_run_once` is running.
+    pub running_handle: Option<Hcb>,
     /// The `main_task` of the runtime's `_drive`, while it holds it.
     pub main_ref: Option<FutId>,
     /// The shutdown's task list, while it holds it.
@@ -191,6 +193,7 @@ impl Machine {
             fn_done: Vec::new(),
             in_tb: Vec::new(),
             frame_back: Vec::new(),
+            running_handle: None,
             main_ref: None,
             shutdown_refs: Vec::new(),
             inject: Vec::new(),
@@ -279,6 +282,7 @@ impl Machine {
         self.frame_back.clear();
         self.frame_back.resize(2 * p.len(), None);
         self.main_ref = None;
+        self.running_handle = None;
         self.shutdown_refs.clear();
         self.inject.clear();
         self.inject.extend_from_slice(inject);

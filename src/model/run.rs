@@ -208,7 +208,11 @@ impl Machine {
                 self.lp.release(h);
                 continue;
             }
+            // `_run_once`'s local `handle` keeps the handle, and so its
+            // callback and arguments (a woken task's future), while it runs.
+            self.running_handle = Some(x.cb);
             self.run_handle(h, x.cb);
+            self.running_handle = None;
             self.lp.release(h);
             if self.gc_watch() {
                 self.refcount_check(false);
