@@ -160,7 +160,10 @@ impl Machine {
                 }
                 a => {
                     let is_coro = a.is_err();
-                    let f = match self.ensure_future(a) {
+                    self.creating_gather = Some(gid);
+                    let made = self.ensure_future(a);
+                    self.creating_gather = None;
+                    let f = match made {
                         Ok(f) => f,
                         Err(e) => {
                             // Out of gather() itself; the children made so

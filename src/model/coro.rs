@@ -152,7 +152,12 @@ impl Machine {
         }
         // An eager first step runs on top of the creating task's frames.
         if task.floor == 0
-            && let Some(&(_, _, Some(parent))) = self.eager_stack.iter().rev().find(|x| x.0 == t)
+            && let Some(parent) = self
+                .eager_stack
+                .iter()
+                .rev()
+                .find(|x| x.task == t)
+                .and_then(|x| x.prev)
         {
             return self.handled_top(parent);
         }

@@ -561,18 +561,19 @@ impl Machine {
     /// keeps takes its caller as `f_back`. Inside an eager first step the
     /// caller of the task's coroutine is the task factory, whose
     /// `create_task` frame keeps the task in its local `task`, and on into
-    /// the creating function's frame. Elsewhere the caller is the loop's
+    /// the creating function's frame, through `gather()`'s own frame when
+    /// a gather made the task. Elsewhere the caller is the loop's
     /// own frames, which `tb_loop_frames` covers for the exception that
     /// ends a task.
     pub fn frame_finished(&mut self, t: u32, func: NodeId, bottom: bool) {
         if !bottom || !self.profile.frame_keeps_caller {
             return;
         }
-        if let Some(&(et, parent_fn, _)) = self.eager_stack.last()
-            && et == t
+        if let Some(&start) = self.eager_stack.last()
+            && start.task == t
         {
-            self.frame_back[func as usize] = Some((self.tasks[t as usize].fut, parent_fn));
-            if let Some(pf) = parent_fn {
+            self.frame_back[func as usize] = Some(start);
+            if let Some(pf) = start.parent_fn {
                 self.in_tb[pf as usize] = true;
             }
         }

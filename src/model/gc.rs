@@ -357,9 +357,16 @@ impl Machine {
                 let d = self.gcx.dense[func as usize] as usize;
                 self.slot_edges(&self.gcx.own[d], out);
                 out.push(N::Fn(func));
-                if let Some((task, creator)) = self.frame_back[func as usize] {
-                    out.push(N::Fut(task));
-                    if let Some(pf) = creator {
+                if let Some(start) = self.frame_back[func as usize] {
+                    out.push(N::Fut(self.tasks[start.task as usize].fut));
+                    if let Some(g) = start.gather {
+                        let g = &self.gathers[g as usize];
+                        if let Some(o) = g.outer {
+                            out.push(N::Fut(o));
+                        }
+                        out.extend(g.children.iter().map(|&c| N::Fut(c)));
+                    }
+                    if let Some(pf) = start.parent_fn {
                         out.push(N::Frame(pf));
                     }
                 }

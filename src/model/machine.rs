@@ -59,6 +59,18 @@ impl Task {
     }
 }
 
+/// An eager first step in progress, and what the frames between it and
+/// its creator hold: the task (`create_task`'s local `task`), the
+/// creating program function, the task that was current, and the gather
+/// whose `gather()` frame (locals `children`, `outer`) made the task.
+#[derive(Clone, Copy, Debug)]
+pub struct EagerStart {
+    pub task: u32,
+    pub parent_fn: Option<NodeId>,
+    pub prev: Option<u32>,
+    pub gather: Option<u32>,
+}
+
 /// A program's static analysis: which function each statement runs in,
 /// where each name lives, each frame's slots in `localsplus` order, and the
 /// names of the tasks and futures it makes.
@@ -105,9 +117,10 @@ pub struct Machine {
     /// frame's `f_back`): the others' frame nodes are referenced by nothing.
     pub in_tb: Vec<bool>,
     /// For an eager task's coroutine function that finished inside its
-    /// eager first step: what its frame's `f_back` chain keeps (the task,
-    /// through `create_task`'s local, and the creating function's frame).
-    pub frame_back: Vec<Option<(FutId, Option<NodeId>)>>,
+    /// eager first step: the start whose `f_back` chain its frame keeps.
+    pub frame_back: Vec<Option<EagerStart>>,
+    /// The gather whose `gather()` call is creating a task right now.
+    pub creating_gather: Option<u32>,
     /// The handle `_run_once` is running.
     pub running_handle: Option<Hcb>,
     /// The `main_task` of the runtime's `_drive`, while it holds it.
@@ -146,7 +159,7 @@ pub struct Machine {
     /// Tasks in the middle of a step (the running one and eager parents).
     pub stepping: Vec<u32>,
     /// Tasks in their eager first step, with the creating function.
-    pub eager_stack: Vec<(u32, Option<NodeId>, Option<u32>)>,
+    pub eager_stack: Vec<EagerStart>,
     /// Gathers whose `gather()` call is still creating children: its frame
     /// holds those made so far while an eager one runs its first step.
     pub gathering: Vec<u32>,
@@ -193,6 +206,7 @@ impl Machine {
             fn_done: Vec::new(),
             in_tb: Vec::new(),
             frame_back: Vec::new(),
+            creating_gather: None,
             running_handle: None,
             main_ref: None,
             shutdown_refs: Vec::new(),
@@ -281,6 +295,7 @@ impl Machine {
         self.in_tb.resize(2 * p.len(), false);
         self.frame_back.clear();
         self.frame_back.resize(2 * p.len(), None);
+        self.creating_gather = None;
         self.main_ref = None;
         self.running_handle = None;
         self.shutdown_refs.clear();

@@ -85,7 +85,13 @@ impl Machine {
                     _ => None,
                 })
         });
-        self.eager_stack.push((t, parent_fn, prev));
+        let gather = self.creating_gather.take();
+        self.eager_stack.push(super::machine::EagerStart {
+            task: t,
+            parent_fn,
+            prev,
+            gather,
+        });
         self.current = Some(t);
         self.stepping.push(t);
         self.eager_depth += 1;
