@@ -546,7 +546,7 @@ impl Machine {
     /// (`Timeout.__aexit__`'s `self._task`, a TaskGroup, wait_for's `fut`).
     pub fn tb_ref(&mut self, e: ExcId, r: TbRef) {
         if let TbRef::Frame(f) = r {
-            self.in_tb[f as usize] = true;
+            self.frame_kept[f as usize] = true;
         }
         let tb = self.tb_mut(e);
         // Duplicates only cost memory; checking the last entry keeps a
@@ -574,7 +574,7 @@ impl Machine {
         {
             self.frame_back[func as usize] = Some(start);
             if let Some(pf) = start.parent_fn {
-                self.in_tb[pf as usize] = true;
+                self.frame_kept[pf as usize] = true;
             }
         }
     }

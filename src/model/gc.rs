@@ -489,9 +489,9 @@ impl Machine {
     }
 
     /// Marks the graph nodes that stand for no object: futures freed
-    /// already (their references went with them) and the frames of
-    /// functions no traceback ever kept. Leaving them out of the garbage
-    /// changes no answer, only the work.
+    /// already (their references went with them) and frames nothing can
+    /// keep (`frame_kept`). Leaving them out of the garbage changes no
+    /// answer, only the work.
     pub(super) fn mark_absent(&self, mark: &mut [bool]) {
         for (f, fut) in self.futs.iter().enumerate() {
             if fut.dead {
@@ -499,7 +499,7 @@ impl Machine {
             }
         }
         for &f in &self.gcx.ids {
-            if !self.in_tb[f as usize] {
+            if !self.frame_kept[f as usize] {
                 mark[self.idx(N::Frame(f))] = true;
             }
         }

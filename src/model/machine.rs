@@ -115,11 +115,13 @@ pub struct Machine {
     pub fn_done: Vec<bool>,
     /// Functions whose frame something may keep (a traceback, or a kept
     /// frame's `f_back`): the others' frame nodes are referenced by nothing.
-    pub in_tb: Vec<bool>,
+    pub frame_kept: Vec<bool>,
     /// For an eager task's coroutine function that finished inside its
     /// eager first step: the start whose `f_back` chain its frame keeps.
     pub frame_back: Vec<Option<EagerStart>>,
-    /// The gather whose `gather()` call is creating a task right now.
+    /// The gather whose `gather()` call is creating a child right now: set
+    /// around each child's `ensure_future`, taken by the eager start it
+    /// causes (so a task the child spawns in turn does not see it).
     pub creating_gather: Option<u32>,
     /// The handle `_run_once` is running.
     pub running_handle: Option<Hcb>,
@@ -204,7 +206,7 @@ impl Machine {
             acs: Vec::new(),
             bg: Vec::new(),
             fn_done: Vec::new(),
-            in_tb: Vec::new(),
+            frame_kept: Vec::new(),
             frame_back: Vec::new(),
             creating_gather: None,
             running_handle: None,
@@ -291,8 +293,8 @@ impl Machine {
         self.bg.clear();
         self.fn_done.clear();
         self.fn_done.resize(2 * p.len(), false);
-        self.in_tb.clear();
-        self.in_tb.resize(2 * p.len(), false);
+        self.frame_kept.clear();
+        self.frame_kept.resize(2 * p.len(), false);
         self.frame_back.clear();
         self.frame_back.resize(2 * p.len(), None);
         self.creating_gather = None;

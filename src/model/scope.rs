@@ -44,9 +44,15 @@ pub struct Scopes {
     /// `node` (itself possibly a spawn), made on first use: a name is
     /// shared, not copied, by every event and rerun that mentions it.
     names: Vec<Option<Name>>,
-    /// Reused buffers: the open subtrees (node, end); slots chained by
-    /// symbol and by binding function; the scoped name table (symbol ->
-    /// stack of open binding functions and their slots).
+    /// Buffers only `compute` uses, reused between runs.
+    scratch: Scratch,
+}
+
+/// `compute`'s reused buffers: the open subtrees (node, end); slots chained
+/// by symbol and by binding function; the scoped name table (symbol ->
+/// stack of open binding functions and their slots).
+#[derive(Default)]
+struct Scratch {
     open: Vec<(NodeId, NodeId)>,
     sym_first: Vec<u32>,
     sym_next: Vec<u32>,
@@ -74,14 +80,14 @@ impl Scopes {
         reset(&mut self.tail, n, false);
         reset(&mut self.in_callback, n, false);
         reset(&mut self.fn_parent, 2 * n, NONE);
-        reset(&mut self.fn_first, 2 * n, NONE);
+        reset(&mut self.scratch.fn_first, 2 * n, NONE);
         reset(&mut self.spawn_count, p.names.len(), 0);
         reset(&mut self.names, 2 * n, None);
-        reset(&mut self.sym_first, p.names.len(), NONE);
+        reset(&mut self.scratch.sym_first, p.names.len(), NONE);
         self.slot_sym.clear();
         self.slot_binder.clear();
-        self.sym_next.clear();
-        self.fn_next.clear();
+        self.scratch.sym_next.clear();
+        self.scratch.fn_next.clear();
         if n == 0 {
             return;
         }
@@ -99,18 +105,18 @@ impl Scopes {
         let n = p.len();
         let nn = n as NodeId;
         self.is_fn[0] = true;
-        self.open.clear();
-        self.open.push((0, p.end(0)));
+        self.scratch.open.clear();
+        self.scratch.open.push((0, p.end(0)));
         for id in 1..nn {
-            while let Some(&(_, end)) = self.open.last() {
+            while let Some(&(_, end)) = self.scratch.open.last() {
                 if id < end {
                     break;
                 }
-                self.open.pop();
+                self.scratch.open.pop();
             }
-            let parent = self.open.last().map_or(0, |&(top, _)| top);
+            let parent = self.scratch.open.last().map_or(0, |&(top, _)| top);
             let end = p.end(id);
-            self.open.push((id, end));
+            self.scratch.open.push((id, end));
             let pk = p.kind(parent);
             let k = p.kind(id);
             let awaitable = matches!(pk, Kind::Gather { .. } | Kind::Shield | Kind::WaitFor(_))
@@ -172,34 +178,36 @@ impl Scopes {
 
     /// The slot of name `s` in function `f`, made on its first binding.
     fn bind(&mut self, f: NodeId, s: Sym) {
-        let mut at = self.sym_first[s.0 as usize];
+        let mut at = self.scratch.sym_first[s.0 as usize];
         while at != NONE {
             if self.slot_binder[at as usize] == f {
                 return;
             }
-            at = self.sym_next[at as usize];
+            at = self.scratch.sym_next[at as usize];
         }
         let slot = self.slot_sym.len() as u32;
         self.slot_binder.push(f);
         self.slot_sym.push(s);
-        self.sym_next.push(self.sym_first[s.0 as usize]);
-        self.sym_first[s.0 as usize] = slot;
-        self.fn_next.push(self.fn_first[f as usize]);
-        self.fn_first[f as usize] = slot;
+        self.scratch
+            .sym_next
+            .push(self.scratch.sym_first[s.0 as usize]);
+        self.scratch.sym_first[s.0 as usize] = slot;
+        self.scratch.fn_next.push(self.scratch.fn_first[f as usize]);
+        self.scratch.fn_first[f as usize] = slot;
     }
 
     /// Resolves each use to the innermost enclosing binder with a scoped
     /// table (symbol -> stack of open binding functions and their slots).
     fn resolve(&mut self, p: &Program) {
         let nn = p.len() as NodeId;
-        let mut table = std::mem::take(&mut self.table);
+        let mut table = std::mem::take(&mut self.scratch.table);
         for v in table.iter_mut() {
             v.clear();
         }
         if table.len() < p.names.len() {
             table.resize(p.names.len(), Vec::new());
         }
-        let mut open = std::mem::take(&mut self.open);
+        let mut open = std::mem::take(&mut self.scratch.open);
         open.clear();
         for id in 0..nn {
             while let Some(&(top, end)) = open.last() {
@@ -207,10 +215,10 @@ impl Scopes {
                     break;
                 }
                 open.pop();
-                let mut at = self.fn_first[top as usize];
+                let mut at = self.scratch.fn_first[top as usize];
                 while at != NONE {
                     table[self.slot_sym[at as usize].0 as usize].pop();
-                    at = self.fn_next[at as usize];
+                    at = self.scratch.fn_next[at as usize];
                 }
             }
             let ef = self.exec_fn[id as usize];
@@ -221,10 +229,10 @@ impl Scopes {
                     continue;
                 }
                 open.push((sc, p.end(id)));
-                let mut at = self.fn_first[sc as usize];
+                let mut at = self.scratch.fn_first[sc as usize];
                 while at != NONE {
                     table[self.slot_sym[at as usize].0 as usize].push((sc, at));
-                    at = self.fn_next[at as usize];
+                    at = self.scratch.fn_next[at as usize];
                 }
             }
             let k = p.kind(id);
@@ -256,19 +264,14 @@ impl Scopes {
                 }
             }
         }
-        self.table = table;
-        self.open = open;
+        self.scratch.table = table;
+        self.scratch.open = open;
     }
 
     /// Gives `other` this one's scratch buffers, which only `compute`
     /// uses: an analysis kept for later runs need not hold them.
     pub fn give_scratch(&mut self, other: &mut Scopes) {
-        std::mem::swap(&mut self.open, &mut other.open);
-        std::mem::swap(&mut self.sym_first, &mut other.sym_first);
-        std::mem::swap(&mut self.sym_next, &mut other.sym_next);
-        std::mem::swap(&mut self.fn_first, &mut other.fn_first);
-        std::mem::swap(&mut self.fn_next, &mut other.fn_next);
-        std::mem::swap(&mut self.table, &mut other.table);
+        std::mem::swap(&mut self.scratch, &mut other.scratch);
     }
 
     /// The task name of spawn `node`: its name, or `name@node` when
