@@ -83,6 +83,10 @@ impl Machine {
         for (&i, &d) in pk.nodes.iter().zip(&pk.indeg) {
             if d > 0 {
                 mark[i as usize] = true;
+                // Futures come first in the graph.
+                if let Some(f) = self.futs.get_mut(i as usize) {
+                    f.cyclic = true;
+                }
             }
         }
         self.gc_peel = pk;

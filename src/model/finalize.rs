@@ -92,7 +92,9 @@ impl Machine {
         }
         let cand = |m: &Machine, f: usize| {
             let x = &m.futs[f];
-            !x.dead && (x.log_tb || (pending_too && !x.done() && matches!(x.kind, FKind::Task(_))))
+            !x.dead
+                && !x.cyclic
+                && (x.log_tb || (pending_too && !x.done() && matches!(x.kind, FKind::Task(_))))
         };
         let mut left = (0..self.futs.len()).filter(|&f| cand(self, f)).count();
         if left == 0 {
@@ -122,6 +124,14 @@ impl Machine {
             self.free_garbage(&mut mark);
         }
         self.gc_mark = mark;
+    }
+
+    /// Asks refcount checks about every future again: something may now
+    /// reach garbage a cycle kept (see `Fut::cyclic`).
+    pub fn forget_cyclic(&mut self) {
+        for f in &mut self.futs {
+            f.cyclic = false;
+        }
     }
 
     pub fn refcount_sweep(&mut self) {
@@ -186,6 +196,7 @@ impl Machine {
         if self.gcs.is_some() {
             return; // a finalizer ran `(gc)`: the collection in progress covers it
         }
+        self.forget_cyclic();
         let mark = self.alive(final_collect);
         let total = mark.len();
         let layout = self.layout();

@@ -85,6 +85,12 @@ pub struct Fut {
     pub dead: bool,
     /// Freed by a collection: it holds nothing any more.
     pub collected: bool,
+    /// Garbage that a reference cycle keeps, as a refcount check found:
+    /// nothing reaches it to drop a reference, so refcounting can never
+    /// free it and checks stop asking. Cleared when something may reach
+    /// it again: a collection, and the shutdown (which finds leftover
+    /// tasks through the loop's weak set).
+    pub cyclic: bool,
 }
 
 impl Fut {
@@ -102,6 +108,7 @@ impl Fut {
             label: None,
             dead: false,
             collected: false,
+            cyclic: false,
         }
     }
     pub fn done(&self) -> bool {

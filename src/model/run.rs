@@ -361,6 +361,9 @@ impl Machine {
     }
 
     fn shutdown(&mut self) {
+        // `all_tasks()` hands back leftover tasks that only a garbage cycle
+        // kept: from here on they are reachable again.
+        self.forget_cyclic();
         // The leftover tasks' futures, in creation order; the list keeps
         // its capacity between runs.
         let mut futs = std::mem::take(&mut self.shutdown_refs);
