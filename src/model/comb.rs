@@ -221,22 +221,24 @@ impl Machine {
         let g = &self.gathers[gid as usize];
         if g.nfinished == g.nfuts {
             let n = g.children.len();
-            let mut results = Vec::with_capacity(n);
-            for k in 0..n {
-                let c = self.gathers[gid as usize].children[k];
-                if self.futs[c as usize].state == FState::Cancelled {
-                    let msg = self.futs[c as usize]
-                        .cancel_msg
-                        .clone()
-                        .unwrap_or_else(|| Rc::from(""));
-                    results.push(V::Exc(self.excs.create(Cls::CANCELLED, Some(msg))));
-                } else {
-                    match self.exception(c) {
-                        Some(e) => results.push(V::Exc(e)),
-                        None => results.push(self.futs[c as usize].result.clone()),
+            // Collected straight into the list: one allocation.
+            let results: Rc<[V]> = (0..n)
+                .map(|k| {
+                    let c = self.gathers[gid as usize].children[k];
+                    if self.futs[c as usize].state == FState::Cancelled {
+                        let msg = self.futs[c as usize]
+                            .cancel_msg
+                            .clone()
+                            .unwrap_or_else(|| self.empty_msg.clone());
+                        V::Exc(self.excs.create(Cls::CANCELLED, Some(msg)))
+                    } else {
+                        match self.exception(c) {
+                            Some(e) => V::Exc(e),
+                            None => self.futs[c as usize].result.clone(),
+                        }
                     }
-                }
-            }
+                })
+                .collect();
             if self.gathers[gid as usize].cancel_requested {
                 // `fut` is the loop variable now: the last child.
                 let last = *self.gathers[gid as usize]
@@ -246,7 +248,7 @@ impl Machine {
                 let exc = self.make_cancelled_error(last);
                 self.set_exception(outer, exc);
             } else {
-                self.set_result(outer, V::List(Rc::from(results)));
+                self.set_result(outer, V::List(results));
             }
         }
     }

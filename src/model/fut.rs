@@ -93,6 +93,14 @@ pub struct Fut {
     pub cyclic: bool,
 }
 
+/// A pending activation of `cancel`'s explicit recursion.
+pub enum CancelAct {
+    /// Task `f` waits for the result of cancelling its `_fut_waiter`.
+    Task(FutId),
+    /// Gather `f` iterating its children: next index, any True.
+    Gather(FutId, u32, bool),
+}
+
 impl Fut {
     pub fn new(kind: FKind) -> Fut {
         Fut {
@@ -286,16 +294,25 @@ impl Machine {
     /// explicit stack does it. A task met again on the current path (an
     /// await cycle) raises RecursionError, as CPython eventually does.
     pub fn cancel(&mut self, f: FutId, msg: Option<Rc<str>>) -> Result<bool, ExcId> {
-        enum Act {
-            /// Task `f` waits for the result of cancelling its `_fut_waiter`.
-            Task(FutId),
-            /// Gather `f` iterating its children: next index, any True.
-            Gather(FutId, u32, bool),
-        }
-        let mut stack: Vec<Act> = Vec::new();
+        // The explicit stack and the path are the machine's, reused.
+        let (mut stack, mut on_path) = std::mem::take(&mut self.cancel_bufs);
+        stack.clear();
+        on_path.clear();
+        let r = self.cancel_with(f, msg, &mut stack, &mut on_path);
+        self.cancel_bufs = (stack, on_path);
+        r
+    }
+
+    fn cancel_with(
+        &mut self,
+        f: FutId,
+        msg: Option<Rc<str>>,
+        stack: &mut Vec<CancelAct>,
+        on_path: &mut Vec<FutId>,
+    ) -> Result<bool, ExcId> {
+        use CancelAct as Act;
         // Futures on the current path, marked in `self.on_path` (a bitmap,
         // so a million-deep chain stays linear).
-        let mut on_path: Vec<FutId> = Vec::new();
         if self.on_path.len() < self.futs.len() {
             self.on_path.resize(self.futs.len(), false);
         }
@@ -307,7 +324,7 @@ impl Machine {
                 match self.futs[g as usize].kind {
                     FKind::Task(t) => {
                         if self.on_path[g as usize] {
-                            for &x in &on_path {
+                            for &x in on_path.iter() {
                                 self.on_path[x as usize] = false;
                             }
                             self.recursed = true;

@@ -12,6 +12,7 @@ use super::run::Hcb;
 use super::scope::Scopes;
 use crate::ast::{NodeId, Program};
 use crate::trace::{Event, Fin, Injection};
+use std::rc::Rc;
 
 /// A task's model state beyond its future.
 #[derive(Clone, Debug)]
@@ -128,6 +129,10 @@ pub struct Machine {
     /// The `main_task` of the runtime's `_drive`, while it holds it.
     pub main_ref: Option<FutId>,
     /// The shutdown's task list, while it holds it.
+    /// `cancel`'s explicit stack and current path, kept between calls.
+    pub cancel_bufs: (Vec<super::fut::CancelAct>, Vec<FutId>),
+    /// The empty message, shared: an `Rc<str>` of "" allocates too.
+    pub empty_msg: Rc<str>,
     pub shutdown_refs: Vec<FutId>,
     pub inject: Vec<Injection>,
     /// 3.11 wait_for frames' phase: (task, fut) -> (phase, caught exc, waiter 2).
@@ -212,6 +217,8 @@ impl Machine {
             running_handle: None,
             main_ref: None,
             shutdown_refs: Vec::new(),
+            empty_msg: Rc::from(""),
+            cancel_bufs: (Vec::new(), Vec::new()),
             inject: Vec::new(),
             wf11: Default::default(),
             tbs: Vec::new(),
