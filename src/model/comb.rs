@@ -128,8 +128,10 @@ impl Machine {
         self.gather_of(args, return_exceptions)
     }
 
-    pub fn gather_existing(&mut self, futs: &[FutId]) -> FutId {
-        let args = futs.iter().map(|&f| Ok(f)).collect();
+    /// `gather(*futs, return_exceptions=True)` over the shutdown's list
+    /// of leftover tasks (which stays a root meanwhile).
+    pub fn gather_shutdown_refs(&mut self) -> FutId {
+        let args = self.shutdown_refs.iter().map(|&f| Ok(f)).collect();
         self.gather_of(args, true)
             .expect("gathering existing futures creates no task")
     }

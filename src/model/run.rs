@@ -381,8 +381,10 @@ impl Machine {
             return;
         }
         self.ev_none(What::Phase("shutdown".into()));
-        self.shutdown_refs.clone_from(&futs);
-        for &f in &futs {
+        // `_cancel_all_tasks`'s list keeps them from here on.
+        self.shutdown_refs = futs;
+        for i in 0..self.shutdown_refs.len() {
+            let f = self.shutdown_refs[i];
             if self.cancel(f, None).is_err() {
                 let FKind::Task(i) = self.futs[f as usize].kind else {
                     unreachable!("a leftover is a task")
@@ -393,7 +395,7 @@ impl Machine {
                 ));
             }
         }
-        let g = self.gather_existing(&futs);
+        let g = self.gather_shutdown_refs();
         match self.run_until_complete(g) {
             Err(()) => self.ev_none(What::Phase("stuck".into())),
             // A KeyboardInterrupt, or main's `_run_until_complete_cb` left
