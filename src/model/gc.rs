@@ -315,6 +315,12 @@ impl Machine {
                 }
                 for &cb in &fut.callbacks {
                     self.cb_edges(cb, out);
+                    if let Cb::ShieldOuter(_) = cb {
+                        // shield()'s `_outer_done_callback` holds
+                        // `_inner_done_callback`, whose closure holds
+                        // `outer`: a pending shield is in a cycle.
+                        out.push(N::Fut(f));
+                    }
                 }
                 if let Some(e) = fut.exc {
                     out.push(N::Exc(e));
