@@ -17,7 +17,10 @@
 //! gaps): references held by exceptions in flight, the `except ... as e`
 //! variable of the runtime, the order in which several objects are dropped
 //! at one moment (creation order is used), and how an earlier collection
-//! reorders the objects that survived it.
+//! reorders the objects that survived it, beyond moving each surviving
+//! task's coroutine behind it (`Task::coro_after`): CPython also moves a
+//! task that only objects allocated after it reach (its step handle, a
+//! done callback).
 
 use super::coro::Frame;
 use super::coro::NONE;

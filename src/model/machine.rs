@@ -36,6 +36,10 @@ pub struct Task {
     pub done_cancelling: u32,
     /// Its coroutine is being closed (GeneratorExit) right now.
     pub closing: bool,
+    /// Where a collection's finalizers meet its coroutine: None, just
+    /// before the task (it was allocated just before); Some(k), after the
+    /// first k futures, because a collection moved it (see `collect`).
+    pub coro_after: Option<u32>,
 }
 
 impl Task {
@@ -56,6 +60,7 @@ impl Task {
             done_fin: None,
             done_cancelling: 0,
             closing: false,
+            coro_after: None,
         }
     }
 }
