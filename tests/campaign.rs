@@ -499,28 +499,26 @@ fn verdict_kinds(program: &str, specs: &[&str]) -> Vec<(String, FindingKind)> {
         .collect()
 }
 
-/// Found by fingerprinting model runs (seed 1238 at size 50, minimized).
-/// What is wrong: `(gc)` in `b` finds `c` (a local of the running `b`)
-/// reachable in place, but `d` only through its step handle, allocated
-/// after it, so that collection moves `d` behind `c`'s coroutine; at the
-/// final collection CPython finalizes `c`, its coroutine, `d`, its
-/// coroutine. The model moves only coroutines (`Machine::collect`), so it
-/// finalizes `d` before `c`. Until the model's finalization order is exact
+/// Found in the differential suite (seed 449 at size 50 on 3.11,
+/// minimized). What is wrong: every event agrees, but the final task table
+/// gives `a` cancelling=1 on CPython 3.11 and 0 on the model. The table
+/// reads `cancelling()` live for a task still alive and the count recorded
+/// at completion for one freed, so the two disagree on `a`'s lifetime
+/// after the KeyboardInterrupt escapes; not yet explained. Until it is,
 /// this is a known gap, kept apart from divergences.
 #[test]
 fn a_finalization_only_difference_is_a_known_model_gap_not_a_divergence() {
-    if !canceltree::backend::discover::versions().contains(&(3, 12)) {
+    if !canceltree::backend::discover::versions().contains(&(3, 11)) {
         return;
     }
     let found = verdict_kinds(
-        "(main (future a) (try (await a) (except CancelledError)) \
-         (spawn b (spawn c (gather (sleep 0))) (gc)) (spawn d (sleep 1)))",
-        &["model:3.12", "cpython:3.12"],
+        "(main (spawn a) (spawn b (uncancel a) (raise KeyboardInterrupt)) (cancel a) (await b))",
+        &["model:3.11", "cpython:3.11"],
     );
     assert_eq!(
         found,
         vec![(
-            "finalization:model:3.12!=cpython:3.12@handler".to_string(),
+            "finalization:model:3.11!=cpython:3.11@tasks".to_string(),
             FindingKind::KnownGap
         )]
     );

@@ -189,8 +189,8 @@ impl Machine {
     }
 
     /// `gc.collect()`: finalizers of the unreachable objects run in
-    /// creation order (a task's coroutine just before the task, or where
-    /// an earlier collection moved it: `move_survivor_coros`); each
+    /// the collector's list order (`gcorder.rs`: creation order, a task's
+    /// coroutine just before the task, until a collection moves them); each
     /// finalizer may drop the last reference to other garbage, which is
     /// then deallocated (and finalized) at once, depth first.
     fn collect(&mut self, final_collect: bool) {
@@ -210,19 +210,23 @@ impl Machine {
                 && matches!(self.futs[f].kind, FKind::Task(_))
         });
         if !closes {
-            for (f, &live) in mark[..self.futs.len()].iter().enumerate() {
-                if !live && !self.futs[f].dead {
-                    self.finalize(N::Fut(f as u32));
-                    if let FKind::Task(t) = self.futs[f].kind {
-                        self.tasks[t as usize].freed = true;
-                    }
-                }
+            let mut order = std::mem::take(&mut self.gc_order);
+            order.clear();
+            order.extend(
+                (0..self.futs.len() as u32)
+                    .filter(|&f| !mark[f as usize] && !self.futs[f as usize].dead)
+                    .map(N::Fut),
+            );
+            order.sort_by_key(|&x| self.gc_key(x));
+            for &x in &order {
+                self.finalize(x);
             }
+            self.gc_order = order;
             self.freed_by_collection(&mark, layout);
-            if !final_collect {
-                self.move_survivor_coros(&mark);
-            }
             self.gc_mark = mark;
+            if !final_collect {
+                self.reorder_survivors();
+            }
             return;
         }
         // What is reachable is never deallocated here.
@@ -237,14 +241,12 @@ impl Machine {
             if gone[f as usize] {
                 continue;
             }
-            if let FKind::Task(t) = self.futs[f as usize].kind
-                && self.tasks[t as usize].coro_after.is_none()
-            {
+            if let FKind::Task(t) = self.futs[f as usize].kind {
                 order.push(N::Coro(t));
             }
             order.push(N::Fut(f));
         }
-        self.place_moved_coros(&gone, &mut order);
+        order.sort_by_key(|&x| self.gc_key(x));
         let old_futs = self.futs.len();
         let mut fin_done = std::mem::take(&mut self.gc_spare.1);
         fin_done.clear();
@@ -298,62 +300,9 @@ impl Machine {
             }
         }
         self.freed_by_collection(&mark, layout);
-        if !final_collect {
-            self.move_survivor_coros(&mark);
-        }
         self.gc_mark = mark;
-    }
-
-    /// Puts the coroutines an earlier collection moved (`Task::coro_after`)
-    /// into the finalization order, each after the futures that existed
-    /// when it moved, in the order their tasks were met.
-    fn place_moved_coros(&self, gone: &[bool], order: &mut Vec<N>) {
-        let mut moved: Vec<(u32, u32)> = self
-            .tasks
-            .iter()
-            .enumerate()
-            .filter_map(|(t, task)| {
-                let k = task.coro_after?;
-                (!gone[task.fut as usize]).then_some((k, t as u32))
-            })
-            .collect();
-        if moved.is_empty() {
-            return;
-        }
-        moved.sort_by_key(|&(k, t)| (k, self.tasks[t as usize].fut));
-        let mut out = Vec::with_capacity(order.len() + moved.len());
-        let mut m = moved.into_iter().peekable();
-        for &x in order.iter() {
-            // A coroutine in place sits just before its task.
-            let at = match x {
-                N::Fut(f) => f,
-                N::Coro(t) => self.tasks[t as usize].fut,
-                _ => unreachable!("only futures and coroutines are finalized"),
-            };
-            while let Some(&(k, t)) = m.peek()
-                && k <= at
-            {
-                out.push(N::Coro(t));
-                m.next();
-            }
-            out.push(x);
-        }
-        out.extend(m.map(|(_, t)| N::Coro(t)));
-        *order = out;
-    }
-
-    /// `move_unreachable` leaves a surviving task's coroutine after
-    /// everything it scanned in place: allocated just before its task and
-    /// referred to by nothing else, the coroutine is taken for garbage
-    /// until the task's turn comes and moves it back to the end. Only a
-    /// coroutine running now (its C caller refers to it) stays in place.
-    fn move_survivor_coros(&mut self, mark: &[bool]) {
-        let k = self.futs.len() as u32;
-        for t in 0..self.tasks.len() {
-            let f = self.tasks[t].fut as usize;
-            if mark[f] && !self.futs[f].done() && !self.stepping.contains(&(t as u32)) {
-                self.tasks[t].coro_after = Some(k);
-            }
+        if !final_collect {
+            self.reorder_survivors();
         }
     }
 

@@ -91,6 +91,8 @@ pub struct Fut {
     /// it again: a collection, and the shutdown (which finds leftover
     /// tasks through the loop's weak set).
     pub cyclic: bool,
+    /// Its place in the collector's list (`gcorder.rs`).
+    pub key: u32,
 }
 
 /// A pending activation of `cancel`'s explicit recursion.
@@ -117,6 +119,7 @@ impl Fut {
             dead: false,
             collected: false,
             cyclic: false,
+            key: 0,
         }
     }
     pub fn done(&self) -> bool {
@@ -127,6 +130,7 @@ impl Fut {
 impl Machine {
     pub fn new_fut(&mut self, kind: FKind) -> FutId {
         let mut f = Fut::new(kind);
+        f.key = self.next_gc_key();
         if let Some(cbs) = self.spare_cbs.pop() {
             f.callbacks = cbs;
         }

@@ -15,12 +15,10 @@
 //! Refcounting frees garbage depth first from what was dropped, a frame's
 //! slots in `localsplus` order (`dealloc_order`). Not modelled (known
 //! gaps): references held by exceptions in flight, the `except ... as e`
-//! variable of the runtime, the order in which several objects are dropped
-//! at one moment (creation order is used), and how an earlier collection
-//! reorders the objects that survived it, beyond moving each surviving
-//! task's coroutine behind it (`Task::coro_after`): CPython also moves a
-//! task that only objects allocated after it reach (its step handle, a
-//! done callback).
+//! variable of the runtime, and the order in which several objects are
+//! dropped at one moment (creation order is used). How a collection
+//! reorders the objects that survive it is replayed in `gcorder.rs`, with
+//! the simplifications it names.
 
 use super::coro::Frame;
 use super::coro::NONE;
@@ -265,7 +263,7 @@ impl Machine {
         }
     }
 
-    fn cb_edges(&self, cb: Cb, out: &mut Vec<N>) {
+    pub(super) fn cb_edges(&self, cb: Cb, out: &mut Vec<N>) {
         match cb {
             Cb::Wakeup(t) => out.push(N::Fut(self.tasks[t as usize].fut)),
             Cb::Gather(g) => {
@@ -287,7 +285,7 @@ impl Machine {
         }
     }
 
-    fn handle_edges(&self, cb: Hcb, out: &mut Vec<N>) {
+    pub(super) fn handle_edges(&self, cb: Hcb, out: &mut Vec<N>) {
         match cb {
             Hcb::Step(t, e) => {
                 out.push(N::Fut(self.tasks[t as usize].fut));
@@ -308,6 +306,30 @@ impl Machine {
         }
     }
 
+    /// What a future holds itself, its done callbacks aside.
+    pub(super) fn fut_own_edges(&self, f: u32, out: &mut Vec<N>) {
+        let fut = &self.futs[f as usize];
+        if let Some(e) = fut.exc {
+            out.push(N::Exc(e));
+        }
+        tb_edges(&fut.exc_tb, out);
+        if let Some(e) = fut.cancelled_exc {
+            out.push(N::Exc(e));
+        }
+        match fut.kind {
+            FKind::Gather(g) => {
+                out.extend(self.gathers[g as usize].children.iter().map(|&c| N::Fut(c)))
+            }
+            FKind::Task(t) => {
+                if let Some(w) = self.tasks[t as usize].fut_waiter {
+                    out.push(N::Fut(w));
+                }
+                out.push(N::Coro(t));
+            }
+            FKind::Plain => {}
+        }
+    }
+
     pub(super) fn edges(&self, x: N, out: &mut Vec<N>) {
         match x {
             N::Fut(f) => {
@@ -325,25 +347,7 @@ impl Machine {
                         out.push(N::Fut(f));
                     }
                 }
-                if let Some(e) = fut.exc {
-                    out.push(N::Exc(e));
-                }
-                tb_edges(&fut.exc_tb, out);
-                if let Some(e) = fut.cancelled_exc {
-                    out.push(N::Exc(e));
-                }
-                match fut.kind {
-                    FKind::Gather(g) => {
-                        out.extend(self.gathers[g as usize].children.iter().map(|&c| N::Fut(c)))
-                    }
-                    FKind::Task(t) => {
-                        if let Some(w) = self.tasks[t as usize].fut_waiter {
-                            out.push(N::Fut(w));
-                        }
-                        out.push(N::Coro(t));
-                    }
-                    FKind::Plain => {}
-                }
+                self.fut_own_edges(f, out);
             }
             N::Tg(g) => {
                 let tg = &self.tgs[g as usize];

@@ -36,10 +36,9 @@ pub struct Task {
     pub done_cancelling: u32,
     /// Its coroutine is being closed (GeneratorExit) right now.
     pub closing: bool,
-    /// Where a collection's finalizers meet its coroutine: None, just
-    /// before the task (it was allocated just before); Some(k), after the
-    /// first k futures, because a collection moved it (see `collect`).
-    pub coro_after: Option<u32>,
+    /// Its coroutine's place in the collector's list: None while just
+    /// before the task's own (it is allocated just before the task).
+    pub coro_key: Option<u32>,
 }
 
 impl Task {
@@ -60,7 +59,7 @@ impl Task {
             done_fin: None,
             done_cancelling: 0,
             closing: false,
-            coro_after: None,
+            coro_key: None,
         }
     }
 }
@@ -138,6 +137,8 @@ pub struct Machine {
     pub cancel_bufs: (Vec<super::fut::CancelAct>, Vec<FutId>),
     /// The empty message, shared: an `Rc<str>` of "" allocates too.
     pub empty_msg: Rc<str>,
+    /// The last key given out in the collector's list (`gcorder.rs`).
+    pub gc_next_key: u32,
     pub shutdown_refs: Vec<FutId>,
     pub inject: Vec<Injection>,
     /// 3.11 wait_for frames' phase: (task, fut) -> (phase, caught exc, waiter 2).
@@ -222,6 +223,7 @@ impl Machine {
             running_handle: None,
             main_ref: None,
             shutdown_refs: Vec::new(),
+            gc_next_key: 0,
             empty_msg: Rc::from(""),
             cancel_bufs: (Vec::new(), Vec::new()),
             inject: Vec::new(),
@@ -313,6 +315,7 @@ impl Machine {
         self.main_ref = None;
         self.running_handle = None;
         self.shutdown_refs.clear();
+        self.gc_next_key = 0;
         self.inject.clear();
         self.inject.extend_from_slice(inject);
         self.wf11.clear();

@@ -24,6 +24,7 @@ mod finalize;
 mod frames;
 mod fut;
 mod gc;
+mod gcorder;
 mod machine;
 mod names;
 mod profile;

@@ -1,0 +1,252 @@
+//! Where objects sit in CPython's collector list, and so the order in
+//! which a collection runs their finalizers. Objects join the list when
+//! allocated (a task's coroutine just before the task). A full
+//! collection's `move_unreachable` (Modules/gcmodule.c) then reorders what
+//! survives: it scans the list in order, sets aside each object that
+//! nothing scanned so far has reached, and moves one set aside to the end
+//! when something scanned later reaches it. So a survivor reached only
+//! from objects after it (a task's coroutine, reached from its task; a task
+//! reached only through its step handle or a done callback, allocated
+//! after it) ends up behind everything scanned in place.
+//!
+//! The model keeps a key per future and per task coroutine: their order in
+//! that list. At each `(gc)` it replays the scan over the objects it
+//! models. What refers to a future through a done callback or a handle
+//! (small objects allocated after what they hold) reaches it late: after
+//! the scan of the list as it was. Objects referred to from outside the
+//! list stay in place: the running task and its coroutine (the C stack),
+//! the background set (frozen by the worker), `main_task` (a local of the
+//! runtime), and what a running `gather()` is handed. Known simplification:
+//! frames, exceptions and task groups count as part of whichever scanned
+//! object reaches them first, and late objects all come after the list.
+
+use super::coro::NONE;
+use super::fut::FKind;
+use super::gc::N;
+use super::machine::Machine;
+
+/// Where a scanned object stands in the replayed `move_unreachable`.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum St {
+    /// Not reached yet.
+    Unseen,
+    /// Reached: traversed when the scan gets to it.
+    Reached,
+    /// Scanned before anything reached it: set aside.
+    Aside,
+    /// Traversed: its place in the new order is taken.
+    Done,
+}
+
+impl Machine {
+    /// The list position of a future or of a task's coroutine.
+    pub(super) fn gc_key(&self, x: N) -> u32 {
+        match x {
+            N::Fut(f) => self.futs[f as usize].key,
+            N::Coro(t) => {
+                let task = &self.tasks[t as usize];
+                task.coro_key
+                    .unwrap_or(self.futs[task.fut as usize].key - 1)
+            }
+            _ => unreachable!("only futures and coroutines have finalizers"),
+        }
+    }
+
+    /// A new position after every object allocated so far.
+    pub(super) fn next_gc_key(&mut self) -> u32 {
+        // Steps of two leave each task's coroutine the key before its own.
+        self.gc_next_key += 2;
+        self.gc_next_key
+    }
+
+    /// After a `(gc)`: the survivors' new list order, replayed; they all
+    /// get new keys, behind nothing allocated later.
+    pub(super) fn reorder_survivors(&mut self) {
+        let mark = self.alive(false);
+        let total = mark.len();
+        // The scanned objects: surviving futures and pending tasks'
+        // coroutines, in list order.
+        let mut items: Vec<N> = Vec::new();
+        for (f, fut) in self.futs.iter().enumerate() {
+            if !mark[f] || fut.dead {
+                continue;
+            }
+            items.push(N::Fut(f as u32));
+            if let FKind::Task(t) = fut.kind
+                && !fut.done()
+            {
+                items.push(N::Coro(t));
+            }
+        }
+        items.sort_by_key(|&x| self.gc_key(x));
+        let mut loc = vec![NONE; total];
+        for (i, &x) in items.iter().enumerate() {
+            loc[self.idx(x)] = i as u32;
+        }
+
+        let mut sc = Scan {
+            mark: &mark,
+            loc,
+            seen_other: vec![false; total],
+            st: vec![St::Unseen; items.len()],
+            young: (0..items.len() as u32).collect(),
+            late: Vec::new(),
+        };
+        let mut order: Vec<N> = Vec::with_capacity(items.len());
+        let mut direct: Vec<N> = Vec::new();
+        let mut later: Vec<N> = Vec::new();
+        // Referred to from outside the list, so in place: the current task
+        // (`_current_tasks`, frozen with the worker); a task in its eager
+        // first step and its coroutine (locals of `create_task`'s frames).
+        // A coroutine running in its own step is not: only its task refers
+        // to it.
+        direct.extend(self.current.map(|t| N::Fut(self.tasks[t as usize].fut)));
+        for e in &self.eager_stack {
+            direct.push(N::Fut(self.tasks[e.task as usize].fut));
+            direct.push(N::Coro(e.task));
+        }
+        direct.extend(self.bg.iter().map(|&f| N::Fut(f)));
+        direct.extend(self.main_ref.map(N::Fut));
+        for &g in &self.gathering {
+            direct.extend(self.gathers[g as usize].children.iter().map(|&c| N::Fut(c)));
+        }
+        direct.extend(self.inflight.iter().map(|&e| N::Exc(e)));
+        // Through the loop's handles and the shutdown's list: late.
+        for &h in self.lp.ready.iter().chain(&self.lp.heap) {
+            let x = self.lp.handles[h as usize];
+            if !x.cancelled {
+                self.handle_edges(x.cb, &mut later);
+            }
+        }
+        if let Some(cb) = self.running_handle {
+            self.handle_edges(cb, &mut later);
+        }
+        later.extend(self.shutdown_refs.iter().map(|&f| N::Fut(f)));
+        self.reach(&mut sc, &mut direct, &mut later);
+        let mut i = 0;
+        loop {
+            if i == sc.young.len() {
+                // The late referrers' turn: what they reach and the scan set
+                // aside goes to the end.
+                let mut moved = false;
+                for y in std::mem::take(&mut sc.late) {
+                    if sc.st[y as usize] == St::Aside {
+                        sc.st[y as usize] = St::Reached;
+                        sc.young.push(y);
+                        moved = true;
+                    }
+                }
+                if !moved {
+                    break;
+                }
+                continue;
+            }
+            let x = sc.young[i] as usize;
+            i += 1;
+            match sc.st[x] {
+                St::Reached => {
+                    sc.st[x] = St::Done;
+                    order.push(items[x]);
+                    self.refs_of(items[x], &mut direct, &mut later);
+                    self.reach(&mut sc, &mut direct, &mut later);
+                }
+                St::Unseen => sc.st[x] = St::Aside,
+                St::Aside | St::Done => {}
+            }
+        }
+        // What the replay never reached (the model's reachability went
+        // another way) keeps its order, behind the rest.
+        for (k, &s) in sc.st.iter().enumerate() {
+            if s != St::Done {
+                order.push(items[k]);
+            }
+        }
+        for x in order {
+            let key = self.next_gc_key();
+            match x {
+                N::Fut(f) => self.futs[f as usize].key = key,
+                N::Coro(t) => self.tasks[t as usize].coro_key = Some(key),
+                _ => unreachable!(),
+            }
+        }
+        self.gc_mark = mark;
+    }
+
+    /// What a scanned object refers to: directly, or through a done
+    /// callback (allocated later, so late).
+    fn refs_of(&self, x: N, direct: &mut Vec<N>, later: &mut Vec<N>) {
+        if let N::Fut(f) = x {
+            for &cb in &self.futs[f as usize].callbacks {
+                self.cb_edges(cb, later);
+            }
+            self.fut_own_edges(f, direct);
+        } else {
+            self.edges(x, direct);
+        }
+    }
+
+    /// Follows `direct` and `later` to scanned objects: one reached directly
+    /// is traversed in place if the scan has not passed it, or moved to the
+    /// end if the scan set it aside; one reached late waits for `late`.
+    /// Other objects (frames, exceptions, task groups) are followed through.
+    fn reach(&self, r: &mut Scan, direct: &mut Vec<N>, later: &mut Vec<N>) {
+        // In traversal order: that is the order set-aside objects move in.
+        let mut j = 0;
+        while j < direct.len() {
+            let y = direct[j];
+            j += 1;
+            let i = self.idx(y);
+            if i >= r.mark.len() || !r.mark[i] {
+                continue;
+            }
+            let k = r.loc[i];
+            if k == NONE {
+                if !r.seen_other[i] {
+                    r.seen_other[i] = true;
+                    self.edges(y, direct);
+                }
+                continue;
+            }
+            match r.st[k as usize] {
+                St::Unseen => r.st[k as usize] = St::Reached,
+                St::Aside => {
+                    r.st[k as usize] = St::Reached;
+                    r.young.push(k);
+                }
+                St::Reached | St::Done => {}
+            }
+        }
+        direct.clear();
+        let mut j = 0;
+        while j < later.len() {
+            let y = later[j];
+            j += 1;
+            let i = self.idx(y);
+            if i >= r.mark.len() || !r.mark[i] {
+                continue;
+            }
+            let k = r.loc[i];
+            if k == NONE {
+                if !r.seen_other[i] {
+                    r.seen_other[i] = true;
+                    self.edges(y, later);
+                }
+                continue;
+            }
+            r.late.push(k);
+        }
+        later.clear();
+    }
+}
+
+/// The replay in progress: per graph node, whether it is alive and its
+/// index among the scanned objects; per scanned object, its state; the
+/// list as the scan extends it, and what late referrers reach.
+struct Scan<'a> {
+    mark: &'a [bool],
+    loc: Vec<u32>,
+    seen_other: Vec<bool>,
+    st: Vec<St>,
+    young: Vec<u32>,
+    late: Vec<u32>,
+}
