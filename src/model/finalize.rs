@@ -223,10 +223,10 @@ impl Machine {
             }
             self.gc_order = order;
             self.freed_by_collection(&mark, layout);
-            self.gc_mark = mark;
             if !final_collect {
-                self.reorder_survivors();
+                self.reorder_survivors(&mark, layout);
             }
+            self.gc_mark = mark;
             return;
         }
         // What is reachable is never deallocated here.
@@ -300,10 +300,10 @@ impl Machine {
             }
         }
         self.freed_by_collection(&mark, layout);
-        self.gc_mark = mark;
         if !final_collect {
-            self.reorder_survivors();
+            self.reorder_survivors(&mark, layout);
         }
+        self.gc_mark = mark;
     }
 
     /// The futures and exceptions a collection found unreachable (with

@@ -60,41 +60,54 @@ impl Machine {
     }
 
     /// After a `(gc)`: the survivors' new list order, replayed; they all
-    /// get new keys, behind nothing allocated later.
-    pub(super) fn reorder_survivors(&mut self) {
-        let mark = self.alive(false);
+    /// get new keys, behind nothing allocated later. `mark` is what the
+    /// collection found reachable, with the object counts `layout`; its
+    /// finalizers freed nothing of that, but may have made new objects.
+    pub(super) fn reorder_survivors(&mut self, mark: &[bool], layout: super::gc::Layout) {
+        if layout != self.layout() {
+            let fresh = self.alive(false);
+            self.replay_scan(&fresh);
+            self.gc_mark = fresh;
+        } else {
+            self.replay_scan(mark);
+        }
+    }
+
+    fn replay_scan(&mut self, mark: &[bool]) {
         let total = mark.len();
+        let mut sc = std::mem::take(&mut self.gc_scan);
         // The scanned objects: surviving futures and pending tasks'
         // coroutines, in list order.
-        let mut items: Vec<N> = Vec::new();
+        sc.items.clear();
         for (f, fut) in self.futs.iter().enumerate() {
             if !mark[f] || fut.dead {
                 continue;
             }
-            items.push(N::Fut(f as u32));
+            sc.items.push(N::Fut(f as u32));
             if let FKind::Task(t) = fut.kind
                 && !fut.done()
             {
-                items.push(N::Coro(t));
+                sc.items.push(N::Coro(t));
             }
         }
-        items.sort_by_key(|&x| self.gc_key(x));
-        let mut loc = vec![NONE; total];
-        for (i, &x) in items.iter().enumerate() {
-            loc[self.idx(x)] = i as u32;
+        sc.items.sort_by_key(|&x| self.gc_key(x));
+        let n = sc.items.len();
+        sc.loc.clear();
+        sc.loc.resize(total, NONE);
+        for (i, &x) in sc.items.iter().enumerate() {
+            sc.loc[self.idx(x)] = i as u32;
         }
-
-        let mut sc = Scan {
-            mark: &mark,
-            loc,
-            seen_other: vec![false; total],
-            st: vec![St::Unseen; items.len()],
-            young: (0..items.len() as u32).collect(),
-            late: Vec::new(),
-        };
-        let mut order: Vec<N> = Vec::with_capacity(items.len());
-        let mut direct: Vec<N> = Vec::new();
-        let mut later: Vec<N> = Vec::new();
+        sc.seen_other.clear();
+        sc.seen_other.resize(total, false);
+        sc.st.clear();
+        sc.st.resize(n, St::Unseen);
+        sc.young.clear();
+        sc.young.extend(0..n as u32);
+        sc.late.clear();
+        let mut order = std::mem::take(&mut sc.order);
+        order.clear();
+        let mut direct = std::mem::take(&mut sc.direct);
+        let mut later = std::mem::take(&mut sc.later);
         // Referred to from outside the list, so in place: the current task
         // (`_current_tasks`, frozen with the worker); a task in its eager
         // first step and its coroutine (locals of `create_task`'s frames).
@@ -122,7 +135,7 @@ impl Machine {
             self.handle_edges(cb, &mut later);
         }
         later.extend(self.shutdown_refs.iter().map(|&f| N::Fut(f)));
-        self.reach(&mut sc, &mut direct, &mut later);
+        self.reach(&mut sc, mark, &mut direct, &mut later);
         let mut i = 0;
         loop {
             if i == sc.young.len() {
@@ -146,9 +159,9 @@ impl Machine {
             match sc.st[x] {
                 St::Reached => {
                     sc.st[x] = St::Done;
-                    order.push(items[x]);
-                    self.refs_of(items[x], &mut direct, &mut later);
-                    self.reach(&mut sc, &mut direct, &mut later);
+                    order.push(sc.items[x]);
+                    self.refs_of(sc.items[x], &mut direct, &mut later);
+                    self.reach(&mut sc, mark, &mut direct, &mut later);
                 }
                 St::Unseen => sc.st[x] = St::Aside,
                 St::Aside | St::Done => {}
@@ -158,10 +171,10 @@ impl Machine {
         // another way) keeps its order, behind the rest.
         for (k, &s) in sc.st.iter().enumerate() {
             if s != St::Done {
-                order.push(items[k]);
+                order.push(sc.items[k]);
             }
         }
-        for x in order {
+        for &x in &order {
             let key = self.next_gc_key();
             match x {
                 N::Fut(f) => self.futs[f as usize].key = key,
@@ -169,7 +182,10 @@ impl Machine {
                 _ => unreachable!(),
             }
         }
-        self.gc_mark = mark;
+        sc.order = order;
+        sc.direct = direct;
+        sc.later = later;
+        self.gc_scan = sc;
     }
 
     /// What a scanned object refers to: directly, or through a done
@@ -189,14 +205,14 @@ impl Machine {
     /// is traversed in place if the scan has not passed it, or moved to the
     /// end if the scan set it aside; one reached late waits for `late`.
     /// Other objects (frames, exceptions, task groups) are followed through.
-    fn reach(&self, r: &mut Scan, direct: &mut Vec<N>, later: &mut Vec<N>) {
+    fn reach(&self, r: &mut Scan, mark: &[bool], direct: &mut Vec<N>, later: &mut Vec<N>) {
         // In traversal order: that is the order set-aside objects move in.
         let mut j = 0;
         while j < direct.len() {
             let y = direct[j];
             j += 1;
             let i = self.idx(y);
-            if i >= r.mark.len() || !r.mark[i] {
+            if i >= mark.len() || !mark[i] {
                 continue;
             }
             let k = r.loc[i];
@@ -222,7 +238,7 @@ impl Machine {
             let y = later[j];
             j += 1;
             let i = self.idx(y);
-            if i >= r.mark.len() || !r.mark[i] {
+            if i >= mark.len() || !mark[i] {
                 continue;
             }
             let k = r.loc[i];
@@ -239,14 +255,19 @@ impl Machine {
     }
 }
 
-/// The replay in progress: per graph node, whether it is alive and its
-/// index among the scanned objects; per scanned object, its state; the
-/// list as the scan extends it, and what late referrers reach.
-struct Scan<'a> {
-    mark: &'a [bool],
+/// The replay's buffers, kept between collections: the scanned objects in
+/// list order, the index among them of each graph node, which other nodes
+/// were followed through, each scanned object's state, the list as the
+/// scan extends it, what late referrers reach, and the new order.
+#[derive(Default)]
+pub struct Scan {
+    items: Vec<N>,
     loc: Vec<u32>,
     seen_other: Vec<bool>,
     st: Vec<St>,
     young: Vec<u32>,
     late: Vec<u32>,
+    order: Vec<N>,
+    direct: Vec<N>,
+    later: Vec<N>,
 }

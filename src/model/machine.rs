@@ -137,6 +137,8 @@ pub struct Machine {
     pub cancel_bufs: (Vec<super::fut::CancelAct>, Vec<FutId>),
     /// The empty message, shared: an `Rc<str>` of "" allocates too.
     pub empty_msg: Rc<str>,
+    /// `gcorder.rs`'s buffers.
+    pub gc_scan: super::gcorder::Scan,
     /// The last key given out in the collector's list (`gcorder.rs`).
     pub gc_next_key: u32,
     pub shutdown_refs: Vec<FutId>,
@@ -224,6 +226,7 @@ impl Machine {
             main_ref: None,
             shutdown_refs: Vec::new(),
             gc_next_key: 0,
+            gc_scan: Default::default(),
             empty_msg: Rc::from(""),
             cancel_bufs: (Vec::new(), Vec::new()),
             inject: Vec::new(),

@@ -24,7 +24,7 @@ mod finalize;
 mod frames;
 mod fut;
 mod gc;
-mod gcorder;
+pub(crate) mod gcorder;
 mod machine;
 mod names;
 mod profile;
