@@ -204,54 +204,45 @@ impl Machine {
     /// Follows `direct` and `later` to scanned objects: one reached directly
     /// is traversed in place if the scan has not passed it, or moved to the
     /// end if the scan set it aside; one reached late waits for `late`.
-    /// Other objects (frames, exceptions, task groups) are followed through.
     fn reach(&self, r: &mut Scan, mark: &[bool], direct: &mut Vec<N>, later: &mut Vec<N>) {
-        // In traversal order: that is the order set-aside objects move in.
+        self.follow(r, mark, direct, |r, k| match r.st[k as usize] {
+            St::Unseen => r.st[k as usize] = St::Reached,
+            St::Aside => {
+                r.st[k as usize] = St::Reached;
+                r.young.push(k);
+            }
+            St::Reached | St::Done => {}
+        });
+        self.follow(r, mark, later, |r, k| r.late.push(k));
+    }
+
+    /// Calls `at` with each scanned object `list` reaches, in traversal
+    /// order (the order set-aside objects move in), following other
+    /// objects (frames, exceptions, task groups) through; empties `list`.
+    fn follow(
+        &self,
+        r: &mut Scan,
+        mark: &[bool],
+        list: &mut Vec<N>,
+        mut at: impl FnMut(&mut Scan, u32),
+    ) {
         let mut j = 0;
-        while j < direct.len() {
-            let y = direct[j];
+        while j < list.len() {
+            let y = list[j];
             j += 1;
             let i = self.idx(y);
             if i >= mark.len() || !mark[i] {
                 continue;
             }
             let k = r.loc[i];
-            if k == NONE {
-                if !r.seen_other[i] {
-                    r.seen_other[i] = true;
-                    self.edges(y, direct);
-                }
-                continue;
-            }
-            match r.st[k as usize] {
-                St::Unseen => r.st[k as usize] = St::Reached,
-                St::Aside => {
-                    r.st[k as usize] = St::Reached;
-                    r.young.push(k);
-                }
-                St::Reached | St::Done => {}
+            if k != NONE {
+                at(r, k);
+            } else if !r.seen_other[i] {
+                r.seen_other[i] = true;
+                self.edges(y, list);
             }
         }
-        direct.clear();
-        let mut j = 0;
-        while j < later.len() {
-            let y = later[j];
-            j += 1;
-            let i = self.idx(y);
-            if i >= mark.len() || !mark[i] {
-                continue;
-            }
-            let k = r.loc[i];
-            if k == NONE {
-                if !r.seen_other[i] {
-                    r.seen_other[i] = true;
-                    self.edges(y, later);
-                }
-                continue;
-            }
-            r.late.push(k);
-        }
-        later.clear();
+        list.clear();
     }
 }
 
