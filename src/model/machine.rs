@@ -132,7 +132,6 @@ pub struct Machine {
     pub running_handle: Option<Hcb>,
     /// The `main_task` of the runtime's `_drive`, while it holds it.
     pub main_ref: Option<FutId>,
-    /// The shutdown's task list, while it holds it.
     /// `cancel`'s explicit stack and current path, kept between calls.
     pub cancel_bufs: (Vec<super::fut::CancelAct>, Vec<FutId>),
     /// The empty message, shared: an `Rc<str>` of "" allocates too.
@@ -141,6 +140,7 @@ pub struct Machine {
     pub gc_scan: super::gcorder::Scan,
     /// The last key given out in the collector's list (`gcorder.rs`).
     pub gc_next_key: u32,
+    /// The shutdown's task list, while it holds it.
     pub shutdown_refs: Vec<FutId>,
     pub inject: Vec<Injection>,
     /// 3.11 wait_for frames' phase: (task, fut) -> (phase, caught exc, waiter 2).
