@@ -307,6 +307,7 @@ impl Machine {
     }
 
     /// What a future holds itself, its done callbacks aside.
+    #[inline(always)]
     pub(super) fn fut_own_edges(&self, f: u32, out: &mut Vec<N>) {
         let fut = &self.futs[f as usize];
         if let Some(e) = fut.exc {
