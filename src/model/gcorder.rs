@@ -14,20 +14,19 @@
 //! models. What refers to a future through a done callback or a handle
 //! (small objects allocated after what they hold) reaches it late: after
 //! the scan of the list as it was. Objects referred to from outside the
-//! list stay in place: the current task (`_current_tasks`), a task in its
-//! eager first step and its coroutine (`create_task`'s frames), the
-//! background set (frozen by the worker), `main_task` (a local of the
-//! runtime), what a running `gather()` is handed and the exceptions in
-//! flight. The running handle refers to what it holds late, as a queued
-//! one does. Known simplifications: frames, exceptions and task groups
-//! count as part of whichever scanned object reaches them first, and late
-//! referrers all come after the list. The differential suite at size 50
-//! still finds 0 to 2 finalization-only differences per 1,000 programs
-//! and profile. One of them (eager seed 4828) has three tasks holding the
-//! same exception; why the replay orders two of them the other way round
-//! is not worked out yet.
+//! list stay in place: the current task (`_current_tasks`); what the
+//! frame calling `gc.collect()` holds (an executing frame's locals are not
+//! traversed); a task in its eager first step and its coroutine
+//! (`create_task`'s frames); the background set (frozen by the worker);
+//! `main_task` (a local of the runtime); what a running `gather()` is
+//! handed; the exceptions in flight. The running handle refers to what it
+//! holds late, as a queued one does. Known simplifications: frames,
+//! exceptions and task groups count as part of whichever scanned object
+//! reaches them first, and late referrers all come after the list. The
+//! differential suite at size 50 still finds 0 or 1 finalization-only
+//! differences per 1,000 programs and profile.
 
-use super::coro::NONE;
+use super::coro::{Frame, NONE};
 use super::fut::FKind;
 use super::gc::N;
 use super::machine::Machine;
@@ -121,6 +120,21 @@ impl Machine {
         // A coroutine running in its own step is not: only its task refers
         // to it.
         direct.extend(self.current.map(|t| N::Fut(self.tasks[t as usize].fut)));
+        // The frame calling gc.collect() is executing: CPython does not
+        // traverse its locals, so what they hold counts as referred to from
+        // outside (frames further out, suspended in a call, are traversed).
+        if let Some(t) = self.current
+            && let Some(func) = self.tasks[t as usize]
+                .frames
+                .iter()
+                .rev()
+                .find_map(|f| match *f {
+                    Frame::Level { func } => Some(func),
+                    _ => None,
+                })
+        {
+            direct.push(N::Fn(func));
+        }
         for e in &self.eager_stack {
             direct.push(N::Fut(self.tasks[e.task as usize].fut));
             direct.push(N::Coro(e.task));
