@@ -164,6 +164,18 @@ impl Machine {
         None
     }
 
+    /// The program function task `t` runs in now: its innermost level.
+    pub(super) fn innermost_fn(&self, t: u32) -> Option<NodeId> {
+        self.tasks[t as usize]
+            .frames
+            .iter()
+            .rev()
+            .find_map(|f| match *f {
+                Frame::Level { func } => Some(func),
+                _ => None,
+            })
+    }
+
     fn innermost_level(&self, t: u32, below: usize) -> usize {
         let fr = &self.tasks[t as usize].frames;
         (0..below.min(fr.len()))

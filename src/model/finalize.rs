@@ -520,15 +520,7 @@ impl Machine {
     /// innermost function of task `t`.
     pub fn tb_here(&mut self, t: Option<u32>, e: ExcId) {
         let Some(t) = t else { return };
-        let func = self.tasks[t as usize]
-            .frames
-            .iter()
-            .rev()
-            .find_map(|f| match *f {
-                Frame::Level { func } => Some(func),
-                _ => None,
-            });
-        if let Some(func) = func {
+        if let Some(func) = self.innermost_fn(t) {
             self.tb_add(e, func);
         }
     }

@@ -26,7 +26,7 @@
 //! differential suite at size 50 still finds 0 or 1 finalization-only
 //! differences per 1,000 programs and profile.
 
-use super::coro::{Frame, NONE};
+use super::coro::NONE;
 use super::fut::FKind;
 use super::gc::N;
 use super::machine::Machine;
@@ -123,16 +123,7 @@ impl Machine {
         // The frame calling gc.collect() is executing: CPython does not
         // traverse its locals, so what they hold counts as referred to from
         // outside (frames further out, suspended in a call, are traversed).
-        if let Some(t) = self.current
-            && let Some(func) = self.tasks[t as usize]
-                .frames
-                .iter()
-                .rev()
-                .find_map(|f| match *f {
-                    Frame::Level { func } => Some(func),
-                    _ => None,
-                })
-        {
+        if let Some(func) = self.current.and_then(|t| self.innermost_fn(t)) {
             direct.push(N::Fn(func));
         }
         for e in &self.eager_stack {
