@@ -1,8 +1,8 @@
 //! Finalizers: when objects die and what that reports. Refcounting frees
 //! an object as soon as nothing reaches it unless a reference cycle keeps
 //! it (then only `gc.collect()` does); a collection finalizes garbage in
-//! creation order, each finalizer possibly freeing more at once (a task's
-//! dealloc closes its coroutine). Reports "Task was destroyed but it is
+//! the collector's list order (`gcorder.rs`), each finalizer possibly
+//! freeing more at once (a task's dealloc closes its coroutine). Reports "Task was destroyed but it is
 //! pending!" and "exception was never retrieved"; closes coroutines with
 //! GeneratorExit. Tracebacks (`tb_*`) record which frames and objects an
 //! exception keeps alive.
@@ -199,40 +199,50 @@ impl Machine {
         }
         self.forget_cyclic();
         let mark = self.alive(final_collect);
-        let total = mark.len();
         let layout = self.layout();
-        // Fast path: with no coroutine to close among the garbage, no
-        // finalizer drops a reference, so they simply run in creation order.
         let closes = (0..self.futs.len()).any(|f| {
             !mark[f]
                 && !self.futs[f].dead
                 && !self.futs[f].done()
                 && matches!(self.futs[f].kind, FKind::Task(_))
         });
-        if !closes {
-            let mut order = std::mem::take(&mut self.gc_order);
-            order.clear();
-            order.extend(
-                (0..self.futs.len() as u32)
-                    .filter(|&f| !mark[f as usize] && !self.futs[f as usize].dead)
-                    .map(N::Fut),
-            );
-            order.sort_by_key(|&x| self.gc_key(x));
-            for &x in &order {
-                self.finalize(x);
-            }
-            self.gc_order = order;
-            self.freed_by_collection(&mark, layout);
-            if !final_collect {
-                self.reorder_survivors(&mark, layout);
-            }
-            self.gc_mark = mark;
-            return;
+        if closes {
+            self.finalize_closing(&mark, final_collect);
+        } else {
+            self.finalize_in_order(&mark);
         }
+        self.freed_by_collection(&mark, layout);
+        if !final_collect {
+            self.reorder_survivors(&mark, layout);
+        }
+        self.gc_mark = mark;
+    }
+
+    /// With no coroutine to close among the garbage, no finalizer drops a
+    /// reference, so they simply run in list order.
+    fn finalize_in_order(&mut self, mark: &[bool]) {
+        let mut order = std::mem::take(&mut self.gc_order);
+        order.clear();
+        order.extend(
+            (0..self.futs.len() as u32)
+                .filter(|&f| !mark[f as usize] && !self.futs[f as usize].dead)
+                .map(N::Fut),
+        );
+        order.sort_by_key(|&x| self.gc_key(x));
+        for &x in &order {
+            self.finalize(x);
+        }
+        self.gc_order = order;
+    }
+
+    /// Finalizers in list order; closing a coroutine may drop the last
+    /// reference to other garbage, deallocated (and finalized) at once.
+    fn finalize_closing(&mut self, mark: &[bool], final_collect: bool) {
+        let total = mark.len();
         // What is reachable is never deallocated here.
         let mut gone = std::mem::take(&mut self.gc_spare.0);
         gone.clear();
-        gone.extend_from_slice(&mark);
+        gone.extend_from_slice(mark);
         // Already freed earlier: nothing of it is left to finalize.
         self.mark_absent(&mut gone);
         let mut order = std::mem::take(&mut self.gc_order);
@@ -299,11 +309,6 @@ impl Machine {
                 }
             }
         }
-        self.freed_by_collection(&mark, layout);
-        if !final_collect {
-            self.reorder_survivors(&mark, layout);
-        }
-        self.gc_mark = mark;
     }
 
     /// The futures and exceptions a collection found unreachable (with
