@@ -17,7 +17,8 @@
 //! list stay in place: the current task (`_current_tasks`); what the
 //! frame calling `gc.collect()` holds (an executing frame's locals are not
 //! traversed); a task in its eager first step and its coroutine
-//! (`create_task`'s frames); the background set (frozen by the worker);
+//! (`create_task`'s frames), and the task that step displaced as current
+//! (`swap_current_task` holds it); the background set (frozen by the worker);
 //! `main_task` (a local of the runtime); what a running `gather()` is
 //! handed; the exceptions in flight. The running handle refers to what it
 //! holds late, as a queued one does. Known simplifications: frames,
@@ -129,6 +130,9 @@ impl Machine {
         for e in &self.eager_stack {
             direct.push(N::Fut(self.tasks[e.task as usize].fut));
             direct.push(N::Coro(e.task));
+            // The task current before this eager step: `swap_current_task`
+            // hands it back as a new reference, held until the step ends.
+            direct.extend(e.prev.map(|p| N::Fut(self.tasks[p as usize].fut)));
         }
         direct.extend(self.bg.iter().map(|&f| N::Fut(f)));
         direct.extend(self.main_ref.map(N::Fut));
