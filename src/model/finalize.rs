@@ -283,18 +283,10 @@ impl Machine {
             if skip {
                 continue;
             }
-            // Only closing a coroutine runs code that can drop references;
-            // the other finalizers only report, so nothing new is freed.
-            let closes = match x {
-                N::Coro(t) => {
-                    self.futs[self.tasks[t as usize].fut as usize].state == FState::Pending
-                }
-                _ => false,
-            };
+            // Only closing a coroutine runs code that can drop references,
+            // and `close_levels` deallocates what each level it closes
+            // leaves unreferenced; the other finalizers only report.
             self.finalize(x);
-            if closes {
-                self.cascade_now();
-            }
         }
         if let Some(c) = self.gcs.take() {
             self.gc_spare = (c.gone, c.fin_done);
