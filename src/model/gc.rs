@@ -23,7 +23,7 @@
 use super::coro::Frame;
 use super::coro::NONE;
 use super::exc::ExcId;
-use super::fut::{Cb, FKind};
+use super::fut::{Cb, FKind, V};
 use super::machine::Machine;
 use super::names::Obj;
 use super::run::Hcb;
@@ -96,6 +96,21 @@ pub enum N {
     Exc(ExcId),
     /// A task's coroutine object.
     Coro(u32),
+}
+
+/// The exceptions a result list holds (`gather(..., return_exceptions=True)`
+/// returns them), and so their tracebacks.
+fn value_edges(xs: &[V], out: &mut Vec<N>) {
+    let mut stack = vec![xs];
+    while let Some(xs) = stack.pop() {
+        for x in xs {
+            match x {
+                V::Exc(e) => out.push(N::Exc(*e)),
+                V::List(ys) => stack.push(ys),
+                _ => {}
+            }
+        }
+    }
 }
 
 /// What a traceback's entries keep alive.
@@ -312,6 +327,9 @@ impl Machine {
         let fut = &self.futs[f as usize];
         if let Some(e) = fut.exc {
             out.push(N::Exc(e));
+        }
+        if let V::List(xs) = &fut.result {
+            value_edges(xs, out);
         }
         tb_edges(&fut.exc_tb, out);
         if let Some(e) = fut.cancelled_exc {
