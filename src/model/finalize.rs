@@ -387,13 +387,19 @@ impl Machine {
         c.layout = self.layout();
     }
 
-    /// Deallocates garbage that nothing references any more, lowest node
-    /// first (creation order), each deallocation possibly freeing more.
+    /// Deallocates garbage that nothing references any more, depth first
+    /// as `Py_DECREF` does: each deallocation drops its references in
+    /// order, and what loses its last one goes at once, before the next.
+    /// What nothing referenced to begin with goes lowest node first
+    /// (creation order); so does what closing a coroutine set free, before
+    /// the rest still waiting.
     fn cascade(&mut self, c: &mut Collection, finalize: bool) {
-        use std::cmp::Reverse;
         let mut buf = std::mem::take(&mut self.gc_buf);
         let mut indeg = std::mem::take(&mut self.gc_indeg);
-        let mut zero = std::mem::take(&mut self.gc_zero);
+        // Nodes, not indices: a finalizer that creates objects moves the
+        // indices (`fit`), and the stack outlives that.
+        let (mut stack, mut fresh) = std::mem::take(&mut self.gc_cascade);
+        stack.clear();
         'recompute: loop {
             self.fit(c);
             let (gone, fin_done) = (&mut c.gone, &mut c.fin_done);
@@ -429,18 +435,20 @@ impl Machine {
                     }
                 }
             }
-            zero.clear();
-            zero.extend(
+            fresh.clear();
+            fresh.extend(
                 (0..total)
                     .filter(|&i| !gone[i] && indeg[i] == 0)
-                    .map(Reverse),
+                    .map(|i| self.node_of(i))
+                    .filter(|x| !stack.contains(x)),
             );
-            while let Some(Reverse(i)) = zero.pop() {
+            stack.extend(fresh.iter().rev());
+            while let Some(x) = stack.pop() {
+                let i = self.idx(x);
                 if gone[i] || indeg[i] != 0 {
                     continue;
                 }
                 gone[i] = true;
-                let x = self.node_of(i);
                 if finalize && !fin_done[i] && matches!(x, N::Fut(_) | N::Coro(_)) {
                     fin_done[i] = true;
                     let closes = match x {
@@ -459,21 +467,24 @@ impl Machine {
                 }
                 buf.clear();
                 self.edges(x, &mut buf);
+                let at = stack.len();
                 for &y in &buf {
                     let j = self.idx(y);
                     if j != i && j < total && !gone[j] {
                         indeg[j] -= 1;
                         if indeg[j] == 0 {
-                            zero.push(Reverse(j));
+                            stack.push(y);
                         }
                     }
                 }
+                // The first reference dropped goes first.
+                stack[at..].reverse();
             }
             break;
         }
         self.gc_buf = buf;
         self.gc_indeg = indeg;
-        self.gc_zero = zero;
+        self.gc_cascade = (stack, fresh);
     }
 
     /// Closes a suspended coroutine: GeneratorExit into each level, innermost first.

@@ -167,7 +167,8 @@ pub struct Machine {
     pub gc_order: Vec<super::gc::N>,
     pub gc_order_futs: Vec<u32>,
     pub gc_indeg: Vec<u32>,
-    pub gc_zero: std::collections::BinaryHeap<std::cmp::Reverse<usize>>,
+    /// The cascade's depth-first stack and the zeros each recount finds.
+    pub gc_cascade: (Vec<super::gc::N>, Vec<super::gc::N>),
     /// Emptied callback lists and frame stacks of earlier runs, for reuse.
     pub spare_cbs: Vec<Vec<Cb>>,
     pub spare_frames: Vec<Vec<Frame>>,
@@ -245,7 +246,7 @@ impl Machine {
             gc_order: Vec::new(),
             gc_order_futs: Vec::new(),
             gc_indeg: Vec::new(),
-            gc_zero: Default::default(),
+            gc_cascade: Default::default(),
             spare_cbs: Vec::new(),
             spare_frames: Vec::new(),
             stepping: Vec::new(),
