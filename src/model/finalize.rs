@@ -357,19 +357,22 @@ impl Machine {
     /// Re-indexes a collection's bitmaps after a finalizer created futures,
     /// task groups or tasks (a closed coroutine's `except` clause may spawn),
     /// which moves every index after them. What was created is not garbage
-    /// of this collection: it is marked gone (never deallocated here).
+    /// of this collection, so no finalizer of its runs here; but it refers
+    /// to other objects as anything does (an exception raised while a
+    /// coroutine closed holds the frames of its traceback), and refcounting
+    /// frees it here if nothing refers to it.
     fn fit(&self, c: &mut Collection) {
         let total = self.total_nodes();
         if c.layout == self.layout() {
             if c.gone.len() < total {
                 // Only exceptions were added; they sit at the end.
-                c.gone.resize(total, true);
+                c.gone.resize(total, false);
                 c.fin_done.resize(total, true);
             }
             return;
         }
         let old_len = c.gone.len();
-        let mut gone = vec![true; total];
+        let mut gone = vec![false; total];
         let mut fin_done = vec![true; total];
         for j in 0..total {
             let x = self.node_of(j);
@@ -418,6 +421,30 @@ impl Machine {
                     // the collection's own turn finalizes it.
                     if j < total {
                         indeg[j] += 1;
+                    }
+                }
+            }
+            // A frame freed before (no traceback held it, so its frame
+            // object did not exist) that a traceback made since holds is
+            // a new frame object, holding the function's locals again
+            // (`Py_DECREF` never released them: the coroutine still ran).
+            let mut revived = true;
+            while finalize && revived {
+                revived = false;
+                for &f in &self.gcx.ids {
+                    let i = self.idx(N::Frame(f));
+                    if gone[i] && indeg[i] > 0 && !fin_done[i] {
+                        gone[i] = false;
+                        fin_done[i] = true;
+                        revived = true;
+                        buf.clear();
+                        self.edges(N::Frame(f), &mut buf);
+                        for &y in &buf {
+                            let j = self.idx(y);
+                            if j < total {
+                                indeg[j] += 1;
+                            }
+                        }
                     }
                 }
             }
