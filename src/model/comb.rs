@@ -43,6 +43,10 @@ pub struct TaskGroup {
     pub base_error: Option<ExcId>,
     pub on_completed_fut: Option<FutId>,
     pub propagate: Option<ExcId>,
+    /// The CancelledErrors `__aexit__` caught awaiting its tasks: raised
+    /// in its frame, their tracebacks hold that frame and what its locals
+    /// come to hold (the group it raises).
+    pub caught: Vec<ExcId>,
 }
 
 #[derive(Clone, Debug)]

@@ -176,6 +176,8 @@ impl Machine {
             (3, Sig::Child(c)) => {
                 if let Comp::Raise(x) = c {
                     if self.excs.cls(x).is_cancelled() {
+                        self.tb_ref(x, super::gc::TbRef::Tg(g));
+                        self.tgs[g as usize].caught.push(x);
                         if !self.tgs[g as usize].aborting {
                             self.tgs[g as usize].propagate = Some(x);
                             self.tg_abort(g);
@@ -219,6 +221,7 @@ impl Machine {
             // traceback, so the exception keeps itself alive in a cycle.
             self.tb_ref(pe, super::gc::TbRef::Tg(g));
             self.tb_ref(pe, super::gc::TbRef::Exc(pe));
+            self.frame_local_of_aexit(g, pe);
             return Act::Pop(Comp::Raise(pe));
         }
         if exc != NONE && !self.excs.cls(exc).is_cancelled() {
@@ -249,8 +252,23 @@ impl Machine {
             // with it every frame its traceback holds.
             self.tb_ref(me, super::gc::TbRef::Tg(g));
             self.tb_ref(me, super::gc::TbRef::Exc(me));
+            self.frame_local_of_aexit(g, me);
             return Act::Pop(Comp::Raise(me));
         }
         Act::Pop(self.load(pend))
+    }
+
+    /// `e` is now a local of `__aexit__`'s frame, which the tracebacks of
+    /// the CancelledErrors it caught hold: while one of those lives (the
+    /// task's step holds the one it threw in), so does `e`. Checked on
+    /// 3.11.7, 3.12.1 and 3.13.0: the group survives a `gc.collect()` in
+    /// the step that caught it, not one in a later step.
+    fn frame_local_of_aexit(&mut self, g: u32, e: ExcId) {
+        for k in 0..self.tgs[g as usize].caught.len() {
+            let x = self.tgs[g as usize].caught[k];
+            if x != e {
+                self.tb_ref(x, super::gc::TbRef::Exc(e));
+            }
+        }
     }
 }
