@@ -22,6 +22,7 @@ def _serve():
     out.flush()
     base = dict(globals())
     for line in sys.stdin:
+        _isolate()
         try:
             req = json.loads(line)
             if 'batch' in req:
@@ -37,6 +38,19 @@ def _serve():
         ns = None
         out.write(dumps(reply) + '\n')
         out.flush()
+
+
+def _isolate():
+    # Each case starts with the collector as the first case after start-up
+    # found it: every generation empty. What earlier cases left alive (the
+    # namespaces they defined, caches filled on first use such as a module
+    # imported by as_completed) would otherwise sit in the generations a
+    # `(gc)` scans, and change the order in which it leaves, and later
+    # finalizes, this case's objects: the same program could print another
+    # trace after some other program than alone. Their garbage is collected
+    # first, so that only what is alive is frozen.
+    gc.collect()
+    gc.freeze()
 
 
 def _coro(rows):
@@ -58,6 +72,7 @@ def _batch(base, sources):
     events = 0
     secs = 0.0
     for code, rows in codes:
+        _isolate()
         ns = dict(base)
         exec(code, ns)
         coro = _coro(rows)

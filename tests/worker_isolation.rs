@@ -1,0 +1,43 @@
+//! A CPython worker runs case after case. What one case prints must not
+//! depend on which cases ran before it on the same worker, or a finding
+//! would not replay on its own. tests/worker_isolation/ holds a pair found
+//! by the differential suite at size 30 (seeds 102970 and 102971): run
+//! after `before.ct`, `case.ct` used to finalize its tasks at the final
+//! collection in another order than on a fresh worker.
+
+mod common;
+
+use canceltree::backend::{self, Spec};
+use canceltree::syntax;
+
+fn program(name: &str) -> canceltree::ast::Program {
+    let path = format!("tests/worker_isolation/{name}");
+    let text = std::fs::read_to_string(&path).unwrap();
+    syntax::parse(&path, &text).unwrap_or_else(|d| panic!("{}", d.render(&text)))
+}
+
+#[test]
+fn a_case_prints_the_same_trace_whatever_the_worker_ran_before() {
+    let (before, case) = (program("before.ct"), program("case.ct"));
+    let mut checked = 0;
+    for key in common::cpython_keys() {
+        let spec = Spec::parse(&format!("cpython:{key}")).unwrap();
+        let mut fresh = backend::open(&spec).expect("a discovered interpreter opens");
+        let alone = fresh.run(&case);
+        let mut used = backend::open(&spec).expect("a discovered interpreter opens");
+        used.run(&before);
+        let after = used.run(&case);
+        assert!(
+            !alone.backend_failed(),
+            "cpython:{key} failed to run the case"
+        );
+        assert_eq!(
+            alone, after,
+            "cpython:{key} printed another trace after before.ct"
+        );
+        checked += 1;
+    }
+    if checked == 0 {
+        eprintln!("skipped: no CPython found (`canceltree backends` lists what is here)");
+    }
+}
