@@ -140,6 +140,9 @@ pub struct Machine {
     pub gc_scan: super::gcorder::Scan,
     /// The last key given out in the collector's list (`gcorder.rs`).
     pub gc_next_key: u32,
+    /// The list position of a coroutine made before its task (a gather's
+    /// argument), for the task created next.
+    pub made_coro_key: Option<u32>,
     /// The shutdown's task list, while it holds it.
     pub shutdown_refs: Vec<FutId>,
     pub inject: Vec<Injection>,
@@ -227,6 +230,7 @@ impl Machine {
             main_ref: None,
             shutdown_refs: Vec::new(),
             gc_next_key: 0,
+            made_coro_key: None,
             gc_scan: Default::default(),
             empty_msg: Rc::from(""),
             cancel_bufs: (Vec::new(), Vec::new()),
@@ -320,6 +324,7 @@ impl Machine {
         self.running_handle = None;
         self.shutdown_refs.clear();
         self.gc_next_key = 0;
+        self.made_coro_key = None;
         self.inject.clear();
         self.inject.extend_from_slice(inject);
         self.wf11.clear();

@@ -25,6 +25,7 @@ impl Machine {
         });
         let f = self.new_fut(FKind::Task(idx));
         let mut task = super::machine::Task::new(f, func, name);
+        task.coro_key = self.made_coro_key.take();
         if let Some(frames) = self.spare_frames.pop() {
             task.frames = frames;
         }
