@@ -109,12 +109,12 @@ fn generated_programs_give_the_same_trace_on_the_model_and_on_cpython() {
             }
         }
         ran += cases;
-        // Today 0.25% of size-12 programs differ only in finalization (5 of
-        // 2,000 per profile); more than 1% is a regression in the model's
-        // reference graph, not the known gap. Larger programs hit more
-        // collector-order cases (0.8-1.1% at size 50), hence the looser
-        // bound.
-        let tolerated = (cases - skipped) * if size > 20 { 3 } else { 1 } / 100;
+        // Today no size-12 program of seeds 0-1,999 differs only in
+        // finalization, 0 or 1 per 1,000 at size 50 and 1 to 4 per 3,000 at
+        // size 30; more than 0.25% (1% for larger programs, which hit more
+        // collector-order cases) is a regression in the model's reference
+        // graph, not the known gap.
+        let tolerated = (cases - skipped) * if size > 20 { 4 } else { 1 } / 400;
         if finalization > tolerated {
             failures.push(format!(
                 "{model}: {finalization} programs differ only in finalization, more than the {tolerated} \
