@@ -153,7 +153,7 @@ pub struct Machine {
     /// Exceptions propagating right now (they keep their tracebacks).
     pub inflight: Vec<ExcId>,
     /// A collection in progress: (deallocated, finalized) per graph node.
-    pub gcs: Option<super::finalize::Collection>,
+    pub gcs: Option<super::collect::Collection>,
     /// The future `run_until_complete` is running for.
     pub until: Option<FutId>,
     /// Scratch bitmap of `cancel`'s current path.

@@ -1,0 +1,365 @@
+//! A full collection, `gc.collect()`: the finalizers of what nothing
+//! reachable refers to run in the collector's list order (`gcorder.rs`);
+//! closing a coroutine may drop the last reference to other garbage, which
+//! is deallocated (and finalized) at once, depth first, as `Py_DECREF`
+//! does. What a finalizer creates refers to objects as anything does, and a
+//! frame a traceback made meanwhile holds is a frame object again.
+
+use super::exc::ExcId;
+use super::fut::{FKind, FState};
+use super::gc::N;
+use super::machine::Machine;
+
+/// A collection in progress: per graph node, whether it is out of the
+/// picture (reachable, already freed, or deallocated by now) and whether
+/// its finalizer has run; and the object counts its indices assume.
+pub struct Collection {
+    gone: Vec<bool>,
+    fin_done: Vec<bool>,
+    layout: super::gc::Layout,
+    /// The runtime's final collection (the loop is closed: no handles).
+    final_collect: bool,
+}
+
+impl Machine {
+    /// `gc.collect()` from a `(gc)` statement.
+    pub fn gc_collect(&mut self) {
+        self.collect(false);
+    }
+
+    /// The runtime's collection after the loop is closed.
+    pub fn final_collect(&mut self) {
+        self.collect(true);
+    }
+
+    pub(super) fn total_nodes(&self) -> usize {
+        self.futs.len()
+            + self.tgs.len()
+            + 2 * self.gcx.ids.len()
+            + self.excs.len()
+            + self.tasks.len()
+    }
+
+    /// `gc.collect()`: finalizers of the unreachable objects run in
+    /// the collector's list order (`gcorder.rs`: creation order, a task's
+    /// coroutine just before the task, until a collection moves them); each
+    /// finalizer may drop the last reference to other garbage, which is
+    /// then deallocated (and finalized) at once, depth first.
+    fn collect(&mut self, final_collect: bool) {
+        if self.gcs.is_some() {
+            return; // a finalizer ran `(gc)`: the collection in progress covers it
+        }
+        self.forget_cyclic();
+        let mark = self.alive(final_collect);
+        let layout = self.layout();
+        let closes = (0..self.futs.len()).any(|f| {
+            !mark[f]
+                && !self.futs[f].dead
+                && !self.futs[f].done()
+                && matches!(self.futs[f].kind, FKind::Task(_))
+        });
+        if closes {
+            self.finalize_closing(&mark, final_collect);
+        } else {
+            self.finalize_in_order(&mark);
+        }
+        self.freed_by_collection(&mark, layout);
+        if !final_collect {
+            self.reorder_survivors(&mark, layout);
+        }
+        self.gc_mark = mark;
+    }
+
+    /// With no coroutine to close among the garbage, no finalizer drops a
+    /// reference, so they simply run in list order.
+    fn finalize_in_order(&mut self, mark: &[bool]) {
+        let mut order = std::mem::take(&mut self.gc_order);
+        order.clear();
+        order.extend(
+            (0..self.futs.len() as u32)
+                .filter(|&f| !mark[f as usize] && !self.futs[f as usize].dead)
+                .map(N::Fut),
+        );
+        order.sort_by_key(|&x| self.gc_key(x));
+        for &x in &order {
+            self.finalize(x);
+        }
+        self.gc_order = order;
+    }
+
+    /// Finalizers in list order; closing a coroutine may drop the last
+    /// reference to other garbage, deallocated (and finalized) at once.
+    fn finalize_closing(&mut self, mark: &[bool], final_collect: bool) {
+        let total = mark.len();
+        // What is reachable is never deallocated here.
+        let mut gone = std::mem::take(&mut self.gc_spare.0);
+        gone.clear();
+        gone.extend_from_slice(mark);
+        // Already freed earlier: nothing of it is left to finalize.
+        self.mark_absent(&mut gone);
+        let mut order = std::mem::take(&mut self.gc_order);
+        order.clear();
+        for f in 0..self.futs.len() as u32 {
+            if gone[f as usize] {
+                continue;
+            }
+            if let FKind::Task(t) = self.futs[f as usize].kind {
+                order.push(N::Coro(t));
+            }
+            order.push(N::Fut(f));
+        }
+        order.sort_by_key(|&x| self.gc_key(x));
+        let old_futs = self.futs.len();
+        let mut fin_done = std::mem::take(&mut self.gc_spare.1);
+        fin_done.clear();
+        fin_done.resize(total, false);
+        let mut c = Collection {
+            gone,
+            fin_done,
+            layout: self.layout(),
+            final_collect,
+        };
+        // Objects with no referrers at all were freed before: drop them
+        // silently first.
+        self.cascade(&mut c, false);
+        self.gcs = Some(c);
+        for &x in &order {
+            let Some(mut c) = self.gcs.take() else {
+                break;
+            };
+            self.fit(&mut c);
+            let i = self.idx(x);
+            let skip = c.gone[i] || c.fin_done[i];
+            c.fin_done[i] = true;
+            self.gcs = Some(c);
+            if skip {
+                continue;
+            }
+            // Only closing a coroutine runs code that can drop references,
+            // and `close_levels` deallocates what each level it closes
+            // leaves unreferenced; the other finalizers only report.
+            self.finalize(x);
+        }
+        if let Some(c) = self.gcs.take() {
+            self.gc_spare = (c.gone, c.fin_done);
+        }
+        self.gc_order = order;
+        // Futures a finalizer created are not this collection's garbage.
+        for (f, &live) in mark[..old_futs].iter().enumerate() {
+            if !live && !self.futs[f].dead {
+                self.futs[f].dead = true;
+                if let FKind::Task(t) = self.futs[f].kind {
+                    self.tasks[t as usize].freed = true;
+                }
+            }
+        }
+    }
+
+    /// The futures and exceptions a collection found unreachable (with
+    /// the object counts `layout` of its start) are freed with it: their
+    /// references are gone, cycles through them too.
+    fn freed_by_collection(&mut self, mark: &[bool], layout: super::gc::Layout) {
+        for (f, &live) in mark[..layout.futs].iter().enumerate() {
+            if !live {
+                self.futs[f].collected = true;
+            }
+        }
+        let start = self.idx_in(layout, N::Exc(0));
+        for (e, &live) in mark[start..].iter().enumerate() {
+            if !live {
+                self.excs.get_mut(e as ExcId).collected = true;
+            }
+        }
+    }
+
+    fn finalize(&mut self, x: N) {
+        match x {
+            N::Coro(t) => {
+                let f = self.tasks[t as usize].fut;
+                if self.futs[f as usize].state == FState::Pending {
+                    self.close_coro(t);
+                }
+            }
+            N::Fut(f) => {
+                if let FKind::Task(t) = self.futs[f as usize].kind {
+                    if self.futs[f as usize].state == FState::Pending {
+                        self.destroy_pending(t);
+                    }
+                    self.tasks[t as usize].freed = true;
+                }
+                self.never_retrieved(f);
+                self.futs[f as usize].dead = true;
+            }
+            _ => {}
+        }
+    }
+
+    /// During a collection: deallocates what just lost its last reference.
+    pub fn cascade_now(&mut self) {
+        if let Some(mut c) = self.gcs.take() {
+            self.cascade(&mut c, true);
+            self.gcs = Some(c);
+        }
+    }
+
+    /// Re-indexes a collection's bitmaps after a finalizer created futures,
+    /// task groups or tasks (a closed coroutine's `except` clause may spawn),
+    /// which moves every index after them. What was created is not garbage
+    /// of this collection, so no finalizer of its runs here; but it refers
+    /// to other objects as anything does (an exception raised while a
+    /// coroutine closed holds the frames of its traceback), and refcounting
+    /// frees it here if nothing refers to it.
+    fn fit(&self, c: &mut Collection) {
+        let total = self.total_nodes();
+        if c.layout == self.layout() {
+            if c.gone.len() < total {
+                // Only exceptions were added; they sit at the end.
+                c.gone.resize(total, false);
+                c.fin_done.resize(total, true);
+            }
+            return;
+        }
+        let old_len = c.gone.len();
+        let mut gone = vec![false; total];
+        let mut fin_done = vec![true; total];
+        for j in 0..total {
+            let x = self.node_of(j);
+            if !c.layout.has(x) {
+                continue;
+            }
+            let i = self.idx_in(c.layout, x);
+            if i < old_len {
+                gone[j] = c.gone[i];
+                fin_done[j] = c.fin_done[i];
+            }
+        }
+        c.gone = gone;
+        c.fin_done = fin_done;
+        c.layout = self.layout();
+    }
+
+    /// Deallocates garbage that nothing references any more, depth first
+    /// as `Py_DECREF` does: each deallocation drops its references in
+    /// order, and what loses its last one goes at once, before the next.
+    /// What nothing referenced to begin with goes lowest node first
+    /// (creation order); so does what closing a coroutine set free, before
+    /// the rest still waiting.
+    fn cascade(&mut self, c: &mut Collection, finalize: bool) {
+        let mut buf = std::mem::take(&mut self.gc_buf);
+        let mut indeg = std::mem::take(&mut self.gc_indeg);
+        // Nodes, not indices: a finalizer that creates objects moves the
+        // indices (`fit`), and the stack outlives that.
+        let (mut stack, mut fresh) = std::mem::take(&mut self.gc_cascade);
+        stack.clear();
+        'recompute: loop {
+            self.fit(c);
+            let (gone, fin_done) = (&mut c.gone, &mut c.fin_done);
+            let total = gone.len();
+            indeg.clear();
+            indeg.resize(total, 0);
+            for (i, &dead) in gone.iter().enumerate() {
+                if dead {
+                    continue;
+                }
+                buf.clear();
+                self.edges(self.node_of(i), &mut buf);
+                for &y in &buf {
+                    let j = self.idx(y);
+                    // An object that refers to itself is on a cycle: only
+                    // the collection's own turn finalizes it.
+                    if j < total {
+                        indeg[j] += 1;
+                    }
+                }
+            }
+            // A frame freed before (no traceback held it, so its frame
+            // object did not exist) that a traceback made since holds is
+            // a new frame object, holding the function's locals again
+            // (`Py_DECREF` never released them: the coroutine still ran).
+            // `fin_done` marks a revived frame, so that this ends.
+            let mut revived = true;
+            while finalize && revived {
+                revived = false;
+                for &f in &self.gcx.ids {
+                    let i = self.idx(N::Frame(f));
+                    if gone[i] && indeg[i] > 0 && !fin_done[i] {
+                        gone[i] = false;
+                        fin_done[i] = true;
+                        revived = true;
+                        buf.clear();
+                        self.edges(N::Frame(f), &mut buf);
+                        for &y in &buf {
+                            let j = self.idx(y);
+                            if j < total {
+                                indeg[j] += 1;
+                            }
+                        }
+                    }
+                }
+            }
+            // A finalizer can make garbage reachable again (closing a
+            // coroutine cancels a future whose callback then schedules
+            // the task's wakeup): what a root holds is not deallocated.
+            // Before any finalizer, the roots hold no garbage.
+            if finalize {
+                buf.clear();
+                self.roots(c.final_collect, &mut buf);
+                for &y in &buf {
+                    let j = self.idx(y);
+                    if j < total && !gone[j] {
+                        indeg[j] += 1;
+                    }
+                }
+            }
+            fresh.clear();
+            fresh.extend(
+                (0..total)
+                    .filter(|&i| !gone[i] && indeg[i] == 0)
+                    .map(|i| self.node_of(i))
+                    .filter(|x| !stack.contains(x)),
+            );
+            stack.extend(fresh.iter().rev());
+            while let Some(x) = stack.pop() {
+                let i = self.idx(x);
+                if gone[i] || indeg[i] != 0 {
+                    continue;
+                }
+                gone[i] = true;
+                if finalize && !fin_done[i] && matches!(x, N::Fut(_) | N::Coro(_)) {
+                    fin_done[i] = true;
+                    let closes = match x {
+                        N::Coro(t) => {
+                            self.futs[self.tasks[t as usize].fut as usize].state == FState::Pending
+                        }
+                        _ => false,
+                    };
+                    self.finalize(x);
+                    // Closing a coroutine runs its code, which can change
+                    // the graph (it drops its frames, and may create
+                    // objects): count again. Other finalizers only report.
+                    if closes {
+                        continue 'recompute;
+                    }
+                }
+                buf.clear();
+                self.edges(x, &mut buf);
+                let at = stack.len();
+                for &y in &buf {
+                    let j = self.idx(y);
+                    if j != i && j < total && !gone[j] {
+                        indeg[j] -= 1;
+                        if indeg[j] == 0 {
+                            stack.push(y);
+                        }
+                    }
+                }
+                // The first reference dropped goes first.
+                stack[at..].reverse();
+            }
+            break;
+        }
+        self.gc_buf = buf;
+        self.gc_indeg = indeg;
+        self.gc_cascade = (stack, fresh);
+    }
+}
