@@ -101,14 +101,20 @@ pub enum N {
 /// The exceptions a result list holds (`gather(..., return_exceptions=True)`
 /// returns them), and so their tracebacks.
 fn value_edges(xs: &[V], out: &mut Vec<N>) {
-    let mut stack = vec![xs];
-    while let Some(xs) = stack.pop() {
-        for x in xs {
+    // Nested lists (a gather of gathers) go on a stack made only then.
+    let mut nested: Vec<&[V]> = Vec::new();
+    let mut cur = xs;
+    loop {
+        for x in cur {
             match x {
                 V::Exc(e) => out.push(N::Exc(*e)),
-                V::List(ys) => stack.push(ys),
+                V::List(ys) => nested.push(ys),
                 _ => {}
             }
+        }
+        match nested.pop() {
+            Some(ys) => cur = ys,
+            None => return,
         }
     }
 }
