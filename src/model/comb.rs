@@ -160,8 +160,7 @@ impl Machine {
         // is allocated before the first task wrapping one (the collector's
         // list order, `gcorder.rs`).
         let ncoros = args.iter().filter(|a| a.is_err()).count() as u32;
-        let mut coro_key = self.gc_next_key;
-        self.gc_next_key += 2 * ncoros;
+        let mut coro_keys = self.reserve_gc_keys(ncoros);
         self.gathering.push(gid);
         for a in args {
             let fut = match a {
@@ -173,9 +172,7 @@ impl Machine {
                 a => {
                     let is_coro = a.is_err();
                     if is_coro {
-                        // The steps of `next_gc_key`, taken above.
-                        coro_key += 2;
-                        self.made_coro_key = Some(coro_key);
+                        self.made_coro_key = coro_keys.next();
                     }
                     self.creating_gather = Some(gid);
                     let made = self.ensure_future(a);

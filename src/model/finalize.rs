@@ -96,9 +96,10 @@ impl Machine {
         let mut stack = std::mem::take(&mut self.gc_stack);
         stack.clear();
         self.roots(false, &mut stack);
-        // The walk stops at the last candidate; popping the handles first
-        // finds a future just done (its callbacks' handles hold it) soonest.
-        // Measured: 0.4-0.7% fewer instructions than the other way round.
+        // The walk stops at the last candidate; popping the background set
+        // and the handles first finds a future just done (its callbacks'
+        // handles hold it) soonest. Measured: 0.4-0.7% fewer instructions
+        // than the other way round.
         stack.reverse();
         // Every candidate reachable: nothing dies, stop looking.
         let all_reached = self.mark_until(&mut stack, &mut mark, |m, x| {

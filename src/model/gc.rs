@@ -3,11 +3,11 @@
 //! reachable from, a reference cycle; those wait for `gc.collect()`. The
 //! model computes exactly that on demand over an object graph: futures and
 //! tasks, task groups, function frames (locals, closure cells) and
-//! exceptions (tracebacks keep every frame the exception passed through,
-//! and a future keeps the traceback its exception had when set until the
-//! first `result()` hands it back). A kept frame of an eager task's
-//! coroutine that finished inside its first step also keeps its caller
-//! chain: the task and the creating frame (`frame_finished`). Roots are
+//! exceptions (tracebacks keep every frame the exception passed through;
+//! a future keeps the traceback its exception had when set until the
+//! first `result()` hands it back, and the exceptions in its result list).
+//! A kept frame of an eager task's coroutine that finished inside its
+//! first step also keeps its caller chain: the task and the creating frame (`frame_finished`). Roots are
 //! the loop's handles, the one running now (its callback and arguments),
 //! the running task, the runtime's `main_task`, the shutdown list and the
 //! background set. What a collection frees holds nothing afterwards.

@@ -66,6 +66,14 @@ impl Machine {
         self.gc_next_key
     }
 
+    /// `n` new positions, in order, for objects allocated now but handed
+    /// out later (the coroutines of a gather's arguments).
+    pub(super) fn reserve_gc_keys(&mut self, n: u32) -> std::iter::StepBy<std::ops::Range<u32>> {
+        let first = self.gc_next_key + 2;
+        self.gc_next_key += 2 * n;
+        (first..self.gc_next_key + 1).step_by(2)
+    }
+
     /// After a `(gc)`: the survivors' new list order, replayed; they all
     /// get new keys, behind nothing allocated later. `mark` is what the
     /// collection found reachable, with the object counts `layout`; its

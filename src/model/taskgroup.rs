@@ -221,7 +221,7 @@ impl Machine {
             // traceback, so the exception keeps itself alive in a cycle.
             self.tb_ref(pe, super::gc::TbRef::Tg(g));
             self.tb_ref(pe, super::gc::TbRef::Exc(pe));
-            self.frame_local_of_aexit(g, pe);
+            self.aexit_frame_holds(g, pe);
             return Act::Pop(Comp::Raise(pe));
         }
         if exc != NONE && !self.excs.cls(exc).is_cancelled() {
@@ -252,7 +252,7 @@ impl Machine {
             // with it every frame its traceback holds.
             self.tb_ref(me, super::gc::TbRef::Tg(g));
             self.tb_ref(me, super::gc::TbRef::Exc(me));
-            self.frame_local_of_aexit(g, me);
+            self.aexit_frame_holds(g, me);
             return Act::Pop(Comp::Raise(me));
         }
         Act::Pop(self.load(pend))
@@ -263,7 +263,7 @@ impl Machine {
     /// task's step holds the one it threw in), so does `e`. Checked on
     /// 3.11.7, 3.12.1 and 3.13.0: the group survives a `gc.collect()` in
     /// the step that caught it, not one in a later step.
-    fn frame_local_of_aexit(&mut self, g: u32, e: ExcId) {
+    fn aexit_frame_holds(&mut self, g: u32, e: ExcId) {
         for k in 0..self.tgs[g as usize].caught.len() {
             let x = self.tgs[g as usize].caught[k];
             if x != e {
