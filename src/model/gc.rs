@@ -7,10 +7,10 @@
 //! a future keeps the traceback its exception had when set until the
 //! first `result()` hands it back, and the exceptions in its result list).
 //! A kept frame of an eager task's coroutine that finished inside its
-//! first step also keeps its caller chain: the task and the creating frame (`frame_finished`). Roots are
-//! the loop's handles, the one running now (its callback and arguments),
-//! the running task, the runtime's `main_task`, the shutdown list and the
-//! background set. What a collection frees holds nothing afterwards.
+//! first step also keeps its caller chain: the task and the creating frame
+//! (`frame_finished`). Roots are the loop's handles, the one running now
+//! (its callback and arguments), the running task, the runtime's
+//! `main_task`, the shutdown list and the background set. What a collection frees holds nothing afterwards.
 //!
 //! Refcounting frees garbage depth first from what was dropped, a frame's
 //! slots in `localsplus` order (`dealloc_order`). Not modelled (known

@@ -76,16 +76,7 @@ impl Machine {
 
     fn eager_start(&mut self, t: u32) {
         let prev = self.current;
-        let parent_fn = prev.and_then(|p| {
-            self.tasks[p as usize]
-                .frames
-                .iter()
-                .rev()
-                .find_map(|f| match *f {
-                    super::coro::Frame::Level { func } => Some(func),
-                    _ => None,
-                })
-        });
+        let parent_fn = prev.and_then(|p| self.innermost_fn(p));
         let gather = self.creating_gather.take();
         self.eager_stack.push(super::machine::EagerStart {
             task: t,
