@@ -396,7 +396,9 @@ impl Machine {
                 self.slot_edges(&self.gcx.own[d], out);
                 out.push(N::Fn(func));
                 if let Some(start) = self.frame_back[func as usize] {
-                    out.push(N::Fut(self.tasks[start.task as usize].fut));
+                    if start.task_held {
+                        out.push(N::Fut(self.tasks[start.task as usize].fut));
+                    }
                     if let Some(g) = start.gather {
                         let g = &self.gathers[g as usize];
                         if let Some(o) = g.outer {

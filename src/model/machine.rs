@@ -28,7 +28,9 @@ pub struct Task {
     pub log_destroy_pending: bool,
     /// Lowest frame index whose handlers are visible to a raise (see coro.rs).
     pub floor: usize,
-    /// Collected while pending.
+    /// The runtime's table shows it destroyed: collected while pending, or
+    /// a half-made eager task whose `Task()` raised, so that the runtime
+    /// never got a reference to it.
     pub destroyed: bool,
     /// Freed (by refcount or collection): the table uses the done record.
     pub freed: bool,
@@ -71,6 +73,8 @@ impl Task {
 #[derive(Clone, Copy, Debug)]
 pub struct EagerStart {
     pub task: u32,
+    /// False once `Task()` raised: the local `task` was never assigned.
+    pub task_held: bool,
     pub parent_fn: Option<NodeId>,
     pub prev: Option<u32>,
     pub gather: Option<u32>,

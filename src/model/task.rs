@@ -52,26 +52,28 @@ impl Machine {
 
     /// A KeyboardInterrupt from an eager first step is re-raised by
     /// `__step` and so out of `Task()` itself, into the code that called
-    /// `create_task`. The half-made task has no other reference: it is
-    /// freed at once, before its done callback was ever added (so no `done`
-    /// event), reporting its exception as never retrieved. The runtime's
-    /// factory still counts it as the current task, if there is one at all
-    /// (a plain callback has none).
+    /// `create_task`, before the task's done callback was ever added (so
+    /// no `done` event). The half-made task is freed at once, reporting its
+    /// exception as never retrieved, unless the exception on its way out
+    /// still reaches it: a task group's `__aexit__` that re-raised it keeps
+    /// its frame, so the group and its `_parent_task`, this task (checked on
+    /// 3.12.1 and 3.13.0). The runtime's factory still counts it as the
+    /// current task, if there is one at all (a plain callback has none).
     fn eager_start_raised(&mut self, t: u32, e: ExcId) {
-        let f = self.tasks[t as usize].fut;
-        let x = self.excs.encode(e);
+        // Frames that finished in the step keep the factory's frame, whose
+        // local `task` the constructor that raised never assigned.
+        for start in self.frame_back.iter_mut().flatten() {
+            if start.task == t {
+                start.task_held = false;
+            }
+        }
         let cur = self.current;
         self.current = cur.map(|_| t);
-        let name = self.tasks[t as usize].name.clone();
-        self.ev(What::Handler {
-            msg: "Task exception was never retrieved".into(),
-            obj: Some(name),
-            exc: Some(x),
-        });
+        self.inflight.push(e);
+        self.refcount_check(false);
+        self.inflight.pop();
         self.current = cur;
-        self.futs[f as usize].log_tb = false;
-        self.futs[f as usize].dead = true;
-        self.tasks[t as usize].freed = true;
+        self.tasks[t as usize].destroyed = true;
     }
 
     fn eager_start(&mut self, t: u32) {
@@ -80,6 +82,7 @@ impl Machine {
         let gather = self.creating_gather.take();
         self.eager_stack.push(super::machine::EagerStart {
             task: t,
+            task_held: true,
             parent_fn,
             prev,
             gather,
@@ -177,7 +180,11 @@ impl Machine {
                             // It leaves `Handle._run` by re-raising, before
                             // `self = None`: the traceback's frame keeps the
                             // handle, whose callback is this task's step.
-                            self.tb_ref(e, super::gc::TbRef::Fut(f));
+                            // An eager first step runs in the constructor,
+                            // not in a handle of its own.
+                            if self.eager_stack.last().is_none_or(|s| s.task != t) {
+                                self.tb_ref(e, super::gc::TbRef::Fut(f));
+                            }
                         }
                     }
                 }
