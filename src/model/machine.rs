@@ -149,6 +149,11 @@ pub struct Machine {
     pub made_coro_key: Option<u32>,
     /// The shutdown's task list, while it holds it.
     pub shutdown_refs: Vec<FutId>,
+    /// The exception that left the main run into the runtime's `_drive`
+    /// (main's, re-raised by `result()`, or an escaped KeyboardInterrupt):
+    /// its traceback holds `_drive`'s frame, whose shutdown loop variable
+    /// `t` is assigned later.
+    pub drive_exc: Option<ExcId>,
     pub inject: Vec<Injection>,
     /// 3.11 wait_for frames' phase: (task, fut) -> (phase, caught exc, waiter 2).
     pub wf11: std::collections::HashMap<(u32, FutId), (u8, ExcId, FutId)>,
@@ -233,6 +238,7 @@ impl Machine {
             running_handle: None,
             main_ref: None,
             shutdown_refs: Vec::new(),
+            drive_exc: None,
             gc_next_key: 0,
             made_coro_key: None,
             gc_scan: Default::default(),
@@ -327,6 +333,7 @@ impl Machine {
         self.main_ref = None;
         self.running_handle = None;
         self.shutdown_refs.clear();
+        self.drive_exc = None;
         self.gc_next_key = 0;
         self.made_coro_key = None;
         self.inject.clear();

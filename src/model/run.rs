@@ -62,7 +62,13 @@ impl Machine {
             .create_task(0, self.main_name.clone())
             .expect("main is created before the loop runs, so not eagerly");
         self.main_ref = Some(main);
-        let outcome = match self.run_until_complete(main) {
+        let run = self.run_until_complete(main);
+        self.drive_exc = match run {
+            Ok(()) if self.escaped.is_some() => self.escaped,
+            Ok(()) => self.futs[main as usize].exc,
+            Err(()) => None,
+        };
+        let outcome = match run {
             Err(()) => Outcome::Deadlock(self.waiting()),
             Ok(()) if self.escaped.is_some() && !self.done(main) => Outcome::Escaped(
                 std::sync::Arc::unwrap_or_clone(self.excs.encode(self.escaped.unwrap())),
@@ -381,7 +387,11 @@ impl Machine {
             return;
         }
         self.ev_none(What::Phase("shutdown".into()));
-        // `_cancel_all_tasks`'s list keeps them from here on.
+        // `_cancel_all_tasks`'s list keeps them from here on, and
+        // `_drive`'s loop variable `t` the last of them for good.
+        if let (Some(e), Some(&last)) = (self.drive_exc, futs.last()) {
+            self.tb_ref(e, super::gc::TbRef::Fut(last));
+        }
         self.shutdown_refs = futs;
         for i in 0..self.shutdown_refs.len() {
             let f = self.shutdown_refs[i];
