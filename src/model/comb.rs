@@ -47,6 +47,11 @@ pub struct TaskGroup {
     /// in its frame, their tracebacks hold that frame and what its locals
     /// come to hold (the group it raises).
     pub caught: Vec<ExcId>,
+    /// `__aexit__`'s `exc` and `tb`: the exception that left the body and
+    /// what its traceback held then. An exception `__aexit__` raises keeps
+    /// its frame, and so these.
+    pub exit_exc: Option<ExcId>,
+    pub exit_tb: Vec<super::gc::TbRef>,
 }
 
 #[derive(Clone, Debug)]
