@@ -456,7 +456,10 @@ impl Machine {
             Frame::Tg { tg, exc, .. } => {
                 out.push(N::Tg(tg));
                 if exc != NONE {
+                    // `__aexit__`'s arguments `exc` and `tb`: the traceback
+                    // as it was on entry, whatever `exc` holds since.
                     out.push(N::Exc(exc));
+                    tb_edges(&self.tgs[tg as usize].exit_tb, out);
                 }
             }
             Frame::Timeout { exc, .. } if exc != NONE => out.push(N::Exc(exc)),
