@@ -21,6 +21,11 @@ pub struct Gather {
     pub return_exceptions: bool,
     pub cancel_requested: bool,
     pub outer: Option<FutId>,
+    /// While `gather()` runs: the collector's list positions of its
+    /// argument coroutines not yet wrapped in a task, `coro_left` of them
+    /// from `coro_next`, two apart (`gcorder.rs`).
+    pub coro_next: u32,
+    pub coro_left: u32,
 }
 
 #[derive(Clone, Debug)]
@@ -165,7 +170,8 @@ impl Machine {
         // is allocated before the first task wrapping one (the collector's
         // list order, `gcorder.rs`).
         let ncoros = args.iter().filter(|a| a.is_err()).count() as u32;
-        let mut coro_keys = self.reserve_gc_keys(ncoros);
+        self.gathers[gid as usize].coro_next = self.reserve_gc_keys(ncoros);
+        self.gathers[gid as usize].coro_left = ncoros;
         self.gathering.push(gid);
         for a in args {
             let fut = match a {
@@ -177,7 +183,10 @@ impl Machine {
                 a => {
                     let is_coro = a.is_err();
                     if is_coro {
-                        self.made_coro_key = coro_keys.next();
+                        let g = &mut self.gathers[gid as usize];
+                        self.made_coro_key = Some(g.coro_next);
+                        g.coro_next += 2;
+                        g.coro_left -= 1;
                     }
                     self.creating_gather = Some(gid);
                     let made = self.ensure_future(a);

@@ -20,7 +20,8 @@
 //! (`create_task`'s frames), and the task that step displaced as current
 //! (`swap_current_task` holds it); the background set (frozen by the worker);
 //! `main_task` (a local of the runtime); what a running `gather()` is
-//! handed; the exceptions in flight. The running handle refers to what it
+//! handed, its argument coroutines too before their tasks exist; the
+//! exceptions in flight. The running handle refers to what it
 //! holds late, as a queued one does. Known simplifications: frames,
 //! exceptions and task groups count as part of whichever scanned object
 //! reaches them first, and late referrers all come after the list. The
@@ -66,12 +67,12 @@ impl Machine {
         self.gc_next_key
     }
 
-    /// `n` new positions, in order, for objects allocated now but handed
-    /// out later (the coroutines of a gather's arguments).
-    pub(super) fn reserve_gc_keys(&mut self, n: u32) -> std::iter::StepBy<std::ops::Range<u32>> {
+    /// `n` new positions, two apart, for objects allocated now but handed
+    /// out later (the coroutines of a gather's arguments); the first.
+    pub(super) fn reserve_gc_keys(&mut self, n: u32) -> u32 {
         let first = self.gc_next_key + 2;
         self.gc_next_key += 2 * n;
-        (first..self.gc_next_key + 1).step_by(2)
+        first
     }
 
     /// After a `(gc)`: the survivors' new list order, replayed; they all
@@ -160,8 +161,30 @@ impl Machine {
         }
         later.extend(self.shutdown_refs.iter().map(|&f| N::Fut(f)));
         self.reach(&mut sc, mark, &mut direct, &mut later);
+        // gather()'s argument coroutines not yet wrapped in a task: its
+        // executing frame holds them, so they stay in place. (Only an eager
+        // first step can collect while gather() runs.)
+        let mut unwrapped = std::mem::take(&mut sc.unwrapped);
+        unwrapped.clear();
+        for &g in &self.gathering {
+            let x = &self.gathers[g as usize];
+            if x.coro_left > 0 {
+                unwrapped.push((x.coro_next, g));
+            }
+        }
+        unwrapped.sort_unstable();
+        let mut unwrapped_at = std::mem::take(&mut sc.unwrapped_at);
+        unwrapped_at.clear();
         let mut i = 0;
         loop {
+            if i >= n {
+                unwrapped_at.resize(unwrapped.len(), order.len());
+            } else {
+                let k = self.gc_key(sc.items[sc.young[i] as usize]);
+                while unwrapped_at.len() < unwrapped.len() && unwrapped[unwrapped_at.len()].0 < k {
+                    unwrapped_at.push(order.len());
+                }
+            }
             if i == sc.young.len() {
                 // The late referrers' turn: what they reach and the scan set
                 // aside goes to the end.
@@ -198,7 +221,12 @@ impl Machine {
                 order.push(sc.items[k]);
             }
         }
-        for &x in &order {
+        let mut u = 0;
+        for (j, &x) in order.iter().enumerate() {
+            while u < unwrapped.len() && unwrapped_at[u] == j {
+                self.rekey_unwrapped(unwrapped[u].1);
+                u += 1;
+            }
             let key = self.next_gc_key();
             match x {
                 N::Fut(f) => self.futs[f as usize].key = key,
@@ -206,10 +234,22 @@ impl Machine {
                 _ => unreachable!(),
             }
         }
+        for &(_, g) in &unwrapped[u..] {
+            self.rekey_unwrapped(g);
+        }
+        sc.unwrapped = unwrapped;
+        sc.unwrapped_at = unwrapped_at;
         sc.order = order;
         sc.direct = direct;
         sc.later = later;
         self.gc_scan = sc;
+    }
+
+    /// A running gather's unwrapped argument coroutines, kept in place by
+    /// a collection: new positions, still together and in order.
+    fn rekey_unwrapped(&mut self, g: u32) {
+        let left = self.gathers[g as usize].coro_left;
+        self.gathers[g as usize].coro_next = self.reserve_gc_keys(left);
     }
 
     /// What a scanned object refers to: directly, or through a done
@@ -273,7 +313,8 @@ impl Machine {
 /// The replay's buffers, kept between collections: the scanned objects in
 /// list order, the index among them of each graph node, which other nodes
 /// were followed through, each scanned object's state, the list as the
-/// scan extends it, what late referrers reach, and the new order.
+/// scan extends it, what late referrers reach, the new order, and
+/// running gathers' argument coroutines that have no task yet.
 #[derive(Default)]
 pub struct Scan {
     items: Vec<N>,
@@ -285,4 +326,8 @@ pub struct Scan {
     order: Vec<N>,
     direct: Vec<N>,
     later: Vec<N>,
+    /// Running gathers' unwrapped argument coroutines, (first key, gather),
+    /// and where in `order` the scan passed each group.
+    unwrapped: Vec<(u32, u32)>,
+    unwrapped_at: Vec<usize>,
 }
