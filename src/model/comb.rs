@@ -351,7 +351,10 @@ impl Machine {
                     Sig::Child(Comp::Raise(e)) => {
                         // Queue.get's `except: getter.cancel(); ...; raise`
                         let getter = b;
-                        self.fut_cancel(getter, None);
+                        if let Err(rt) = self.fut_cancel_checked(getter) {
+                            self.excs.chain(rt, Some(e));
+                            return Act::Pop(Comp::Raise(rt));
+                        }
                         self.acs[a as usize].getters.retain(|&x| x != getter);
                         if !self.acs[a as usize].queue.is_empty()
                             && self.futs[getter as usize].state != FState::Cancelled

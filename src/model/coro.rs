@@ -239,8 +239,8 @@ impl Machine {
     }
 
     /// Closing: throws `ge` in and runs until the level at `lvl` has
-    /// finished; false if the coroutine yielded instead.
-    pub fn run_until_level(&mut self, t: u32, lvl: usize, ge: ExcId) -> bool {
+    /// finished, with what it finished; None if it yielded instead.
+    pub fn run_until_level(&mut self, t: u32, lvl: usize, ge: ExcId) -> Option<Comp> {
         let top = *self.tasks[t as usize]
             .frames
             .last()
@@ -251,7 +251,7 @@ impl Machine {
             Frame::Await { .. } | Frame::Sleep { .. } | Frame::Yield0 => Sig::Throw(ge),
             _ => Sig::Child(Comp::Raise(ge)),
         };
-        self.drive(t, sig, true, lvl).is_ok()
+        self.drive(t, sig, true, lvl).ok()
     }
 
     /// Runs task `t`'s frames until the stack is `stop` frames deep

@@ -32,6 +32,8 @@ pub struct EventLoop<C: Copy> {
     pub now: f64,
     pub stopping: bool,
     pub iteration: u32,
+    /// `loop.close()` ran: `call_soon` raises RuntimeError from now on.
+    pub closed: bool,
 }
 
 impl<C: Copy> Default for EventLoop<C> {
@@ -44,6 +46,7 @@ impl<C: Copy> Default for EventLoop<C> {
             now: 0.0,
             stopping: false,
             iteration: 0,
+            closed: false,
         }
     }
 }
@@ -57,6 +60,7 @@ impl<C: Copy> EventLoop<C> {
         self.now = 0.0;
         self.stopping = false;
         self.iteration = 0;
+        self.closed = false;
     }
 
     fn alloc(&mut self, cb: C, when: f64) -> HId {

@@ -174,6 +174,9 @@ impl Machine {
     }
 
     fn close_levels(&mut self, t: u32) {
+        // What closing the inner level raised instead of GeneratorExit:
+        // `gen_close` raises it into the outer level in place of a new one.
+        let mut failed: Option<ExcId> = None;
         loop {
             let n = self.tasks[t as usize].frames.len();
             if n == 0 {
@@ -183,11 +186,23 @@ impl Machine {
                 .rev()
                 .find(|&i| super::coro::level_kind(&self.tasks[t as usize].frames[i]).is_some())
                 .unwrap_or(0);
-            let ge = self.excs.create(Cls::GeneratorExit, None);
             self.tasks[t as usize].floor = lvl;
-            let h = self.handled_top(t);
-            self.excs.chain(ge, h);
-            if !self.run_until_level(t, lvl, ge) {
+            let ge = match failed.take() {
+                Some(x) => x,
+                None => {
+                    let ge = self.excs.create(Cls::GeneratorExit, None);
+                    let h = self.handled_top(t);
+                    self.excs.chain(ge, h);
+                    ge
+                }
+            };
+            let closed = self.run_until_level(t, lvl, ge);
+            if let Some(super::coro::Comp::Raise(x)) = &closed
+                && self.excs.cls(*x) != Cls::GeneratorExit
+            {
+                failed = Some(*x);
+            }
+            if closed.is_none() {
                 // It yielded instead ("coroutine ignored GeneratorExit").
                 // Its frames are dropped without running more of it, but an
                 // `asyncio.sleep` it started is a coroutine of its own,
@@ -199,8 +214,18 @@ impl Machine {
                 }
                 self.tasks[t as usize].frames.truncate(lvl);
             }
-            // An inner coroutine's frame is gone: what only it held dies now.
+            // An inner coroutine's frame is gone: what only it held dies
+            // now, but not what the error on its way to the outer level
+            // still holds. One out of the outermost, close() reports as
+            // unraisable and drops first.
+            if self.tasks[t as usize].frames.is_empty() {
+                failed = None;
+            }
+            self.inflight.extend(failed);
             self.cascade_now();
+            if failed.is_some() {
+                self.inflight.pop();
+            }
         }
     }
 

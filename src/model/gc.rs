@@ -10,7 +10,8 @@
 //! first step also keeps its caller chain: the task and the creating frame
 //! (`frame_finished`). Roots are the loop's handles, the one running now
 //! (its callback and arguments), the running task, the runtime's
-//! `main_task`, the shutdown list and the background set. What a collection frees holds nothing afterwards.
+//! `main_task`, the shutdown list, the background set and the exceptions
+//! in flight. What a collection frees holds nothing afterwards.
 //!
 //! Refcounting frees garbage depth first from what was dropped, a frame's
 //! slots in `localsplus` order (`dealloc_order`). Not modelled (known
@@ -486,6 +487,9 @@ impl Machine {
         for &f in &self.bg {
             out.push(N::Fut(f));
         }
+        // An exception in flight while the final collection closes a
+        // coroutine holds what its traceback holds.
+        out.extend(self.inflight.iter().map(|&e| N::Exc(e)));
         if final_collect {
             return;
         }
@@ -511,7 +515,6 @@ impl Machine {
             out.extend(self.gathers[g as usize].children.iter().map(|&c| N::Fut(c)));
         }
         out.extend(self.main_ref.map(N::Fut));
-        out.extend(self.inflight.iter().map(|&e| N::Exc(e)));
         out.extend(self.shutdown_refs.iter().map(|&f| N::Fut(f)));
     }
 

@@ -128,6 +128,7 @@ impl Machine {
         let drops = !self.lp.ready.is_empty() || !self.lp.heap.is_empty();
         self.lp.ready.clear();
         self.lp.heap.clear();
+        self.lp.closed = true;
         if drops && self.gc_watch_end() {
             self.refcount_check(true);
         }
