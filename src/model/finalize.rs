@@ -290,11 +290,25 @@ impl Machine {
     /// caller of the task's coroutine is the task factory, whose
     /// `create_task` frame keeps the task in its local `task`, and on into
     /// the creating function's frame, through `gather()`'s own frame when
-    /// a gather made the task. Elsewhere the caller is the loop's
-    /// own frames, which `tb_loop_frames` covers for the exception that
-    /// ends a task.
+    /// a gather made the task. Elsewhere the caller of the task's
+    /// coroutine is the loop's own frames, which `tb_loop_frames` covers
+    /// for the exception that ends a task. Above it, the caller is the
+    /// function that awaited this one (through any of asyncio's frames in
+    /// between, which are kept the same way): an exception that stopped in
+    /// this frame, caught or converted there, keeps the caller's frame and
+    /// so its locals (checked with `gc.get_referrers` on 3.12.1 and
+    /// 3.13.0; 3.11.7 unlinks first and keeps no `f_back`).
     pub fn frame_finished(&mut self, t: u32, func: NodeId, bottom: bool) {
-        if !bottom || !self.profile.frame_keeps_caller {
+        if !self.profile.frame_keeps_caller {
+            return;
+        }
+        if !bottom {
+            if self.frame_kept[func as usize]
+                && let Some(caller) = self.innermost_fn(t)
+            {
+                self.frame_caller[func as usize] = caller;
+                self.frame_kept[caller as usize] = true;
+            }
             return;
         }
         if let Some(&start) = self.eager_stack.last()

@@ -396,6 +396,10 @@ impl Machine {
                 let d = self.gcx.dense[func as usize] as usize;
                 self.slot_edges(&self.gcx.own[d], out);
                 out.push(N::Fn(func));
+                let caller = self.frame_caller[func as usize];
+                if caller != NONE {
+                    out.push(N::Frame(caller));
+                }
                 if let Some(start) = self.frame_back[func as usize] {
                     if start.task_held {
                         out.push(N::Fut(self.tasks[start.task as usize].fut));

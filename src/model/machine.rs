@@ -128,6 +128,9 @@ pub struct Machine {
     /// For an eager task's coroutine function that finished inside its
     /// eager first step: the start whose `f_back` chain its frame keeps.
     pub frame_back: Vec<Option<EagerStart>>,
+    /// Per function: the program function whose frame a finished, kept
+    /// frame of it took as `f_back` (3.12+), or NONE.
+    pub frame_caller: Vec<NodeId>,
     /// The gather whose `gather()` call is creating a child right now: set
     /// around each child's `ensure_future`, taken by the eager start it
     /// causes (so a task the child spawns in turn does not see it).
@@ -234,6 +237,7 @@ impl Machine {
             fn_done: Vec::new(),
             frame_kept: Vec::new(),
             frame_back: Vec::new(),
+            frame_caller: Vec::new(),
             creating_gather: None,
             running_handle: None,
             main_ref: None,
@@ -329,6 +333,8 @@ impl Machine {
         self.frame_kept.resize(2 * p.len(), false);
         self.frame_back.clear();
         self.frame_back.resize(2 * p.len(), None);
+        self.frame_caller.clear();
+        self.frame_caller.resize(2 * p.len(), super::coro::NONE);
         self.creating_gather = None;
         self.main_ref = None;
         self.running_handle = None;
