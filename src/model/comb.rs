@@ -351,7 +351,7 @@ impl Machine {
                     Sig::Child(Comp::Raise(e)) => {
                         // Queue.get's `except: getter.cancel(); ...; raise`
                         let getter = b;
-                        if let Err(rt) = self.fut_cancel_checked(getter) {
+                        if let Err(rt) = self.fut_cancel_checked(getter, None) {
                             self.excs.chain(rt, Some(e));
                             return Act::Pop(Comp::Raise(rt));
                         }

@@ -194,15 +194,15 @@ impl Machine {
     /// (checked on 3.11.7, 3.12.1, 3.13.0). That exception's traceback
     /// keeps `call_soon`'s frames, so the callback and the future, until
     /// it dies. The caller chains it to what it is handling.
-    pub fn fut_cancel_checked(&mut self, f: FutId) -> Result<bool, ExcId> {
+    pub fn fut_cancel_checked(&mut self, f: FutId, msg: Option<Rc<str>>) -> Result<bool, ExcId> {
         let x = &self.futs[f as usize];
         if !self.lp.closed || x.state != FState::Pending || x.callbacks.is_empty() {
-            return Ok(self.fut_cancel(f, None));
+            return Ok(self.fut_cancel(f, msg));
         }
         let x = &mut self.futs[f as usize];
         x.log_tb = false;
         x.state = FState::Cancelled;
-        x.cancel_msg = None;
+        x.cancel_msg = msg;
         let first = x.callbacks[0];
         x.callbacks.clear();
         let e = self.excs.msg(Cls::RUNTIME, "Event loop is closed");
@@ -397,7 +397,16 @@ impl Machine {
                             self.on_path[g as usize] = true;
                         }
                     }
-                    FKind::Plain => ret = self.fut_cancel(g, msg.clone()),
+                    FKind::Plain => match self.fut_cancel_checked(g, msg.clone()) {
+                        Ok(r) => ret = r,
+                        // Out of every `cancel()` on the path.
+                        Err(e) => {
+                            for &x in on_path.iter() {
+                                self.on_path[x as usize] = false;
+                            }
+                            return Err(e);
+                        }
+                    },
                 }
             }
             // Resume the innermost pending activation with `ret`.

@@ -239,7 +239,16 @@ impl Machine {
             if p13 && self.cancelling(parent) > 0 {
                 self.uncancel(parent);
                 let pf = self.tasks[parent as usize].fut;
-                let _ = self.cancel(pf, None);
+                if let Err(x) = self.cancel(pf, None) {
+                    // `_parent_task.cancel()` raised (the loop is closed):
+                    // out of `__aexit__` before the group is made.
+                    self.tgs[g as usize].errors.clear();
+                    self.excs.chain(x, handled);
+                    self.tb_here(Some(t), x);
+                    self.tb_ref(x, super::gc::TbRef::Tg(g));
+                    self.aexit_args_held(g, x);
+                    return Act::Pop(Comp::Raise(x));
+                }
             }
             let errors = std::mem::take(&mut self.tgs[g as usize].errors);
             let all_exc = errors.iter().all(|&e| self.excs.cls(e).is_exception());
