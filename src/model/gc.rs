@@ -491,10 +491,10 @@ impl Machine {
         for &f in &self.bg {
             out.push(N::Fut(f));
         }
-        // An exception in flight while the final collection closes a
-        // coroutine holds what its traceback holds.
-        out.extend(self.inflight.iter().map(|&e| N::Exc(e)));
         if final_collect {
+            // An exception in flight while the final collection closes a
+            // coroutine holds what its traceback holds.
+            out.extend(self.inflight.iter().map(|&e| N::Exc(e)));
             return;
         }
         for &h in &self.lp.ready {
@@ -519,6 +519,7 @@ impl Machine {
             out.extend(self.gathers[g as usize].children.iter().map(|&c| N::Fut(c)));
         }
         out.extend(self.main_ref.map(N::Fut));
+        out.extend(self.inflight.iter().map(|&e| N::Exc(e)));
         out.extend(self.shutdown_refs.iter().map(|&f| N::Fut(f)));
     }
 
