@@ -210,11 +210,10 @@ impl Machine {
         self.cb_edges(first, &mut held);
         held.push(super::gc::N::Fut(f));
         for n in held {
-            // A callback holds futures, task groups and exceptions.
+            // What a callback holds: futures and task groups.
             let r = match n {
                 super::gc::N::Fut(x) => super::gc::TbRef::Fut(x),
                 super::gc::N::Tg(x) => super::gc::TbRef::Tg(x),
-                super::gc::N::Exc(x) => super::gc::TbRef::Exc(x),
                 _ => continue,
             };
             self.tb_ref(e, r);

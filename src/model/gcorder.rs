@@ -21,8 +21,8 @@
 //! (`swap_current_task` holds it); the background set (frozen by the worker);
 //! `main_task` (a local of the runtime); what a running `gather()` is
 //! handed, its argument coroutines too before their tasks exist; the
-//! exceptions in flight. The running handle refers to what it
-//! holds late, as a queued one does. Known simplifications: frames,
+//! exceptions in flight. The running handle refers to what it holds late,
+//! as a queued one does. Known simplifications: frames,
 //! exceptions and task groups count as part of whichever scanned object
 //! reaches them first, and late referrers all come after the list. The
 //! differential suite at size 50 still finds 0 or 1 finalization-only
