@@ -115,16 +115,6 @@ impl Machine {
                             self.tb_here(Some(t), te);
                             let task_fut = self.tasks[task as usize].fut;
                             self.tb_ref(te, super::gc::TbRef::Fut(task_fut));
-                            // The CancelledError stops in wait_for, whose
-                            // frame its traceback keeps; finished, that
-                            // frame takes its caller's as `f_back` (3.12+),
-                            // and so the caller's locals once it returns.
-                            if aw != NONE
-                                && self.profile.frame_keeps_caller
-                                && let Some(caller) = self.innermost_fn(t)
-                            {
-                                self.tb_add(e, caller);
-                            }
                             return Act::Pop(Comp::Raise(te));
                         } else if self.profile.timeout_313_exit {
                             self.insert_timeout_error(e);
