@@ -188,21 +188,26 @@ impl Machine {
         true
     }
 
-    /// `Future.cancel()` as the C future does it once the loop is closed:
-    /// it is cancelled and drops every callback, but scheduling the first
-    /// raises RuntimeError('Event loop is closed') out of `cancel()`
-    /// (checked on 3.11.7, 3.12.1, 3.13.0). That exception's traceback
-    /// keeps `call_soon`'s frames, so the callback and the future, until
-    /// it dies. The caller chains it to what it is handling.
+    /// `Future.cancel()`, raising what `closed_loop_callbacks` says.
     pub fn fut_cancel_checked(&mut self, f: FutId, msg: Option<Rc<str>>) -> Result<bool, ExcId> {
-        let x = &self.futs[f as usize];
-        if !self.lp.closed || x.state != FState::Pending || x.callbacks.is_empty() {
-            return Ok(self.fut_cancel(f, msg));
-        }
+        let closed = self.closed_loop_callbacks(f);
+        let r = self.fut_cancel(f, msg);
+        closed.map_or(Ok(r), Err)
+    }
+
+    /// A pending C future about to finish once the loop is closed: it
+    /// still finishes and drops every callback, but scheduling the first
+    /// raises RuntimeError('Event loop is closed') out of `cancel()`,
+    /// `set_result()` or `set_exception()` (checked on 3.11.7, 3.12.1,
+    /// 3.13.0). That exception's traceback keeps `call_soon`'s frames, so
+    /// the callback and the future, until it dies. Drops the callbacks and
+    /// returns the exception, for the caller to finish the future and raise
+    /// it; None when nothing would be scheduled.
+    pub fn closed_loop_callbacks(&mut self, f: FutId) -> Option<ExcId> {
         let x = &mut self.futs[f as usize];
-        x.log_tb = false;
-        x.state = FState::Cancelled;
-        x.cancel_msg = msg;
+        if !self.lp.closed || x.state != FState::Pending || x.callbacks.is_empty() {
+            return None;
+        }
         let first = x.callbacks[0];
         x.callbacks.clear();
         let e = self.excs.msg(Cls::RUNTIME, "Event loop is closed");
@@ -218,7 +223,7 @@ impl Machine {
             };
             self.tb_ref(e, r);
         }
-        Err(e)
+        Some(e)
     }
 
     /// `Future.set_result`; false (InvalidStateError) when already done.

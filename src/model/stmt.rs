@@ -78,6 +78,18 @@ impl Machine {
 
     /// Runs a statement that does not suspend; Err is an exception already
     /// raised (chained) where `t` is.
+    /// A statement that finished a future: raises what scheduling its
+    /// callbacks on a closed loop raised (`closed_loop_callbacks`).
+    fn raised_if(&mut self, t: Option<u32>, closed: Option<ExcId>) -> Result<V, ExcId> {
+        match closed {
+            Some(e) => {
+                self.raise_here(t, e);
+                Err(e)
+            }
+            None => Ok(V::None),
+        }
+    }
+
     pub fn simple(&mut self, t: Option<u32>, node: NodeId) -> Result<V, ExcId> {
         let p = self.p();
         match p.kind(node) {
@@ -114,10 +126,11 @@ impl Machine {
                         "Task does not support set_result operation",
                     ));
                 }
+                let closed = self.closed_loop_callbacks(f);
                 if !self.set_result(f, super::frames::lit(v)) {
                     return Err(self.raise_new(t, Cls::InvalidStateError, "invalid state"));
                 }
-                Ok(V::None)
+                self.raised_if(t, closed)
             }
             Kind::Fail(_, c, m) => {
                 let f = self.fut_or_attr(t, node, "set_exception")?;
@@ -129,10 +142,11 @@ impl Machine {
                     ));
                 }
                 let e = self.excs.create(Cls::Prog(*c), rc(m));
+                let closed = self.closed_loop_callbacks(f);
                 if !self.set_exception(f, e) {
                     return Err(self.raise_new(t, Cls::InvalidStateError, "invalid state"));
                 }
-                Ok(V::None)
+                self.raised_if(t, closed)
             }
             Kind::Gc => {
                 self.gc_collect();
