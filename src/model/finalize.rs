@@ -203,16 +203,29 @@ impl Machine {
                 failed = Some(*x);
             }
             if closed.is_none() {
-                // It yielded instead ("coroutine ignored GeneratorExit").
-                // Its frames are dropped without running more of it, but an
-                // `asyncio.sleep` it started is a coroutine of its own,
-                // closed when freed: its `finally: h.cancel()` runs.
-                for i in lvl..self.tasks[t as usize].frames.len() {
-                    if let Frame::Sleep { timer, .. } = self.tasks[t as usize].frames[i] {
-                        self.lp.cancel(timer);
+                // It yielded instead: close() raises RuntimeError('coroutine
+                // ignored GeneratorExit'). For an inner coroutine that goes
+                // on into the outer level, and as it leaves the `await` there
+                // the inner coroutine is dropped, so its finalizer closes it
+                // once more where it yielded (checked on 3.11.7, 3.12.1,
+                // 3.13.0). What yields then, or what the task's finalizer
+                // was closing, is dropped without running more of it.
+                if lvl > 0
+                    && super::coro::level_kind(&self.tasks[t as usize].frames[lvl]) == Some(true)
+                {
+                    let again = self.excs.create(Cls::GeneratorExit, None);
+                    let h = self.handled_top(t);
+                    self.excs.chain(again, h);
+                    if self.run_until_level(t, lvl, again).is_none() {
+                        self.drop_frames(t, lvl);
                     }
+                    failed = Some(
+                        self.excs
+                            .msg(Cls::RUNTIME, "coroutine ignored GeneratorExit"),
+                    );
+                } else {
+                    self.drop_frames(t, lvl);
                 }
-                self.tasks[t as usize].frames.truncate(lvl);
             }
             // An inner coroutine's frame is gone: what only it held dies
             // now, but not what the error on its way to the outer level
@@ -227,6 +240,18 @@ impl Machine {
                 self.inflight.pop();
             }
         }
+    }
+
+    /// Drops task `t`'s frames from `lvl` up without running more of them.
+    /// An `asyncio.sleep` among them is a coroutine of its own, closed when
+    /// freed: its `finally: h.cancel()` runs.
+    fn drop_frames(&mut self, t: u32, lvl: usize) {
+        for i in lvl..self.tasks[t as usize].frames.len() {
+            if let Frame::Sleep { timer, .. } = self.tasks[t as usize].frames[i] {
+                self.lp.cancel(timer);
+            }
+        }
+        self.tasks[t as usize].frames.truncate(lvl);
     }
 
     /// Tracebacks: exception `e` was raised in (or passed through) the
