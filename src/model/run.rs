@@ -409,10 +409,14 @@ impl Machine {
         let g = self.gather_shutdown_refs();
         match self.run_until_complete(g) {
             Err(()) => self.ev_none(What::Phase("stuck".into())),
-            // A KeyboardInterrupt, or main's `_run_until_complete_cb` left
-            // scheduled by one and stopping this loop early: either way
-            // run_until_complete raises before the gather is done.
-            Ok(()) if !self.done(g) => self.ev_none(What::Phase("escaped".into())),
+            // A KeyboardInterrupt leaves run_until_complete even when the
+            // gather finished in the same iteration (a task created by a
+            // callback in it, eager, raised it); main's
+            // `_run_until_complete_cb`, left scheduled by one, stops this
+            // loop before the gather is done.
+            Ok(()) if self.escaped.is_some() || !self.done(g) => {
+                self.ev_none(What::Phase("escaped".into()))
+            }
             Ok(()) => {}
         }
         self.futs[g as usize].log_tb = false;
