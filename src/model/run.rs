@@ -68,6 +68,12 @@ impl Machine {
             Ok(()) => self.futs[main as usize].exc,
             Err(()) => None,
         };
+        // A KeyboardInterrupt that left the loop passed through
+        // run_until_complete's frame (local `future` = main), so its
+        // traceback holds main: with main's own, a cycle through main.
+        if let (Ok(()), Some(k)) = (run, self.escaped) {
+            self.tb_ref(k, super::gc::TbRef::Fut(main));
+        }
         let outcome = match run {
             Err(()) => Outcome::Deadlock(self.waiting()),
             Ok(()) if self.escaped.is_some() && !self.done(main) => Outcome::Escaped(
@@ -77,14 +83,7 @@ impl Machine {
                 // A KeyboardInterrupt left run_forever after main finished
                 // (main's own, or another task's in the same iteration), so
                 // run_until_complete never called `future.result()`: main's
-                // exception stays unretrieved. Main's own KeyboardInterrupt
-                // passed through run_until_complete's frame (local `future`
-                // = main): a cycle through main.
-                if let Some(e) = self.futs[main as usize].exc
-                    && self.escaped == Some(e)
-                {
-                    self.tb_ref(e, super::gc::TbRef::Fut(main));
-                }
+                // exception stays unretrieved.
                 Outcome::Main(self.main_fin(main))
             }
             Ok(()) => {
