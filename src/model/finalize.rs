@@ -341,6 +341,7 @@ impl Machine {
         {
             self.frame_back[func as usize] = Some(start);
             if let Some(pf) = start.parent_fn {
+                self.frame_caller[func as usize] = pf;
                 self.frame_kept[pf as usize] = true;
             }
         }

@@ -396,10 +396,6 @@ impl Machine {
                 let d = self.gcx.dense[func as usize] as usize;
                 self.slot_edges(&self.gcx.own[d], out);
                 out.push(N::Fn(func));
-                let caller = self.frame_caller[func as usize];
-                if caller != NONE {
-                    out.push(N::Frame(caller));
-                }
                 if let Some(start) = self.frame_back[func as usize] {
                     if start.task_held {
                         out.push(N::Fut(self.tasks[start.task as usize].fut));
@@ -411,9 +407,10 @@ impl Machine {
                         }
                         out.extend(g.children.iter().map(|&c| N::Fut(c)));
                     }
-                    if let Some(pf) = start.parent_fn {
-                        out.push(N::Frame(pf));
-                    }
+                }
+                let caller = self.frame_caller[func as usize];
+                if caller != NONE {
+                    out.push(N::Frame(caller));
                 }
             }
             N::Coro(t) => {

@@ -126,10 +126,13 @@ pub struct Machine {
     /// frame's `f_back`): the others' frame nodes are referenced by nothing.
     pub frame_kept: Vec<bool>,
     /// For an eager task's coroutine function that finished inside its
-    /// eager first step: the start whose `f_back` chain its frame keeps.
+    /// eager first step: the start whose `f_back` chain (the factory's
+    /// `task`, `gather()`'s locals) its frame keeps.
     pub frame_back: Vec<Option<EagerStart>>,
     /// Per function: the program function whose frame a finished, kept
-    /// frame of it took as `f_back` (3.12+), or NONE.
+    /// frame of it took as `f_back` (3.12+): the one that awaited it, or,
+    /// for an eager task's coroutine, the one that created the task; NONE
+    /// if none.
     pub frame_caller: Vec<NodeId>,
     /// The gather whose `gather()` call is creating a child right now: set
     /// around each child's `ensure_future`, taken by the eager start it
