@@ -177,12 +177,17 @@ impl Machine {
         unwrapped_at.clear();
         let mut i = 0;
         loop {
-            if i >= n {
-                unwrapped_at.resize(unwrapped.len(), order.len());
-            } else {
-                let k = self.gc_key(sc.items[sc.young[i] as usize]);
-                while unwrapped_at.len() < unwrapped.len() && unwrapped[unwrapped_at.len()].0 < k {
-                    unwrapped_at.push(order.len());
+            // Where the scan passes each group (usually there is none).
+            if unwrapped_at.len() < unwrapped.len() {
+                if i >= n {
+                    unwrapped_at.resize(unwrapped.len(), order.len());
+                } else {
+                    let k = self.gc_key(sc.items[sc.young[i] as usize]);
+                    while unwrapped_at.len() < unwrapped.len()
+                        && unwrapped[unwrapped_at.len()].0 < k
+                    {
+                        unwrapped_at.push(order.len());
+                    }
                 }
             }
             if i == sc.young.len() {
