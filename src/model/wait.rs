@@ -82,6 +82,23 @@ impl Machine {
             Ok(a) => a,
             Err(e) => return Act::Again(Sig::Child(Comp::Raise(e))),
         };
+        if !self.running {
+            // as_completed takes `events.get_event_loop()`, not the running
+            // loop: with none running (a coroutine that swallowed the final
+            // close's GeneratorExit) that is another loop than its futures',
+            // and `ensure_future(f, loop=loop)` refuses the first of them
+            // (checked on 3.11.7, 3.12.1, 3.13.0). The frames in its
+            // traceback hold the argument list.
+            let e = self.raise_new(
+                Some(t),
+                Cls::VALUE,
+                "The future belongs to a different loop than the one specified as the loop argument",
+            );
+            for f in args.into_iter().flatten() {
+                self.tb_ref(e, super::gc::TbRef::Fut(f));
+            }
+            return Act::Again(Sig::Child(Comp::Raise(e)));
+        }
         let mut todo: Vec<FutId> = Vec::new();
         for a in args {
             let f = match self.ensure_future(a) {
