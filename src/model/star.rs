@@ -79,6 +79,7 @@ impl Machine {
                 orig: e,
                 rest: Some(eg),
                 raised: Vec::new(),
+                matches: Vec::new(),
                 naked,
             },
         );
@@ -106,6 +107,7 @@ impl Machine {
                         };
                         let s = self.star.get_mut(&(node, t)).unwrap();
                         s.rest = new_rest;
+                        s.matches.push(m);
                         *fr = Frame::Try {
                             node,
                             ph: TryPh::Handler(m),
@@ -134,13 +136,13 @@ impl Machine {
         }
         let mut reraised = Vec::new();
         let mut raised = Vec::new();
-        let mut orig_leaves = Vec::new();
-        self.leaves(st.orig, &mut orig_leaves);
         for x in st.raised {
-            let mut ls = Vec::new();
-            self.leaves(x, &mut ls);
-            if ls.iter().all(|l| orig_leaves.contains(l)) {
-                reraised.extend(ls);
+            // `is_same_exception_metadata(x, orig)`: only a bare `raise` of
+            // a handler's part keeps the traceback, cause and context the
+            // split copied from `orig`. A leaf of `orig` raised again (an
+            // `await` of its task) has its own, and counts as new.
+            if x == st.orig || st.matches.contains(&x) {
+                self.leaves(x, &mut reraised);
             } else {
                 raised.push(x);
             }
@@ -208,5 +210,7 @@ pub struct StarState {
     pub orig: ExcId,
     pub rest: Option<ExcId>,
     pub raised: Vec<ExcId>,
+    /// The part each handler was given, in order.
+    pub matches: Vec<ExcId>,
     pub naked: bool,
 }
