@@ -61,6 +61,14 @@ class VirtualLoop(asyncio.SelectorEventLoop):
     def _close_self_pipe(self):
         pass
 
+    # BaseEventLoop.create_future, in one frame as there. Labels go by
+    # address: a future made where a labelled one was freed (a Queue getter
+    # where a dead shield's future was) must not take its label.
+    def create_future(self):
+        fut = asyncio.futures.Future(loop=self)
+        self.trace.labels.pop(id(fut), None)
+        return fut
+
     def _run_once(self):
         # Counting adds no iteration. Exploration's injected cancels happen
         # here, between two iterations, outside any task or handle.
@@ -118,6 +126,13 @@ def keep(task):
 def future(label):
     fut = asyncio.get_running_loop().create_future()
     TRACE.labels[id(fut)] = label
+    return fut
+
+
+def _fresh(fut):
+    # gather()'s future, the one future not made by loop.create_future():
+    # see VirtualLoop.create_future.
+    TRACE.labels.pop(id(fut), None)
     return fut
 
 

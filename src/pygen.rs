@@ -274,7 +274,7 @@ impl<'a> Gen<'a> {
                     }
                     a.push_str("return_exceptions=True");
                 }
-                format!("asyncio.gather({a})")
+                format!("_fresh(asyncio.gather({a}))")
             }
             Kind::Shield => format!("asyncio.shield({})", args.join(", ")),
             Kind::WaitFor(t) => {

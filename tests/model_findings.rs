@@ -1,4 +1,5 @@
-//! Model bugs found by fuzzing, replayed. Each directory under
+//! Model bugs found by fuzzing (and one of the CPython backend: its README
+//! says so), replayed. Each directory under
 //! tests/model_findings/ holds `case.ct`, a README saying what went wrong,
 //! and `cpython-X.Y.trace` files: what that CPython printed. The model on
 //! profile X.Y must print exactly that; where the interpreter is present,
