@@ -35,6 +35,7 @@ impl Machine {
     pub(super) fn total_nodes(&self) -> usize {
         self.futs.len()
             + self.tgs.len()
+            + self.acs.len()
             + 2 * self.gcx.ids.len()
             + self.excs.len()
             + self.tasks.len()
@@ -162,6 +163,11 @@ impl Machine {
         for (f, &live) in mark[..layout.futs].iter().enumerate() {
             if !live {
                 self.futs[f].collected = true;
+            }
+        }
+        for a in 0..layout.acs {
+            if !mark[self.idx_in(layout, N::Ac(a as u32))] {
+                self.acs[a].collected = true;
             }
         }
         let start = self.idx_in(layout, N::Exc(0));

@@ -61,6 +61,7 @@ impl GcCache {
 pub struct Layout {
     pub futs: usize,
     pub tgs: usize,
+    pub acs: usize,
     pub tasks: usize,
 }
 
@@ -71,6 +72,7 @@ impl Layout {
         match x {
             N::Fut(i) => (i as usize) < self.futs,
             N::Tg(i) => (i as usize) < self.tgs,
+            N::Ac(i) => (i as usize) < self.acs,
             N::Coro(i) => (i as usize) < self.tasks,
             N::Fn(_) | N::Frame(_) | N::Exc(_) => true,
         }
@@ -97,6 +99,12 @@ pub enum N {
     Exc(ExcId),
     /// A task's coroutine object.
     Coro(u32),
+    /// An `as_completed` whose timeout ran: its closures are a reference
+    /// cycle (3.11/3.12: cell `timeout_handle` -> the TimerHandle, which
+    /// keeps its callback `_on_timeout` -> cell `_on_completion` -> that
+    /// function -> the cell; 3.13: the iterator <-> its handle's bound
+    /// method), which holds its queue until a collection frees it.
+    Ac(u32),
 }
 
 /// The exceptions a result list holds (`gather(..., return_exceptions=True)`
@@ -229,6 +237,7 @@ impl Machine {
         Layout {
             futs: self.futs.len(),
             tgs: self.tgs.len(),
+            acs: self.acs.len(),
             tasks: self.tasks.len(),
         }
     }
@@ -236,11 +245,13 @@ impl Machine {
     /// The graph index `x` had when there were `l`'s objects (a collection
     /// in progress keeps bitmaps made then).
     pub(super) fn idx_in(&self, l: Layout, x: N) -> usize {
-        let (f, g, c, nf) = (l.futs, l.tgs, l.tasks, self.gcx.ids.len());
+        // Task groups and as_completeds share a range: `g` counts both.
+        let (f, a, g, c, nf) = (l.futs, l.tgs, l.tgs + l.acs, l.tasks, self.gcx.ids.len());
         let dense = |i: NodeId| self.gcx.dense[i as usize] as usize;
         match x {
             N::Fut(i) => i as usize,
             N::Tg(i) => f + i as usize,
+            N::Ac(i) => f + a + i as usize,
             N::Coro(i) => f + g + i as usize,
             N::Fn(i) => f + g + c + dense(i),
             N::Frame(i) => f + g + c + nf + dense(i),
@@ -249,16 +260,19 @@ impl Machine {
     }
 
     pub(super) fn node_of(&self, i: usize) -> N {
-        let (f, g, c, nf) = (
+        let (f, a, c, nf) = (
             self.futs.len(),
             self.tgs.len(),
             self.tasks.len(),
             self.gcx.ids.len(),
         );
+        let g = a + self.acs.len();
         if i < f {
             N::Fut(i as u32)
-        } else if i < f + g {
+        } else if i < f + a {
             N::Tg((i - f) as u32)
+        } else if i < f + g {
+            N::Ac((i - f - a) as u32)
         } else if i < f + g + c {
             N::Coro((i - f - g) as u32)
         } else if i < f + g + c + nf {
@@ -302,6 +316,9 @@ impl Machine {
                 let x = &self.acs[a as usize];
                 out.extend(x.all.iter().map(|&c| N::Fut(c)));
                 out.extend(x.getters.iter().map(|&c| N::Fut(c)));
+                if x.fired {
+                    out.push(N::Ac(a));
+                }
             }
             Cb::BgDiscard | Cb::RunUntil | Cb::Traced => {}
         }
@@ -421,6 +438,17 @@ impl Machine {
                 for fr in &task.frames {
                     self.frame_edges(t, fr, out);
                 }
+            }
+            N::Ac(a) => {
+                let x = &self.acs[a as usize];
+                // Before its timeout runs there is no cycle: the node stands
+                // for nothing, and every index walk meets it.
+                if x.collected || !x.fired {
+                    return;
+                }
+                out.extend(x.queue.iter().flatten().map(|&f| N::Fut(f)));
+                out.extend(x.getters.iter().map(|&c| N::Fut(c)));
+                out.push(N::Ac(a));
             }
             N::Exc(e) => {
                 let o = self.excs.get(e);

@@ -157,6 +157,7 @@ impl Machine {
     }
 
     pub fn ac_timeout(&mut self, ac: u32) {
+        self.acs[ac as usize].fired = true;
         let todo = std::mem::take(&mut self.acs[ac as usize].todo);
         for f in todo {
             self.remove_done_callback(f, Cb::AcDone(ac));
