@@ -223,6 +223,13 @@ impl Machine {
                         self.excs
                             .msg(Cls::RUNTIME, "coroutine ignored GeneratorExit"),
                     );
+                } else if lvl == 0 {
+                    // The coroutine itself ignored it: close() raises that
+                    // error (unraisable here) and leaves the coroutine
+                    // suspended where it yielded. A task its code woke (a
+                    // callback it scheduled holds the task) resumes it there
+                    // (checked on 3.11.7, 3.12.1 and 3.13.0).
+                    return;
                 } else {
                     self.drop_frames(t, lvl);
                 }
