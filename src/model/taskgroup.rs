@@ -211,6 +211,9 @@ impl Machine {
         let handled = (exc != NONE).then_some(exc);
         if let Some(b) = self.tgs[g as usize].base_error {
             self.excs.chain(b, handled);
+            // Raised again out of `__aexit__`, it passes through the frame
+            // of the `async with`, as the group does below.
+            self.tb_here(Some(t), b);
             self.tb_ref(b, super::gc::TbRef::Tg(g));
             self.aexit_args_held(g, b);
             return Act::Pop(Comp::Raise(b));
