@@ -51,7 +51,7 @@ impl Machine {
             return; // a finalizer ran `(gc)`: the collection in progress covers it
         }
         self.forget_cyclic();
-        let mark = self.alive(final_collect);
+        let mut mark = self.alive(final_collect);
         let layout = self.layout();
         let closes = (0..self.futs.len()).any(|f| {
             !mark[f]
@@ -61,6 +61,7 @@ impl Machine {
         });
         if closes {
             self.finalize_closing(&mark, final_collect);
+            self.resurrect(&mut mark, layout, final_collect);
         } else {
             self.finalize_in_order(&mark);
         }
@@ -69,6 +70,51 @@ impl Machine {
             self.reorder_survivors(&mark, layout);
         }
         self.gc_mark = mark;
+    }
+
+    /// `handle_resurrected_objects`: garbage that something outside the
+    /// garbage refers to once the finalizers ran (an object a closed
+    /// coroutine's code made, a handle it scheduled) is not freed. Its
+    /// finalizer has run and does not run again; the collector has
+    /// already cleared the weak references to it, so the shutdown's
+    /// `all_tasks()` no longer finds a task among it. It joins `mark`.
+    fn resurrect(&mut self, mark: &mut [bool], layout: super::gc::Layout, final_collect: bool) {
+        let mut live = self.alive(final_collect);
+        let mut stack = std::mem::take(&mut self.gc_stack);
+        stack.clear();
+        for f in layout.futs..self.futs.len() {
+            if !self.futs[f].dead {
+                stack.push(N::Fut(f as u32));
+            }
+        }
+        for t in layout.tasks..self.tasks.len() {
+            stack.push(N::Coro(t as u32));
+        }
+        self.mark_from(&mut stack, &mut live);
+        self.gc_stack = stack;
+        for (j, &l) in live.iter().enumerate() {
+            let x = self.node_of(j);
+            if !l || !layout.has(x) {
+                continue;
+            }
+            let i = self.idx_in(layout, x);
+            if i >= mark.len() || mark[i] {
+                continue;
+            }
+            mark[i] = true;
+            if let N::Fut(f) = x {
+                let fut = &mut self.futs[f as usize];
+                fut.dead = false;
+                fut.finalized = true;
+                if let FKind::Task(t) = fut.kind {
+                    let task = &mut self.tasks[t as usize];
+                    task.freed = false;
+                    task.log_destroy_pending = false;
+                    task.weak_cleared = true;
+                }
+            }
+        }
+        self.gc_mark = live;
     }
 
     /// With no coroutine to close among the garbage, no finalizer drops a

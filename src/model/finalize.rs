@@ -46,7 +46,7 @@ impl Machine {
 
     pub(super) fn never_retrieved(&mut self, f: u32) {
         let fut = &self.futs[f as usize];
-        if !fut.log_tb || fut.dead {
+        if !fut.log_tb || fut.dead || fut.finalized {
             return;
         }
         let e = fut.exc.expect("log_tb means an exception");

@@ -91,6 +91,9 @@ pub struct Fut {
     /// it again: a collection, and the shutdown (which finds leftover
     /// tasks through the loop's weak set).
     pub cyclic: bool,
+    /// Its finalizer ran and a collection then found it referenced again:
+    /// CPython finalizes an object once, so it reports nothing more.
+    pub finalized: bool,
     /// Its place in the collector's list (`gcorder.rs`).
     pub key: u32,
 }
@@ -119,6 +122,7 @@ impl Fut {
             dead: false,
             collected: false,
             cyclic: false,
+            finalized: false,
             key: 0,
         }
     }

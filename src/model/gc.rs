@@ -582,7 +582,7 @@ impl Machine {
     }
 
     /// Marks everything reachable from `stack`, emptying it.
-    fn mark_from(&self, stack: &mut Vec<N>, mark: &mut [bool]) {
+    pub(super) fn mark_from(&self, stack: &mut Vec<N>, mark: &mut [bool]) {
         self.mark_until(stack, mark, |_, _| false);
     }
 

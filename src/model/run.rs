@@ -379,7 +379,7 @@ impl Machine {
         futs.extend(
             self.tasks
                 .iter()
-                .filter(|t| !t.freed && !self.done(t.fut))
+                .filter(|t| !t.freed && !t.weak_cleared && !self.done(t.fut))
                 .map(|t| t.fut),
         );
         if futs.is_empty() {
