@@ -3,11 +3,12 @@
 //! closing a coroutine may drop the last reference to other garbage, which
 //! is deallocated (and finalized) at once, depth first, as `Py_DECREF`
 //! does. What a finalizer creates refers to objects as anything does, and a
-//! frame a traceback made meanwhile holds is a frame object again.
+//! frame a traceback made meanwhile holds is a frame object again. Garbage
+//! that is referenced again once the finalizers ran is resurrected.
 
 use super::exc::ExcId;
 use super::fut::{FKind, FState};
-use super::gc::N;
+use super::graph::N;
 use super::machine::Machine;
 
 /// A collection in progress: per graph node, whether it is out of the
@@ -16,7 +17,7 @@ use super::machine::Machine;
 pub struct Collection {
     gone: Vec<bool>,
     fin_done: Vec<bool>,
-    layout: super::gc::Layout,
+    layout: super::graph::Layout,
     /// The runtime's final collection (the loop is closed: no handles).
     final_collect: bool,
 }
@@ -30,15 +31,6 @@ impl Machine {
     /// The runtime's collection after the loop is closed.
     pub fn final_collect(&mut self) {
         self.collect(true);
-    }
-
-    pub(super) fn total_nodes(&self) -> usize {
-        self.futs.len()
-            + self.tgs.len()
-            + self.acs.len()
-            + 2 * self.gcx.ids.len()
-            + self.excs.len()
-            + self.tasks.len()
     }
 
     /// `gc.collect()`: finalizers of the unreachable objects run in
@@ -78,7 +70,7 @@ impl Machine {
     /// finalizer has run and does not run again; the collector has
     /// already cleared the weak references to it, so the shutdown's
     /// `all_tasks()` no longer finds a task among it. It joins `mark`.
-    fn resurrect(&mut self, mark: &mut [bool], layout: super::gc::Layout, final_collect: bool) {
+    fn resurrect(&mut self, mark: &mut [bool], layout: super::graph::Layout, final_collect: bool) {
         let mut live = self.alive(final_collect);
         let mut stack = std::mem::take(&mut self.gc_stack);
         stack.clear();
@@ -205,7 +197,7 @@ impl Machine {
     /// The futures and exceptions a collection found unreachable (with
     /// the object counts `layout` of its start) are freed with it: their
     /// references are gone, cycles through them too.
-    fn freed_by_collection(&mut self, mark: &[bool], layout: super::gc::Layout) {
+    fn freed_by_collection(&mut self, mark: &[bool], layout: super::graph::Layout) {
         for (f, &live) in mark[..layout.futs].iter().enumerate() {
             if !live {
                 self.futs[f].collected = true;

@@ -9,7 +9,8 @@
 use super::coro::Frame;
 use super::exc::{Cls, ExcId};
 use super::fut::{FKind, FState};
-use super::gc::{N, TbRef};
+use super::gc::TbRef;
+use super::graph::N;
 use super::machine::Machine;
 use crate::ast::NodeId;
 use crate::trace::What;

@@ -217,12 +217,12 @@ impl Machine {
         let e = self.excs.msg(Cls::RUNTIME, "Event loop is closed");
         let mut held = Vec::new();
         self.cb_edges(first, &mut held);
-        held.push(super::gc::N::Fut(f));
+        held.push(super::graph::N::Fut(f));
         for n in held {
             // What a callback holds: futures and task groups.
             let r = match n {
-                super::gc::N::Fut(x) => super::gc::TbRef::Fut(x),
-                super::gc::N::Tg(x) => super::gc::TbRef::Tg(x),
+                super::graph::N::Fut(x) => super::gc::TbRef::Fut(x),
+                super::graph::N::Tg(x) => super::gc::TbRef::Tg(x),
                 _ => continue,
             };
             self.tb_ref(e, r);

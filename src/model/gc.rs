@@ -2,7 +2,8 @@
 //! its last reference goes (refcounting) unless it is part of, or only
 //! reachable from, a reference cycle; those wait for `gc.collect()`. The
 //! model computes exactly that on demand over an object graph: futures and
-//! tasks, task groups, function frames (locals, closure cells) and
+//! tasks, task groups, function frames (locals, closure cells), the
+//! closures of an `as_completed` whose timeout ran (a cycle) and
 //! exceptions (tracebacks keep every frame the exception passed through;
 //! a future keeps the traceback its exception had when set until the
 //! first `result()` hands it back, and the exceptions in its result list).
@@ -15,8 +16,7 @@
 //!
 //! Refcounting frees garbage depth first from what was dropped, a frame's
 //! slots in `localsplus` order (`dealloc_order`). Not modelled (known
-//! gaps): references held by exceptions in flight, the `except ... as e`
-//! variable of the runtime, and the order in which several objects are
+//! gaps): the `except ... as e` variable of the runtime, and the order in which several objects are
 //! dropped at one moment (creation order is used). How a collection
 //! reorders the objects that survive it is replayed in `gcorder.rs`, with
 //! the simplifications it names.
@@ -25,6 +25,7 @@ use super::coro::Frame;
 use super::coro::NONE;
 use super::exc::ExcId;
 use super::fut::{Cb, FKind, V};
+use super::graph::N;
 use super::machine::Machine;
 use super::names::Obj;
 use super::run::Hcb;
@@ -37,7 +38,7 @@ pub struct GcCache {
     ready: bool,
     /// Dense index of each function id (NONE for ids that are not
     /// functions), so the graph has a node per function, not per AST node.
-    dense: Vec<u32>,
+    pub(super) dense: Vec<u32>,
     /// Function id of each dense index.
     pub(super) ids: Vec<NodeId>,
     /// Own slots of each function, by dense index.
@@ -55,30 +56,6 @@ impl GcCache {
     }
 }
 
-/// How many futures, task groups and tasks there are: graph indices of the
-/// later kinds of node shift when one of these grows.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Layout {
-    pub futs: usize,
-    pub tgs: usize,
-    pub acs: usize,
-    pub tasks: usize,
-}
-
-impl Layout {
-    /// Whether `x` existed when there were this many objects (functions,
-    /// frames and exceptions are never in question: see `Machine::fit`).
-    pub fn has(self, x: N) -> bool {
-        match x {
-            N::Fut(i) => (i as usize) < self.futs,
-            N::Tg(i) => (i as usize) < self.tgs,
-            N::Ac(i) => (i as usize) < self.acs,
-            N::Coro(i) => (i as usize) < self.tasks,
-            N::Fn(_) | N::Frame(_) | N::Exc(_) => true,
-        }
-    }
-}
-
 /// What a traceback keeps alive.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum TbRef {
@@ -87,24 +64,6 @@ pub enum TbRef {
     Tg(u32),
     /// A frame's local holding an exception (often the one raised: a cycle).
     Exc(ExcId),
-}
-
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub enum N {
-    Fut(u32),
-    Tg(u32),
-    Fn(NodeId),
-    /// A frame kept by a traceback: its own slots.
-    Frame(NodeId),
-    Exc(ExcId),
-    /// A task's coroutine object.
-    Coro(u32),
-    /// An `as_completed` whose timeout ran: its closures are a reference
-    /// cycle (3.11/3.12: cell `timeout_handle` -> the TimerHandle, which
-    /// keeps its callback `_on_timeout` -> cell `_on_completion` -> that
-    /// function -> the cell; 3.13: the iterator <-> its handle's bound
-    /// method), which holds its queue until a collection frees it.
-    Ac(u32),
 }
 
 /// The exceptions a result list holds (`gather(..., return_exceptions=True)`
@@ -224,64 +183,6 @@ impl Machine {
         gcx.captured = captured;
         gcx.ready = true;
         self.gcx = gcx;
-    }
-
-    /// The graph index of `x`: futures, task groups, coroutines, function
-    /// objects, frames kept by tracebacks, exceptions.
-    pub(super) fn idx(&self, x: N) -> usize {
-        self.idx_in(self.layout(), x)
-    }
-
-    /// The object counts that place each kind of node in the graph's index.
-    pub(super) fn layout(&self) -> Layout {
-        Layout {
-            futs: self.futs.len(),
-            tgs: self.tgs.len(),
-            acs: self.acs.len(),
-            tasks: self.tasks.len(),
-        }
-    }
-
-    /// The graph index `x` had when there were `l`'s objects (a collection
-    /// in progress keeps bitmaps made then).
-    pub(super) fn idx_in(&self, l: Layout, x: N) -> usize {
-        // Task groups and as_completeds share a range: `g` counts both.
-        let (f, a, g, c, nf) = (l.futs, l.tgs, l.tgs + l.acs, l.tasks, self.gcx.ids.len());
-        let dense = |i: NodeId| self.gcx.dense[i as usize] as usize;
-        match x {
-            N::Fut(i) => i as usize,
-            N::Tg(i) => f + i as usize,
-            N::Ac(i) => f + a + i as usize,
-            N::Coro(i) => f + g + i as usize,
-            N::Fn(i) => f + g + c + dense(i),
-            N::Frame(i) => f + g + c + nf + dense(i),
-            N::Exc(i) => f + g + c + 2 * nf + i as usize,
-        }
-    }
-
-    pub(super) fn node_of(&self, i: usize) -> N {
-        let (f, a, c, nf) = (
-            self.futs.len(),
-            self.tgs.len(),
-            self.tasks.len(),
-            self.gcx.ids.len(),
-        );
-        let g = a + self.acs.len();
-        if i < f {
-            N::Fut(i as u32)
-        } else if i < f + a {
-            N::Tg((i - f) as u32)
-        } else if i < f + g {
-            N::Ac((i - f - a) as u32)
-        } else if i < f + g + c {
-            N::Coro((i - f - g) as u32)
-        } else if i < f + g + c + nf {
-            N::Fn(self.gcx.ids[i - f - g - c])
-        } else if i < f + g + c + 2 * nf {
-            N::Frame(self.gcx.ids[i - f - g - c - nf])
-        } else {
-            N::Exc((i - f - g - c - 2 * nf) as u32)
-        }
     }
 
     fn obj(&self, o: Obj, out: &mut Vec<N>) {

@@ -30,7 +30,7 @@
 
 use super::coro::NONE;
 use super::fut::FKind;
-use super::gc::N;
+use super::graph::N;
 use super::machine::Machine;
 
 /// Where a scanned object stands in the replayed `move_unreachable`.
@@ -79,7 +79,7 @@ impl Machine {
     /// get new keys, behind nothing allocated later. `mark` is what the
     /// collection found reachable, with the object counts `layout`; its
     /// finalizers freed nothing of that, but may have made new objects.
-    pub(super) fn reorder_survivors(&mut self, mark: &[bool], layout: super::gc::Layout) {
+    pub(super) fn reorder_survivors(&mut self, mark: &[bool], layout: super::graph::Layout) {
         if layout != self.layout() {
             let fresh = self.alive(false);
             self.replay_scan(&fresh);

@@ -179,18 +179,18 @@ pub struct Machine {
     pub on_path: Vec<bool>,
     /// Reused buffers of the reachability check.
     pub gc_mark: Vec<bool>,
-    pub gc_stack: Vec<super::gc::N>,
-    pub gc_buf: Vec<super::gc::N>,
+    pub gc_stack: Vec<super::graph::N>,
+    pub gc_buf: Vec<super::graph::N>,
     pub gcx: super::gc::GcCache,
     pub gc_peel: super::dealloc::Peel,
     /// Reused buffers of collections: a spare (gone, finalized) pair, the
     /// finalization order, and `cascade`'s in-degrees and zero-heap.
     pub gc_spare: (Vec<bool>, Vec<bool>),
-    pub gc_order: Vec<super::gc::N>,
+    pub gc_order: Vec<super::graph::N>,
     pub gc_order_futs: Vec<u32>,
     pub gc_indeg: Vec<u32>,
     /// The cascade's depth-first stack and the zeros each recount finds.
-    pub gc_cascade: (Vec<super::gc::N>, Vec<super::gc::N>),
+    pub gc_cascade: (Vec<super::graph::N>, Vec<super::graph::N>),
     /// Emptied callback lists and frame stacks of earlier runs, for reuse.
     pub spare_cbs: Vec<Vec<Cb>>,
     pub spare_frames: Vec<Vec<Frame>>,

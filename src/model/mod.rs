@@ -26,6 +26,7 @@ mod frames;
 mod fut;
 mod gc;
 pub(crate) mod gcorder;
+mod graph;
 mod machine;
 mod names;
 mod profile;

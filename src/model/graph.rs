@@ -1,0 +1,120 @@
+//! The object graph's nodes and their dense indices. A refcount check or
+//! a collection marks nodes in bitmaps indexed by kind: futures first, then
+//! task groups and as_completeds, coroutines, function objects, frames and
+//! exceptions. Who refers to whom is in `gc.rs`.
+
+use super::exc::ExcId;
+use super::machine::Machine;
+use crate::ast::NodeId;
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum N {
+    Fut(u32),
+    Tg(u32),
+    Fn(NodeId),
+    /// A frame kept by a traceback: its own slots.
+    Frame(NodeId),
+    Exc(ExcId),
+    /// A task's coroutine object.
+    Coro(u32),
+    /// An `as_completed` whose timeout ran: its closures are a reference
+    /// cycle (3.11/3.12: cell `timeout_handle` -> the TimerHandle, which
+    /// keeps its callback `_on_timeout` -> cell `_on_completion` -> that
+    /// function -> the cell; 3.13: the iterator <-> its handle's bound
+    /// method), which holds its queue until a collection frees it.
+    Ac(u32),
+}
+
+/// How many futures, task groups, as_completeds and tasks there are: graph
+/// indices of the later kinds of node shift when one of these grows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Layout {
+    pub futs: usize,
+    pub tgs: usize,
+    pub acs: usize,
+    pub tasks: usize,
+}
+
+impl Layout {
+    /// Whether `x` existed when there were this many objects (functions,
+    /// frames and exceptions are never in question: see `Machine::fit`).
+    pub fn has(self, x: N) -> bool {
+        match x {
+            N::Fut(i) => (i as usize) < self.futs,
+            N::Tg(i) => (i as usize) < self.tgs,
+            N::Ac(i) => (i as usize) < self.acs,
+            N::Coro(i) => (i as usize) < self.tasks,
+            N::Fn(_) | N::Frame(_) | N::Exc(_) => true,
+        }
+    }
+}
+
+impl Machine {
+    /// The number of graph nodes: the length of every bitmap.
+    pub(super) fn total_nodes(&self) -> usize {
+        self.futs.len()
+            + self.tgs.len()
+            + self.acs.len()
+            + 2 * self.gcx.ids.len()
+            + self.excs.len()
+            + self.tasks.len()
+    }
+
+    /// The graph index of `x`: futures, task groups, coroutines, function
+    /// objects, frames kept by tracebacks, exceptions.
+    pub(super) fn idx(&self, x: N) -> usize {
+        self.idx_in(self.layout(), x)
+    }
+
+    /// The object counts that place each kind of node in the graph's index.
+    pub(super) fn layout(&self) -> Layout {
+        Layout {
+            futs: self.futs.len(),
+            tgs: self.tgs.len(),
+            acs: self.acs.len(),
+            tasks: self.tasks.len(),
+        }
+    }
+
+    /// The graph index `x` had when there were `l`'s objects (a collection
+    /// in progress keeps bitmaps made then).
+    pub(super) fn idx_in(&self, l: Layout, x: N) -> usize {
+        // Task groups and as_completeds share a range: `g` counts both.
+        let (f, a, g, c, nf) = (l.futs, l.tgs, l.tgs + l.acs, l.tasks, self.gcx.ids.len());
+        let dense = |i: NodeId| self.gcx.dense[i as usize] as usize;
+        match x {
+            N::Fut(i) => i as usize,
+            N::Tg(i) => f + i as usize,
+            N::Ac(i) => f + a + i as usize,
+            N::Coro(i) => f + g + i as usize,
+            N::Fn(i) => f + g + c + dense(i),
+            N::Frame(i) => f + g + c + nf + dense(i),
+            N::Exc(i) => f + g + c + 2 * nf + i as usize,
+        }
+    }
+
+    pub(super) fn node_of(&self, i: usize) -> N {
+        let (f, a, c, nf) = (
+            self.futs.len(),
+            self.tgs.len(),
+            self.tasks.len(),
+            self.gcx.ids.len(),
+        );
+        let g = a + self.acs.len();
+        if i < f {
+            N::Fut(i as u32)
+        } else if i < f + a {
+            N::Tg((i - f) as u32)
+        } else if i < f + g {
+            N::Ac((i - f - a) as u32)
+        } else if i < f + g + c {
+            N::Coro((i - f - g) as u32)
+        } else if i < f + g + c + nf {
+            N::Fn(self.gcx.ids[i - f - g - c])
+        } else if i < f + g + c + 2 * nf {
+            N::Frame(self.gcx.ids[i - f - g - c - nf])
+        } else {
+            N::Exc((i - f - g - c - 2 * nf) as u32)
+        }
+    }
+}
