@@ -208,7 +208,14 @@ impl Machine {
 
     fn tg_finish(&mut self, t: u32, g: u32, exc: ExcId, pend: PC) -> Act {
         let p13 = self.profile.taskgroup_313_exit;
-        let handled = (exc != NONE).then_some(exc);
+        // What `__aexit__` handles as it raises: the body's exception, which
+        // the `async with` passes in from its implicit handler, or else what
+        // the frame of the `async with` itself handles (its `except`).
+        let handled = if exc != NONE {
+            Some(exc)
+        } else {
+            self.handled_top(t)
+        };
         if let Some(b) = self.tgs[g as usize].base_error {
             self.excs.chain(b, handled);
             // Raised again out of `__aexit__`, it passes through the frame
