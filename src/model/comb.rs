@@ -77,7 +77,7 @@ pub struct AsCompleted {
     pub timer: Option<HId>,
     pub left: u32,
     pub results: Vec<V>,
-    /// Its timeout ran, so its closures are a cycle (`gc::N::Ac`).
+    /// Its timeout ran, so its closures are a cycle (`graph::N::Ac`).
     pub fired: bool,
     /// A collection freed that cycle.
     pub collected: bool,

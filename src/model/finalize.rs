@@ -229,7 +229,9 @@ impl Machine {
                     // error (unraisable here) and leaves the coroutine
                     // suspended where it yielded. A task its code woke (a
                     // callback it scheduled holds the task) resumes it there
-                    // (checked on 3.11.7, 3.12.1 and 3.13.0).
+                    // (checked on 3.11.7, 3.12.1 and 3.13.0). What the close
+                    // dropped on the way is deallocated now.
+                    self.cascade_now();
                     return;
                 } else {
                     self.drop_frames(t, lvl);

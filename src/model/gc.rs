@@ -16,10 +16,10 @@
 //!
 //! Refcounting frees garbage depth first from what was dropped, a frame's
 //! slots in `localsplus` order (`dealloc_order`). Not modelled (known
-//! gaps): the `except ... as e` variable of the runtime, and the order in which several objects are
-//! dropped at one moment (creation order is used). How a collection
-//! reorders the objects that survive it is replayed in `gcorder.rs`, with
-//! the simplifications it names.
+//! gaps): the `except ... as e` variable of the runtime, and the order in
+//! which several objects are dropped at one moment (creation order is
+//! used). How a collection reorders the objects that survive it is
+//! replayed in `gcorder.rs`, with the simplifications it names.
 
 use super::coro::Frame;
 use super::coro::NONE;
