@@ -102,7 +102,6 @@ impl Machine {
                     let task = &mut self.tasks[t as usize];
                     task.freed = false;
                     task.log_destroy_pending = false;
-                    task.weak_cleared = true;
                 }
             }
         }

@@ -26,9 +26,6 @@ pub struct Task {
     pub must_cancel: bool,
     pub num_cancels: u32,
     pub log_destroy_pending: bool,
-    /// A collection cleared the weak references to it and then found it
-    /// referenced again: alive, but `all_tasks()` no longer lists it.
-    pub weak_cleared: bool,
     /// Lowest frame index whose handlers are visible to a raise (see coro.rs).
     pub floor: usize,
     /// The runtime's table shows it destroyed: collected while pending, or
@@ -58,7 +55,6 @@ impl Task {
             must_cancel: false,
             num_cancels: 0,
             log_destroy_pending: true,
-            weak_cleared: false,
             floor: 0,
             destroyed: false,
             freed: false,

@@ -373,13 +373,15 @@ impl Machine {
         // kept: from here on they are reachable again.
         self.forget_cyclic();
         // The leftover tasks' futures, in creation order; the list keeps
-        // its capacity between runs.
+        // its capacity between runs. A task reported destroyed is not among
+        // them even if a finalizer brought it back: the collector cleared
+        // the loop's weak reference to it first.
         let mut futs = std::mem::take(&mut self.shutdown_refs);
         futs.clear();
         futs.extend(
             self.tasks
                 .iter()
-                .filter(|t| !t.freed && !t.weak_cleared && !self.done(t.fut))
+                .filter(|t| !t.freed && !t.destroyed && !self.done(t.fut))
                 .map(|t| t.fut),
         );
         if futs.is_empty() {
