@@ -190,12 +190,7 @@ impl Machine {
             self.tasks[t as usize].floor = lvl;
             let ge = match failed.take() {
                 Some(x) => x,
-                None => {
-                    let ge = self.excs.create(Cls::GeneratorExit, None);
-                    let h = self.close_handling(t);
-                    self.excs.chain(ge, h);
-                    ge
-                }
+                None => self.new_generator_exit(t),
             };
             let closed = self.run_until_level(t, lvl, ge);
             if let Some(super::coro::Comp::Raise(x)) = &closed
@@ -214,9 +209,7 @@ impl Machine {
                 if lvl > 0
                     && super::coro::level_kind(&self.tasks[t as usize].frames[lvl]) == Some(true)
                 {
-                    let again = self.excs.create(Cls::GeneratorExit, None);
-                    let h = self.close_handling(t);
-                    self.excs.chain(again, h);
+                    let again = self.new_generator_exit(t);
                     if self.run_until_level(t, lvl, again).is_none() {
                         self.drop_frames(t, lvl);
                     }
@@ -252,17 +245,20 @@ impl Machine {
         }
     }
 
-    /// The exception a GeneratorExit closing task `t`'s coroutine at its
-    /// floor chains to: `gen_send_ex` pushes the closed level's exception
-    /// state on top of the thread's, so when that level handles nothing it
-    /// is what the code running the close handles (a `(gc)` in a `finally`
-    /// during a cancel: checked on 3.11.7, 3.12.1, 3.13.0).
-    fn close_handling(&self, t: u32) -> Option<ExcId> {
-        self.handled_top(t).or_else(|| {
+    /// A GeneratorExit closing task `t`'s coroutine at its floor, chained:
+    /// `gen_send_ex` pushes the closed level's exception state on top of
+    /// the thread's, so when that level handles nothing it chains to what
+    /// the code running the close handles (a `(gc)` in a `finally` during
+    /// a cancel: checked on 3.11.7, 3.12.1, 3.13.0).
+    fn new_generator_exit(&mut self, t: u32) -> ExcId {
+        let ge = self.excs.create(Cls::GeneratorExit, None);
+        let h = self.handled_top(t).or_else(|| {
             self.current
                 .filter(|&c| c != t)
                 .and_then(|c| self.handled_top(c))
-        })
+        });
+        self.excs.chain(ge, h);
+        ge
     }
 
     /// Drops task `t`'s frames from `lvl` up without running more of them.

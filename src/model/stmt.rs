@@ -76,8 +76,6 @@ impl Machine {
         }
     }
 
-    /// Runs a statement that does not suspend; Err is an exception already
-    /// raised (chained) where `t` is.
     /// A statement that finished a future: raises what scheduling its
     /// callbacks on a closed loop raised (`closed_loop_callbacks`).
     fn raised_if(&mut self, t: Option<u32>, closed: Option<ExcId>) -> Result<V, ExcId> {
@@ -90,6 +88,8 @@ impl Machine {
         }
     }
 
+    /// Runs a statement that does not suspend; Err is an exception already
+    /// raised (chained) where `t` is.
     pub fn simple(&mut self, t: Option<u32>, node: NodeId) -> Result<V, ExcId> {
         let p = self.p();
         match p.kind(node) {

@@ -217,13 +217,8 @@ impl Machine {
             self.handled_top(t)
         };
         if let Some(b) = self.tgs[g as usize].base_error {
-            self.excs.chain(b, handled);
-            // Raised again out of `__aexit__`, it passes through the frame
-            // of the `async with`, as the group does below.
-            self.tb_here(Some(t), b);
-            self.tb_ref(b, super::gc::TbRef::Tg(g));
-            self.aexit_args_held(g, b);
-            return Act::Pop(Comp::Raise(b));
+            // `raise self._base_error`: no local names it.
+            return self.aexit_raise(t, g, b, handled, false);
         }
         let parent = self.tgs[g as usize].parent;
         if p13 && self.tgs[g as usize].parent_cancel_requested && self.uncancel(parent) == 0 {
@@ -232,15 +227,8 @@ impl Machine {
         if let Some(pe) = self.tgs[g as usize].propagate
             && self.tgs[g as usize].errors.is_empty()
         {
-            self.excs.chain(pe, handled);
-            // `raise propagate_cancellation_error` in __aexit__: its frame
-            // (self, and the local naming the exception) joins the
-            // traceback, so the exception keeps itself alive in a cycle.
-            self.tb_ref(pe, super::gc::TbRef::Tg(g));
-            self.tb_ref(pe, super::gc::TbRef::Exc(pe));
-            self.aexit_args_held(g, pe);
-            self.aexit_frame_holds(g, pe);
-            return Act::Pop(Comp::Raise(pe));
+            // `raise propagate_cancellation_error`.
+            return self.aexit_raise(t, g, pe, handled, true);
         }
         if exc != NONE && !self.excs.cls(exc).is_cancelled() {
             self.tgs[g as usize].errors.push(exc);
@@ -253,11 +241,7 @@ impl Machine {
                     // `_parent_task.cancel()` raised (the loop is closed):
                     // out of `__aexit__` before the group is made.
                     self.tgs[g as usize].errors.clear();
-                    self.excs.chain(x, handled);
-                    self.tb_here(Some(t), x);
-                    self.tb_ref(x, super::gc::TbRef::Tg(g));
-                    self.aexit_args_held(g, x);
-                    return Act::Pop(Comp::Raise(x));
+                    return self.aexit_raise(t, g, x, handled, false);
                 }
             }
             let errors = std::mem::take(&mut self.tgs[g as usize].errors);
@@ -270,20 +254,38 @@ impl Machine {
             let me = self
                 .excs
                 .group(cls, "unhandled errors in a TaskGroup", errors);
-            self.excs.chain(me, handled);
+            // `raise me from None` (the group keeps itself alive in a
+            // cycle, checked on 3.11.7, 3.12.1, 3.13.0, and with it every
+            // frame its traceback holds).
             self.excs.get_mut(me).suppress = true;
-            self.tb_here(Some(t), me);
-            // `raise me from None` in __aexit__: its frame (self, and the
-            // local `me`) joins the traceback, so the group keeps itself
-            // alive in a cycle (checked on 3.11.7, 3.12.1, 3.13.0), and
-            // with it every frame its traceback holds.
-            self.tb_ref(me, super::gc::TbRef::Tg(g));
-            self.tb_ref(me, super::gc::TbRef::Exc(me));
-            self.aexit_args_held(g, me);
-            self.aexit_frame_holds(g, me);
-            return Act::Pop(Comp::Raise(me));
+            return self.aexit_raise(t, g, me, handled, true);
         }
         Act::Pop(self.load(pend))
+    }
+
+    /// `x` raised out of `__aexit__` while it handles `handled`. It passes
+    /// through the frame of the `async with`, and its traceback keeps
+    /// `__aexit__`'s frame: `self` (the group), its arguments, and, when a
+    /// `local` of that frame names `x`, `x` itself, a cycle.
+    fn aexit_raise(
+        &mut self,
+        t: u32,
+        g: u32,
+        x: ExcId,
+        handled: Option<ExcId>,
+        local: bool,
+    ) -> Act {
+        self.excs.chain(x, handled);
+        self.tb_here(Some(t), x);
+        self.tb_ref(x, super::gc::TbRef::Tg(g));
+        if local {
+            self.tb_ref(x, super::gc::TbRef::Exc(x));
+        }
+        self.aexit_args_held(g, x);
+        if local {
+            self.aexit_frame_holds(g, x);
+        }
+        Act::Pop(Comp::Raise(x))
     }
 
     /// `r`, raised out of `__aexit__`, keeps its frame and so its
