@@ -8,10 +8,15 @@ use super::coro::{Act, Comp, Frame, NONE, Sig};
 use super::eventloop::HId;
 use super::exc::{Cls, ExcId};
 use super::fut::{Cb, FKind, FState, FutId, V};
+use super::graph::N;
 use super::machine::Machine;
 use crate::ast::{Kind, NodeId, WaitWhen};
 use std::collections::VecDeque;
 use std::rc::Rc;
+
+/// What `ensure_future(fut, loop=loop)` raises for a future of another loop.
+pub(super) const OTHER_LOOP: &str =
+    "The future belongs to a different loop than the one specified as the loop argument";
 
 #[derive(Clone, Debug, Default)]
 pub struct Gather {
@@ -143,19 +148,20 @@ impl Machine {
             unreachable!()
         };
         let args = self.awaitables(t, node)?;
-        self.gather_of(args, return_exceptions)
+        self.gather_of(t, args, return_exceptions)
     }
 
     /// `gather(*futs, return_exceptions=True)` over the shutdown's list
     /// of leftover tasks (which stays a root meanwhile).
     pub fn gather_shutdown_refs(&mut self) -> FutId {
         let args = self.shutdown_refs.iter().map(|&f| Ok(f)).collect();
-        self.gather_of(args, true)
+        self.gather_of(None, args, true)
             .expect("gathering existing futures creates no task")
     }
 
     fn gather_of(
         &mut self,
+        t: Option<u32>,
         args: Vec<Result<FutId, NodeId>>,
         return_exceptions: bool,
     ) -> Result<FutId, ExcId> {
@@ -177,7 +183,11 @@ impl Machine {
         self.gathers[gid as usize].coro_next = self.reserve_gc_keys(ncoros);
         self.gathers[gid as usize].coro_left = ncoros;
         self.gathering.push(gid);
-        for a in args {
+        // gather() takes its loop from its first argument: the future's
+        // own, or for a coroutine `events.get_event_loop()`. With no loop
+        // running that is the policy's loop (see `policy_task`).
+        let mut on_policy: Option<bool> = None;
+        for a in args.iter().copied() {
             let fut = match a {
                 // `arg_to_fut`: a future seen before is a child again.
                 Ok(f) if self.gathers[gid as usize].children.contains(&f) => {
@@ -186,15 +196,35 @@ impl Machine {
                 }
                 a => {
                     let is_coro = a.is_err();
+                    let policy = *on_policy.get_or_insert(is_coro && !self.running);
                     if is_coro {
                         let g = &mut self.gathers[gid as usize];
                         self.made_coro_key = Some(g.coro_next);
                         g.coro_next += 2;
                         g.coro_left -= 1;
                     }
-                    self.creating_gather = Some(gid);
-                    let made = self.ensure_future(a);
-                    self.creating_gather = None;
+                    let made = match (a, policy) {
+                        (Err(c), true) => {
+                            self.made_coro_key = None;
+                            Ok(self.policy_task(c))
+                        }
+                        (Ok(_), true) => {
+                            Err(self.gather_refused(t, gid, &args, Cls::VALUE, OTHER_LOOP))
+                        }
+                        (Err(_), false) if self.lp.closed => Err(self.gather_refused(
+                            t,
+                            gid,
+                            &args,
+                            Cls::RUNTIME,
+                            "Event loop is closed",
+                        )),
+                        (a, false) => {
+                            self.creating_gather = Some(gid);
+                            let made = self.ensure_future(a);
+                            self.creating_gather = None;
+                            made
+                        }
+                    };
                     let f = match made {
                         Ok(f) => f,
                         Err(e) => {
@@ -225,6 +255,48 @@ impl Machine {
             self.gather_done_cb(gid, f);
         }
         Ok(outer)
+    }
+
+    /// What `ensure_future` raises for gather()'s argument list `args`
+    /// when an argument belongs to another loop than the first one's: the
+    /// traceback's frames (gather's locals) hold the arguments and the
+    /// children made so far, which keep their callbacks (outer is None).
+    fn gather_refused(
+        &mut self,
+        t: Option<u32>,
+        gid: u32,
+        args: &[Result<FutId, NodeId>],
+        cls: Cls,
+        msg: &str,
+    ) -> ExcId {
+        self.made_coro_key = None;
+        let e = self.raise_new(t, cls, msg);
+        let held: Vec<FutId> = args
+            .iter()
+            .filter_map(|a| a.ok())
+            .chain(self.gathers[gid as usize].children.iter().copied())
+            .collect();
+        for f in held {
+            self.tb_ref(e, super::gc::TbRef::Fut(f));
+        }
+        e
+    }
+
+    /// A task that code running with no loop running (a coroutine that
+    /// swallowed the GeneratorExit of a close, after main's run) makes for
+    /// a coroutine argument of gather() or shield(): `_ensure_future` takes
+    /// `events.get_event_loop()`, the policy's loop, and creates it there.
+    /// That loop never runs, and its ready queue keeps the task, so the
+    /// task stays pending for good, its coroutine never started; no task
+    /// factory of the runtime sees it, so the trace never names it
+    /// (checked on 3.11.7, 3.12.1 and 3.13.0). Its future holds the done
+    /// callbacks its caller adds.
+    pub(super) fn policy_task(&mut self, c: NodeId) -> FutId {
+        let f = self.new_fut(FKind::Plain);
+        let func = self.aw_fn(c);
+        self.policy_loop.push(N::Fut(f));
+        self.policy_loop.push(N::Fn(func));
+        f
     }
 
     /// gather's `_done_callback(fut)`.
@@ -291,7 +363,10 @@ impl Machine {
             .awaitables(t, node)?
             .pop()
             .expect("shield has an operand");
-        let inner = self.ensure_future(a)?;
+        let inner = match a {
+            Err(c) if !self.running => self.policy_task(c),
+            a => self.ensure_future(a)?,
+        };
         if self.done(inner) {
             return Ok(inner);
         }

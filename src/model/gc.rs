@@ -417,6 +417,7 @@ impl Machine {
         for &f in &self.bg {
             out.push(N::Fut(f));
         }
+        out.extend_from_slice(&self.policy_loop);
         if final_collect {
             // An exception in flight while the final collection closes a
             // coroutine holds what its traceback holds.

@@ -120,6 +120,10 @@ pub struct Machine {
     pub acs: Vec<super::comb::AsCompleted>,
     /// The background set of `spawn :keep`, in insertion order.
     pub bg: Vec<FutId>,
+    /// What the policy's event loop holds: tasks that code running with
+    /// no loop running made on it (`comb.rs::policy_task`), and their
+    /// coroutines. That loop never runs, so they stay pending and alive.
+    pub policy_loop: Vec<super::graph::N>,
     /// Functions whose frames have finished (their locals are gone).
     pub fn_done: Vec<bool>,
     /// Functions whose frame something may keep (a traceback, or a kept
@@ -237,6 +241,7 @@ impl Machine {
             waits: Vec::new(),
             acs: Vec::new(),
             bg: Vec::new(),
+            policy_loop: Vec::new(),
             fn_done: Vec::new(),
             frame_kept: Vec::new(),
             frame_back: Vec::new(),
@@ -330,6 +335,7 @@ impl Machine {
         self.waits.clear();
         self.acs.clear();
         self.bg.clear();
+        self.policy_loop.clear();
         self.fn_done.clear();
         self.fn_done.resize(2 * p.len(), false);
         self.frame_kept.clear();

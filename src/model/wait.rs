@@ -89,11 +89,7 @@ impl Machine {
             // and `ensure_future(f, loop=loop)` refuses the first of them
             // (checked on 3.11.7, 3.12.1, 3.13.0). The frames in its
             // traceback hold the argument list.
-            let e = self.raise_new(
-                Some(t),
-                Cls::VALUE,
-                "The future belongs to a different loop than the one specified as the loop argument",
-            );
+            let e = self.raise_new(Some(t), Cls::VALUE, super::comb::OTHER_LOOP);
             for f in args.into_iter().flatten() {
                 self.tb_ref(e, super::gc::TbRef::Fut(f));
             }
