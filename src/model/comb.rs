@@ -429,6 +429,7 @@ impl Machine {
                     Sig::Start => {}
                     Sig::Child(Comp::Raise(e)) => {
                         // Queue.get's `except: getter.cancel(); ...; raise`
+                        self.tb_ref(e, super::gc::TbRef::Ac(a));
                         let getter = b;
                         if let Err(rt) = self.fut_cancel_checked(getter, None) {
                             self.excs.chain(rt, Some(e));
@@ -464,15 +465,18 @@ impl Machine {
                     };
                     self.acs[a as usize].left -= 1;
                     match item {
+                        // Raised in `_wait_for_one`, whose frame holds the queue.
                         None => {
                             let e = self.raise_new(Some(t), Cls::TIMEOUT, "");
                             self.excs.get_mut(e).msg = None;
+                            self.tb_ref(e, super::gc::TbRef::Ac(a));
                             return Act::Pop(Comp::Raise(e));
                         }
                         Some(f) => match self.result(f) {
                             Ok(v) => self.acs[a as usize].results.push(v),
                             Err(e) => {
                                 self.raise_here(Some(t), e);
+                                self.tb_ref(e, super::gc::TbRef::Ac(a));
                                 return Act::Pop(Comp::Raise(e));
                             }
                         },

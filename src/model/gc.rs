@@ -64,6 +64,9 @@ pub enum TbRef {
     Tg(u32),
     /// A frame's local holding an exception (often the one raised: a cycle).
     Exc(ExcId),
+    /// `as_completed`'s frames (`Queue.get`'s `self`, `_wait_for_one`'s
+    /// closure cell or, on 3.13, its iterator): its queue.
+    Ac(u32),
 }
 
 /// The exceptions a result list holds (`gather(..., return_exceptions=True)`
@@ -94,6 +97,7 @@ fn tb_edges(tb: &[TbRef], out: &mut Vec<N>) {
         TbRef::Fut(f) => N::Fut(f),
         TbRef::Tg(g) => N::Tg(g),
         TbRef::Exc(x) => N::Exc(x),
+        TbRef::Ac(a) => N::Ac(a),
     }));
 }
 
@@ -342,14 +346,16 @@ impl Machine {
             }
             N::Ac(a) => {
                 let x = &self.acs[a as usize];
-                // Before its timeout runs there is no cycle: the node stands
-                // for nothing, and every index walk meets it.
-                if x.collected || !x.fired {
+                if x.collected {
                     return;
                 }
                 out.extend(x.queue.iter().flatten().map(|&f| N::Fut(f)));
                 out.extend(x.getters.iter().map(|&c| N::Fut(c)));
-                out.push(N::Ac(a));
+                // Before its timeout runs there is no cycle: only a
+                // traceback through `Queue.get` refers to the queue.
+                if x.fired {
+                    out.push(N::Ac(a));
+                }
             }
             N::Exc(e) => {
                 let o = self.excs.get(e);

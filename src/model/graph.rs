@@ -17,11 +17,12 @@ pub enum N {
     Exc(ExcId),
     /// A task's coroutine object.
     Coro(u32),
-    /// An `as_completed` whose timeout ran: its closures are a reference
+    /// An `as_completed`'s queue, which a traceback through its frames
+    /// keeps. Once its timeout has run, its closures are also a reference
     /// cycle (3.11/3.12: cell `timeout_handle` -> the TimerHandle, which
     /// keeps its callback `_on_timeout` -> cell `_on_completion` -> that
     /// function -> the cell; 3.13: the iterator <-> its handle's bound
-    /// method), which holds its queue until a collection frees it.
+    /// method), which holds the queue until a collection frees it.
     Ac(u32),
 }
 
