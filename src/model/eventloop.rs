@@ -21,6 +21,11 @@ pub struct Handle<C: Copy> {
     /// In the timer heap (`_scheduled`).
     pub scheduled: bool,
     pub live: bool,
+    /// Its place in the collector's list (`gcorder.rs`), and that of the
+    /// object its callback is when the model counts one (a task's step
+    /// wrapper, allocated just before the handle).
+    pub key: u32,
+    pub wrap_key: u32,
 }
 
 pub struct EventLoop<C: Copy> {
@@ -34,6 +39,9 @@ pub struct EventLoop<C: Copy> {
     pub iteration: u32,
     /// `loop.close()` ran: `call_soon` raises RuntimeError from now on.
     pub closed: bool,
+    /// The collector list's allocation clock (`gcorder.rs`): the last
+    /// position given out, to handles and to the machine's objects alike.
+    pub clock: u32,
 }
 
 impl<C: Copy> Default for EventLoop<C> {
@@ -47,6 +55,7 @@ impl<C: Copy> Default for EventLoop<C> {
             stopping: false,
             iteration: 0,
             closed: false,
+            clock: 0,
         }
     }
 }
@@ -61,15 +70,20 @@ impl<C: Copy> EventLoop<C> {
         self.stopping = false;
         self.iteration = 0;
         self.closed = false;
+        self.clock = 0;
     }
 
     fn alloc(&mut self, cb: C, when: f64) -> HId {
+        // Steps of two leave room for the object allocated just before.
+        self.clock += 2;
         let h = Handle {
             cb,
             cancelled: false,
             when,
             scheduled: false,
             live: true,
+            key: self.clock,
+            wrap_key: self.clock - 1,
         };
         self.handles.push(h);
         self.handles.len() as HId - 1

@@ -147,6 +147,9 @@ impl Machine {
     }
 
     pub fn add_done_callback(&mut self, f: FutId, cb: Cb) {
+        if let Cb::Wakeup(t) = cb {
+            self.tasks[t as usize].wake_key = self.next_gc_key();
+        }
         if self.futs[f as usize].done() {
             self.call_soon_cb(cb, f);
         } else {

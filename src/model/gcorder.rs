@@ -11,27 +11,35 @@
 //!
 //! The model keeps a key per future and per task coroutine: their order in
 //! that list. At each `(gc)` it replays the scan over the objects it
-//! models. What refers to a future through a done callback or a handle
-//! (small objects allocated after what they hold) reaches it late: after
-//! the scan of the list as it was. Objects referred to from outside the
-//! list stay in place: the current task (`_current_tasks`); what the
-//! frame calling `gc.collect()` holds (an executing frame's locals are not
-//! traversed); a task in its eager first step and its coroutine
-//! (`create_task`'s frames), and the task that step displaced as current
-//! (`swap_current_task` holds it); the background set (frozen by the worker);
-//! `main_task` (a local of the runtime); what a running `gather()` is
-//! handed, its argument coroutines too before their tasks exist; the
-//! exceptions in flight. The running handle refers to what it holds late,
-//! as a queued one does. Known simplifications: frames,
+//! models, which also include the small objects between a task and what
+//! reaches it: the loop's handles (reached from the loop, allocated before
+//! everything, so traversed in place), the object allocated just before
+//! each handle that only the handle refers to (a task's step wrapper, the
+//! `args` tuple naming a future, `Timeout._on_timeout`), each task's
+//! `__wakeup` method object (made when it awaits a future, kept by that
+//! future's callbacks, then by the handle that runs it), and `_drive`'s
+//! shutdown list. The handles and their objects take places from the same
+//! allocation clock (`EventLoop::clock`). Other done callbacks and handle
+//! targets (closures and bound methods made at other times, a Timeout
+//! object) reach their objects late: after the scan of the list as it
+//! was. Objects referred to from outside the list stay in place: the
+//! current task (`_current_tasks`); what the frame calling `gc.collect()`
+//! holds (an executing frame's locals are not traversed); a task in its
+//! eager first step and its coroutine (`create_task`'s frames), and the
+//! task that step displaced as current (`swap_current_task` holds it); the
+//! background set (frozen by the worker); `main_task` (a local of the
+//! runtime) and the future `run_until_complete` runs; what a running
+//! `gather()` is handed, its argument coroutines too before their tasks
+//! exist; the exceptions in flight; the shutdown list. The running handle
+//! refers to what it holds late. Known simplifications: frames,
 //! exceptions and task groups count as part of whichever scanned object
-//! reaches them first, and late referrers all come after the list. The
-//! differential suite at size 50 still finds 0 or 1 finalization-only
-//! differences per 1,000 programs and profile.
+//! reaches them first, and late referrers all come after the list.
 
 use super::coro::NONE;
-use super::fut::FKind;
+use super::fut::{Cb, FKind};
 use super::graph::N;
 use super::machine::Machine;
+use super::run::Hcb;
 
 /// Where a scanned object stands in the replayed `move_unreachable`.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -63,15 +71,15 @@ impl Machine {
     /// A new position after every object allocated so far.
     pub(super) fn next_gc_key(&mut self) -> u32 {
         // Steps of two leave each task's coroutine the key before its own.
-        self.gc_next_key += 2;
-        self.gc_next_key
+        self.lp.clock += 2;
+        self.lp.clock
     }
 
     /// `n` new positions, two apart, for objects allocated now but handed
     /// out later (the coroutines of a gather's arguments); the first.
     pub(super) fn reserve_gc_keys(&mut self, n: u32) -> u32 {
-        let first = self.gc_next_key + 2;
-        self.gc_next_key += 2 * n;
+        let first = self.lp.clock + 2;
+        self.lp.clock += 2 * n;
         first
     }
 
@@ -92,26 +100,58 @@ impl Machine {
     fn replay_scan(&mut self, mark: &[bool]) {
         let total = mark.len();
         let mut sc = std::mem::take(&mut self.gc_scan);
-        // The scanned objects: surviving futures and pending tasks'
-        // coroutines, in list order.
+        // The scanned objects in list order: surviving futures, pending
+        // tasks' coroutines, the `__wakeup` method objects their callbacks
+        // or handles hold, and the loop's handles with their step wrappers.
         sc.items.clear();
+        sc.wake_loc.clear();
+        sc.wake_loc.resize(self.tasks.len(), NONE);
         for (f, fut) in self.futs.iter().enumerate() {
             if !mark[f] || fut.dead {
                 continue;
             }
-            sc.items.push(N::Fut(f as u32));
+            sc.items.push(It::G(N::Fut(f as u32)));
             if let FKind::Task(t) = fut.kind
                 && !fut.done()
             {
-                sc.items.push(N::Coro(t));
+                sc.items.push(It::G(N::Coro(t)));
+            }
+            for &cb in &fut.callbacks {
+                if let Cb::Wakeup(t) = cb {
+                    add_wake(&mut sc, t);
+                }
             }
         }
-        sc.items.sort_by_key(|&x| self.gc_key(x));
+        for &h in self.lp.ready.iter().chain(&self.lp.heap) {
+            let x = self.lp.handles[h as usize];
+            if x.cancelled {
+                continue;
+            }
+            sc.items.push(It::Hd(h));
+            if has_wrap(x.cb) {
+                sc.items.push(It::Wrap(h));
+            }
+            if let Hcb::FutCb(Cb::Wakeup(t), _) = x.cb {
+                add_wake(&mut sc, t);
+            }
+        }
+        if !self.shutdown_refs.is_empty() {
+            sc.items.push(It::Shutdown);
+        }
+        sc.items.sort_by_key(|&x| self.item_key(x));
         let n = sc.items.len();
         sc.loc.clear();
         sc.loc.resize(total, NONE);
+        sc.hd_loc.clear();
+        sc.hd_loc.resize(self.lp.handles.len(), (NONE, NONE));
         for (i, &x) in sc.items.iter().enumerate() {
-            sc.loc[self.idx(x)] = i as u32;
+            match x {
+                It::G(g) => sc.loc[self.idx(g)] = i as u32,
+                It::Wake(t) => sc.wake_loc[t as usize] = i as u32,
+                It::Hd(h) => sc.hd_loc[h as usize].0 = i as u32,
+                It::Wrap(h) => sc.hd_loc[h as usize].1 = i as u32,
+                It::Shutdown => {}
+            }
         }
         sc.seen_other.clear();
         sc.seen_other.resize(total, false);
@@ -124,6 +164,15 @@ impl Machine {
         order.clear();
         let mut direct = std::mem::take(&mut sc.direct);
         let mut later = std::mem::take(&mut sc.later);
+        // The loop, allocated before everything, is traversed first: its
+        // ready queue and timer heap reach their handles, which are then
+        // traversed in place.
+        // `_drive`'s shutdown list, held by its executing frame, likewise.
+        for (i, &x) in sc.items.iter().enumerate() {
+            if let It::Hd(_) | It::Shutdown = x {
+                sc.st[i] = St::Reached;
+            }
+        }
         // Referred to from outside the list, so in place: the current task
         // (`_current_tasks`, frozen with the worker); a task in its eager
         // first step and its coroutine (locals of `create_task`'s frames).
@@ -145,21 +194,16 @@ impl Machine {
         }
         direct.extend(self.bg.iter().map(|&f| N::Fut(f)));
         direct.extend(self.main_ref.map(N::Fut));
+        // `run_until_complete`'s executing frame holds its future.
+        direct.extend(self.until.map(N::Fut));
         for &g in &self.gathering {
             direct.extend(self.gathers[g as usize].children.iter().map(|&c| N::Fut(c)));
         }
         direct.extend(self.inflight.iter().map(|&e| N::Exc(e)));
-        // Through the loop's handles and the shutdown's list: late.
-        for &h in self.lp.ready.iter().chain(&self.lp.heap) {
-            let x = self.lp.handles[h as usize];
-            if !x.cancelled {
-                self.handle_edges(x.cb, &mut later);
-            }
-        }
+        // Through the running handle: late.
         if let Some(cb) = self.running_handle {
             self.handle_edges(cb, &mut later);
         }
-        later.extend(self.shutdown_refs.iter().map(|&f| N::Fut(f)));
         self.reach(&mut sc, mark, &mut direct, &mut later);
         // gather()'s argument coroutines not yet wrapped in a task: its
         // executing frame holds them, so they stay in place. (Only an eager
@@ -182,7 +226,7 @@ impl Machine {
                 if i >= n {
                     unwrapped_at.resize(unwrapped.len(), order.len());
                 } else {
-                    let k = self.gc_key(sc.items[sc.young[i] as usize]);
+                    let k = self.item_key(sc.items[sc.young[i] as usize]);
                     while unwrapped_at.len() < unwrapped.len()
                         && unwrapped[unwrapped_at.len()].0 < k
                     {
@@ -211,8 +255,9 @@ impl Machine {
             match sc.st[x] {
                 St::Reached => {
                     sc.st[x] = St::Done;
-                    order.push(sc.items[x]);
-                    self.refs_of(sc.items[x], &mut direct, &mut later);
+                    let item = sc.items[x];
+                    order.push(item);
+                    self.refs_of(&mut sc, item, &mut direct, &mut later);
                     self.reach(&mut sc, mark, &mut direct, &mut later);
                 }
                 St::Unseen => sc.st[x] = St::Aside,
@@ -234,9 +279,13 @@ impl Machine {
             }
             let key = self.next_gc_key();
             match x {
-                N::Fut(f) => self.futs[f as usize].key = key,
-                N::Coro(t) => self.tasks[t as usize].coro_key = Some(key),
-                _ => unreachable!(),
+                It::G(N::Fut(f)) => self.futs[f as usize].key = key,
+                It::G(N::Coro(t)) => self.tasks[t as usize].coro_key = Some(key),
+                It::Wake(t) => self.tasks[t as usize].wake_key = key,
+                It::Hd(h) => self.lp.handles[h as usize].key = key,
+                It::Wrap(h) => self.lp.handles[h as usize].wrap_key = key,
+                It::Shutdown => self.shutdown_key = key,
+                It::G(_) => unreachable!(),
             }
         }
         for &(_, g) in &unwrapped[u..] {
@@ -257,16 +306,59 @@ impl Machine {
         self.gathers[g as usize].coro_next = self.reserve_gc_keys(left);
     }
 
-    /// What a scanned object refers to: directly, or through a done
-    /// callback (allocated later, so late).
-    fn refs_of(&self, x: N, direct: &mut Vec<N>, later: &mut Vec<N>) {
-        if let N::Fut(f) = x {
-            for &cb in &self.futs[f as usize].callbacks {
-                self.cb_edges(cb, later);
+    /// The list position of a scanned object.
+    fn item_key(&self, x: It) -> u32 {
+        match x {
+            It::G(g) => self.gc_key(g),
+            It::Wake(t) => self.tasks[t as usize].wake_key,
+            It::Hd(h) => self.lp.handles[h as usize].key,
+            It::Wrap(h) => self.lp.handles[h as usize].wrap_key,
+            It::Shutdown => self.shutdown_key,
+        }
+    }
+
+    /// What a scanned object refers to: scanned objects directly (into
+    /// `r.direct_it`), other objects directly, or through a done callback
+    /// the model gives no place (allocated later, so late).
+    fn refs_of(&self, r: &mut Scan, x: It, direct: &mut Vec<N>, later: &mut Vec<N>) {
+        match x {
+            It::G(N::Fut(f)) => {
+                for &cb in &self.futs[f as usize].callbacks {
+                    match cb {
+                        Cb::Wakeup(t) => r.direct_it.push(r.wake_loc[t as usize]),
+                        cb => self.cb_edges(cb, later),
+                    }
+                }
+                self.fut_own_edges(f, direct);
             }
-            self.fut_own_edges(f, direct);
-        } else {
-            self.edges(x, direct);
+            It::G(g) => self.edges(g, direct),
+            It::Wake(t) => direct.push(N::Fut(self.tasks[t as usize].fut)),
+            It::Hd(h) => {
+                let cb = self.lp.handles[h as usize].cb;
+                if has_wrap(cb) {
+                    r.direct_it.push(r.hd_loc[h as usize].1);
+                }
+                match cb {
+                    Hcb::FutCb(Cb::Wakeup(t), _) => r.direct_it.push(r.wake_loc[t as usize]),
+                    Hcb::FutCb(cb, _) => self.cb_edges(cb, later),
+                    Hcb::Step(..)
+                    | Hcb::SetResultUnlessCancelled(_)
+                    | Hcb::ReleaseWaiter(_)
+                    | Hcb::TimeoutFire(_) => {}
+                    // A program function, or as_completed's `_on_timeout`
+                    // closure: objects the model gives no place.
+                    Hcb::User(_) | Hcb::AcTimeout(_) => self.handle_edges(cb, later),
+                }
+            }
+            It::Shutdown => direct.extend(self.shutdown_refs.iter().map(|&f| N::Fut(f))),
+            It::Wrap(h) => match self.lp.handles[h as usize].cb {
+                Hcb::FutCb(_, f) | Hcb::SetResultUnlessCancelled(f) | Hcb::ReleaseWaiter(f) => {
+                    direct.push(N::Fut(f))
+                }
+                // `_on_timeout`'s Timeout object, which has no place either.
+                cb @ Hcb::TimeoutFire(_) => self.handle_edges(cb, later),
+                cb => self.handle_edges(cb, direct),
+            },
         }
     }
 
@@ -274,14 +366,18 @@ impl Machine {
     /// is traversed in place if the scan has not passed it, or moved to the
     /// end if the scan set it aside; one reached late waits for `late`.
     fn reach(&self, r: &mut Scan, mark: &[bool], direct: &mut Vec<N>, later: &mut Vec<N>) {
-        self.follow(r, mark, direct, |r, k| match r.st[k as usize] {
+        let at = |r: &mut Scan, k: u32| match r.st[k as usize] {
             St::Unseen => r.st[k as usize] = St::Reached,
             St::Aside => {
                 r.st[k as usize] = St::Reached;
                 r.young.push(k);
             }
             St::Reached | St::Done => {}
-        });
+        };
+        for k in std::mem::take(&mut r.direct_it) {
+            at(r, k);
+        }
+        self.follow(r, mark, direct, at);
         self.follow(r, mark, later, |r, k| r.late.push(k));
     }
 
@@ -315,6 +411,41 @@ impl Machine {
     }
 }
 
+/// An object the replay scans: a graph node with a finalizer (future,
+/// coroutine), a task's `__wakeup` method object, a loop handle, or the
+/// step wrapper (`TaskStepMethWrapper`) a task's step handle calls.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum It {
+    G(N),
+    Wake(u32),
+    Hd(super::eventloop::HId),
+    Wrap(super::eventloop::HId),
+    /// `_drive`'s list of the shutdown's tasks.
+    Shutdown,
+}
+
+/// Whether a handle's callback comes with an object allocated just before
+/// the handle, which only the handle refers to: a task's step wrapper, the
+/// bound method `Timeout._on_timeout`, or the `args` tuple naming a future.
+fn has_wrap(cb: Hcb) -> bool {
+    matches!(
+        cb,
+        Hcb::Step(..)
+            | Hcb::FutCb(..)
+            | Hcb::SetResultUnlessCancelled(_)
+            | Hcb::ReleaseWaiter(_)
+            | Hcb::TimeoutFire(_)
+    )
+}
+
+/// A task's `__wakeup` object, once among the scanned objects.
+fn add_wake(sc: &mut Scan, t: u32) {
+    if sc.wake_loc[t as usize] == NONE {
+        sc.wake_loc[t as usize] = 0;
+        sc.items.push(It::Wake(t));
+    }
+}
+
 /// The replay's buffers, kept between collections: the scanned objects in
 /// list order, the index among them of each graph node, which other nodes
 /// were followed through, each scanned object's state, the list as the
@@ -322,13 +453,19 @@ impl Machine {
 /// running gathers' argument coroutines that have no task yet.
 #[derive(Default)]
 pub struct Scan {
-    items: Vec<N>,
+    items: Vec<It>,
     loc: Vec<u32>,
+    /// Index among the scanned objects of each task's `__wakeup` object,
+    /// and of each handle and its step wrapper.
+    wake_loc: Vec<u32>,
+    hd_loc: Vec<(u32, u32)>,
+    /// Scanned objects a traversed one refers to directly.
+    direct_it: Vec<u32>,
     seen_other: Vec<bool>,
     st: Vec<St>,
     young: Vec<u32>,
     late: Vec<u32>,
-    order: Vec<N>,
+    order: Vec<It>,
     direct: Vec<N>,
     later: Vec<N>,
     /// Running gathers' unwrapped argument coroutines, (first key, gather),

@@ -41,6 +41,10 @@ pub struct Task {
     /// Its coroutine's place in the collector's list: None while just
     /// before the task's own (it is allocated just before the task).
     pub coro_key: Option<u32>,
+    /// The place of its `__wakeup` method object, made each time it
+    /// awaits a future and kept by that future's callbacks, then by the
+    /// handle that runs it.
+    pub wake_key: u32,
 }
 
 impl Task {
@@ -62,6 +66,7 @@ impl Task {
             done_cancelling: 0,
             closing: false,
             coro_key: None,
+            wake_key: 0,
         }
     }
 }
@@ -152,13 +157,14 @@ pub struct Machine {
     pub empty_msg: Rc<str>,
     /// `gcorder.rs`'s buffers.
     pub gc_scan: super::gcorder::Scan,
-    /// The last key given out in the collector's list (`gcorder.rs`).
-    pub gc_next_key: u32,
     /// The list position of a coroutine made before its task (a gather's
     /// argument), for the task created next.
     pub made_coro_key: Option<u32>,
     /// The shutdown's task list, while it holds it.
     pub shutdown_refs: Vec<FutId>,
+    /// The collector-list place of that list (`gcorder.rs`), made when
+    /// the shutdown began.
+    pub shutdown_key: u32,
     /// The exception that left the main run into the runtime's `_drive`
     /// (main's, re-raised by `result()`, or an escaped KeyboardInterrupt):
     /// its traceback holds `_drive`'s frame, whose shutdown loop variable
@@ -250,8 +256,8 @@ impl Machine {
             running_handle: None,
             main_ref: None,
             shutdown_refs: Vec::new(),
+            shutdown_key: 0,
             drive_exc: None,
-            gc_next_key: 0,
             made_coro_key: None,
             gc_scan: Default::default(),
             empty_msg: Rc::from(""),
@@ -349,7 +355,6 @@ impl Machine {
         self.running_handle = None;
         self.shutdown_refs.clear();
         self.drive_exc = None;
-        self.gc_next_key = 0;
         self.made_coro_key = None;
         self.inject.clear();
         self.inject.extend_from_slice(inject);

@@ -389,6 +389,7 @@ impl Machine {
             return;
         }
         self.ev_none(What::Phase("shutdown".into()));
+        self.shutdown_key = self.next_gc_key();
         // `_cancel_all_tasks`'s list keeps them from here on, and
         // `_drive`'s loop variable `t` the last of them for good.
         if let (Some(e), Some(&last)) = (self.drive_exc, futs.last()) {
