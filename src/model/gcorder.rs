@@ -138,7 +138,14 @@ impl Machine {
         if !self.shutdown_refs.is_empty() {
             sc.items.push(It::Shutdown);
         }
-        sc.items.sort_by_key(|&x| self.item_key(x));
+        // Keys are distinct, and mostly in order already.
+        let mut keyed = std::mem::take(&mut sc.keyed);
+        keyed.clear();
+        keyed.extend(sc.items.iter().map(|&x| (self.item_key(x), x)));
+        keyed.sort_unstable_by_key(|&(k, _)| k);
+        sc.items.clear();
+        sc.items.extend(keyed.iter().map(|&(_, x)| x));
+        sc.keyed = keyed;
         let n = sc.items.len();
         sc.loc.clear();
         sc.loc.resize(total, NONE);
@@ -454,6 +461,8 @@ fn add_wake(sc: &mut Scan, t: u32) {
 #[derive(Default)]
 pub struct Scan {
     items: Vec<It>,
+    /// The items with their keys, for sorting.
+    keyed: Vec<(u32, It)>,
     loc: Vec<u32>,
     /// Index among the scanned objects of each task's `__wakeup` object,
     /// and of each handle and its step wrapper.
