@@ -390,7 +390,9 @@ impl Machine {
 
     /// Calls `at` with each scanned object `list` reaches, in traversal
     /// order (the order set-aside objects move in), following other
-    /// objects (frames, exceptions, task groups) through; empties `list`.
+    /// objects (frames, exceptions, task groups) through where they are
+    /// met, as parts of the object that refers to them (a coroutine's
+    /// frame locals come before what it awaits); empties `list`.
     fn follow(
         &self,
         r: &mut Scan,
@@ -398,10 +400,12 @@ impl Machine {
         list: &mut Vec<N>,
         mut at: impl FnMut(&mut Scan, u32),
     ) {
-        let mut j = 0;
-        while j < list.len() {
-            let y = list[j];
-            j += 1;
+        // A stack popped in list order: what a followed object refers to
+        // goes on top, ahead of the rest of the list.
+        let mut stack = std::mem::take(&mut r.stack);
+        stack.clear();
+        stack.extend(list.drain(..).rev());
+        while let Some(y) = stack.pop() {
             let i = self.idx(y);
             if i >= mark.len() || !mark[i] {
                 continue;
@@ -412,9 +416,10 @@ impl Machine {
             } else if !r.seen_other[i] {
                 r.seen_other[i] = true;
                 self.edges(y, list);
+                stack.extend(list.drain(..).rev());
             }
         }
-        list.clear();
+        r.stack = stack;
     }
 }
 
@@ -463,6 +468,8 @@ pub struct Scan {
     items: Vec<It>,
     /// The items with their keys, for sorting.
     keyed: Vec<(u32, It)>,
+    /// `follow`'s stack.
+    stack: Vec<N>,
     loc: Vec<u32>,
     /// Index among the scanned objects of each task's `__wakeup` object,
     /// and of each handle and its step wrapper.
