@@ -90,10 +90,16 @@ class VirtualLoop(asyncio.SelectorEventLoop):
 
 
 def _block(seconds):
-    # (block T) is time.sleep(T): the clock jumps, nothing else runs.
+    # (block T) is time.sleep(T): the clock jumps, nothing else runs. Code
+    # running with no loop running (a coroutine closed after the loop
+    # stopped) sleeps too: the run's clock jumps as the real one would.
     if seconds < 0:
         raise ValueError('sleep length must be non-negative')
-    asyncio.get_running_loop().now += seconds
+    loop = asyncio._get_running_loop()
+    if loop is None and TRACE is not None:
+        loop = TRACE.loop
+    if loop is not None:
+        loop.now += seconds
 
 
 time.sleep = _block
