@@ -267,6 +267,10 @@ impl Machine {
             self.tb_here(Some(t), *e);
         }
         loop {
+            if self.handler_done {
+                self.handler_done = false;
+                self.handler_released(&sig);
+            }
             let n = self.tasks[t as usize].frames.len();
             if n == stop {
                 let Sig::Child(c) = sig else {
@@ -333,6 +337,27 @@ impl Machine {
                 Act::Yield(f) => return Err(f),
                 Act::Again(s) => sig = s,
             }
+        }
+    }
+
+    /// After an `except` clause, whose frame no longer holds the exception
+    /// it handled: refcounting frees what only that exception held (its
+    /// traceback's frames), before the statement after the clause or the
+    /// `finally` runs. `sig` is what the frames go on with: a raise in
+    /// flight is held meanwhile; a value that may hold exceptions is not a
+    /// root the check knows, so then the check waits for a later one.
+    fn handler_released(&mut self, sig: &Sig) {
+        if !self.gc_watch() {
+            return;
+        }
+        match sig {
+            Sig::Child(Comp::Raise(e)) => {
+                self.inflight.push(*e);
+                self.refcount_check(false);
+                self.inflight.pop();
+            }
+            Sig::Child(Comp::Norm(v) | Comp::Ret(v)) if matches!(v, V::Exc(_) | V::List(_)) => {}
+            _ => self.refcount_check(false),
         }
     }
 

@@ -264,9 +264,11 @@ impl Machine {
             (TryPh::Handler(_), Sig::Child(c)) if self.star.contains_key(&(node, t)) => {
                 self.star_handler_done(t, fr, node, c)
             }
-            (TryPh::Body, Sig::Child(c)) | (TryPh::Handler(_), Sig::Child(c)) => {
+            (TryPh::Handler(_), Sig::Child(c)) => {
+                self.handler_done = true;
                 self.try_finally(fr, node, c)
             }
+            (TryPh::Body, Sig::Child(c)) => self.try_finally(fr, node, c),
             (TryPh::Finally(pend), Sig::Child(c)) => match c {
                 Comp::Norm(_) => Act::Pop(self.load(pend)),
                 c => Act::Pop(c),

@@ -209,6 +209,9 @@ pub struct Machine {
     pub gathering: Vec<u32>,
     /// Some future has had an exception set (so "never retrieved" may come).
     pub any_exc: bool,
+    /// An `except` clause just finished: the exception it handled is let
+    /// go (`POP_EXCEPT`), and refcounting may free what only it held.
+    pub handler_done: bool,
     /// The main task's name, made once per machine.
     pub main_name: crate::trace::Name,
     /// `except*` state per (try node, task).
@@ -285,6 +288,7 @@ impl Machine {
             eager_stack: Vec::new(),
             gathering: Vec::new(),
             any_exc: false,
+            handler_done: false,
             main_name: "main".into(),
             star: Default::default(),
             star_at: Default::default(),
@@ -375,6 +379,7 @@ impl Machine {
         self.eager_stack.clear();
         self.gathering.clear();
         self.any_exc = false;
+        self.handler_done = false;
         self.star.clear();
         self.star_at.clear();
     }
