@@ -1,8 +1,8 @@
 //! Combinators after `tasks.py`, `timeouts.py` and `taskgroups.py`:
 //! gather (with its message quirks and 3.12's synchronous completion),
 //! shield, timeout, wait_for (3.11's task-based one and 3.12+'s), TaskGroup
-//! (3.13's exit changes as flags), and the later steps of wait and
-//! as_completed (their start and callbacks are in `wait.rs`).
+//! (3.13's exit changes as flags), and the later steps of wait (its start
+//! and callbacks, and all of as_completed, are in `wait.rs`).
 
 use super::coro::{Act, Comp, Frame, NONE, Sig};
 use super::eventloop::HId;
@@ -424,65 +424,7 @@ impl Machine {
                 }
                 _ => unreachable!(),
             },
-            CombKind::AsCompleted => {
-                match sig {
-                    Sig::Start => {}
-                    Sig::Child(Comp::Raise(e)) => {
-                        // Queue.get's `except: getter.cancel(); ...; raise`
-                        self.tb_ref(e, super::gc::TbRef::Ac(a));
-                        let getter = b;
-                        if let Err(rt) = self.fut_cancel_checked(getter, None) {
-                            self.excs.chain(rt, Some(e));
-                            return Act::Pop(Comp::Raise(rt));
-                        }
-                        self.acs[a as usize].getters.retain(|&x| x != getter);
-                        if !self.acs[a as usize].queue.is_empty()
-                            && self.futs[getter as usize].state != FState::Cancelled
-                            && let Some(w) = self.acs[a as usize].getters.pop_front()
-                        {
-                            self.set_result(w, V::None);
-                        }
-                        return Act::Pop(Comp::Raise(e));
-                    }
-                    Sig::Child(_) => {}
-                    _ => unreachable!(),
-                }
-                loop {
-                    if self.acs[a as usize].left == 0 {
-                        let results = std::mem::take(&mut self.acs[a as usize].results);
-                        return Act::Pop(Comp::Norm(V::List(Rc::from(results))));
-                    }
-                    let Some(item) = self.acs[a as usize].queue.pop_front() else {
-                        let getter = self.new_fut(FKind::Plain);
-                        self.acs[a as usize].getters.push_back(getter);
-                        *fr = Frame::Comb {
-                            kind,
-                            a,
-                            b: getter,
-                            c,
-                        };
-                        return Act::Push(Frame::Await { fut: getter });
-                    };
-                    self.acs[a as usize].left -= 1;
-                    match item {
-                        // Raised in `_wait_for_one`, whose frame holds the queue.
-                        None => {
-                            let e = self.raise_new(Some(t), Cls::TIMEOUT, "");
-                            self.excs.get_mut(e).msg = None;
-                            self.tb_ref(e, super::gc::TbRef::Ac(a));
-                            return Act::Pop(Comp::Raise(e));
-                        }
-                        Some(f) => match self.result(f) {
-                            Ok(v) => self.acs[a as usize].results.push(v),
-                            Err(e) => {
-                                self.raise_here(Some(t), e);
-                                self.tb_ref(e, super::gc::TbRef::Ac(a));
-                                return Act::Pop(Comp::Raise(e));
-                            }
-                        },
-                    }
-                }
-            }
+            CombKind::AsCompleted => self.ac_step(t, fr, a, b, sig),
             CombKind::WaitForNow => match (c, sig) {
                 // _cancel_and_wait(fut)
                 (0, Sig::Start) => {

@@ -22,8 +22,8 @@ pub struct Handle<C: Copy> {
     pub scheduled: bool,
     pub live: bool,
     /// Its place in the collector's list (`gcorder.rs`), and that of the
-    /// object its callback is when the model counts one (a task's step
-    /// wrapper, allocated just before the handle).
+    /// object allocated just before it that only it refers to (a task's
+    /// step wrapper, an `args` tuple, a bound method), where there is one.
     pub key: u32,
     pub wrap_key: u32,
 }

@@ -424,8 +424,9 @@ impl Machine {
 }
 
 /// An object the replay scans: a graph node with a finalizer (future,
-/// coroutine), a task's `__wakeup` method object, a loop handle, or the
-/// step wrapper (`TaskStepMethWrapper`) a task's step handle calls.
+/// coroutine), a task's `__wakeup` method object, a loop handle, the
+/// object allocated just before a handle that only the handle refers to
+/// (see `has_wrap`), or `_drive`'s shutdown list.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum It {
     G(N),
@@ -450,7 +451,8 @@ fn has_wrap(cb: Hcb) -> bool {
     )
 }
 
-/// A task's `__wakeup` object, once among the scanned objects.
+/// A task's `__wakeup` object, once among the scanned objects. Its
+/// `wake_loc` only marks it added here; the index comes after sorting.
 fn add_wake(sc: &mut Scan, t: u32) {
     if sc.wake_loc[t as usize] == NONE {
         sc.wake_loc[t as usize] = 0;

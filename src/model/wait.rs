@@ -1,6 +1,6 @@
 //! `asyncio.wait` and `as_completed` after `tasks.py`: starting them (the
-//! waiter, the done callbacks, the timeout handle) and what their
-//! callbacks do; their frames' later steps are in `comb_frame`.
+//! waiter, the done callbacks, the timeout handle), what their callbacks
+//! do, and as_completed's later steps; wait's are in `comb_frame`.
 
 use super::comb::{AsCompleted, CombKind, Wait};
 use super::coro::{Act, Comp, Frame, NONE, Sig};
@@ -127,6 +127,65 @@ impl Machine {
             b: NONE,
             c: 0,
         })
+    }
+
+    /// One step of an as_completed frame (`a` its index, `b` the getter it
+    /// awaits): the next result from its queue, or a new getter to await.
+    pub fn ac_step(&mut self, t: u32, fr: &mut Frame, a: u32, b: u32, sig: Sig) -> Act {
+        match sig {
+            Sig::Start => {}
+            Sig::Child(Comp::Raise(e)) => {
+                // Queue.get's `except: getter.cancel(); ...; raise`
+                self.tb_ref(e, super::gc::TbRef::Ac(a));
+                let getter = b;
+                if let Err(rt) = self.fut_cancel_checked(getter, None) {
+                    self.excs.chain(rt, Some(e));
+                    return Act::Pop(Comp::Raise(rt));
+                }
+                self.acs[a as usize].getters.retain(|&x| x != getter);
+                if !self.acs[a as usize].queue.is_empty()
+                    && self.futs[getter as usize].state != FState::Cancelled
+                    && let Some(w) = self.acs[a as usize].getters.pop_front()
+                {
+                    self.set_result(w, V::None);
+                }
+                return Act::Pop(Comp::Raise(e));
+            }
+            Sig::Child(_) => {}
+            _ => unreachable!(),
+        }
+        loop {
+            if self.acs[a as usize].left == 0 {
+                let results = std::mem::take(&mut self.acs[a as usize].results);
+                return Act::Pop(Comp::Norm(V::List(std::rc::Rc::from(results))));
+            }
+            let Some(item) = self.acs[a as usize].queue.pop_front() else {
+                let getter = self.new_fut(FKind::Plain);
+                self.acs[a as usize].getters.push_back(getter);
+                if let Frame::Comb { b, .. } = fr {
+                    *b = getter;
+                }
+                return Act::Push(Frame::Await { fut: getter });
+            };
+            self.acs[a as usize].left -= 1;
+            match item {
+                // Raised in `_wait_for_one`, whose frame holds the queue.
+                None => {
+                    let e = self.raise_new(Some(t), Cls::TIMEOUT, "");
+                    self.excs.get_mut(e).msg = None;
+                    self.tb_ref(e, super::gc::TbRef::Ac(a));
+                    return Act::Pop(Comp::Raise(e));
+                }
+                Some(f) => match self.result(f) {
+                    Ok(v) => self.acs[a as usize].results.push(v),
+                    Err(e) => {
+                        self.raise_here(Some(t), e);
+                        self.tb_ref(e, super::gc::TbRef::Ac(a));
+                        return Act::Pop(Comp::Raise(e));
+                    }
+                },
+            }
+        }
     }
 
     pub(super) fn queue_put(&mut self, ac: u32, item: Option<FutId>) {
