@@ -324,13 +324,7 @@ impl Machine {
                         }
                     }
                     if level == Some(true) && self.gc_watch() {
-                        if let Comp::Raise(e) = c {
-                            self.inflight.push(e);
-                            self.refcount_check(false);
-                            self.inflight.pop();
-                        } else {
-                            self.refcount_check(false);
-                        }
+                        self.refcount_check_holding(&c);
                     }
                     sig = Sig::Child(c);
                 }
@@ -343,20 +337,13 @@ impl Machine {
     /// After an `except` clause, whose frame no longer holds the exception
     /// it handled: refcounting frees what only that exception held (its
     /// traceback's frames), before the statement after the clause or the
-    /// `finally` runs. `sig` is what the frames go on with: a raise in
-    /// flight is held meanwhile; a value that may hold exceptions is not a
-    /// root the check knows, so then the check waits for a later one.
+    /// `finally` runs. `sig` is what the frames go on with, held meanwhile.
     fn handler_released(&mut self, sig: &Sig) {
         if !self.gc_watch() {
             return;
         }
         match sig {
-            Sig::Child(Comp::Raise(e)) => {
-                self.inflight.push(*e);
-                self.refcount_check(false);
-                self.inflight.pop();
-            }
-            Sig::Child(Comp::Norm(v) | Comp::Ret(v)) if matches!(v, V::Exc(_) | V::List(_)) => {}
+            Sig::Child(c) => self.refcount_check_holding(c),
             _ => self.refcount_check(false),
         }
     }

@@ -102,6 +102,32 @@ fn tb_edges(tb: &[TbRef], out: &mut Vec<N>) {
 }
 
 impl Machine {
+    /// A refcount check while `c`, a completion on its way somewhere the
+    /// graph does not model (a StopIteration, a frame's pending result),
+    /// holds what it carries: a raised exception, or the exceptions in a
+    /// value, count as in flight meanwhile.
+    pub(super) fn refcount_check_holding(&mut self, c: &super::coro::Comp) {
+        let before = self.inflight.len();
+        match c {
+            super::coro::Comp::Raise(e)
+            | super::coro::Comp::Norm(V::Exc(e))
+            | super::coro::Comp::Ret(V::Exc(e)) => self.inflight.push(*e),
+            super::coro::Comp::Norm(V::List(xs)) | super::coro::Comp::Ret(V::List(xs)) => {
+                let mut held = std::mem::take(&mut self.gc_buf);
+                held.clear();
+                value_edges(xs, &mut held);
+                self.inflight.extend(held.iter().filter_map(|n| match *n {
+                    N::Exc(e) => Some(e),
+                    _ => None,
+                }));
+                self.gc_buf = held;
+            }
+            _ => {}
+        }
+        self.refcount_check(false);
+        self.inflight.truncate(before);
+    }
+
     pub(super) fn gc_prepare(&mut self) {
         if self.gcx.ready {
             return;

@@ -4,7 +4,7 @@
 //! coroutine and settles the task from what it did, and the wakeup.
 
 use super::exc::{Cls, ExcId};
-use super::fut::{Cb, FKind, FState, FutId, NO_EXC, V};
+use super::fut::{Cb, FKind, FState, FutId, NO_EXC};
 use super::machine::Machine;
 use super::run::Hcb;
 use crate::ast::NodeId;
@@ -145,23 +145,11 @@ impl Machine {
             self.inflight.pop();
             // What the coroutine raised is still in flight (it may be that
             // very exception, or chain to it); a value it returned is held
-            // by StopIteration, which the graph does not model, so then the
-            // check waits for the value to reach the future.
-            let holds =
+            // by StopIteration until it reaches the future.
+            if self.gc_watch() {
                 match &out {
-                    super::coro::Out::Done(super::coro::Comp::Raise(x)) => Some(Some(*x)),
-                    super::coro::Out::Done(
-                        super::coro::Comp::Norm(v) | super::coro::Comp::Ret(v),
-                    ) if matches!(v, V::Exc(_) | V::List(_)) => None,
-                    _ => Some(None),
-                };
-            if let Some(raised) = holds
-                && self.gc_watch()
-            {
-                self.inflight.extend(raised);
-                self.refcount_check(false);
-                if raised.is_some() {
-                    self.inflight.pop();
+                    super::coro::Out::Done(c) => self.refcount_check_holding(c),
+                    super::coro::Out::Yield(_) => self.refcount_check(false),
                 }
             }
         }
