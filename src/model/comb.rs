@@ -270,13 +270,25 @@ impl Machine {
         msg: &str,
     ) -> ExcId {
         self.made_coro_key = None;
-        let e = self.raise_new(t, cls, msg);
         let held: Vec<FutId> = args
             .iter()
             .filter_map(|a| a.ok())
             .chain(self.gathers[gid as usize].children.iter().copied())
             .collect();
-        for f in held {
+        self.raise_holding(t, cls, msg, &held)
+    }
+
+    /// Raises a new `cls(msg)` out of a combinator's call where task `t`
+    /// is; the call's frame, in the traceback, holds the futures `held`.
+    pub(super) fn raise_holding(
+        &mut self,
+        t: Option<u32>,
+        cls: Cls,
+        msg: &str,
+        held: &[FutId],
+    ) -> ExcId {
+        let e = self.raise_new(t, cls, msg);
+        for &f in held {
             self.tb_ref(e, super::gc::TbRef::Fut(f));
         }
         e

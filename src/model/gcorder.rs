@@ -98,119 +98,14 @@ impl Machine {
     }
 
     fn replay_scan(&mut self, mark: &[bool]) {
-        let total = mark.len();
         let mut sc = std::mem::take(&mut self.gc_scan);
-        // The scanned objects in list order: surviving futures, pending
-        // tasks' coroutines, the `__wakeup` method objects their callbacks
-        // or handles hold, and the loop's handles with their step wrappers.
-        sc.items.clear();
-        sc.wake_loc.clear();
-        sc.wake_loc.resize(self.tasks.len(), NONE);
-        for (f, fut) in self.futs.iter().enumerate() {
-            if !mark[f] || fut.dead {
-                continue;
-            }
-            sc.items.push(It::G(N::Fut(f as u32)));
-            if let FKind::Task(t) = fut.kind
-                && !fut.done()
-            {
-                sc.items.push(It::G(N::Coro(t)));
-            }
-            for &cb in &fut.callbacks {
-                if let Cb::Wakeup(t) = cb {
-                    add_wake(&mut sc, t);
-                }
-            }
-        }
-        for &h in self.lp.ready.iter().chain(&self.lp.heap) {
-            let x = self.lp.handles[h as usize];
-            if x.cancelled {
-                continue;
-            }
-            sc.items.push(It::Hd(h));
-            if has_wrap(x.cb) {
-                sc.items.push(It::Wrap(h));
-            }
-            if let Hcb::FutCb(Cb::Wakeup(t), _) = x.cb {
-                add_wake(&mut sc, t);
-            }
-        }
-        if !self.shutdown_refs.is_empty() {
-            sc.items.push(It::Shutdown);
-        }
-        // Keys are distinct, and mostly in order already.
-        let mut keyed = std::mem::take(&mut sc.keyed);
-        keyed.clear();
-        keyed.extend(sc.items.iter().map(|&x| (self.item_key(x), x)));
-        keyed.sort_unstable_by_key(|&(k, _)| k);
-        sc.items.clear();
-        sc.items.extend(keyed.iter().map(|&(_, x)| x));
-        sc.keyed = keyed;
+        self.scan_items(&mut sc, mark);
         let n = sc.items.len();
-        sc.loc.clear();
-        sc.loc.resize(total, NONE);
-        sc.hd_loc.clear();
-        sc.hd_loc.resize(self.lp.handles.len(), (NONE, NONE));
-        for (i, &x) in sc.items.iter().enumerate() {
-            match x {
-                It::G(g) => sc.loc[self.idx(g)] = i as u32,
-                It::Wake(t) => sc.wake_loc[t as usize] = i as u32,
-                It::Hd(h) => sc.hd_loc[h as usize].0 = i as u32,
-                It::Wrap(h) => sc.hd_loc[h as usize].1 = i as u32,
-                It::Shutdown => {}
-            }
-        }
-        sc.seen_other.clear();
-        sc.seen_other.resize(total, false);
-        sc.st.clear();
-        sc.st.resize(n, St::Unseen);
-        sc.young.clear();
-        sc.young.extend(0..n as u32);
-        sc.late.clear();
         let mut order = std::mem::take(&mut sc.order);
         order.clear();
         let mut direct = std::mem::take(&mut sc.direct);
         let mut later = std::mem::take(&mut sc.later);
-        // The loop, allocated before everything, is traversed first: its
-        // ready queue and timer heap reach their handles, which are then
-        // traversed in place.
-        // `_drive`'s shutdown list, held by its executing frame, likewise.
-        for (i, &x) in sc.items.iter().enumerate() {
-            if let It::Hd(_) | It::Shutdown = x {
-                sc.st[i] = St::Reached;
-            }
-        }
-        // Referred to from outside the list, so in place: the current task
-        // (`_current_tasks`, frozen with the worker); a task in its eager
-        // first step and its coroutine (locals of `create_task`'s frames).
-        // A coroutine running in its own step is not: only its task refers
-        // to it.
-        direct.extend(self.current.map(|t| N::Fut(self.tasks[t as usize].fut)));
-        // The frame calling gc.collect() is executing: CPython does not
-        // traverse its locals, so what they hold counts as referred to from
-        // outside (frames further out, suspended in a call, are traversed).
-        if let Some(func) = self.current.and_then(|t| self.innermost_fn(t)) {
-            direct.push(N::Fn(func));
-        }
-        for e in &self.eager_stack {
-            direct.push(N::Fut(self.tasks[e.task as usize].fut));
-            direct.push(N::Coro(e.task));
-            // The task current before this eager step: `swap_current_task`
-            // hands it back as a new reference, held until the step ends.
-            direct.extend(e.prev.map(|p| N::Fut(self.tasks[p as usize].fut)));
-        }
-        direct.extend(self.bg.iter().map(|&f| N::Fut(f)));
-        direct.extend(self.main_ref.map(N::Fut));
-        // `run_until_complete`'s executing frame holds its future.
-        direct.extend(self.until.map(N::Fut));
-        for &g in &self.gathering {
-            direct.extend(self.gathers[g as usize].children.iter().map(|&c| N::Fut(c)));
-        }
-        direct.extend(self.inflight.iter().map(|&e| N::Exc(e)));
-        // Through the running handle: late.
-        if let Some(cb) = self.running_handle {
-            self.handle_edges(cb, &mut later);
-        }
+        self.outside_refs(&mut direct, &mut later);
         self.reach(&mut sc, mark, &mut direct, &mut later);
         // gather()'s argument coroutines not yet wrapped in a task: its
         // executing frame holds them, so they stay in place. (Only an eager
@@ -285,15 +180,7 @@ impl Machine {
                 u += 1;
             }
             let key = self.next_gc_key();
-            match x {
-                It::G(N::Fut(f)) => self.futs[f as usize].key = key,
-                It::G(N::Coro(t)) => self.tasks[t as usize].coro_key = Some(key),
-                It::Wake(t) => self.tasks[t as usize].wake_key = key,
-                It::Hd(h) => self.lp.handles[h as usize].key = key,
-                It::Wrap(h) => self.lp.handles[h as usize].wrap_key = key,
-                It::Shutdown => self.shutdown_key = key,
-                It::G(_) => unreachable!(),
-            }
+            self.set_item_key(x, key);
         }
         for &(_, g) in &unwrapped[u..] {
             self.rekey_unwrapped(g);
@@ -304,6 +191,124 @@ impl Machine {
         sc.direct = direct;
         sc.later = later;
         self.gc_scan = sc;
+    }
+
+    /// Lists the objects the replay scans, in list order: surviving
+    /// futures, pending tasks' coroutines, the `__wakeup` method objects
+    /// their callbacks or handles hold, the loop's handles with the objects
+    /// just before them, and the shutdown list. Indexes them, and marks
+    /// each unseen but for what the loop and the runtime reach first.
+    fn scan_items(&self, sc: &mut Scan, mark: &[bool]) {
+        let total = mark.len();
+        sc.items.clear();
+        sc.wake_loc.clear();
+        sc.wake_loc.resize(self.tasks.len(), NONE);
+        for (f, fut) in self.futs.iter().enumerate() {
+            if !mark[f] || fut.dead {
+                continue;
+            }
+            sc.items.push(It::G(N::Fut(f as u32)));
+            if let FKind::Task(t) = fut.kind
+                && !fut.done()
+            {
+                sc.items.push(It::G(N::Coro(t)));
+            }
+            for &cb in &fut.callbacks {
+                if let Cb::Wakeup(t) = cb {
+                    add_wake(sc, t);
+                }
+            }
+        }
+        for &h in self.lp.ready.iter().chain(&self.lp.heap) {
+            let x = self.lp.handles[h as usize];
+            if x.cancelled {
+                continue;
+            }
+            sc.items.push(It::Hd(h));
+            if has_wrap(x.cb) {
+                sc.items.push(It::Wrap(h));
+            }
+            if let Hcb::FutCb(Cb::Wakeup(t), _) = x.cb {
+                add_wake(sc, t);
+            }
+        }
+        if !self.shutdown_refs.is_empty() {
+            sc.items.push(It::Shutdown);
+        }
+        // Keys are distinct, and mostly in order already.
+        let mut keyed = std::mem::take(&mut sc.keyed);
+        keyed.clear();
+        keyed.extend(sc.items.iter().map(|&x| (self.item_key(x), x)));
+        keyed.sort_unstable_by_key(|&(k, _)| k);
+        sc.items.clear();
+        sc.items.extend(keyed.iter().map(|&(_, x)| x));
+        sc.keyed = keyed;
+        let n = sc.items.len();
+        sc.loc.clear();
+        sc.loc.resize(total, NONE);
+        sc.hd_loc.clear();
+        sc.hd_loc.resize(self.lp.handles.len(), (NONE, NONE));
+        for (i, &x) in sc.items.iter().enumerate() {
+            match x {
+                It::G(g) => sc.loc[self.idx(g)] = i as u32,
+                It::Wake(t) => sc.wake_loc[t as usize] = i as u32,
+                It::Hd(h) => sc.hd_loc[h as usize].0 = i as u32,
+                It::Wrap(h) => sc.hd_loc[h as usize].1 = i as u32,
+                It::Shutdown => {}
+            }
+        }
+        sc.seen_other.clear();
+        sc.seen_other.resize(total, false);
+        sc.st.clear();
+        sc.st.resize(n, St::Unseen);
+        sc.young.clear();
+        sc.young.extend(0..n as u32);
+        sc.late.clear();
+        // The loop, allocated before everything, is traversed first: its
+        // ready queue and timer heap reach their handles, which are then
+        // traversed in place.
+        // `_drive`'s shutdown list, held by its executing frame, likewise.
+        for (i, &x) in sc.items.iter().enumerate() {
+            if let It::Hd(_) | It::Shutdown = x {
+                sc.st[i] = St::Reached;
+            }
+        }
+    }
+
+    /// What refers to scanned objects from outside the list: `direct`
+    /// keeps them in place, `later` reaches them after the list.
+    fn outside_refs(&self, direct: &mut Vec<N>, later: &mut Vec<N>) {
+        // Referred to from outside the list, so in place: the current task
+        // (`_current_tasks`, frozen with the worker); a task in its eager
+        // first step and its coroutine (locals of `create_task`'s frames).
+        // A coroutine running in its own step is not: only its task refers
+        // to it.
+        direct.extend(self.current.map(|t| N::Fut(self.tasks[t as usize].fut)));
+        // The frame calling gc.collect() is executing: CPython does not
+        // traverse its locals, so what they hold counts as referred to from
+        // outside (frames further out, suspended in a call, are traversed).
+        if let Some(func) = self.current.and_then(|t| self.innermost_fn(t)) {
+            direct.push(N::Fn(func));
+        }
+        for e in &self.eager_stack {
+            direct.push(N::Fut(self.tasks[e.task as usize].fut));
+            direct.push(N::Coro(e.task));
+            // The task current before this eager step: `swap_current_task`
+            // hands it back as a new reference, held until the step ends.
+            direct.extend(e.prev.map(|p| N::Fut(self.tasks[p as usize].fut)));
+        }
+        direct.extend(self.bg.iter().map(|&f| N::Fut(f)));
+        direct.extend(self.main_ref.map(N::Fut));
+        // `run_until_complete`'s executing frame holds its future.
+        direct.extend(self.until.map(N::Fut));
+        for &g in &self.gathering {
+            direct.extend(self.gathers[g as usize].children.iter().map(|&c| N::Fut(c)));
+        }
+        direct.extend(self.inflight.iter().map(|&e| N::Exc(e)));
+        // Through the running handle: late.
+        if let Some(cb) = self.running_handle {
+            self.handle_edges(cb, later);
+        }
     }
 
     /// A running gather's unwrapped argument coroutines, kept in place by
@@ -321,6 +326,19 @@ impl Machine {
             It::Hd(h) => self.lp.handles[h as usize].key,
             It::Wrap(h) => self.lp.handles[h as usize].wrap_key,
             It::Shutdown => self.shutdown_key,
+        }
+    }
+
+    /// Gives a scanned object its new list position.
+    fn set_item_key(&mut self, x: It, key: u32) {
+        match x {
+            It::G(N::Fut(f)) => self.futs[f as usize].key = key,
+            It::G(N::Coro(t)) => self.tasks[t as usize].coro_key = Some(key),
+            It::Wake(t) => self.tasks[t as usize].wake_key = key,
+            It::Hd(h) => self.lp.handles[h as usize].key = key,
+            It::Wrap(h) => self.lp.handles[h as usize].wrap_key = key,
+            It::Shutdown => self.shutdown_key = key,
+            It::G(_) => unreachable!("only futures and coroutines are scanned graph nodes"),
         }
     }
 

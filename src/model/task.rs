@@ -69,9 +69,7 @@ impl Machine {
         }
         let cur = self.current;
         self.current = cur.map(|_| t);
-        self.inflight.push(e);
-        self.refcount_check(false);
-        self.inflight.pop();
+        self.refcount_check_holding(&super::coro::Comp::Raise(e));
         self.current = cur;
         self.tasks[t as usize].destroyed = true;
     }

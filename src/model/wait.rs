@@ -89,10 +89,8 @@ impl Machine {
             // and `ensure_future(f, loop=loop)` refuses the first of them
             // (checked on 3.11.7, 3.12.1, 3.13.0). The frames in its
             // traceback hold the argument list.
-            let e = self.raise_new(Some(t), Cls::VALUE, super::comb::OTHER_LOOP);
-            for f in args.into_iter().flatten() {
-                self.tb_ref(e, super::gc::TbRef::Fut(f));
-            }
+            let held: Vec<FutId> = args.into_iter().flatten().collect();
+            let e = self.raise_holding(Some(t), Cls::VALUE, super::comb::OTHER_LOOP, &held);
             return Act::Again(Sig::Child(Comp::Raise(e)));
         }
         let mut todo: Vec<FutId> = Vec::new();
