@@ -425,7 +425,17 @@ impl Machine {
                     tb_edges(&self.tgs[tg as usize].exit_tb, out);
                 }
             }
-            Frame::Timeout { exc, .. } if exc != NONE => out.push(N::Exc(exc)),
+            Frame::Timeout { tm, exc, .. } => {
+                // `async with` holds the Timeout, whose `_task` is the
+                // task that entered it: a cycle through a task that
+                // awaits nothing holding it back (timeouts.py, 3.11-3.13).
+                out.push(N::Fut(
+                    self.tasks[self.timeouts[tm as usize].task as usize].fut,
+                ));
+                if exc != NONE {
+                    out.push(N::Exc(exc));
+                }
+            }
             Frame::Comb { kind, a, b, .. } => match kind {
                 super::comb::CombKind::Wait => {
                     let w = &self.waits[a as usize];
