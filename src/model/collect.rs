@@ -356,6 +356,18 @@ impl Machine {
                     }
                 }
             }
+            // A coroutine being closed is held by whoever closes it (the
+            // collection's own reference while its finalizer runs), so
+            // what drops its last other reference mid-close (a task
+            // leaving `async with timeout()`) does not free it.
+            for (t, task) in self.tasks.iter().enumerate() {
+                if task.closing {
+                    let j = self.idx(N::Coro(t as u32));
+                    if j < total {
+                        indeg[j] += 1;
+                    }
+                }
+            }
             fresh.clear();
             fresh.extend(
                 (0..total)

@@ -326,6 +326,12 @@ impl Machine {
                     if level == Some(true) && self.gc_watch() {
                         self.refcount_check_holding(&c);
                     }
+                    // Leaving `async with timeout()` drops the Timeout and so
+                    // its `_task`: closed by a collection, the task may have
+                    // had no other referrer and is deallocated right here.
+                    if matches!(top, Frame::Timeout { .. }) && self.gcs.is_some() {
+                        self.cascade_now();
+                    }
                     sig = Sig::Child(c);
                 }
                 Act::Yield(f) => return Err(f),
