@@ -205,7 +205,7 @@ impl Machine {
         // Only a cycle is freed for good: an as_completed still running
         // is unreachable as a node until a traceback refers to its queue.
         for a in 0..layout.acs {
-            if self.acs[a].fired && !mark[self.idx_in(layout, N::Ac(a as u32))] {
+            if self.acs[a].cycle && !mark[self.idx_in(layout, N::Ac(a as u32))] {
                 self.acs[a].collected = true;
             }
         }

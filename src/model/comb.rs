@@ -82,8 +82,9 @@ pub struct AsCompleted {
     pub timer: Option<HId>,
     pub left: u32,
     pub results: Vec<V>,
-    /// Its timeout ran, so its closures are a cycle (`graph::N::Ac`).
-    pub fired: bool,
+    /// Its timer handle is alive and not cancelled, so its closures are a
+    /// cycle (`graph::N::Ac`), whether or not the timeout ran.
+    pub cycle: bool,
     /// A collection freed that cycle.
     pub collected: bool,
 }

@@ -247,7 +247,7 @@ impl Machine {
                 let x = &self.acs[a as usize];
                 out.extend(x.all.iter().map(|&c| N::Fut(c)));
                 out.extend(x.getters.iter().map(|&c| N::Fut(c)));
-                if x.fired {
+                if x.cycle {
                     out.push(N::Ac(a));
                 }
             }
@@ -377,10 +377,12 @@ impl Machine {
                 }
                 out.extend(x.queue.iter().flatten().map(|&f| N::Fut(f)));
                 out.extend(x.getters.iter().map(|&c| N::Fut(c)));
-                // Before its timeout runs there is no cycle: only a
-                // traceback through `Queue.get` refers to the queue.
-                if x.fired {
+                // With no live timer there is no cycle: only a traceback
+                // through `Queue.get` refers to the queue. With one, the
+                // closures also hold the futures not done yet (`todo`).
+                if x.cycle {
                     out.push(N::Ac(a));
+                    out.extend(x.todo.iter().map(|&f| N::Fut(f)));
                 }
             }
             N::Exc(e) => {

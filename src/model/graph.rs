@@ -18,11 +18,14 @@ pub enum N {
     /// A task's coroutine object.
     Coro(u32),
     /// An `as_completed`'s queue, which a traceback through its frames
-    /// keeps. Once its timeout has run, its closures are also a reference
-    /// cycle (3.11/3.12: cell `timeout_handle` -> the TimerHandle, which
-    /// keeps its callback `_on_timeout` -> cell `_on_completion` -> that
-    /// function -> the cell; 3.13: the iterator <-> its handle's bound
-    /// method), which holds the queue until a collection frees it.
+    /// keeps. From the moment it has a timer until the timer is cancelled
+    /// (when every future is done in time), its closures are also a
+    /// reference cycle (3.11/3.12: cell `timeout_handle` -> the
+    /// TimerHandle, which keeps its callback `_on_timeout` -> cell
+    /// `_on_completion` -> that function -> the cell; 3.13: the iterator
+    /// <-> its handle's bound method), which holds the queue and the
+    /// futures not done yet until a collection frees it: the loop's timer
+    /// list holds the handle only until `loop.close()`.
     Ac(u32),
 }
 

@@ -115,6 +115,7 @@ impl Machine {
         self.acs.push(AsCompleted {
             all: todo.clone(),
             todo,
+            cycle: timer.is_some(),
             timer,
             left,
             ..AsCompleted::default()
@@ -205,12 +206,13 @@ impl Machine {
         if self.acs[ac as usize].todo.is_empty()
             && let Some(h) = self.acs[ac as usize].timer
         {
+            // `cancel()` drops the handle's callback: the cycle is gone.
             self.lp.cancel(h);
+            self.acs[ac as usize].cycle = false;
         }
     }
 
     pub fn ac_timeout(&mut self, ac: u32) {
-        self.acs[ac as usize].fired = true;
         let todo = std::mem::take(&mut self.acs[ac as usize].todo);
         for f in todo {
             self.remove_done_callback(f, Cb::AcDone(ac));
