@@ -282,22 +282,29 @@ impl Machine {
         }
     }
 
-    /// An exception that ends a task's coroutine keeps that frame, whose
-    /// `f_back` chain runs `Handle._run` (self = None) -> `_run_once`
-    /// (handle = None) -> `run_forever` -> the runtime's
-    /// `run_until_complete(future)`, whose `future` is `main_task` during
-    /// the main run and the shutdown gather during the shutdown, and on to
-    /// `_drive`, whose loop variable `t` keeps the last leftover task.
+    /// An exception that ends a task's coroutine keeps that frame, and on
+    /// 3.12+ its caller's (see `tb_handle_frames`).
     pub fn tb_loop_frames(&mut self, e: ExcId) {
-        if !self.profile.frame_keeps_caller {
-            return;
+        if self.profile.frame_keeps_caller {
+            self.tb_handle_frames(e);
         }
+    }
+
+    /// An exception whose traceback keeps `Handle._run`'s frame (a plain
+    /// function, so on every version; or a coroutine's frame on 3.12+)
+    /// keeps its `f_back` chain: `_run_once` (handle = None) ->
+    /// `run_forever` -> the runtime's `run_until_complete(future)`, whose
+    /// `future` is `main_task` during the main run and the shutdown gather
+    /// during the shutdown, and on to `_drive`, whose loop variable `t`
+    /// keeps the last leftover task once the shutdown has made it.
+    pub fn tb_handle_frames(&mut self, e: ExcId) {
         match self.until {
             Some(f) => self.tb_ref(e, TbRef::Fut(f)),
             None => return,
         }
-        if let Some(&last) = self.shutdown_refs.last() {
-            self.tb_ref(e, TbRef::Fut(last));
+        match self.shutdown_refs.last() {
+            Some(&last) => self.tb_ref(e, TbRef::Fut(last)),
+            None => self.drive_excs.push(e),
         }
     }
 

@@ -165,11 +165,13 @@ pub struct Machine {
     /// The collector-list place of that list (`gcorder.rs`), made when
     /// the shutdown began.
     pub shutdown_key: u32,
-    /// The exception that left the main run into the runtime's `_drive`
-    /// (main's, re-raised by `result()`, or an escaped KeyboardInterrupt):
-    /// its traceback holds `_drive`'s frame, whose shutdown loop variable
-    /// `t` is assigned later.
-    pub drive_exc: Option<ExcId>,
+    /// Exceptions of the main run whose tracebacks hold `_drive`'s frame:
+    /// the one that left the main run into it (main's, re-raised by
+    /// `result()`, or an escaped KeyboardInterrupt), and those whose frames
+    /// reach it through `f_back` (`finalize.rs::tb_loop_frames`). The
+    /// frame keeps its locals as they are when `_drive` returns, so their
+    /// shutdown loop variable `t`, assigned later.
+    pub drive_excs: Vec<ExcId>,
     pub inject: Vec<Injection>,
     /// 3.11 wait_for frames' phase: (task, fut) -> (phase, caught exc, waiter 2).
     pub wf11: std::collections::HashMap<(u32, FutId), (u8, ExcId, FutId)>,
@@ -260,7 +262,7 @@ impl Machine {
             main_ref: None,
             shutdown_refs: Vec::new(),
             shutdown_key: 0,
-            drive_exc: None,
+            drive_excs: Vec::new(),
             made_coro_key: None,
             gc_scan: Default::default(),
             empty_msg: Rc::from(""),
@@ -358,7 +360,7 @@ impl Machine {
         self.main_ref = None;
         self.running_handle = None;
         self.shutdown_refs.clear();
-        self.drive_exc = None;
+        self.drive_excs.clear();
         self.made_coro_key = None;
         self.inject.clear();
         self.inject.extend_from_slice(inject);

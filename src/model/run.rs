@@ -63,11 +63,12 @@ impl Machine {
             .expect("main is created before the loop runs, so not eagerly");
         self.main_ref = Some(main);
         let run = self.run_until_complete(main);
-        self.drive_exc = match run {
+        let drive_exc = match run {
             Ok(()) if self.escaped.is_some() => self.escaped,
             Ok(()) => self.futs[main as usize].exc,
             Err(()) => None,
         };
+        self.drive_excs.extend(drive_exc);
         // A KeyboardInterrupt that left the loop passed through
         // run_until_complete's frame (local `future` = main), so its
         // traceback holds main: with main's own, a cycle through main.
@@ -335,6 +336,7 @@ impl Machine {
                     // exception: a cycle (events.py, 3.11-3.13).
                     self.tb_add(e, node);
                     self.tb_ref(e, super::gc::TbRef::Exc(e));
+                    self.tb_handle_frames(e);
                 }
             }
         }
@@ -392,8 +394,10 @@ impl Machine {
         self.shutdown_key = self.next_gc_key();
         // `_cancel_all_tasks`'s list keeps them from here on, and
         // `_drive`'s loop variable `t` the last of them for good.
-        if let (Some(e), Some(&last)) = (self.drive_exc, futs.last()) {
-            self.tb_ref(e, super::gc::TbRef::Fut(last));
+        if let Some(&last) = futs.last() {
+            for e in std::mem::take(&mut self.drive_excs) {
+                self.tb_ref(e, super::gc::TbRef::Fut(last));
+            }
         }
         self.shutdown_refs = futs;
         for i in 0..self.shutdown_refs.len() {
