@@ -65,7 +65,13 @@ impl Machine {
         let run = self.run_until_complete(main);
         let drive_exc = match run {
             Ok(()) if self.escaped.is_some() => self.escaped,
-            Ok(()) => self.futs[main as usize].exc,
+            Ok(()) => {
+                let x = &self.futs[main as usize];
+                match x.state {
+                    super::fut::FState::Cancelled => x.cancelled_exc,
+                    _ => x.exc,
+                }
+            }
             Err(()) => None,
         };
         self.drive_excs.extend(drive_exc);
@@ -96,8 +102,10 @@ impl Machine {
                 }
                 // `result()` re-raises main's exception through
                 // run_until_complete, whose frame (local `future` = main)
-                // joins its traceback: a cycle through main.
-                if let Some(e) = self.futs[main as usize].exc {
+                // joins its traceback: a cycle through main. So does the
+                // CancelledError it consumed, which only a cycle of its
+                // own (a TaskGroup's re-raise) keeps.
+                if let Some(e) = drive_exc {
                     self.tb_ref(e, super::gc::TbRef::Fut(main));
                 }
                 self.futs[main as usize].log_tb = false;
