@@ -434,6 +434,13 @@ impl Machine {
             Ok(()) => {}
         }
         self.futs[g as usize].log_tb = false;
+        // `tasks = None` drops the list, but `_drive`'s loop variable `t`
+        // keeps the last leftover task until `_drive` returns, just after:
+        // what only that task holds dies second.
+        self.shutdown_refs.drain(..self.shutdown_refs.len() - 1);
+        if self.gc_watch_end() {
+            self.refcount_check(true);
+        }
         self.shutdown_refs.clear();
         if self.gc_watch_end() {
             self.refcount_check(true);
