@@ -18,6 +18,11 @@ pub struct Peel {
     queue: Vec<u32>,
     /// `dealloc_order`'s depth-first stack: (node, next edge).
     stack: Vec<(u32, u32)>,
+    /// Futures whose references the change being checked dropped, in the
+    /// order it dropped them (a list deallocates its items last first):
+    /// among what nothing references any more, they go first, in this
+    /// order. Set and cleared around one check by whoever drops a list.
+    pub dropped: Vec<u32>,
 }
 
 impl Machine {
@@ -136,6 +141,15 @@ impl Machine {
         let mut roots = std::mem::take(&mut pk.queue);
         roots.clear();
         roots.extend((0..n as u32).filter(|&k| left(&pk, k as usize) && pk.indeg[k as usize] == 0));
+        if !pk.dropped.is_empty() {
+            let at = |i: u32| {
+                pk.dropped
+                    .iter()
+                    .position(|&f| f == i)
+                    .unwrap_or(usize::MAX)
+            };
+            roots.sort_by_key(|&k| at(pk.nodes[k as usize]));
+        }
         let enter = |pk: &Peel, k: usize, stack: &mut Vec<(u32, u32)>, order: &mut Vec<u32>| {
             let i = pk.nodes[k] as usize;
             if i < nfuts {

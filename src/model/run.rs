@@ -434,13 +434,23 @@ impl Machine {
             Ok(()) => {}
         }
         self.futs[g as usize].log_tb = false;
-        // `tasks = None` drops the list, but `_drive`'s loop variable `t`
-        // keeps the last leftover task until `_drive` returns, just after:
-        // what only that task holds dies second.
-        self.shutdown_refs.drain(..self.shutdown_refs.len() - 1);
+        // run_until_complete returns and the gather goes first, dropping
+        // its children, which the list still holds. A sweep, not a check:
+        // the gather reports nothing, but must not count as a referrer of
+        // what the list drop frees next.
+        if self.gc_watch_end() {
+            self.refcount_sweep();
+        }
+        // `tasks = None` drops the list, last item first, but `_drive`'s
+        // loop variable `t` keeps the last leftover task until `_drive`
+        // returns, just after: what only that task holds dies second.
+        let n = self.shutdown_refs.len();
+        let dropped = self.shutdown_refs.drain(..n - 1).rev();
+        self.gc_peel.dropped.extend(dropped);
         if self.gc_watch_end() {
             self.refcount_check(true);
         }
+        self.gc_peel.dropped.clear();
         self.shutdown_refs.clear();
         if self.gc_watch_end() {
             self.refcount_check(true);
