@@ -126,18 +126,9 @@ impl Machine {
     }
 
     fn await_result(&mut self, t: u32, fut: FutId) -> Act {
-        // `result()` gives the exception back the traceback `set_exception`
-        // recorded, or none: the traceback it had is dropped right there,
-        // and with it what only that held (the frames of an earlier await).
-        let drops_tb = self.futs[fut as usize]
-            .exc
-            .is_some_and(|e| self.tbs.get(e as usize).is_some_and(|tb| !tb.is_empty()));
-        match self.result(fut) {
+        match self.result_freeing(fut) {
             Ok(v) => Act::Pop(Comp::Norm(v)),
             Err(e) => {
-                if drops_tb && self.gc_watch() {
-                    self.refcount_check_holding(&Comp::Raise(e));
-                }
                 // Raised by the await in this function: its traceback
                 // starts at this frame.
                 self.raise_here(Some(t), e);

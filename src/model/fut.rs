@@ -297,6 +297,25 @@ impl Machine {
         }
     }
 
+    /// `result()` where what it drops can die at once: it gives the
+    /// exception back the traceback `set_exception` recorded, or none, so
+    /// the traceback it had goes right there, and with it what only that
+    /// held (the frames of an earlier await). The exception is in flight
+    /// meanwhile.
+    pub fn result_freeing(&mut self, f: FutId) -> Result<V, ExcId> {
+        let drops_tb = self.futs[f as usize].state == FState::Finished
+            && self.futs[f as usize]
+                .exc
+                .is_some_and(|e| self.tbs.get(e as usize).is_some_and(|tb| !tb.is_empty()));
+        let r = self.result(f);
+        if let (true, Err(e)) = (drops_tb, &r)
+            && self.gc_watch()
+        {
+            self.refcount_check_holding(&super::coro::Comp::Raise(*e));
+        }
+        r
+    }
+
     /// `future.exception()` on a done, not cancelled future.
     pub fn exception(&mut self, f: FutId) -> Option<ExcId> {
         let x = &mut self.futs[f as usize];

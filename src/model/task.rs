@@ -4,7 +4,7 @@
 //! coroutine and settles the task from what it did, and the wakeup.
 
 use super::exc::{Cls, ExcId};
-use super::fut::{Cb, FKind, FState, FutId, NO_EXC};
+use super::fut::{Cb, FKind, FutId, NO_EXC};
 use super::machine::Machine;
 use super::run::Hcb;
 use crate::ast::NodeId;
@@ -211,21 +211,12 @@ impl Machine {
     }
 
     /// `Task.__wakeup(future)`.
+    /// `task_wakeup`: the awaited future's `result()` (`future_get_result`,
+    /// so a failed future's exception gets back the traceback it was set
+    /// with), then a step with it.
     pub fn wakeup(&mut self, t: u32, w: FutId) {
-        let st = self.futs[w as usize].state;
-        match st {
-            FState::Cancelled => {
-                let e = self.make_cancelled_error(w);
-                self.step(t, Some(e));
-            }
-            _ => {
-                let e = self.futs[w as usize].exc;
-                if e.is_some() {
-                    self.futs[w as usize].log_tb = false;
-                }
-                self.step(t, e);
-            }
-        }
+        let e = self.result_freeing(w).err();
+        self.step(t, e);
     }
 }
 
