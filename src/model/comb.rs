@@ -458,7 +458,10 @@ impl Machine {
                 }
                 (1, Sig::Child(r)) => {
                     self.remove_done_callback(a, Cb::Release(b));
-                    if let Comp::Raise(_) = r {
+                    if let Comp::Raise(e) = r {
+                        // Through `_cancel_and_wait`'s frame and wait_for's,
+                        // whose locals hold `fut`.
+                        self.tb_ref(e, super::gc::TbRef::Fut(a));
                         return Act::Pop(r);
                     }
                     Act::Pop(self.result_or_timeout(t, a))
