@@ -18,10 +18,11 @@ pub struct Peel {
     queue: Vec<u32>,
     /// `dealloc_order`'s depth-first stack: (node, next edge).
     stack: Vec<(u32, u32)>,
-    /// Futures whose references the change being checked dropped, in the
-    /// order it dropped them (a list deallocates its items last first):
-    /// among what nothing references any more, they go first, in this
-    /// order. Set and cleared around one check by whoever drops a list.
+    /// Futures a list being dropped held, in the order it lets go of them
+    /// (a list deallocates its items last first): what else nothing
+    /// references goes first (what died before but reported nothing), then
+    /// these, one by one. Set and cleared around one check by whoever
+    /// drops the list.
     pub dropped: Vec<u32>,
 }
 
@@ -138,17 +139,26 @@ impl Machine {
         stack.clear();
         // The roots are the nodes nothing references before any goes: a
         // node whose last referrer goes later is entered from there, once.
+        // What the dropped list holds counts one referrer more, released
+        // after everything else that goes, in the list's order.
+        let dropped = std::mem::take(&mut pk.dropped);
+        let held = |pk: &Peel, f: u32| {
+            let i = f as usize;
+            (i < nfuts && !mark[i] && left(pk, pk.local[i] as usize)).then(|| pk.local[i] as usize)
+        };
+        for &f in &dropped {
+            if let Some(k) = held(&pk, f) {
+                pk.indeg[k] += 1;
+            }
+        }
         let mut roots = std::mem::take(&mut pk.queue);
         roots.clear();
         roots.extend((0..n as u32).filter(|&k| left(&pk, k as usize) && pk.indeg[k as usize] == 0));
-        if !pk.dropped.is_empty() {
-            let at = |i: u32| {
-                pk.dropped
-                    .iter()
-                    .position(|&f| f == i)
-                    .unwrap_or(usize::MAX)
-            };
-            roots.sort_by_key(|&k| at(pk.nodes[k as usize]));
+        let released = roots.len();
+        for &f in &dropped {
+            if let Some(k) = held(&pk, f) {
+                roots.push(k as u32);
+            }
         }
         let enter = |pk: &Peel, k: usize, stack: &mut Vec<(u32, u32)>, order: &mut Vec<u32>| {
             let i = pk.nodes[k] as usize;
@@ -157,7 +167,13 @@ impl Machine {
             }
             stack.push((k as u32, pk.start[k]));
         };
-        for &r in &roots {
+        for (j, &r) in roots.iter().enumerate() {
+            if j >= released {
+                pk.indeg[r as usize] -= 1;
+                if pk.indeg[r as usize] != 0 {
+                    continue;
+                }
+            }
             enter(&pk, r as usize, &mut stack, &mut order);
             while let Some(&mut (k, ref mut e)) = stack.last_mut() {
                 if *e == pk.start[k as usize + 1] {
@@ -177,6 +193,7 @@ impl Machine {
         }
         pk.stack = stack;
         pk.queue = roots;
+        pk.dropped = dropped;
         self.gc_peel = pk;
         order
     }

@@ -434,27 +434,20 @@ impl Machine {
             Ok(()) => {}
         }
         self.futs[g as usize].log_tb = false;
-        // run_until_complete returns and the gather goes first, dropping
-        // its children, which the list still holds. A sweep, not a check:
-        // the gather reports nothing, but must not count as a referrer of
-        // what the list drop frees next.
-        if self.gc_watch_end() {
-            self.refcount_sweep();
-        }
-        // `tasks = None` drops the list, last item first, but `_drive`'s
-        // loop variable `t` keeps the last leftover task until `_drive`
-        // returns, just after: what only that task holds dies second.
+        // run_until_complete returns and the gather goes, while the list
+        // still holds the tasks. `tasks = None` then drops the list, last
+        // item first, but `_drive`'s loop variable `t` keeps the last
+        // leftover task until `_drive` returns, just after. One check
+        // frees them in that order (`Peel::dropped`).
         let n = self.shutdown_refs.len();
-        let dropped = self.shutdown_refs.drain(..n - 1).rev();
+        let dropped = self.shutdown_refs[..n - 1].iter().rev();
         self.gc_peel.dropped.extend(dropped);
-        if self.gc_watch_end() {
-            self.refcount_check(true);
-        }
-        self.gc_peel.dropped.clear();
+        self.gc_peel.dropped.push(self.shutdown_refs[n - 1]);
         self.shutdown_refs.clear();
         if self.gc_watch_end() {
             self.refcount_check(true);
         }
+        self.gc_peel.dropped.clear();
     }
 
     fn finals(&mut self) -> Vec<TaskFinal> {
