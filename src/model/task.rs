@@ -160,15 +160,24 @@ impl Machine {
                         self.futs[f as usize].cancelled_exc = Some(e);
                         self.fut_cancel(f, None);
                     } else {
+                        // A KeyboardInterrupt leaves `Handle._run` by
+                        // re-raising, before `self = None`: the traceback's
+                        // frame keeps the handle, whose callback is this
+                        // task's step. An eager first step runs in the
+                        // constructor, not in a handle of its own. On 3.12+
+                        // the coroutine's frame reaches that frame through
+                        // `f_back`, so the traceback `set_exception` records,
+                        // which `result()` gives back, keeps the handle too.
+                        let escapes = cls == Cls::Prog(crate::ast::ExcClass::KeyboardInterrupt);
+                        let via_handle =
+                            escapes && self.eager_stack.last().is_none_or(|s| s.task != t);
+                        if via_handle && self.profile.frame_keeps_caller {
+                            self.tb_ref(e, super::gc::TbRef::Fut(f));
+                        }
                         self.set_exception(f, e);
-                        if cls == Cls::Prog(crate::ast::ExcClass::KeyboardInterrupt) {
+                        if escapes {
                             self.escaped = Some(e);
-                            // It leaves `Handle._run` by re-raising, before
-                            // `self = None`: the traceback's frame keeps the
-                            // handle, whose callback is this task's step.
-                            // An eager first step runs in the constructor,
-                            // not in a handle of its own.
-                            if self.eager_stack.last().is_none_or(|s| s.task != t) {
+                            if via_handle {
                                 self.tb_ref(e, super::gc::TbRef::Fut(f));
                             }
                         }
