@@ -499,26 +499,30 @@ fn verdict_kinds(program: &str, specs: &[&str]) -> Vec<(String, FindingKind)> {
         .collect()
 }
 
-/// Found in the differential suite (seed 449 at size 50 on 3.11,
-/// minimized). What is wrong: every event agrees, but the final task table
-/// gives `a` cancelling=1 on CPython 3.11 and 0 on the model. The table
-/// reads `cancelling()` live for a task still alive and the count recorded
-/// at completion for one freed, so the two disagree on `a`'s lifetime
-/// after the KeyboardInterrupt escapes; not yet explained. Until it is,
-/// this is a known gap, kept apart from divergences.
+/// Found in the differential suite (size-30 seed 174400 on 3.11,
+/// minimized). What is wrong: CPython keeps `a`, whose KeyboardInterrupt
+/// left the loop, alive through `main`'s `(gc)` during the shutdown and
+/// reports it at the final collection; the model collects it at the `(gc)`.
+/// The ready queue still holds a `_release_waiter` handle scheduled in the
+/// iteration the KeyboardInterrupt left, whose argument, `wait_for`'s inner
+/// task, keeps through its saved CancelledError the frame holding `a`; the
+/// model does not keep that chain. Until it does, this is a known gap, kept
+/// apart from divergences. (The gap this test held before, size-50 seed
+/// 449, is fixed: tests/model_findings/a-task-woken-by-a-failed-future-*.)
 #[test]
 fn a_finalization_only_difference_is_a_known_model_gap_not_a_divergence() {
     if !canceltree::backend::discover::versions().contains(&(3, 11)) {
         return;
     }
     let found = verdict_kinds(
-        "(main (spawn a) (spawn b (uncancel a) (raise KeyboardInterrupt)) (cancel a) (await b))",
+        "(main (try (wait-for 2 (do (spawn a (sleep 2) (raise KeyboardInterrupt)) (sleep 2))) \
+         (except BaseException)) (gc))",
         &["model:3.11", "cpython:3.11"],
     );
     assert_eq!(
         found,
         vec![(
-            "finalization:model:3.11!=cpython:3.11@tasks".to_string(),
+            "finalization:model:3.11!=cpython:3.11@handler".to_string(),
             FindingKind::KnownGap
         )]
     );
