@@ -177,6 +177,8 @@ impl Machine {
                         self.set_exception(f, e);
                         if escapes {
                             self.escaped = Some(e);
+                            // Before 3.12 only the raised traceback has it
+                            // (on 3.12+ `tb_ref` skips the repeat).
                             if via_handle {
                                 self.tb_ref(e, super::gc::TbRef::Fut(f));
                             }
