@@ -282,14 +282,6 @@ impl Machine {
         }
     }
 
-    /// An exception that ends a task's coroutine keeps that frame, and on
-    /// 3.12+ its caller's (see `tb_handle_frames`).
-    pub fn tb_loop_frames(&mut self, e: ExcId) {
-        if self.profile.frame_keeps_caller {
-            self.tb_handle_frames(e);
-        }
-    }
-
     /// An exception whose traceback keeps `Handle._run`'s frame (a plain
     /// function, so on every version; or a coroutine's frame on 3.12+)
     /// keeps its `f_back` chain: `_run_once` (handle = None) ->
@@ -342,7 +334,7 @@ impl Machine {
     /// `create_task` frame keeps the task in its local `task`, and on into
     /// the creating function's frame, through `gather()`'s own frame when
     /// a gather made the task. Elsewhere the caller of the task's
-    /// coroutine is the loop's own frames, which `tb_loop_frames` covers
+    /// coroutine is the loop's own frames, which `tb_handle_frames` covers
     /// for the exception that ends a task. Above it, the caller is the
     /// function that awaited this one (through any of asyncio's frames in
     /// between, which are kept the same way): an exception that stopped in

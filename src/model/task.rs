@@ -154,7 +154,11 @@ impl Machine {
         match out {
             super::coro::Out::Done(c) => match c {
                 super::coro::Comp::Raise(e) => {
-                    self.tb_loop_frames(e);
+                    // It keeps the coroutine's frame, and on 3.12+ that
+                    // frame's callers, the loop's own.
+                    if self.profile.frame_keeps_caller {
+                        self.tb_handle_frames(e);
+                    }
                     let cls = self.excs.cls(e);
                     if cls.is_cancelled() {
                         self.futs[f as usize].cancelled_exc = Some(e);
