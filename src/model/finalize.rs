@@ -8,10 +8,12 @@
 
 use super::coro::Frame;
 use super::exc::{Cls, ExcId};
+use super::fut::Cb;
 use super::fut::{FKind, FState};
 use super::gc::TbRef;
 use super::graph::N;
 use super::machine::Machine;
+use super::run::Hcb;
 use crate::ast::NodeId;
 use crate::trace::What;
 
@@ -90,6 +92,9 @@ impl Machine {
             return;
         }
         self.gc_prepare();
+        if self.held_near_roots(|m, f| cand(m, f as usize), left) {
+            return;
+        }
         let total = self.total_nodes();
         let mut mark = std::mem::take(&mut self.gc_mark);
         mark.clear();
@@ -118,6 +123,71 @@ impl Machine {
             self.free_garbage(&mut mark);
         }
         self.gc_mark = mark;
+    }
+
+    /// Whether the `left` candidates are all among what the roots hold
+    /// one step away: the futures and tasks of the ready handles, `main`,
+    /// the background set and the tasks in a step, and the locals and cells
+    /// of the functions those tasks are running. All of that is reachable,
+    /// so the walk would find nothing dying. A candidate is usually a
+    /// failed task or future that a local still names, or whose callbacks
+    /// were just scheduled; this look costs a few slots instead of a walk
+    /// (about 1% of a small program's instructions, 3% of a medium one's).
+    fn held_near_roots(&self, cand: impl Fn(&Machine, u32) -> bool, left: usize) -> bool {
+        const MAX: usize = 8;
+        if left > MAX {
+            return false;
+        }
+        let mut found = [0u32; MAX];
+        let mut n = 0;
+        let mut note = |f: u32| {
+            if cand(self, f) && !found[..n].contains(&f) {
+                found[n] = f;
+                n += 1;
+            }
+        };
+        let mut look = |f: u32| {
+            note(f);
+            let fut = &self.futs[f as usize];
+            let FKind::Task(t) = fut.kind else { return };
+            if fut.collected {
+                return;
+            }
+            for fr in &self.tasks[t as usize].frames {
+                let Frame::Level { func } = *fr else { continue };
+                let d = self.gcx.dense[func as usize] as usize;
+                let own: &[u32] = if self.fn_done[func as usize] {
+                    &[]
+                } else {
+                    &self.gcx.own[d]
+                };
+                for &s in own.iter().chain(&self.gcx.free[d]) {
+                    if let Some(super::names::Obj::Fut(x)) = self.slots[s as usize] {
+                        note(x);
+                    }
+                }
+            }
+        };
+        let handles = self.lp.ready.iter().map(|&h| self.lp.handles[h as usize]);
+        for x in handles.filter(|x| !x.cancelled) {
+            match x.cb {
+                Hcb::Step(t, _) => look(self.tasks[t as usize].fut),
+                Hcb::FutCb(cb, f) => {
+                    look(f);
+                    if let Cb::Wakeup(t) = cb {
+                        look(self.tasks[t as usize].fut);
+                    }
+                }
+                _ => {}
+            }
+        }
+        for f in self.main_ref.into_iter().chain(self.bg.iter().copied()) {
+            look(f);
+        }
+        for &t in &self.stepping {
+            look(self.tasks[t as usize].fut);
+        }
+        n == left
     }
 
     /// Asks refcount checks about every future again: something may now

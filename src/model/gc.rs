@@ -42,9 +42,9 @@ pub struct GcCache {
     /// Function id of each dense index.
     pub(super) ids: Vec<NodeId>,
     /// Own slots of each function, by dense index.
-    own: Vec<Vec<u32>>,
+    pub(super) own: Vec<Vec<u32>>,
     /// Free variables (closure cells) of each function, by dense index.
-    free: Vec<Vec<u32>>,
+    pub(super) free: Vec<Vec<u32>>,
     /// Whether a nested function reads each slot (so it is a cell).
     captured: Vec<bool>,
 }
