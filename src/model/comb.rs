@@ -549,11 +549,16 @@ impl Machine {
             (Some((1, ce, w2)), Sig::Child(r)) => {
                 self.remove_done_callback(fut, Cb::Release(w2));
                 self.lp.cancel(timer);
-                if let Comp::Raise(_) = r {
+                // What leaves passes through wait_for's frame (and, if
+                // raised in there, `_cancel_and_wait`'s), whose locals
+                // hold `fut`: its traceback keeps the inner task.
+                if let Comp::Raise(e) = r {
+                    self.tb_ref(e, super::gc::TbRef::Fut(fut));
                     return Act::Pop(r);
                 }
                 if ce != NONE {
                     // bare `raise` of the CancelledError being handled
+                    self.tb_ref(ce, super::gc::TbRef::Fut(fut));
                     return Act::Pop(Comp::Raise(ce));
                 }
                 Act::Pop(self.result_or_timeout(t, fut))
