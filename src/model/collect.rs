@@ -368,6 +368,17 @@ impl Machine {
                     }
                 }
             }
+            // A frame object a traceback made lives as long as its
+            // function runs (the running frame holds it), whatever held it
+            // since: a later traceback through that function refers to the
+            // same object, locals and all (a TaskGroup's error raised out
+            // of a coroutine the collection is closing).
+            for &f in &self.gcx.ids {
+                let j = self.idx(N::Frame(f));
+                if !self.fn_done[f as usize] && j < total && !gone[j] {
+                    indeg[j] += 1;
+                }
+            }
             fresh.clear();
             fresh.extend(
                 (0..total)
