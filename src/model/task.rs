@@ -176,7 +176,7 @@ impl Machine {
                         let via_handle =
                             escapes && self.eager_stack.last().is_none_or(|s| s.task != t);
                         if via_handle && self.profile.frame_keeps_caller {
-                            self.tb_ref(e, super::gc::TbRef::Fut(f));
+                            self.tb_running_handle(e, f);
                         }
                         self.set_exception(f, e);
                         if escapes {
@@ -184,7 +184,7 @@ impl Machine {
                             // Before 3.12 only the raised traceback has it
                             // (on 3.12+ `tb_ref` skips the repeat).
                             if via_handle {
-                                self.tb_ref(e, super::gc::TbRef::Fut(f));
+                                self.tb_running_handle(e, f);
                             }
                         }
                     }
@@ -222,6 +222,19 @@ impl Machine {
                     }
                 }
             }
+        }
+    }
+
+    /// `e` leaves `Handle._run`, whose frame keeps the handle running the
+    /// step of the task with future `f`: its callback (the task's step or
+    /// `__wakeup`, so the task) and then its arguments (the future that
+    /// woke it, with what its result holds).
+    fn tb_running_handle(&mut self, e: ExcId, f: FutId) {
+        self.tb_ref(e, super::gc::TbRef::Fut(f));
+        match self.running_handle {
+            Some(Hcb::FutCb(Cb::Wakeup(_), w)) => self.tb_ref(e, super::gc::TbRef::Fut(w)),
+            Some(Hcb::Step(_, x)) if x != NO_EXC => self.tb_ref(e, super::gc::TbRef::Exc(x)),
+            _ => {}
         }
     }
 
