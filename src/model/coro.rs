@@ -264,7 +264,19 @@ impl Machine {
         stop: usize,
     ) -> Result<Comp, Option<FutId>> {
         if let (true, Sig::Throw(e)) = (throwing, &sig) {
-            self.tb_here(Some(t), *e);
+            // A throw raises in the innermost coroutine. If that is one of
+            // asyncio's (wait_for, sleep), the exception starts in its
+            // frame; before 3.12 that frame keeps no `f_back`, so a program
+            // function's frame joins the traceback only if the exception
+            // leaves that coroutine (3.11's wait_for catches the cancel a
+            // timeout throws in). On 3.12+ its `f_back` is the caller's.
+            let n = self.tasks[t as usize].frames.len();
+            let lvl = self.innermost_level(t, n);
+            if self.profile.frame_keeps_caller
+                || level_kind(&self.tasks[t as usize].frames[lvl]) != Some(false)
+            {
+                self.tb_here(Some(t), *e);
+            }
         }
         loop {
             if self.handler_done {
