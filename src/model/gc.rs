@@ -16,9 +16,11 @@
 //!
 //! Refcounting frees garbage depth first from what was dropped, a frame's
 //! slots in `localsplus` order (`dealloc_order`). Not modelled (known
-//! gaps): the `except ... as e` variable of the runtime, and the order in
+//! gaps): the `except ... as e` variable of the runtime; the order in
 //! which several objects are dropped at one moment (creation order is
-//! used). How a collection reorders the objects that survive it is
+//! used); and the locals naming nested functions (pygen's `_aw12 = ...`),
+//! so a function object whose closure holds a future is dropped on its
+//! own, not in its place among its definer's locals. How a collection reorders the objects that survive it is
 //! replayed in `gcorder.rs`, with the simplifications it names.
 
 use super::coro::Frame;
