@@ -54,14 +54,19 @@ impl Machine {
         Ok(f)
     }
 
-    fn tg_abort(&mut self, g: u32) {
+    /// `_abort()`: cancels every child not done. What a `cancel()` raises
+    /// (RuntimeError('Event loop is closed') from scheduling a child's
+    /// waiter's callbacks, RecursionError in an await cycle) leaves
+    /// `_abort()` at once, the other children uncancelled.
+    fn tg_abort(&mut self, g: u32) -> Result<(), ExcId> {
         self.tgs[g as usize].aborting = true;
         let tasks = self.tgs[g as usize].tasks.clone();
         for f in tasks {
             if !self.done(f) {
-                let _ = self.cancel(f, None);
+                self.cancel(f, None)?;
             }
         }
+        Ok(())
     }
 
     pub fn tg_on_task_done(&mut self, g: u32, f: FutId) {
@@ -97,7 +102,9 @@ impl Machine {
         }
         let tg = &self.tgs[g as usize];
         if !tg.aborting && !tg.parent_cancel_requested {
-            self.tg_abort(g);
+            // Raised in a done callback: not modelled (a cancel raises
+            // only once the loop is closed, when no callback runs).
+            let _ = self.tg_abort(g);
             self.tgs[g as usize].parent_cancel_requested = true;
             let _ = self.cancel(pf, None);
         }
@@ -146,8 +153,12 @@ impl Machine {
                         self.tgs[g as usize].propagate = None;
                     }
                 }
-                if e != NONE && !self.tgs[g as usize].aborting {
-                    self.tg_abort(g);
+                if e != NONE
+                    && !self.tgs[g as usize].aborting
+                    && let Err(x) = self.tg_abort(g)
+                {
+                    // Out of `__aexit__`, handling the body's exception.
+                    return self.aexit_raise(t, g, x, Some(e), false);
                 }
                 *fr = Frame::Tg {
                     tg: g,
@@ -186,7 +197,10 @@ impl Machine {
                         self.tgs[g as usize].caught.push(x);
                         if !self.tgs[g as usize].aborting {
                             self.tgs[g as usize].propagate = Some(x);
-                            self.tg_abort(g);
+                            if let Err(r) = self.tg_abort(g) {
+                                // Out of `__aexit__`'s `except CancelledError`.
+                                return self.aexit_raise(t, g, r, Some(x), false);
+                            }
                         }
                     } else {
                         return Act::Pop(c);
