@@ -102,8 +102,9 @@ impl Machine {
         }
         let tg = &self.tgs[g as usize];
         if !tg.aborting && !tg.parent_cancel_requested {
-            // Raised in a done callback: not modelled (a cancel raises
-            // only once the loop is closed, when no callback runs).
+            // Raised in a done callback, only a RecursionError can come
+            // (no callback runs once the loop is closed); CPython's handler
+            // would report it, a depth-dependent case not modelled.
             let _ = self.tg_abort(g);
             self.tgs[g as usize].parent_cancel_requested = true;
             let _ = self.cancel(pf, None);
