@@ -30,7 +30,8 @@
 //! background set (frozen by the worker); `main_task` (a local of the
 //! runtime) and the future `run_until_complete` runs; what a running
 //! `gather()` is handed, its argument coroutines too before their tasks
-//! exist; the exceptions in flight; the shutdown list. The running handle
+//! exist; the exceptions in flight; the shutdown list, and its last task
+//! (`_drive`'s loop variable `t`). The running handle
 //! refers to what it holds late. Known simplifications: frames,
 //! exceptions and task groups count as part of whichever scanned object
 //! reaches them first, and late referrers all come after the list.
@@ -305,6 +306,10 @@ impl Machine {
             direct.extend(self.gathers[g as usize].children.iter().map(|&c| N::Fut(c)));
         }
         direct.extend(self.inflight.iter().map(|&e| N::Exc(e)));
+        // `_drive`'s loop variable `t`, also a local of its executing
+        // frame: the last leftover task, once the shutdown has cancelled
+        // them all.
+        direct.extend(self.shutdown_refs.last().map(|&f| N::Fut(f)));
         // Through the running handle: late.
         if let Some(cb) = self.running_handle {
             self.handle_edges(cb, later);
