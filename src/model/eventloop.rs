@@ -41,7 +41,9 @@ pub struct EventLoop<C: Copy> {
     pub closed: bool,
     /// The collector list's allocation clock (`gcorder.rs`): the last
     /// position given out, to handles and to the machine's objects alike.
-    pub clock: u32,
+    /// Shared with the exception arena, which stamps each exception with
+    /// it as it is made.
+    pub clock: std::rc::Rc<std::cell::Cell<u32>>,
 }
 
 impl<C: Copy> Default for EventLoop<C> {
@@ -55,7 +57,7 @@ impl<C: Copy> Default for EventLoop<C> {
             stopping: false,
             iteration: 0,
             closed: false,
-            clock: 0,
+            clock: Default::default(),
         }
     }
 }
@@ -70,20 +72,21 @@ impl<C: Copy> EventLoop<C> {
         self.stopping = false;
         self.iteration = 0;
         self.closed = false;
-        self.clock = 0;
+        self.clock.set(0);
     }
 
     fn alloc(&mut self, cb: C, when: f64) -> HId {
         // Steps of two leave room for the object allocated just before.
-        self.clock += 2;
+        let key = self.clock.get() + 2;
+        self.clock.set(key);
         let h = Handle {
             cb,
             cancelled: false,
             when,
             scheduled: false,
             live: true,
-            key: self.clock,
-            wrap_key: self.clock - 1,
+            key,
+            wrap_key: key - 1,
         };
         self.handles.push(h);
         self.handles.len() as HId - 1

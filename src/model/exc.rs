@@ -92,6 +92,9 @@ pub struct ExcObj {
     pub cause: Option<ExcId>,
     pub context: Option<ExcId>,
     pub suppress: bool,
+    /// Its place in the collector's list (`gcorder.rs`): the allocation
+    /// clock when it was made, so just after the object made before it.
+    pub key: u32,
     /// Freed by a collection: it holds nothing any more (a garbage cycle
     /// through it, such as a TaskGroup's group naming itself, is gone).
     pub collected: bool,
@@ -107,6 +110,8 @@ pub struct Excs {
     epoch: u32,
     /// Per exception, its last encoding and the epoch it was made at.
     encoded: std::cell::RefCell<Vec<Option<(u32, ExcRef)>>>,
+    /// The event loop's allocation clock (`EventLoop::clock`), shared.
+    pub clock: std::rc::Rc<std::cell::Cell<u32>>,
 }
 
 impl Excs {
@@ -133,6 +138,7 @@ impl Excs {
             cause: None,
             context: None,
             suppress: false,
+            key: self.clock.get(),
             collected: false,
         });
         self.objs.len() as ExcId - 1
@@ -146,6 +152,11 @@ impl Excs {
         let id = self.msg(cls, msg);
         self.get_mut(id).group = Some(members.into());
         id
+    }
+
+    /// A collection moved `e` in the collector's list; its encoding stands.
+    pub fn set_key(&mut self, e: ExcId, key: u32) {
+        self.objs[e as usize].key = key;
     }
 
     pub fn get(&self, e: ExcId) -> &ExcObj {

@@ -346,6 +346,12 @@ impl Machine {
                 self.slot_edges(&self.gcx.free[d], out);
             }
             N::Frame(func) => {
+                // A frame object whose function still runs refers to
+                // nothing: its locals belong to the running frame (the
+                // coroutine's), and its `f_back` is set only once it ends.
+                if !self.fn_done[func as usize] {
+                    return;
+                }
                 let d = self.gcx.dense[func as usize] as usize;
                 self.slot_edges(&self.gcx.own[d], out);
                 out.push(N::Fn(func));

@@ -72,15 +72,16 @@ impl Machine {
     /// A new position after every object allocated so far.
     pub(super) fn next_gc_key(&mut self) -> u32 {
         // Steps of two leave each task's coroutine the key before its own.
-        self.lp.clock += 2;
-        self.lp.clock
+        let key = self.lp.clock.get() + 2;
+        self.lp.clock.set(key);
+        key
     }
 
     /// `n` new positions, two apart, for objects allocated now but handed
     /// out later (the coroutines of a gather's arguments); the first.
     pub(super) fn reserve_gc_keys(&mut self, n: u32) -> u32 {
-        let first = self.lp.clock + 2;
-        self.lp.clock += 2 * n;
+        let first = self.lp.clock.get() + 2;
+        self.lp.clock.set(first - 2 + 2 * n);
         first
     }
 
@@ -236,10 +237,19 @@ impl Machine {
         if !self.shutdown_refs.is_empty() {
             sc.items.push(It::Shutdown);
         }
-        // Keys are distinct, and mostly in order already.
+        for (k, &e) in self.inflight.iter().enumerate() {
+            if !self.inflight[..k].contains(&e) && !self.excs.get(e).collected {
+                sc.items.push(It::Exc(e));
+            }
+        }
+        // Keys are distinct but for an exception's, which is the key of the
+        // object made just before it: it sorts after that one.
         let mut keyed = std::mem::take(&mut sc.keyed);
         keyed.clear();
-        keyed.extend(sc.items.iter().map(|&x| (self.item_key(x), x)));
+        keyed.extend(sc.items.iter().map(|&x| {
+            let after = matches!(x, It::Exc(_)) as u64;
+            (((self.item_key(x) as u64) << 1) | after, x)
+        }));
         keyed.sort_unstable_by_key(|&(k, _)| k);
         sc.items.clear();
         sc.items.extend(keyed.iter().map(|&(_, x)| x));
@@ -255,6 +265,7 @@ impl Machine {
                 It::Wake(t) => sc.wake_loc[t as usize] = i as u32,
                 It::Hd(h) => sc.hd_loc[h as usize].0 = i as u32,
                 It::Wrap(h) => sc.hd_loc[h as usize].1 = i as u32,
+                It::Exc(e) => sc.loc[self.idx(N::Exc(e))] = i as u32,
                 It::Shutdown => {}
             }
         }
@@ -270,7 +281,7 @@ impl Machine {
         // traversed in place.
         // `_drive`'s shutdown list, held by its executing frame, likewise.
         for (i, &x) in sc.items.iter().enumerate() {
-            if let It::Hd(_) | It::Shutdown = x {
+            if let It::Hd(_) | It::Shutdown | It::Exc(_) = x {
                 sc.st[i] = St::Reached;
             }
         }
@@ -305,7 +316,6 @@ impl Machine {
         for &g in &self.gathering {
             direct.extend(self.gathers[g as usize].children.iter().map(|&c| N::Fut(c)));
         }
-        direct.extend(self.inflight.iter().map(|&e| N::Exc(e)));
         // `_drive`'s loop variable `t`, also a local of its executing
         // frame: the last leftover task, once the shutdown has cancelled
         // them all.
@@ -331,6 +341,7 @@ impl Machine {
             It::Hd(h) => self.lp.handles[h as usize].key,
             It::Wrap(h) => self.lp.handles[h as usize].wrap_key,
             It::Shutdown => self.shutdown_key,
+            It::Exc(e) => self.excs.get(e).key,
         }
     }
 
@@ -343,6 +354,7 @@ impl Machine {
             It::Hd(h) => self.lp.handles[h as usize].key = key,
             It::Wrap(h) => self.lp.handles[h as usize].wrap_key = key,
             It::Shutdown => self.shutdown_key = key,
+            It::Exc(e) => self.excs.set_key(e, key),
             It::G(_) => unreachable!("only futures and coroutines are scanned graph nodes"),
         }
     }
@@ -381,6 +393,7 @@ impl Machine {
                 }
             }
             It::Shutdown => direct.extend(self.shutdown_refs.iter().map(|&f| N::Fut(f))),
+            It::Exc(e) => self.edges(N::Exc(e), direct),
             It::Wrap(h) => match self.lp.handles[h as usize].cb {
                 Hcb::FutCb(_, f) | Hcb::SetResultUnlessCancelled(f) | Hcb::ReleaseWaiter(f) => {
                     direct.push(N::Fut(f))
@@ -458,6 +471,10 @@ enum It {
     Wrap(super::eventloop::HId),
     /// `_drive`'s list of the shutdown's tasks.
     Shutdown,
+    /// An exception in flight: referred to from outside the list (a
+    /// step's argument, a frame running a handler), so traversed in place,
+    /// where it was allocated; what its traceback holds is reached there.
+    Exc(super::exc::ExcId),
 }
 
 /// Whether a handle's callback comes with an object allocated just before
@@ -492,7 +509,7 @@ fn add_wake(sc: &mut Scan, t: u32) {
 pub struct Scan {
     items: Vec<It>,
     /// The items with their keys, for sorting.
-    keyed: Vec<(u32, It)>,
+    keyed: Vec<(u64, It)>,
     /// `follow`'s stack.
     stack: Vec<N>,
     loc: Vec<u32>,

@@ -228,16 +228,19 @@ const SPARE_CAPACITY: usize = 64;
 
 impl Machine {
     pub fn new(profile: Profile) -> Machine {
+        let lp = EventLoop::default();
+        let mut excs = Excs::default();
+        excs.clock = lp.clock.clone();
         Machine {
             profile,
             analysed: false,
             prog: std::ptr::null(),
             sc: Scopes::default(),
-            excs: Excs::default(),
+            excs,
             futs: Vec::new(),
             tasks: Vec::new(),
             task_order: Vec::new(),
-            lp: EventLoop::default(),
+            lp,
             slots: Vec::new(),
             vals: Vec::new(),
             events: Vec::new(),
