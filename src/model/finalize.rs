@@ -8,8 +8,7 @@
 
 use super::coro::Frame;
 use super::exc::{Cls, ExcId};
-use super::fut::Cb;
-use super::fut::{FKind, FState};
+use super::fut::{Cb, FKind, FState};
 use super::gc::TbRef;
 use super::graph::N;
 use super::machine::Machine;

@@ -20,8 +20,9 @@
 //! which several objects are dropped at one moment (creation order is
 //! used); and the locals naming nested functions (pygen's `_aw12 = ...`),
 //! so a function object whose closure holds a future is dropped on its
-//! own, not in its place among its definer's locals. How a collection reorders the objects that survive it is
-//! replayed in `gcorder.rs`, with the simplifications it names.
+//! own, not in its place among its definer's locals. How a collection
+//! reorders the objects that survive it is replayed in `gcorder.rs`, with
+//! the simplifications it names.
 
 use super::coro::Frame;
 use super::coro::NONE;

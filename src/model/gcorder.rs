@@ -30,11 +30,14 @@
 //! background set (frozen by the worker); `main_task` (a local of the
 //! runtime) and the future `run_until_complete` runs; what a running
 //! `gather()` is handed, its argument coroutines too before their tasks
-//! exist; the exceptions in flight; the shutdown list, and its last task
-//! (`_drive`'s loop variable `t`). The running handle
-//! refers to what it holds late. Known simplifications: frames,
-//! exceptions and task groups count as part of whichever scanned object
-//! reaches them first, and late referrers all come after the list.
+//! exist; the shutdown list, and its last task (`_drive`'s loop variable
+//! `t`). The exceptions in flight (a step's argument) are referred to from
+//! outside too, but they are objects of the list: scanned in place where
+//! they were allocated, they move what they alone reach that is older.
+//! The running handle refers to what it holds late. Known
+//! simplifications: frames, other exceptions and task groups count as
+//! part of whichever scanned object reaches them first, and late
+//! referrers all come after the list.
 
 use super::coro::NONE;
 use super::fut::{Cb, FKind};
@@ -198,8 +201,9 @@ impl Machine {
     /// Lists the objects the replay scans, in list order: surviving
     /// futures, pending tasks' coroutines, the `__wakeup` method objects
     /// their callbacks or handles hold, the loop's handles with the objects
-    /// just before them, and the shutdown list. Indexes them, and marks
-    /// each unseen but for what the loop and the runtime reach first.
+    /// just before them, the shutdown list and the exceptions in flight.
+    /// Indexes them, and marks each unseen but for what the loop and the
+    /// runtime reach first.
     fn scan_items(&self, sc: &mut Scan, mark: &[bool]) {
         let total = mark.len();
         sc.items.clear();
@@ -279,7 +283,8 @@ impl Machine {
         // The loop, allocated before everything, is traversed first: its
         // ready queue and timer heap reach their handles, which are then
         // traversed in place.
-        // `_drive`'s shutdown list, held by its executing frame, likewise.
+        // `_drive`'s shutdown list, held by its executing frame, likewise,
+        // and the exceptions in flight.
         for (i, &x) in sc.items.iter().enumerate() {
             if let It::Hd(_) | It::Shutdown | It::Exc(_) = x {
                 sc.st[i] = St::Reached;
@@ -462,7 +467,7 @@ impl Machine {
 /// An object the replay scans: a graph node with a finalizer (future,
 /// coroutine), a task's `__wakeup` method object, a loop handle, the
 /// object allocated just before a handle that only the handle refers to
-/// (see `has_wrap`), or `_drive`'s shutdown list.
+/// (see `has_wrap`), `_drive`'s shutdown list, or an exception in flight.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum It {
     G(N),
