@@ -154,13 +154,8 @@ impl Machine {
             }
             for fr in &self.tasks[t as usize].frames {
                 let Frame::Level { func } = *fr else { continue };
-                let d = self.gcx.dense[func as usize] as usize;
-                let own: &[u32] = if self.fn_done[func as usize] {
-                    &[]
-                } else {
-                    &self.gcx.own[d]
-                };
-                for &s in own.iter().chain(&self.gcx.free[d]) {
+                let (own, free) = self.fn_slots(func);
+                for &s in own.iter().chain(free) {
                     if let Some(super::names::Obj::Fut(x)) = self.slots[s as usize] {
                         note(x);
                     }

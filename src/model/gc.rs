@@ -45,9 +45,9 @@ pub struct GcCache {
     /// Function id of each dense index.
     pub(super) ids: Vec<NodeId>,
     /// Own slots of each function, by dense index.
-    pub(super) own: Vec<Vec<u32>>,
+    own: Vec<Vec<u32>>,
     /// Free variables (closure cells) of each function, by dense index.
-    pub(super) free: Vec<Vec<u32>>,
+    free: Vec<Vec<u32>>,
     /// Whether a nested function reads each slot (so it is a cell).
     captured: Vec<bool>,
 }
@@ -225,6 +225,21 @@ impl Machine {
         }
     }
 
+    /// The slots a function node refers to, in a frame's `localsplus`
+    /// order: its locals while it runs, then its closure's cells (see
+    /// `gc_prepare`). Two slices, not a chained iterator: the walks call
+    /// this for every function node they pass.
+    #[inline(always)]
+    pub(super) fn fn_slots(&self, func: NodeId) -> (&[u32], &[u32]) {
+        let d = self.gcx.dense[func as usize] as usize;
+        let own: &[u32] = if self.fn_done[func as usize] {
+            &[]
+        } else {
+            &self.gcx.own[d]
+        };
+        (own, &self.gcx.free[d])
+    }
+
     fn slot_edges(&self, slots: &[u32], out: &mut Vec<N>) {
         for &s in slots {
             if let Some(o) = self.slots[s as usize] {
@@ -338,13 +353,9 @@ impl Machine {
                 out.extend(tg.base_error.map(N::Exc));
             }
             N::Fn(func) => {
-                // A frame's `localsplus` order: its locals, then the
-                // closure's cells (see `gc_prepare`).
-                let d = self.gcx.dense[func as usize] as usize;
-                if !self.fn_done[func as usize] {
-                    self.slot_edges(&self.gcx.own[d], out);
-                }
-                self.slot_edges(&self.gcx.free[d], out);
+                let (own, free) = self.fn_slots(func);
+                self.slot_edges(own, out);
+                self.slot_edges(free, out);
             }
             N::Frame(func) => {
                 // A frame object whose function still runs refers to

@@ -171,19 +171,19 @@ impl Machine {
                         // constructor, not in a handle of its own. On 3.12+
                         // the coroutine's frame reaches that frame through
                         // `f_back`, so the traceback `set_exception` records,
-                        // which `result()` gives back, keeps the handle too.
+                        // which `result()` gives back, keeps the handle too;
+                        // before 3.12 only the raised traceback has it.
                         let escapes = cls == Cls::Prog(crate::ast::ExcClass::KeyboardInterrupt);
                         let via_handle =
                             escapes && self.eager_stack.last().is_none_or(|s| s.task != t);
-                        if via_handle && self.profile.frame_keeps_caller {
+                        let recorded = self.profile.frame_keeps_caller;
+                        if via_handle && recorded {
                             self.tb_running_handle(e, f);
                         }
                         self.set_exception(f, e);
                         if escapes {
                             self.escaped = Some(e);
-                            // Before 3.12 only the raised traceback has it
-                            // (on 3.12+ `tb_ref` skips the repeat).
-                            if via_handle {
+                            if via_handle && !recorded {
                                 self.tb_running_handle(e, f);
                             }
                         }
