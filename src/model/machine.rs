@@ -410,7 +410,9 @@ impl Machine {
     }
 
     /// Runs `p` with the analysis `a` made of it by `analyse`, which stays
-    /// valid for `p` afterwards.
+    /// valid for `p` afterwards. Never inlined, so that a profiler can
+    /// count the benchmark's timed part alone (`--toggle-collect`).
+    #[inline(never)]
     pub fn run_analysed(
         &mut self,
         p: &Program,
