@@ -40,6 +40,9 @@ pub struct Timeout {
     pub handler: Option<HId>,
     pub task: u32,
     pub cancelling: u32,
+    /// Its place in the collector's list (`gcorder.rs`): allocated by
+    /// `timeout()`, before `__aenter__` schedules its handler.
+    pub key: u32,
 }
 
 #[derive(Clone, Debug, Default)]

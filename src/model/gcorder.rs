@@ -17,12 +17,16 @@
 //! each handle that only the handle refers to (a task's step wrapper, the
 //! `args` tuple naming a future, `Timeout._on_timeout`), each task's
 //! `__wakeup` method object (made when it awaits a future, kept by that
-//! future's callbacks, then by the handle that runs it), and `_drive`'s
-//! shutdown list. The handles and their objects take places from the same
-//! allocation clock (`EventLoop::clock`). Other done callbacks and handle
-//! targets (closures and bound methods made at other times, a Timeout
-//! object) reach their objects late: after the scan of the list as it
-//! was. Objects referred to from outside the list stay in place: the
+//! future's callbacks, then by the handle that runs it), `_drive`'s
+//! shutdown list, each `Timeout` object (kept by its `async with` and its
+//! handler's bound method, it refers to its task) and every exception,
+//! which stands for the traceback and frame objects its raise made. All
+//! take places from the same allocation clock (`EventLoop::clock`), so
+//! what an exception's traceback holds is reached only when the scan gets
+//! to the exception. Other done callbacks and handle targets (closures
+//! and bound methods made at other times) reach their objects late: after
+//! the scan of the list as it was. Objects referred to from outside the
+//! list stay in place: the
 //! current task (`_current_tasks`); what the frame calling `gc.collect()`
 //! holds (an executing frame's locals are not traversed); a task in its
 //! eager first step and its coroutine (`create_task`'s frames), and the
@@ -32,14 +36,14 @@
 //! `gather()` is handed, its argument coroutines too before their tasks
 //! exist; the shutdown list, and its last task (`_drive`'s loop variable
 //! `t`). The exceptions in flight (a step's argument) are referred to from
-//! outside too, but they are objects of the list: scanned in place where
-//! they were allocated, they move what they alone reach that is older.
-//! The running handle refers to what it holds late. Known
-//! simplifications: frames, other exceptions and task groups count as
-//! part of whichever scanned object reaches them first, and late
-//! referrers all come after the list.
+//! outside too, so they are traversed when the scan passes them whatever
+//! reaches them. The running handle refers to what it holds late. Known
+//! simplifications: frames, cells, task groups and result lists count as
+//! part of whichever scanned object reaches them first (a frame's cells,
+//! separate objects in CPython, reach what they hold one step later), and
+//! late referrers all come after the list.
 
-use super::coro::NONE;
+use super::coro::{Frame, NONE};
 use super::fut::{Cb, FKind};
 use super::graph::N;
 use super::machine::Machine;
@@ -201,7 +205,8 @@ impl Machine {
     /// Lists the objects the replay scans, in list order: surviving
     /// futures, pending tasks' coroutines, the `__wakeup` method objects
     /// their callbacks or handles hold, the loop's handles with the objects
-    /// just before them, the shutdown list and the exceptions in flight.
+    /// just before them, the shutdown list, Timeout objects and the
+    /// surviving exceptions.
     /// Indexes them, and marks each unseen but for what the loop and the
     /// runtime reach first.
     fn scan_items(&self, sc: &mut Scan, mark: &[bool]) {
@@ -238,11 +243,35 @@ impl Machine {
                 add_wake(sc, t);
             }
         }
+        // Timeout objects: those of a live handler, and those the
+        // `async with` of a surviving coroutine holds.
+        sc.tm_loc.clear();
+        sc.tm_loc.resize(self.timeouts.len(), NONE);
+        for k in 0..sc.items.len() {
+            match sc.items[k] {
+                It::Hd(h) => {
+                    if let Hcb::TimeoutFire(tm) = self.lp.handles[h as usize].cb {
+                        add_tm(sc, tm);
+                    }
+                }
+                It::G(N::Coro(t)) => {
+                    for f in &self.tasks[t as usize].frames {
+                        if let Frame::Timeout { tm, .. } = *f {
+                            add_tm(sc, tm);
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
         if !self.shutdown_refs.is_empty() {
             sc.items.push(It::Shutdown);
         }
-        for (k, &e) in self.inflight.iter().enumerate() {
-            if !self.inflight[..k].contains(&e) && !self.excs.get(e).collected {
+        // Every surviving exception sits where it was allocated, with the
+        // traceback and frame objects its raise made.
+        for e in 0..self.excs.len() as u32 {
+            let i = self.idx(N::Exc(e));
+            if i < total && mark[i] && !self.excs.get(e).collected {
                 sc.items.push(It::Exc(e));
             }
         }
@@ -270,6 +299,7 @@ impl Machine {
                 It::Hd(h) => sc.hd_loc[h as usize].0 = i as u32,
                 It::Wrap(h) => sc.hd_loc[h as usize].1 = i as u32,
                 It::Exc(e) => sc.loc[self.idx(N::Exc(e))] = i as u32,
+                It::Tm(tm) => sc.tm_loc[tm as usize] = i as u32,
                 It::Shutdown => {}
             }
         }
@@ -284,10 +314,12 @@ impl Machine {
         // ready queue and timer heap reach their handles, which are then
         // traversed in place.
         // `_drive`'s shutdown list, held by its executing frame, likewise,
-        // and the exceptions in flight.
+        // and the exceptions in flight (others wait to be reached).
         for (i, &x) in sc.items.iter().enumerate() {
-            if let It::Hd(_) | It::Shutdown | It::Exc(_) = x {
-                sc.st[i] = St::Reached;
+            match x {
+                It::Hd(_) | It::Shutdown => sc.st[i] = St::Reached,
+                It::Exc(e) if self.inflight.contains(&e) => sc.st[i] = St::Reached,
+                _ => {}
             }
         }
     }
@@ -347,6 +379,7 @@ impl Machine {
             It::Wrap(h) => self.lp.handles[h as usize].wrap_key,
             It::Shutdown => self.shutdown_key,
             It::Exc(e) => self.excs.get(e).key,
+            It::Tm(tm) => self.timeouts[tm as usize].key,
         }
     }
 
@@ -360,6 +393,7 @@ impl Machine {
             It::Wrap(h) => self.lp.handles[h as usize].wrap_key = key,
             It::Shutdown => self.shutdown_key = key,
             It::Exc(e) => self.excs.set_key(e, key),
+            It::Tm(tm) => self.timeouts[tm as usize].key = key,
             It::G(_) => unreachable!("only futures and coroutines are scanned graph nodes"),
         }
     }
@@ -378,7 +412,21 @@ impl Machine {
                 }
                 self.fut_own_edges(f, direct);
             }
-            It::G(g) => self.edges(g, direct),
+            It::G(g) => {
+                self.edges(g, direct);
+                // The `async with` holds the Timeout object, which refers
+                // to the task; the task has usually been reached already.
+                if let N::Coro(t) = g {
+                    for f in &self.tasks[t as usize].frames {
+                        if let Frame::Timeout { tm, .. } = *f {
+                            r.direct_it.push(r.tm_loc[tm as usize]);
+                        }
+                    }
+                }
+            }
+            It::Tm(tm) => direct.push(N::Fut(
+                self.tasks[self.timeouts[tm as usize].task as usize].fut,
+            )),
             It::Wake(t) => direct.push(N::Fut(self.tasks[t as usize].fut)),
             It::Hd(h) => {
                 let cb = self.lp.handles[h as usize].cb;
@@ -403,8 +451,8 @@ impl Machine {
                 Hcb::FutCb(_, f) | Hcb::SetResultUnlessCancelled(f) | Hcb::ReleaseWaiter(f) => {
                     direct.push(N::Fut(f))
                 }
-                // `_on_timeout`'s Timeout object, which has no place either.
-                cb @ Hcb::TimeoutFire(_) => self.handle_edges(cb, later),
+                // The bound method `_on_timeout`: its Timeout object.
+                Hcb::TimeoutFire(tm) => r.direct_it.push(r.tm_loc[tm as usize]),
                 cb => self.handle_edges(cb, direct),
             },
         }
@@ -467,7 +515,7 @@ impl Machine {
 /// An object the replay scans: a graph node with a finalizer (future,
 /// coroutine), a task's `__wakeup` method object, a loop handle, the
 /// object allocated just before a handle that only the handle refers to
-/// (see `has_wrap`), `_drive`'s shutdown list, or an exception in flight.
+/// (see `has_wrap`), `_drive`'s shutdown list, an exception or a Timeout.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum It {
     G(N),
@@ -476,10 +524,15 @@ enum It {
     Wrap(super::eventloop::HId),
     /// `_drive`'s list of the shutdown's tasks.
     Shutdown,
-    /// An exception in flight: referred to from outside the list (a
-    /// step's argument, a frame running a handler), so traversed in place,
-    /// where it was allocated; what its traceback holds is reached there.
+    /// An exception, where it was allocated: what its traceback holds is
+    /// reached from there. One in flight is referred to from outside the
+    /// list (a step's argument, a frame running a handler), so traversed
+    /// in place.
     Exc(super::exc::ExcId),
+    /// A `Timeout` object, kept by the `async with` in its task's
+    /// coroutine and by its handler's bound method `_on_timeout`; it
+    /// refers to its task (`_task`).
+    Tm(u32),
 }
 
 /// Whether a handle's callback comes with an object allocated just before
@@ -505,6 +558,14 @@ fn add_wake(sc: &mut Scan, t: u32) {
     }
 }
 
+/// A Timeout object, once among the scanned objects; like `add_wake`.
+fn add_tm(sc: &mut Scan, tm: u32) {
+    if sc.tm_loc[tm as usize] == NONE {
+        sc.tm_loc[tm as usize] = 0;
+        sc.items.push(It::Tm(tm));
+    }
+}
+
 /// The replay's buffers, kept between collections: the scanned objects in
 /// list order, the index among them of each graph node, which other nodes
 /// were followed through, each scanned object's state, the list as the
@@ -522,6 +583,8 @@ pub struct Scan {
     /// and of each handle and its step wrapper.
     wake_loc: Vec<u32>,
     hd_loc: Vec<(u32, u32)>,
+    /// Index among the scanned objects of each Timeout object.
+    tm_loc: Vec<u32>,
     /// Scanned objects a traversed one refers to directly.
     direct_it: Vec<u32>,
     seen_other: Vec<bool>,

@@ -20,11 +20,13 @@ impl Machine {
         let tm = self.timeouts.len() as u32;
         // __aenter__
         let cancelling = self.cancelling(t);
+        let key = self.next_gc_key();
         self.timeouts.push(Timeout {
             state: 1,
             handler: None,
             task: t,
             cancelling,
+            key,
         });
         if let Some(w) = when {
             let h = if w <= self.lp.now {
