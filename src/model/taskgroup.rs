@@ -254,8 +254,8 @@ impl Machine {
                 let pf = self.tasks[parent as usize].fut;
                 if let Err(x) = self.cancel(pf, None) {
                     // `_parent_task.cancel()` raised (the loop is closed):
-                    // out of `__aexit__` before the group is made.
-                    self.tgs[g as usize].errors.clear();
+                    // out of `__aexit__` before the group is made, so
+                    // `_errors` still holds the errors.
                     return self.aexit_raise(t, g, x, handled, false);
                 }
             }
