@@ -499,26 +499,25 @@ fn verdict_kinds(program: &str, specs: &[&str]) -> Vec<(String, FindingKind)> {
         .collect()
 }
 
-/// Found by `canceltree fuzz --time 30 --seed 1` (case 3419, on
-/// 3.12+eager). What is wrong: at the final collection CPython finalizes
-/// task `c` before future `a`, the model `a` first. The weak task's eager
-/// `(gc)` runs inside `main`'s step and reorders the survivors; CPython's
-/// scan (`gc.get_objects` dumps around it) moves `main`'s coroutine behind
-/// the rest and then what its frame refers to, `c`, `a` and `b`, in an
-/// order the model's replay does not follow (it counts frames and cells
-/// as part of whatever reaches them first). Until it does, this is a
-/// known gap, kept apart from divergences. (The gaps this test held
-/// before, size-30 seed 174400 on 3.11 and size-50 seed 449, are fixed:
-/// tests/model_findings/a-cancel-leaving-3-11-wait-for-* and
-/// a-task-woken-by-a-failed-future-*.)
+/// Size-50 seed 241788, minimized on 3.12+eager. What is wrong: as
+/// `main` returns, CPython reports `f7` never retrieved before `l1`, the
+/// model `l1` first. Both are cells of `main`'s frame (the callbacks read
+/// them), which CPython drops sorted by name; the same order holds with
+/// the callbacks' function objects let go of first, so it is not the
+/// nested-function locals `gc.rs` names. The cause is not pinned down;
+/// until it is, this is a known gap, kept apart from divergences. (The
+/// gaps this test held before are fixed: size-30 seed 174400 on 3.11,
+/// size-50 seed 449, and campaign case 3419,
+/// tests/model_findings/a-cancel-leaving-3-11-wait-for-*,
+/// a-task-woken-by-a-failed-future-* and a-frames-cells-reach-*.)
 #[test]
 fn a_finalization_only_difference_is_a_known_model_gap_not_a_divergence() {
     if !canceltree::backend::discover::versions().contains(&(3, 12)) {
         return;
     }
     let found = verdict_kinds(
-        "(main (future a) (call-later 0 (fail a KeyError)) (spawn b (await c)) \
-         (spawn c (sleep 0) (await b)) (spawn d :weak (gc)))",
+        "(main (let l1 (gather (sleep 1))) (call-soon (cancel l1)) (future f7) \
+         (call-later 0 (fail f7 TypeError)) (sleep 1))",
         &["model:3.12+eager", "cpython:3.12+eager"],
     );
     assert_eq!(

@@ -295,6 +295,10 @@ impl Machine {
             self.tasks[t as usize].frames[n - 1] = top;
             match act {
                 Act::Push(f) => {
+                    if let Frame::Level { func } = f {
+                        // An awaited coroutine, made now, and its cells.
+                        self.cells_key[func as usize] = self.next_gc_key();
+                    }
                     self.tasks[t as usize].frames.push(f);
                     sig = Sig::Start;
                 }

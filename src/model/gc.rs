@@ -240,6 +240,24 @@ impl Machine {
         (own, &self.gcx.free[d])
     }
 
+    /// Function `func`'s cell variables, in `MAKE_CELL` order, and whether
+    /// slot `s` is a cell (some nested function reads it).
+    pub(super) fn cells_of(&self, func: NodeId) -> impl Iterator<Item = u32> + '_ {
+        self.own_of(func)
+            .iter()
+            .copied()
+            .filter(|&s| self.gcx.captured[s as usize])
+    }
+
+    /// Function `func`'s locals in `localsplus` order, whether it runs.
+    pub(super) fn own_of(&self, func: NodeId) -> &[u32] {
+        &self.gcx.own[self.gcx.dense[func as usize] as usize]
+    }
+
+    pub(super) fn is_cell(&self, s: u32) -> bool {
+        self.gcx.captured[s as usize]
+    }
+
     fn slot_edges(&self, slots: &[u32], out: &mut Vec<N>) {
         for &s in slots {
             if let Some(o) = self.slots[s as usize] {

@@ -19,11 +19,12 @@
 //! `__wakeup` method object (made when it awaits a future, kept by that
 //! future's callbacks, then by the handle that runs it), `_drive`'s
 //! shutdown list, each `Timeout` object (kept by its `async with` and its
-//! handler's bound method, it refers to its task) and every exception,
-//! which stands for the traceback and frame objects its raise made. All
-//! take places from the same allocation clock (`EventLoop::clock`), so
-//! what an exception's traceback holds is reached only when the scan gets
-//! to the exception. Other done callbacks and handle targets (closures
+//! handler's bound method, it refers to its task), every exception, which
+//! stands for the traceback and frame objects its raise made, and the
+//! cells of each function's cell variables (made with its coroutine,
+//! just before it). All take places from the same allocation clock
+//! (`EventLoop::clock`), so what an exception's traceback or a cell holds
+//! is reached only when the scan gets to the exception or the cell. Other done callbacks and handle targets (closures
 //! and bound methods made at other times) reach their objects late: after
 //! the scan of the list as it was. Objects referred to from outside the
 //! list stay in place: the
@@ -35,18 +36,19 @@
 //! runtime) and the future `run_until_complete` runs; what a running
 //! `gather()` is handed, its argument coroutines too before their tasks
 //! exist; the shutdown list, and its last task (`_drive`'s loop variable
-//! `t`). The exceptions in flight (a step's argument) are referred to from
-//! outside too, so they are traversed when the scan passes them whatever
-//! reaches them. The running handle refers to what it holds late. Known
-//! simplifications: frames, cells, task groups and result lists count as
-//! part of whichever scanned object reaches them first (a frame's cells,
-//! separate objects in CPython, reach what they hold one step later), and
-//! late referrers all come after the list.
+//! `t`). The exceptions in flight (a
+//! step's argument) are referred to from outside too, so they are
+//! traversed when the scan passes them whatever reaches them. The running
+//! handle refers to what it holds late. Known simplifications: frames,
+//! function objects, task groups and result lists count as part of
+//! whichever scanned object reaches them first, and late referrers all
+//! come after the list.
 
 use super::coro::{Frame, NONE};
 use super::fut::{Cb, FKind};
 use super::graph::N;
 use super::machine::Machine;
+use super::names::Obj;
 use super::run::Hcb;
 
 /// Where a scanned object stands in the replayed `move_unreachable`.
@@ -264,6 +266,18 @@ impl Machine {
                 _ => {}
             }
         }
+        sc.cell_loc.clear();
+        sc.cell_loc.resize(self.slots.len(), NONE);
+        for &f in &self.gcx.ids {
+            if self.cells_key[f as usize] == NONE {
+                continue;
+            }
+            // Empty ones too: they move like any object.
+            for s in self.cells_of(f) {
+                sc.cell_loc[s as usize] = 0;
+                sc.items.push(It::Cell(s));
+            }
+        }
         if !self.shutdown_refs.is_empty() {
             sc.items.push(It::Shutdown);
         }
@@ -279,9 +293,18 @@ impl Machine {
         // object made just before it: it sorts after that one.
         let mut keyed = std::mem::take(&mut sc.keyed);
         keyed.clear();
-        keyed.extend(sc.items.iter().map(|&x| {
-            let after = matches!(x, It::Exc(_)) as u64;
-            (((self.item_key(x) as u64) << 1) | after, x)
+        // A function's cells come just before its coroutine, made with
+        // the same key; ties keep the order the items were listed in.
+        keyed.extend(sc.items.iter().enumerate().map(|(i, &x)| {
+            let class = match x {
+                It::Cell(_) => 0,
+                It::Exc(_) => 2,
+                _ => 1,
+            };
+            (
+                ((((self.item_key(x) as u64) << 2) | class) << 24) | i as u64,
+                x,
+            )
         }));
         keyed.sort_unstable_by_key(|&(k, _)| k);
         sc.items.clear();
@@ -300,6 +323,7 @@ impl Machine {
                 It::Wrap(h) => sc.hd_loc[h as usize].1 = i as u32,
                 It::Exc(e) => sc.loc[self.idx(N::Exc(e))] = i as u32,
                 It::Tm(tm) => sc.tm_loc[tm as usize] = i as u32,
+                It::Cell(s) => sc.cell_loc[s as usize] = i as u32,
                 It::Shutdown => {}
             }
         }
@@ -380,6 +404,10 @@ impl Machine {
             It::Shutdown => self.shutdown_key,
             It::Exc(e) => self.excs.get(e).key,
             It::Tm(tm) => self.timeouts[tm as usize].key,
+            It::Cell(s) => match self.cell_key[s as usize] {
+                NONE => self.cells_key[self.sc.slot_binder[s as usize] as usize],
+                k => k,
+            },
         }
     }
 
@@ -394,6 +422,7 @@ impl Machine {
             It::Shutdown => self.shutdown_key = key,
             It::Exc(e) => self.excs.set_key(e, key),
             It::Tm(tm) => self.timeouts[tm as usize].key = key,
+            It::Cell(s) => self.cell_key[s as usize] = key,
             It::G(_) => unreachable!("only futures and coroutines are scanned graph nodes"),
         }
     }
@@ -424,6 +453,11 @@ impl Machine {
                     }
                 }
             }
+            It::Cell(s) => match self.slots[s as usize] {
+                Some(Obj::Fut(f)) => direct.push(N::Fut(f)),
+                Some(Obj::Tg(g)) => direct.push(N::Tg(g)),
+                None => {}
+            },
             It::Tm(tm) => direct.push(N::Fut(
                 self.tasks[self.timeouts[tm as usize].task as usize].fut,
             )),
@@ -493,8 +527,16 @@ impl Machine {
         // goes on top, ahead of the rest of the list.
         let mut stack = std::mem::take(&mut r.stack);
         stack.clear();
-        stack.extend(list.drain(..).rev());
-        while let Some(y) = stack.pop() {
+        stack.extend(list.drain(..).rev().map(Entry::Node));
+        let mut entries = std::mem::take(&mut r.entries);
+        while let Some(e) = stack.pop() {
+            let y = match e {
+                Entry::Node(y) => y,
+                Entry::Item(k) => {
+                    at(r, k);
+                    continue;
+                }
+            };
             let i = self.idx(y);
             if i >= mark.len() || !mark[i] {
                 continue;
@@ -505,11 +547,44 @@ impl Machine {
             } else if !r.seen_other[i] {
                 r.seen_other[i] = true;
                 self.edges(y, list);
-                stack.extend(list.drain(..).rev());
+                self.through_cells(r, y, list, &mut entries);
+                stack.extend(entries.drain(..).rev());
             }
         }
         r.stack = stack;
+        r.entries = entries;
     }
+
+    /// `list`, what function or frame `y` refers to, as `follow` visits
+    /// it: what a cell of theirs holds is reached through the cell.
+    fn through_cells(&self, r: &Scan, y: N, list: &mut Vec<N>, out: &mut Vec<Entry>) {
+        let (a, b): (&[u32], &[u32]) = match y {
+            N::Fn(func) => self.fn_slots(func),
+            N::Frame(func) if self.fn_done[func as usize] => (self.own_of(func), &[]),
+            _ => (&[], &[]),
+        };
+        // `list` has one node per slot that holds an object, in order.
+        let mut j = 0;
+        for (k, &s) in a.iter().chain(b).enumerate() {
+            let held = self.slots[s as usize].is_some();
+            let cell = r.cell_loc[s as usize];
+            if (k >= a.len() || self.is_cell(s)) && cell != NONE {
+                out.push(Entry::Item(cell));
+            } else if held {
+                out.push(Entry::Node(list[j]));
+            }
+            j += held as usize;
+        }
+        out.extend(list.drain(..).skip(j).map(Entry::Node));
+    }
+}
+
+/// What `follow` has still to visit: a graph node, or a scanned object
+/// it reaches (a cell, met through a function or frame).
+#[derive(Clone, Copy)]
+enum Entry {
+    Node(N),
+    Item(u32),
 }
 
 /// An object the replay scans: a graph node with a finalizer (future,
@@ -533,6 +608,10 @@ enum It {
     /// coroutine and by its handler's bound method `_on_timeout`; it
     /// refers to its task (`_task`).
     Tm(u32),
+    /// The cell of a slot some nested function reads: made with its
+    /// binder's coroutine, referred to by that frame and by closures, it
+    /// reaches what the slot holds one step later than a plain local.
+    Cell(u32),
 }
 
 /// Whether a handle's callback comes with an object allocated just before
@@ -577,14 +656,18 @@ pub struct Scan {
     /// The items with their keys, for sorting.
     keyed: Vec<(u64, It)>,
     /// `follow`'s stack.
-    stack: Vec<N>,
+    stack: Vec<Entry>,
+    /// What `through_cells` makes of one followed object's references.
+    entries: Vec<Entry>,
     loc: Vec<u32>,
     /// Index among the scanned objects of each task's `__wakeup` object,
     /// and of each handle and its step wrapper.
     wake_loc: Vec<u32>,
     hd_loc: Vec<(u32, u32)>,
-    /// Index among the scanned objects of each Timeout object.
+    /// Index among the scanned objects of each Timeout object, and of
+    /// each cell (by slot).
     tm_loc: Vec<u32>,
+    cell_loc: Vec<u32>,
     /// Scanned objects a traversed one refers to directly.
     direct_it: Vec<u32>,
     seen_other: Vec<bool>,

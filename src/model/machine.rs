@@ -131,6 +131,11 @@ pub struct Machine {
     pub policy_loop: Vec<super::graph::N>,
     /// Functions whose frames have finished (their locals are gone).
     pub fn_done: Vec<bool>,
+    /// Per function: the collector-list place of its cells, made with its
+    /// coroutine (`MAKE_CELL` runs before `RETURN_GENERATOR`); NONE until
+    /// then. Per slot: a cell's own place once a collection moved it.
+    pub cells_key: Vec<u32>,
+    pub cell_key: Vec<u32>,
     /// Functions whose frame something may keep (a traceback, or a kept
     /// frame's `f_back`): the others' frame nodes are referenced by nothing.
     pub frame_kept: Vec<bool>,
@@ -257,6 +262,8 @@ impl Machine {
             bg: Vec::new(),
             policy_loop: Vec::new(),
             fn_done: Vec::new(),
+            cells_key: Vec::new(),
+            cell_key: Vec::new(),
             frame_kept: Vec::new(),
             frame_back: Vec::new(),
             frame_caller: Vec::new(),
@@ -353,6 +360,11 @@ impl Machine {
         self.policy_loop.clear();
         self.fn_done.clear();
         self.fn_done.resize(2 * p.len(), false);
+        self.cells_key.clear();
+        self.cells_key.resize(2 * p.len(), super::coro::NONE);
+        self.cell_key.clear();
+        self.cell_key
+            .resize(self.sc.slot_sym.len(), super::coro::NONE);
         self.frame_kept.clear();
         self.frame_kept.resize(2 * p.len(), false);
         self.frame_back.clear();

@@ -31,6 +31,7 @@ impl Machine {
         }
         self.tasks.push(task);
         self.task_order.push(f);
+        self.cells_key[func as usize] = self.gc_key(super::graph::N::Coro(idx));
         if self.profile.eager && self.running {
             let before = self.escaped;
             self.eager_start(idx);
