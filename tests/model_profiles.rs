@@ -87,3 +87,8 @@ fn finished_frames_keep_their_callers_from_3_12_so_never_retrieved_waits_for_gc(
 fn eager_tasks_run_their_first_step_inside_create_task() {
     check("eager", &[("3.12", "3.12+eager"), ("3.13", "3.13+eager")]);
 }
+
+#[test]
+fn frames_awaiting_a_coroutine_are_not_traversed_on_3_11_so_their_locals_stay_in_place() {
+    check("awaiting_frames_execute", &[("3.11", "3.12")]);
+}

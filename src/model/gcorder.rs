@@ -36,7 +36,8 @@
 //! runtime) and the future `run_until_complete` runs; what a running
 //! `gather()` is handed, its argument coroutines too before their tasks
 //! exist; the shutdown list, and its last task (`_drive`'s loop variable
-//! `t`). The exceptions in flight (a
+//! `t`); on 3.11, also what the frames awaiting the one that calls it
+//! hold (`Profile::awaiting_frames_execute`). The exceptions in flight (a
 //! step's argument) are referred to from outside too, so they are
 //! traversed when the scan passes them whatever reaches them. The running
 //! handle refers to what it holds late. Known simplifications: frames,
@@ -359,9 +360,24 @@ impl Machine {
         direct.extend(self.current.map(|t| N::Fut(self.tasks[t as usize].fut)));
         // The frame calling gc.collect() is executing: CPython does not
         // traverse its locals, so what they hold counts as referred to from
-        // outside (frames further out, suspended in a call, are traversed).
-        if let Some(func) = self.current.and_then(|t| self.innermost_fn(t)) {
-            direct.push(N::Fn(func));
+        // outside. From 3.12 the frames awaiting it up the running task's
+        // chain are traversed (each pushed the next inline); on 3.11 they
+        // run it through a C call, so they count as outside too
+        // (`Profile::awaiting_frames_execute`).
+        if let Some(t) = self.current {
+            if self.profile.awaiting_frames_execute {
+                direct.extend(
+                    self.tasks[t as usize]
+                        .frames
+                        .iter()
+                        .filter_map(|f| match *f {
+                            Frame::Level { func } => Some(N::Fn(func)),
+                            _ => None,
+                        }),
+                );
+            } else if let Some(func) = self.innermost_fn(t) {
+                direct.push(N::Fn(func));
+            }
         }
         for e in &self.eager_stack {
             direct.push(N::Fut(self.tasks[e.task as usize].fut));

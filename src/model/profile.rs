@@ -44,6 +44,12 @@ pub struct Profile {
     /// the loop's frames and `run_until_complete`'s future: a reference
     /// cycle, so "exception was never retrieved" waits for `gc.collect()`.
     pub frame_keeps_caller: bool,
+    /// 3.11: a coroutine frame awaiting another coroutine runs it through
+    /// `SEND` as a C call (3.12 pushes the awaited frame inline), so the
+    /// whole chain of the running task executes with no saved stack
+    /// pointer, and the collector traverses none of those frames' locals:
+    /// what they hold counts as referred to from outside.
+    pub awaiting_frames_execute: bool,
 }
 
 impl Profile {
@@ -72,6 +78,7 @@ impl Profile {
             taskgroup_313_exit: ge13,
             timeout_313_exit: ge13,
             frame_keeps_caller: ge12,
+            awaiting_frames_execute: !ge12,
         })
     }
 
