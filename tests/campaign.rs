@@ -499,25 +499,26 @@ fn verdict_kinds(program: &str, specs: &[&str]) -> Vec<(String, FindingKind)> {
         .collect()
 }
 
-/// Size-50 seed 241788, minimized on 3.12+eager. What is wrong: as
-/// `main` returns, CPython reports `f7` never retrieved before `l1`, the
-/// model `l1` first. Both are cells of `main`'s frame (the callbacks read
-/// them), which CPython drops sorted by name; the same order holds with
-/// the callbacks' function objects let go of first, so it is not the
-/// nested-function locals `gc.rs` names. The cause is not pinned down;
-/// until it is, this is a known gap, kept apart from divergences. (The
-/// gaps this test held before are fixed: size-30 seed 174400 on 3.11,
-/// size-50 seed 449, and campaign case 3419,
-/// tests/model_findings/a-cancel-leaving-3-11-wait-for-*,
-/// a-task-woken-by-a-failed-future-* and a-frames-cells-reach-*.)
+/// Size-30 seed 209836, minimized on 3.12+eager. What is wrong: the
+/// model frees `b` by refcounting as `main` returns and reports its
+/// exception never retrieved there; CPython reports it only at the final
+/// collection, so some reference cycle the model does not know of keeps
+/// `b` (both `wait_for(..., 0)` calls are needed; 3.11 to 3.13 without
+/// eager tasks agree). The cause is not pinned down; until it is, this is
+/// a known gap, kept apart from divergences. (The gaps this test held
+/// before are fixed: size-30 seed 174400 on 3.11, size-50 seeds 449 and
+/// 241788, and campaign case 3419, in tests/model_findings/
+/// a-cancel-leaving-3-11-wait-for-*, a-task-woken-by-a-failed-future-*,
+/// a-frame-lets-go-of-its-locals-in-localsplus-order and
+/// a-frames-cells-reach-*.)
 #[test]
 fn a_finalization_only_difference_is_a_known_model_gap_not_a_divergence() {
     if !canceltree::backend::discover::versions().contains(&(3, 12)) {
         return;
     }
     let found = verdict_kinds(
-        "(main (let l1 (gather (sleep 1))) (call-soon (cancel l1)) (future f7) \
-         (call-later 0 (fail f7 TypeError)) (sleep 1))",
+        "(main (try (wait-for 0 (taskgroup a (sleep 0))) (except TimeoutError)) \
+         (spawn b (wait-for 0 (sleep 0))) (sleep 1))",
         &["model:3.12+eager", "cpython:3.12+eager"],
     );
     assert_eq!(

@@ -340,7 +340,13 @@ impl Machine {
                         }
                     }
                     if level == Some(true) && self.gc_watch() {
+                        // The frame lets go of its locals in `localsplus`
+                        // order (`Peel::dropped`).
+                        if let Frame::Level { func } = top {
+                            self.frame_locals_dropped(func);
+                        }
                         self.refcount_check_holding(&c);
+                        self.gc_peel.dropped.clear();
                     }
                     // Leaving `async with timeout()` drops the Timeout and so
                     // its `_task`: closed by a collection, the task may have

@@ -254,6 +254,18 @@ impl Machine {
         &self.gcx.own[self.gcx.dense[func as usize] as usize]
     }
 
+    /// Lists the futures `func`'s frame holds, in the order clearing it
+    /// lets go of them, as what one refcount check drops.
+    pub(super) fn frame_locals_dropped(&mut self, func: NodeId) {
+        self.gc_prepare();
+        let d = self.gcx.dense[func as usize] as usize;
+        for &s in &self.gcx.own[d] {
+            if let Some(Obj::Fut(f)) = self.slots[s as usize] {
+                self.gc_peel.dropped.push(f);
+            }
+        }
+    }
+
     pub(super) fn is_cell(&self, s: u32) -> bool {
         self.gcx.captured[s as usize]
     }
