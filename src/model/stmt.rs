@@ -146,6 +146,11 @@ impl Machine {
                 if !self.set_exception(f, e) {
                     return Err(self.raise_new(t, Cls::InvalidStateError, "invalid state"));
                 }
+                if closed.is_some() {
+                    // `fut_log_tb = 1` comes after scheduling the callbacks,
+                    // which raised: nothing reports the exception.
+                    self.futs[f as usize].log_tb = false;
+                }
                 self.raised_if(t, closed)
             }
             Kind::Gc => {
