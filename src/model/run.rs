@@ -134,12 +134,16 @@ impl Machine {
         // loop.close() drops the ready queue and the timers. When both are
         // empty it drops nothing, and the last check saw this same graph.
         let drops = !self.lp.ready.is_empty() || !self.lp.heap.is_empty();
+        if drops && self.gc_watch_end() {
+            self.loop_close_dropped();
+        }
         self.lp.ready.clear();
         self.lp.heap.clear();
         self.lp.closed = true;
         if drops && self.gc_watch_end() {
             self.refcount_check(true);
         }
+        self.gc_peel.dropped.clear();
         self.ev_none(What::Phase("collect".into()));
         // The program's globals die: the background set lets go of the
         // tasks whose discard callback never ran (refcounting may free
@@ -448,6 +452,29 @@ impl Machine {
             self.refcount_check(true);
         }
         self.gc_peel.dropped.clear();
+    }
+
+    /// `loop.close()` clears `_ready`, a deque, first to last, then
+    /// `_scheduled`, a list, last to first: the futures their handles
+    /// hold are let go of in that order (`Peel::dropped`). A cancelled
+    /// handle holds nothing.
+    fn loop_close_dropped(&mut self) {
+        let mut held = std::mem::take(&mut self.gc_buf);
+        held.clear();
+        let ready = self.lp.ready.iter();
+        for &h in ready.chain(self.lp.heap.iter().rev()) {
+            let x = self.lp.handles[h as usize];
+            if !x.cancelled {
+                self.handle_edges(x.cb, &mut held);
+            }
+        }
+        self.gc_peel
+            .dropped
+            .extend(held.iter().filter_map(|n| match *n {
+                super::graph::N::Fut(f) => Some(f),
+                _ => None,
+            }));
+        self.gc_buf = held;
     }
 
     fn finals(&mut self) -> Vec<TaskFinal> {
