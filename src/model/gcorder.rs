@@ -24,10 +24,10 @@
 //! cells of each function's cell variables (made with its coroutine,
 //! just before it). All take places from the same allocation clock
 //! (`EventLoop::clock`), so what an exception's traceback or a cell holds
-//! is reached only when the scan gets to the exception or the cell. Other done callbacks and handle targets (closures
-//! and bound methods made at other times) reach their objects late: after
-//! the scan of the list as it was. Objects referred to from outside the
-//! list stay in place: the
+//! is reached only when the scan gets to the exception or the cell. Other
+//! done callbacks and handle targets (closures and bound methods made at
+//! other times) reach their objects late: after the scan of the list as
+//! it was. Objects referred to from outside the list stay in place: the
 //! current task (`_current_tasks`); what the frame calling `gc.collect()`
 //! holds (an executing frame's locals are not traversed); a task in its
 //! eager first step and its coroutine (`create_task`'s frames), and the
@@ -291,23 +291,21 @@ impl Machine {
             }
         }
         // Keys are distinct but for an exception's, which is the key of the
-        // object made just before it: it sorts after that one.
+        // object made just before it (it sorts after that one), and a
+        // function's cells'.
         let mut keyed = std::mem::take(&mut sc.keyed);
         keyed.clear();
         // A function's cells come just before its coroutine, made with
-        // the same key; ties keep the order the items were listed in.
-        keyed.extend(sc.items.iter().enumerate().map(|(i, &x)| {
+        // the same key; a stable sort keeps ties in the order listed.
+        keyed.extend(sc.items.iter().map(|&x| {
             let class = match x {
                 It::Cell(_) => 0,
                 It::Exc(_) => 2,
                 _ => 1,
             };
-            (
-                ((((self.item_key(x) as u64) << 2) | class) << 24) | i as u64,
-                x,
-            )
+            (((self.item_key(x) as u64) << 2) | class, x)
         }));
-        keyed.sort_unstable_by_key(|&(k, _)| k);
+        keyed.sort_by_key(|&(k, _)| k);
         sc.items.clear();
         sc.items.extend(keyed.iter().map(|&(_, x)| x));
         sc.keyed = keyed;
@@ -606,7 +604,8 @@ enum Entry {
 /// An object the replay scans: a graph node with a finalizer (future,
 /// coroutine), a task's `__wakeup` method object, a loop handle, the
 /// object allocated just before a handle that only the handle refers to
-/// (see `has_wrap`), `_drive`'s shutdown list, an exception or a Timeout.
+/// (see `has_wrap`), `_drive`'s shutdown list, an exception, a Timeout
+/// or a cell.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum It {
     G(N),
