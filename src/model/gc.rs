@@ -18,11 +18,13 @@
 //! slots in `localsplus` order (`dealloc_order`). Not modelled (known
 //! gaps): the `except ... as e` variable of the runtime; the order in
 //! which several objects are dropped at one moment (creation order is
-//! used); and the locals naming nested functions (pygen's `_aw12 = ...`),
-//! so a function object whose closure holds a future is dropped on its
-//! own, not in its place among its definer's locals. How a collection
-//! reorders the objects that survive it is replayed in `gcorder.rs`, with
-//! the simplifications it names.
+//! used, except for a frame's locals at its function's exit and the
+//! loop's handles at `loop.close()`, listed as `Peel::dropped`); and the
+//! locals naming nested functions (pygen's `_aw12 = ...`), so a function
+//! object whose closure holds a future is dropped on its own, not in its
+//! place among its definer's locals. How a collection reorders the
+//! objects that survive it is replayed in `gcorder.rs`, with the
+//! simplifications it names.
 
 use super::coro::Frame;
 use super::coro::NONE;
@@ -218,7 +220,7 @@ impl Machine {
         self.gcx = gcx;
     }
 
-    fn obj(&self, o: Obj, out: &mut Vec<N>) {
+    pub(super) fn obj(&self, o: Obj, out: &mut Vec<N>) {
         match o {
             Obj::Fut(f) => out.push(N::Fut(f)),
             Obj::Tg(g) => out.push(N::Tg(g)),
@@ -382,6 +384,9 @@ impl Machine {
                 out.extend(tg.on_completed_fut.map(N::Fut));
                 out.extend(tg.base_error.map(N::Exc));
             }
+            // A function's and a frame's edges begin with one node per slot
+            // that holds an object, in slot order: `gcorder.rs::through_cells`
+            // reads them so.
             N::Fn(func) => {
                 let (own, free) = self.fn_slots(func);
                 self.slot_edges(own, out);

@@ -49,7 +49,6 @@ use super::coro::{Frame, NONE};
 use super::fut::{Cb, FKind};
 use super::graph::N;
 use super::machine::Machine;
-use super::names::Obj;
 use super::run::Hcb;
 
 /// Where a scanned object stands in the replayed `move_unreachable`.
@@ -467,11 +466,11 @@ impl Machine {
                     }
                 }
             }
-            It::Cell(s) => match self.slots[s as usize] {
-                Some(Obj::Fut(f)) => direct.push(N::Fut(f)),
-                Some(Obj::Tg(g)) => direct.push(N::Tg(g)),
-                None => {}
-            },
+            It::Cell(s) => {
+                if let Some(o) = self.slots[s as usize] {
+                    self.obj(o, direct);
+                }
+            }
             It::Tm(tm) => direct.push(N::Fut(
                 self.tasks[self.timeouts[tm as usize].task as usize].fut,
             )),
