@@ -18,11 +18,12 @@ pub struct Peel {
     queue: Vec<u32>,
     /// `dealloc_order`'s depth-first stack: (node, next edge).
     stack: Vec<(u32, u32)>,
-    /// Futures a list being dropped held, in the order it lets go of them
-    /// (a list deallocates its items last first): what else nothing
-    /// references goes first (what died before but reported nothing), then
-    /// these, one by one. Set and cleared around one check by whoever
-    /// drops the list.
+    /// Futures something being dropped held, in the order it lets go of
+    /// them: a list (last item first), a frame's locals at its function's
+    /// exit (`localsplus` order), the loop's queues at `loop.close()`. What
+    /// else nothing references goes first (what died before but reported
+    /// nothing), then these, one by one. Set and cleared around one check
+    /// by whoever drops them.
     pub dropped: Vec<u32>,
 }
 
@@ -139,8 +140,8 @@ impl Machine {
         stack.clear();
         // The roots are the nodes nothing references before any goes: a
         // node whose last referrer goes later is entered from there, once.
-        // What the dropped list holds counts one referrer more, released
-        // after everything else that goes, in the list's order.
+        // What `dropped` lists counts one referrer more, released after
+        // everything else that goes, in its order.
         let dropped = std::mem::take(&mut pk.dropped);
         let held = |pk: &Peel, f: u32| {
             let i = f as usize;

@@ -242,8 +242,7 @@ impl Machine {
         (own, &self.gcx.free[d])
     }
 
-    /// Function `func`'s cell variables, in `MAKE_CELL` order, and whether
-    /// slot `s` is a cell (some nested function reads it).
+    /// Function `func`'s cell variables, in `MAKE_CELL` order.
     pub(super) fn cells_of(&self, func: NodeId) -> impl Iterator<Item = u32> + '_ {
         self.own_of(func)
             .iter()
@@ -268,6 +267,7 @@ impl Machine {
         }
     }
 
+    /// Whether slot `s` is a cell: some nested function reads it.
     pub(super) fn is_cell(&self, s: u32) -> bool {
         self.gcx.captured[s as usize]
     }
@@ -399,8 +399,7 @@ impl Machine {
                 if !self.fn_done[func as usize] {
                     return;
                 }
-                let d = self.gcx.dense[func as usize] as usize;
-                self.slot_edges(&self.gcx.own[d], out);
+                self.slot_edges(self.own_of(func), out);
                 out.push(N::Fn(func));
                 if let Some(start) = self.frame_back[func as usize] {
                     if start.task_held {
