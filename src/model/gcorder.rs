@@ -18,32 +18,33 @@
 //! `args` tuple naming a future, `Timeout._on_timeout`), each task's
 //! `__wakeup` method object (made when it awaits a future, kept by that
 //! future's callbacks, then by the handle that runs it), `_drive`'s
-//! shutdown list, each `Timeout` object (kept by its `async with` and its
-//! handler's bound method, it refers to its task), every exception, which
-//! stands for the traceback and frame objects its raise made, and the
-//! cells of each function's cell variables (made with its coroutine,
-//! just before it). All take places from the same allocation clock
-//! (`EventLoop::clock`), so what an exception's traceback or a cell holds
-//! is reached only when the scan gets to the exception or the cell. Other
-//! done callbacks and handle targets (closures and bound methods made at
-//! other times) reach their objects late: after the scan of the list as
-//! it was. Objects referred to from outside the list stay in place: the
-//! current task (`_current_tasks`); what the frame calling `gc.collect()`
-//! holds (an executing frame's locals are not traversed); a task in its
-//! eager first step and its coroutine (`create_task`'s frames), and the
-//! task that step displaced as current (`swap_current_task` holds it); the
-//! background set (frozen by the worker); `main_task` (a local of the
-//! runtime) and the future `run_until_complete` runs; what a running
-//! `gather()` is handed, its argument coroutines too before their tasks
-//! exist; the shutdown list, and its last task (`_drive`'s loop variable
-//! `t`); on 3.11, also what the frames awaiting the one that calls it
-//! hold (`Profile::awaiting_frames_execute`). The exceptions in flight (a
-//! step's argument) are referred to from outside too, so they are
-//! traversed when the scan passes them whatever reaches them. The running
-//! handle refers to what it holds late. Known simplifications: frames,
-//! function objects, task groups and result lists count as part of
-//! whichever scanned object reaches them first, and late referrers all
-//! come after the list.
+//! shutdown list, `_current_tasks` (untracked by the worker's collection
+//! before each case, tracked again by the first step, it reaches the
+//! running task from there), each `Timeout` object (kept by its `async
+//! with` and its handler's bound method, it refers to its task), every
+//! exception, which stands for the traceback and frame objects its raise
+//! made, and the cells of each function's cell variables (made with its
+//! coroutine, just before it). All take places from the same allocation
+//! clock (`EventLoop::clock`), so what an exception's traceback or a cell
+//! holds is reached only when the scan gets to the exception or the cell.
+//! Other done callbacks and handle targets (closures and bound methods made
+//! at other times) reach their objects late: after the scan of the list as
+//! it was. Objects referred to from outside the list stay in place: what
+//! the frame calling `gc.collect()` holds (an executing frame's locals are
+//! not traversed); a task in its eager first step and its coroutine
+//! (`create_task`'s frames), and the task that step displaced as current
+//! (`swap_current_task` holds it); the background set (frozen by the
+//! worker); `main_task` (a local of the runtime) and the future
+//! `run_until_complete` runs; what a running `gather()` is handed, its
+//! argument coroutines too before their tasks exist; the shutdown list, and
+//! its last task (`_drive`'s loop variable `t`); on 3.11, also what the
+//! frames awaiting the one that calls it hold
+//! (`Profile::awaiting_frames_execute`). The exceptions in flight (a step's
+//! argument) are referred to from outside too, so they are traversed when
+//! the scan passes them whatever reaches them. The running handle refers to
+//! what it holds late. Known simplifications: frames, function objects,
+//! task groups and result lists count as part of whichever scanned object
+//! reaches them first, and late referrers all come after the list.
 
 use super::coro::{Frame, NONE};
 use super::fut::{Cb, FKind};
@@ -75,6 +76,15 @@ impl Machine {
                     .unwrap_or(self.futs[task.fut as usize].key - 1)
             }
             _ => unreachable!("only futures and coroutines have finalizers"),
+        }
+    }
+
+    /// `enter_task`, or an eager start's `swap_current_task`, puts the task
+    /// in `_current_tasks`: a dict untracked since it was last found empty
+    /// is tracked again, behind everything allocated so far.
+    pub(super) fn current_tasks_entered(&mut self) {
+        if self.cur_tasks_key == NONE {
+            self.cur_tasks_key = self.next_gc_key();
         }
     }
 
@@ -281,6 +291,9 @@ impl Machine {
         if !self.shutdown_refs.is_empty() {
             sc.items.push(It::Shutdown);
         }
+        if self.current.is_some() && self.cur_tasks_key != NONE {
+            sc.items.push(It::CurTasks);
+        }
         // Every surviving exception sits where it was allocated, with the
         // traceback and frame objects its raise made.
         for e in 0..self.excs.len() as u32 {
@@ -322,7 +335,7 @@ impl Machine {
                 It::Exc(e) => sc.loc[self.idx(N::Exc(e))] = i as u32,
                 It::Tm(tm) => sc.tm_loc[tm as usize] = i as u32,
                 It::Cell(s) => sc.cell_loc[s as usize] = i as u32,
-                It::Shutdown => {}
+                It::Shutdown | It::CurTasks => {}
             }
         }
         sc.seen_other.clear();
@@ -339,7 +352,7 @@ impl Machine {
         // and the exceptions in flight (others wait to be reached).
         for (i, &x) in sc.items.iter().enumerate() {
             match x {
-                It::Hd(_) | It::Shutdown => sc.st[i] = St::Reached,
+                It::Hd(_) | It::Shutdown | It::CurTasks => sc.st[i] = St::Reached,
                 It::Exc(e) if self.inflight.contains(&e) => sc.st[i] = St::Reached,
                 _ => {}
             }
@@ -349,12 +362,11 @@ impl Machine {
     /// What refers to scanned objects from outside the list: `direct`
     /// keeps them in place, `later` reaches them after the list.
     fn outside_refs(&self, direct: &mut Vec<N>, later: &mut Vec<N>) {
-        // Referred to from outside the list, so in place: the current task
-        // (`_current_tasks`, frozen with the worker); a task in its eager
-        // first step and its coroutine (locals of `create_task`'s frames).
-        // A coroutine running in its own step is not: only its task refers
-        // to it.
-        direct.extend(self.current.map(|t| N::Fut(self.tasks[t as usize].fut)));
+        // Referred to from outside the list, so in place: a task in its
+        // eager first step and its coroutine (locals of `create_task`'s
+        // frames). The current task is reached from `_current_tasks`, where
+        // the scan gets to that dict. A coroutine running in its own step
+        // is not: only its task refers to it.
         // The frame calling gc.collect() is executing: CPython does not
         // traverse its locals, so what they hold counts as referred to from
         // outside. From 3.12 the frames awaiting it up the running task's
@@ -415,6 +427,7 @@ impl Machine {
             It::Hd(h) => self.lp.handles[h as usize].key,
             It::Wrap(h) => self.lp.handles[h as usize].wrap_key,
             It::Shutdown => self.shutdown_key,
+            It::CurTasks => self.cur_tasks_key,
             It::Exc(e) => self.excs.get(e).key,
             It::Tm(tm) => self.timeouts[tm as usize].key,
             It::Cell(s) => match self.cell_key[s as usize] {
@@ -433,6 +446,7 @@ impl Machine {
             It::Hd(h) => self.lp.handles[h as usize].key = key,
             It::Wrap(h) => self.lp.handles[h as usize].wrap_key = key,
             It::Shutdown => self.shutdown_key = key,
+            It::CurTasks => self.cur_tasks_key = key,
             It::Exc(e) => self.excs.set_key(e, key),
             It::Tm(tm) => self.timeouts[tm as usize].key = key,
             It::Cell(s) => self.cell_key[s as usize] = key,
@@ -493,6 +507,7 @@ impl Machine {
                 }
             }
             It::Shutdown => direct.extend(self.shutdown_refs.iter().map(|&f| N::Fut(f))),
+            It::CurTasks => direct.extend(self.current.map(|t| N::Fut(self.tasks[t as usize].fut))),
             It::Exc(e) => self.edges(N::Exc(e), direct),
             It::Wrap(h) => match self.lp.handles[h as usize].cb {
                 Hcb::FutCb(_, f) | Hcb::SetResultUnlessCancelled(f) | Hcb::ReleaseWaiter(f) => {
@@ -613,6 +628,9 @@ enum It {
     Wrap(super::eventloop::HId),
     /// `_drive`'s list of the shutdown's tasks.
     Shutdown,
+    /// `_current_tasks`, referred to from the C module's state: it reaches
+    /// the running task where the scan gets to it.
+    CurTasks,
     /// An exception, where it was allocated: what its traceback holds is
     /// reached from there. One in flight is referred to from outside the
     /// list (a step's argument, a frame running a handler), so traversed

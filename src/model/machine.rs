@@ -170,6 +170,12 @@ pub struct Machine {
     /// The collector-list place of that list (`gcorder.rs`), made when
     /// the shutdown began.
     pub shutdown_key: u32,
+    /// The collector-list place of `_current_tasks`, the dict `enter_task`
+    /// puts the running task in; NONE while untracked. The worker's full
+    /// collection before each case finds it empty and untracks it, and the
+    /// first step tracks it again, at the list's end. No `(gc)` finds it
+    /// empty: each runs in some task's step.
+    pub cur_tasks_key: u32,
     /// Exceptions of the main run whose tracebacks hold `_drive`'s frame:
     /// the one that left the main run into it (main's, re-raised by
     /// `result()`, or an escaped KeyboardInterrupt), and those whose frames
@@ -272,6 +278,7 @@ impl Machine {
             main_ref: None,
             shutdown_refs: Vec::new(),
             shutdown_key: 0,
+            cur_tasks_key: super::coro::NONE,
             drive_excs: Vec::new(),
             made_coro_key: None,
             gc_scan: Default::default(),
@@ -375,6 +382,7 @@ impl Machine {
         self.main_ref = None;
         self.running_handle = None;
         self.shutdown_refs.clear();
+        self.cur_tasks_key = super::coro::NONE;
         self.drive_excs.clear();
         self.made_coro_key = None;
         self.inject.clear();

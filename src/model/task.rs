@@ -87,6 +87,7 @@ impl Machine {
             gather,
         });
         self.current = Some(t);
+        self.current_tasks_entered();
         self.stepping.push(t);
         self.eager_depth += 1;
         if self.eager_depth > EAGER_DEPTH_LIMIT {
@@ -120,6 +121,7 @@ impl Machine {
         self.tasks[t as usize].fut_waiter = None;
         let prev = self.current;
         self.current = Some(t);
+        self.current_tasks_entered();
         self.stepping.push(t);
         // The C step (and `__wakeup`) holds the exception it throws in
         // until the step returns, and with it the traceback's frames; one
