@@ -475,13 +475,18 @@ impl Machine {
                 ph: super::coro::TryPh::Finally(super::coro::PC::Raise(e)),
                 ..
             } => out.push(N::Exc(e)),
-            Frame::Tg { tg, exc, .. } => {
+            Frame::Tg { tg, exc, ph, .. } => {
                 out.push(N::Tg(tg));
                 if exc != NONE {
                     // `__aexit__`'s arguments `exc` and `tb`: the traceback
                     // as it was on entry, whatever `exc` holds since.
                     out.push(N::Exc(exc));
                     tb_edges(&self.tgs[tg as usize].exit_tb, out);
+                }
+                // Its local `propagate_cancellation_error`, once it runs: a
+                // CancelledError it caught waiting for the tasks.
+                if ph >= 2 {
+                    out.extend(self.tgs[tg as usize].propagate.map(N::Exc));
                 }
             }
             Frame::Timeout { tm, exc, .. } => {
