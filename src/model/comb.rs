@@ -247,6 +247,13 @@ impl Machine {
             self.gathers[gid as usize].nfuts += 1;
             if self.profile.gather_sync_done && self.done(fut) {
                 done_futs.push(fut);
+            } else if self.lp.closed && self.done(fut) {
+                // `add_done_callback` on a done future schedules the
+                // callback at once, and `call_soon` on a closed loop raises
+                // (3.11, where no done child is taken synchronously).
+                let e = self.gather_refused(t, gid, &args, Cls::RUNTIME, "Event loop is closed");
+                self.gathering.pop();
+                return Err(e);
             } else {
                 self.add_done_callback(fut, Cb::Gather(gid));
             }
