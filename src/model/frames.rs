@@ -180,6 +180,13 @@ impl Machine {
                 let e = self.raise_new(Some(t), Cls::RUNTIME, "no running event loop");
                 Act::Again(Sig::Child(Comp::Raise(e)))
             }
+            // 3.12+ `wait_for` with a timeout <= 0 first takes a done
+            // future's result, needing no loop (`wait_for_start`).
+            Kind::WaitFor(Some(d))
+                if !self.running && d.0 <= 0.0 && self.profile.wait_for_via_timeout =>
+            {
+                self.wait_for_start(t, node)
+            }
             Kind::Timeout(_) | Kind::TaskGroup(_) | Kind::Wait { .. } | Kind::WaitFor(_)
                 if !self.running =>
             {

@@ -171,14 +171,25 @@ impl Machine {
             Err(aw)
         };
         let timeout = timeout.map(|x| x.0);
-        if let Some(d) = timeout.filter(|&d| d <= 0.0) {
-            let _ = d;
-            let fut = match self.ensure_future(arg) {
-                Ok(f) => f,
-                Err(e) => return Act::Again(Sig::Child(Comp::Raise(e))),
+        if timeout.is_some_and(|d| d <= 0.0) {
+            let fut = match arg {
+                // With no loop running (code a finalizer runs after the loop
+                // stopped), `ensure_future` wraps a coroutine on the
+                // policy's loop, as gather() does.
+                Err(c) if !self.running => self.policy_task(c),
+                arg => match self.ensure_future(arg) {
+                    Ok(f) => f,
+                    Err(e) => return Act::Again(Sig::Child(Comp::Raise(e))),
+                },
             };
             if self.done(fut) {
                 return self.result_act(t, fut);
+            }
+            if !self.running {
+                // `_cancel_and_wait(fut)`'s first line: its frame and
+                // wait_for's, in the traceback, hold `fut`.
+                let e = self.raise_holding(Some(t), Cls::RUNTIME, "no running event loop", &[fut]);
+                return Act::Again(Sig::Child(Comp::Raise(e)));
             }
             return Act::Push(Frame::Comb {
                 kind: CombKind::WaitForNow,
