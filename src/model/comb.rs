@@ -65,6 +65,9 @@ pub struct TaskGroup {
     /// its frame, and so these.
     pub exit_exc: Option<ExcId>,
     pub exit_tb: Vec<super::gc::TbRef>,
+    /// Its place in the collector's list (`gcorder.rs`): allocated by
+    /// `TaskGroup()`, before `__aenter__`.
+    pub key: u32,
 }
 
 #[derive(Clone, Debug)]

@@ -377,9 +377,11 @@ impl Machine {
                 self.fut_own_edges(f, out);
             }
             N::Tg(g) => {
+                // In the order of the instance dict: `_parent_task`, then
+                // `_tasks`, `_errors`.
                 let tg = &self.tgs[g as usize];
-                out.extend(tg.tasks.iter().map(|&f| N::Fut(f)));
                 out.push(N::Fut(self.tasks[tg.parent as usize].fut));
+                out.extend(tg.tasks.iter().map(|&f| N::Fut(f)));
                 out.extend(tg.errors.iter().map(|&e| N::Exc(e)));
                 out.extend(tg.on_completed_fut.map(N::Fut));
                 out.extend(tg.base_error.map(N::Exc));

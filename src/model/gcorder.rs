@@ -20,31 +20,32 @@
 //! future's callbacks, then by the handle that runs it), `_drive`'s
 //! shutdown list, `_current_tasks` (untracked by the worker's collection
 //! before each case, tracked again by the first step, it reaches the
-//! running task from there), each `Timeout` object (kept by its `async
-//! with` and its handler's bound method, it refers to its task), every
-//! exception, which stands for the traceback and frame objects its raise
-//! made, and the cells of each function's cell variables (made with its
-//! coroutine, just before it). All take places from the same allocation
-//! clock (`EventLoop::clock`), so what an exception's traceback or a cell
-//! holds is reached only when the scan gets to the exception or the cell.
-//! Other done callbacks and handle targets (closures and bound methods made
-//! at other times) reach their objects late: after the scan of the list as
-//! it was. Objects referred to from outside the list stay in place: what
-//! the frame calling `gc.collect()` holds (an executing frame's locals are
-//! not traversed); a task in its eager first step and its coroutine
-//! (`create_task`'s frames), and the task that step displaced as current
-//! (`swap_current_task` holds it); the background set (frozen by the
-//! worker); `main_task` (a local of the runtime) and the future
-//! `run_until_complete` runs; what a running `gather()` is handed, its
-//! argument coroutines too before their tasks exist; the shutdown list, and
-//! its last task (`_drive`'s loop variable `t`); on 3.11, also what the
-//! frames awaiting the one that calls it hold
+//! running task from there), each task group (a local of the function
+//! running its `async with`, it refers to its parent task and children),
+//! each `Timeout` object (kept by its `async with` and its handler's bound
+//! method, it refers to its task), every exception, which stands for the
+//! traceback and frame objects its raise made, and the cells of each
+//! function's cell variables (made with its coroutine, just before it). All
+//! take places from the same allocation clock (`EventLoop::clock`), so what
+//! an exception's traceback or a cell holds is reached only when the scan
+//! gets to the exception or the cell. Other done callbacks and handle
+//! targets (closures and bound methods made at other times) reach their
+//! objects late: after the scan of the list as it was. Objects referred to
+//! from outside the list stay in place: what the frame calling
+//! `gc.collect()` holds (an executing frame's locals are not traversed); a
+//! task in its eager first step and its coroutine (`create_task`'s frames),
+//! and the task that step displaced as current (`swap_current_task` holds
+//! it); the background set (frozen by the worker); `main_task` (a local of
+//! the runtime) and the future `run_until_complete` runs; what a running
+//! `gather()` is handed, its argument coroutines too before their tasks
+//! exist; the shutdown list, and its last task (`_drive`'s loop variable
+//! `t`); on 3.11, also what the frames awaiting the one that calls it hold
 //! (`Profile::awaiting_frames_execute`). The exceptions in flight (a step's
 //! argument) are referred to from outside too, so they are traversed when
 //! the scan passes them whatever reaches them. The running handle refers to
-//! what it holds late. Known simplifications: frames, function objects,
-//! task groups and result lists count as part of whichever scanned object
-//! reaches them first, and late referrers all come after the list.
+//! what it holds late. Known simplifications: frames, function objects and
+//! result lists count as part of whichever scanned object reaches them
+//! first, and late referrers all come after the list.
 
 use super::coro::{Frame, NONE};
 use super::fut::{Cb, FKind};
@@ -70,12 +71,13 @@ impl Machine {
     pub(super) fn gc_key(&self, x: N) -> u32 {
         match x {
             N::Fut(f) => self.futs[f as usize].key,
+            N::Tg(g) => self.tgs[g as usize].key,
             N::Coro(t) => {
                 let task = &self.tasks[t as usize];
                 task.coro_key
                     .unwrap_or(self.futs[task.fut as usize].key - 1)
             }
-            _ => unreachable!("only futures and coroutines have finalizers"),
+            _ => unreachable!("only futures, coroutines and task groups have keys"),
         }
     }
 
@@ -240,6 +242,14 @@ impl Machine {
                 if let Cb::Wakeup(t) = cb {
                     add_wake(sc, t);
                 }
+            }
+        }
+        // Task groups: a local of the function running `async with`, they
+        // reach their parent task and children where they stand.
+        for g in 0..self.tgs.len() as u32 {
+            let i = self.idx(N::Tg(g));
+            if i < total && mark[i] {
+                sc.items.push(It::G(N::Tg(g)));
             }
         }
         for &h in self.lp.ready.iter().chain(&self.lp.heap) {
@@ -442,6 +452,7 @@ impl Machine {
         match x {
             It::G(N::Fut(f)) => self.futs[f as usize].key = key,
             It::G(N::Coro(t)) => self.tasks[t as usize].coro_key = Some(key),
+            It::G(N::Tg(g)) => self.tgs[g as usize].key = key,
             It::Wake(t) => self.tasks[t as usize].wake_key = key,
             It::Hd(h) => self.lp.handles[h as usize].key = key,
             It::Wrap(h) => self.lp.handles[h as usize].wrap_key = key,
@@ -450,7 +461,9 @@ impl Machine {
             It::Exc(e) => self.excs.set_key(e, key),
             It::Tm(tm) => self.timeouts[tm as usize].key = key,
             It::Cell(s) => self.cell_key[s as usize] = key,
-            It::G(_) => unreachable!("only futures and coroutines are scanned graph nodes"),
+            It::G(_) => {
+                unreachable!("only futures, coroutines and task groups are scanned graph nodes")
+            }
         }
     }
 

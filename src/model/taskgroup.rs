@@ -16,8 +16,10 @@ impl Machine {
 
     pub fn tg_start(&mut self, t: u32, node: NodeId) -> Act {
         let g = self.tgs.len() as u32;
+        let key = self.next_gc_key();
         self.tgs.push(TaskGroup {
             parent: t,
+            key,
             ..TaskGroup::default()
         });
         self.bind(node, Obj::Tg(g));
