@@ -256,6 +256,15 @@ impl Machine {
             Err(e) => {
                 self.raise_here(Some(t), e);
                 self.tb_ref(e, super::gc::TbRef::Fut(fut));
+                // The traceback holds `wait_for`'s frame, which from 3.12
+                // keeps its caller's once it has finished (`f_back`). That
+                // matters when something else keeps `e`: an eager task's
+                // TaskGroup exit that raised it holds it in a cycle.
+                if self.profile.frame_keeps_caller
+                    && let Some(func) = self.innermost_fn(t)
+                {
+                    self.tb_add(e, func);
+                }
                 if self.excs.cls(e).is_cancelled() {
                     let te = self.excs.create(Cls::TIMEOUT, None);
                     self.excs.chain(te, Some(e));
