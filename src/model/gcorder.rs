@@ -479,6 +479,13 @@ impl Machine {
                         cb => self.cb_edges(cb, later),
                     }
                 }
+                // `TaskObj_traverse` visits the task's own fields, its
+                // coroutine before the future it waits on, ahead of the
+                // future's.
+                if let FKind::Task(t) = self.futs[f as usize].kind {
+                    direct.push(N::Coro(t));
+                    direct.extend(self.tasks[t as usize].fut_waiter.map(N::Fut));
+                }
                 self.fut_own_edges(f, direct);
             }
             It::G(g) => {
