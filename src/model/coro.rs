@@ -367,6 +367,12 @@ impl Machine {
     /// traceback's frames), before the statement after the clause or the
     /// `finally` runs. `sig` is what the frames go on with, held meanwhile.
     fn handler_released(&mut self, sig: &Sig) {
+        // In a coroutine a collection is closing, the exception may have
+        // held the last reference to garbage (a task whose wakeup a
+        // closed loop's `call_soon` failed to schedule): deallocated here.
+        if self.gcs.is_some() {
+            self.cascade_now();
+        }
         if !self.gc_watch() {
             return;
         }
