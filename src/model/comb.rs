@@ -26,11 +26,14 @@ pub struct Gather {
     pub return_exceptions: bool,
     pub cancel_requested: bool,
     pub outer: Option<FutId>,
-    /// While `gather()` runs: the collector's list positions of its
-    /// argument coroutines not yet wrapped in a task, `coro_left` of them
-    /// from `coro_next`, two apart (`gcorder.rs`).
-    pub coro_next: u32,
-    pub coro_left: u32,
+    /// `gather()`'s arguments, which its `coros_or_futures` tuple holds
+    /// while it runs; the tuple's place in the collector's list, just
+    /// after the argument coroutines; theirs, in argument order; and how
+    /// many of those have been wrapped in a task (`gcorder.rs`).
+    pub args: Vec<Result<FutId, NodeId>>,
+    pub args_key: u32,
+    pub coro_keys: Vec<u32>,
+    pub coro_done: u32,
 }
 
 #[derive(Clone, Debug)]
@@ -187,14 +190,20 @@ impl Machine {
         // is allocated before the first task wrapping one (the collector's
         // list order, `gcorder.rs`).
         let ncoros = args.iter().filter(|a| a.is_err()).count() as u32;
-        self.gathers[gid as usize].coro_next = self.reserve_gc_keys(ncoros);
-        self.gathers[gid as usize].coro_left = ncoros;
+        let first = self.reserve_gc_keys(ncoros);
+        let args_key = self.next_gc_key();
+        let nargs = args.len();
+        let g = &mut self.gathers[gid as usize];
+        g.coro_keys.extend((0..ncoros).map(|k| first + 2 * k));
+        g.args_key = args_key;
+        g.args = args;
         self.gathering.push(gid);
         // gather() takes its loop from its first argument: the future's
         // own, or for a coroutine `events.get_event_loop()`. With no loop
         // running that is the policy's loop (see `policy_task`).
         let mut on_policy: Option<bool> = None;
-        for a in args.iter().copied() {
+        for i in 0..nargs {
+            let a = self.gathers[gid as usize].args[i];
             let fut = match a {
                 // `arg_to_fut`: a future seen before is a child again.
                 Ok(f) if self.gathers[gid as usize].children.contains(&f) => {
@@ -206,25 +215,18 @@ impl Machine {
                     let policy = *on_policy.get_or_insert(is_coro && !self.running);
                     if is_coro {
                         let g = &mut self.gathers[gid as usize];
-                        self.made_coro_key = Some(g.coro_next);
-                        g.coro_next += 2;
-                        g.coro_left -= 1;
+                        self.made_coro_key = Some(g.coro_keys[g.coro_done as usize]);
+                        g.coro_done += 1;
                     }
                     let made = match (a, policy) {
                         (Err(c), true) => {
                             self.made_coro_key = None;
                             Ok(self.policy_task(c))
                         }
-                        (Ok(_), true) => {
-                            Err(self.gather_refused(t, gid, &args, Cls::VALUE, OTHER_LOOP))
+                        (Ok(_), true) => Err(self.gather_refused(t, gid, Cls::VALUE, OTHER_LOOP)),
+                        (Err(_), false) if self.lp.closed => {
+                            Err(self.gather_refused(t, gid, Cls::RUNTIME, "Event loop is closed"))
                         }
-                        (Err(_), false) if self.lp.closed => Err(self.gather_refused(
-                            t,
-                            gid,
-                            &args,
-                            Cls::RUNTIME,
-                            "Event loop is closed",
-                        )),
                         (a, false) => {
                             self.creating_gather = Some(gid);
                             let made = self.ensure_future(a);
@@ -254,7 +256,7 @@ impl Machine {
                 // `add_done_callback` on a done future schedules the
                 // callback at once, and `call_soon` on a closed loop raises
                 // (3.11, where no done child is taken synchronously).
-                let e = self.gather_refused(t, gid, &args, Cls::RUNTIME, "Event loop is closed");
+                let e = self.gather_refused(t, gid, Cls::RUNTIME, "Event loop is closed");
                 self.gathering.pop();
                 return Err(e);
             } else {
@@ -275,16 +277,10 @@ impl Machine {
     /// when an argument belongs to another loop than the first one's: the
     /// traceback's frames (gather's locals) hold the arguments and the
     /// children made so far, which keep their callbacks (outer is None).
-    fn gather_refused(
-        &mut self,
-        t: Option<u32>,
-        gid: u32,
-        args: &[Result<FutId, NodeId>],
-        cls: Cls,
-        msg: &str,
-    ) -> ExcId {
+    fn gather_refused(&mut self, t: Option<u32>, gid: u32, cls: Cls, msg: &str) -> ExcId {
         self.made_coro_key = None;
-        let held: Vec<FutId> = args
+        let held: Vec<FutId> = self.gathers[gid as usize]
+            .args
             .iter()
             .filter_map(|a| a.ok())
             .chain(self.gathers[gid as usize].children.iter().copied())

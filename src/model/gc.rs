@@ -557,8 +557,12 @@ impl Machine {
         for &t in &self.stepping {
             out.push(N::Fut(self.tasks[t as usize].fut));
         }
+        // A running gather()'s frame: its `children`, and its argument
+        // tuple's futures.
         for &g in &self.gathering {
-            out.extend(self.gathers[g as usize].children.iter().map(|&c| N::Fut(c)));
+            let x = &self.gathers[g as usize];
+            out.extend(x.children.iter().map(|&c| N::Fut(c)));
+            out.extend(x.args.iter().filter_map(|a| a.ok()).map(N::Fut));
         }
         out.extend(self.main_ref.map(N::Fut));
         out.extend(self.inflight.iter().map(|&e| N::Exc(e)));

@@ -21,25 +21,27 @@
 //! shutdown list, `_current_tasks` (untracked by the worker's collection
 //! before each case, tracked again by the first step, it reaches the
 //! running task from there), each task group (a local of the function
-//! running its `async with`, it refers to its parent task and children),
-//! each `Timeout` object (kept by its `async with` and its handler's bound
-//! method, it refers to its task), every exception, which stands for the
-//! traceback and frame objects its raise made, and the cells of each
-//! function's cell variables (made with its coroutine, just before it). All
-//! take places from the same allocation clock (`EventLoop::clock`), so what
-//! an exception's traceback or a cell holds is reached only when the scan
-//! gets to the exception or the cell. Other done callbacks and handle
-//! targets (closures and bound methods made at other times) reach their
-//! objects late: after the scan of the list as it was. Objects referred to
-//! from outside the list stay in place: what the frame calling
-//! `gc.collect()` holds (an executing frame's locals are not traversed); a
-//! task in its eager first step and its coroutine (`create_task`'s frames),
-//! and the task that step displaced as current (`swap_current_task` holds
-//! it); the background set (frozen by the worker); `main_task` (a local of
-//! the runtime) and the future `run_until_complete` runs; what a running
-//! `gather()` is handed, its argument coroutines too before their tasks
-//! exist; the shutdown list, and its last task (`_drive`'s loop variable
-//! `t`); on 3.11, also what the frames awaiting the one that calls it hold
+//! running its `async with`, it refers to its parent task and children), a
+//! running `gather()`'s argument tuple (a local of its frame, made just
+//! after the argument coroutines; it refers to them last first) and those
+//! argument coroutines that have no task yet, each `Timeout` object (kept
+//! by its `async with` and its handler's bound method, it refers to its
+//! task), every exception, which stands for the traceback and frame objects
+//! its raise made, and the cells of each function's cell variables (made
+//! with its coroutine, just before it). All take places from the same
+//! allocation clock (`EventLoop::clock`), so what an exception's traceback
+//! or a cell holds is reached only when the scan gets to the exception or
+//! the cell. Other done callbacks and handle targets (closures and bound
+//! methods made at other times) reach their objects late: after the scan of
+//! the list as it was. Objects referred to from outside the list stay in
+//! place: what the frame calling `gc.collect()` holds (an executing frame's
+//! locals are not traversed); a task in its eager first step and its
+//! coroutine (`create_task`'s frames), and the task that step displaced as
+//! current (`swap_current_task` holds it); the background set (frozen by
+//! the worker); `main_task` (a local of the runtime) and the future
+//! `run_until_complete` runs; the `children` a running `gather()` has made;
+//! the shutdown list, and its last task (`_drive`'s loop variable `t`); on
+//! 3.11, also what the frames awaiting the one that calls it hold
 //! (`Profile::awaiting_frames_execute`). The exceptions in flight (a step's
 //! argument) are referred to from outside too, so they are traversed when
 //! the scan passes them whatever reaches them. The running handle refers to
@@ -123,42 +125,14 @@ impl Machine {
     fn replay_scan(&mut self, mark: &[bool]) {
         let mut sc = std::mem::take(&mut self.gc_scan);
         self.scan_items(&mut sc, mark);
-        let n = sc.items.len();
         let mut order = std::mem::take(&mut sc.order);
         order.clear();
         let mut direct = std::mem::take(&mut sc.direct);
         let mut later = std::mem::take(&mut sc.later);
         self.outside_refs(&mut direct, &mut later);
         self.reach(&mut sc, mark, &mut direct, &mut later);
-        // gather()'s argument coroutines not yet wrapped in a task: its
-        // executing frame holds them, so they stay in place. (Only an eager
-        // first step can collect while gather() runs.)
-        let mut unwrapped = std::mem::take(&mut sc.unwrapped);
-        unwrapped.clear();
-        for &g in &self.gathering {
-            let x = &self.gathers[g as usize];
-            if x.coro_left > 0 {
-                unwrapped.push((x.coro_next, g));
-            }
-        }
-        unwrapped.sort_unstable();
-        let mut unwrapped_at = std::mem::take(&mut sc.unwrapped_at);
-        unwrapped_at.clear();
         let mut i = 0;
         loop {
-            // Where the scan passes each group (usually there is none).
-            if unwrapped_at.len() < unwrapped.len() {
-                if i >= n {
-                    unwrapped_at.resize(unwrapped.len(), order.len());
-                } else {
-                    let k = self.item_key(sc.items[sc.young[i] as usize]);
-                    while unwrapped_at.len() < unwrapped.len()
-                        && unwrapped[unwrapped_at.len()].0 < k
-                    {
-                        unwrapped_at.push(order.len());
-                    }
-                }
-            }
             if i == sc.young.len() {
                 // The late referrers' turn: what they reach and the scan set
                 // aside goes to the end.
@@ -196,20 +170,10 @@ impl Machine {
                 order.push(sc.items[k]);
             }
         }
-        let mut u = 0;
-        for (j, &x) in order.iter().enumerate() {
-            while u < unwrapped.len() && unwrapped_at[u] == j {
-                self.rekey_unwrapped(unwrapped[u].1);
-                u += 1;
-            }
+        for &x in &order {
             let key = self.next_gc_key();
             self.set_item_key(x, key);
         }
-        for &(_, g) in &unwrapped[u..] {
-            self.rekey_unwrapped(g);
-        }
-        sc.unwrapped = unwrapped;
-        sc.unwrapped_at = unwrapped_at;
         sc.order = order;
         sc.direct = direct;
         sc.later = later;
@@ -304,6 +268,16 @@ impl Machine {
         if self.current.is_some() && self.cur_tasks_key != NONE {
             sc.items.push(It::CurTasks);
         }
+        // A running gather's argument tuple, and the coroutines in it that
+        // have no task yet (only an eager first step collects while
+        // gather() runs).
+        for &g in &self.gathering {
+            let x = &self.gathers[g as usize];
+            sc.items.push(It::GArgs(g));
+            for j in x.coro_done..x.coro_keys.len() as u32 {
+                sc.items.push(It::GCoro(g, j));
+            }
+        }
         // Every surviving exception sits where it was allocated, with the
         // traceback and frame objects its raise made.
         for e in 0..self.excs.len() as u32 {
@@ -336,16 +310,18 @@ impl Machine {
         sc.loc.resize(total, NONE);
         sc.hd_loc.clear();
         sc.hd_loc.resize(self.lp.handles.len(), (NONE, NONE));
+        sc.gcoro_loc.clear();
         for (i, &x) in sc.items.iter().enumerate() {
             match x {
                 It::G(g) => sc.loc[self.idx(g)] = i as u32,
+                It::GCoro(g, j) => sc.gcoro_loc.push((g, j, i as u32)),
                 It::Wake(t) => sc.wake_loc[t as usize] = i as u32,
                 It::Hd(h) => sc.hd_loc[h as usize].0 = i as u32,
                 It::Wrap(h) => sc.hd_loc[h as usize].1 = i as u32,
                 It::Exc(e) => sc.loc[self.idx(N::Exc(e))] = i as u32,
                 It::Tm(tm) => sc.tm_loc[tm as usize] = i as u32,
                 It::Cell(s) => sc.cell_loc[s as usize] = i as u32,
-                It::Shutdown | It::CurTasks => {}
+                It::Shutdown | It::CurTasks | It::GArgs(_) => {}
             }
         }
         sc.seen_other.clear();
@@ -362,7 +338,7 @@ impl Machine {
         // and the exceptions in flight (others wait to be reached).
         for (i, &x) in sc.items.iter().enumerate() {
             match x {
-                It::Hd(_) | It::Shutdown | It::CurTasks => sc.st[i] = St::Reached,
+                It::Hd(_) | It::Shutdown | It::CurTasks | It::GArgs(_) => sc.st[i] = St::Reached,
                 It::Exc(e) if self.inflight.contains(&e) => sc.st[i] = St::Reached,
                 _ => {}
             }
@@ -422,13 +398,6 @@ impl Machine {
         }
     }
 
-    /// A running gather's unwrapped argument coroutines, kept in place by
-    /// a collection: new positions, still together and in order.
-    fn rekey_unwrapped(&mut self, g: u32) {
-        let left = self.gathers[g as usize].coro_left;
-        self.gathers[g as usize].coro_next = self.reserve_gc_keys(left);
-    }
-
     /// The list position of a scanned object.
     fn item_key(&self, x: It) -> u32 {
         match x {
@@ -438,6 +407,8 @@ impl Machine {
             It::Wrap(h) => self.lp.handles[h as usize].wrap_key,
             It::Shutdown => self.shutdown_key,
             It::CurTasks => self.cur_tasks_key,
+            It::GArgs(g) => self.gathers[g as usize].args_key,
+            It::GCoro(g, j) => self.gathers[g as usize].coro_keys[j as usize],
             It::Exc(e) => self.excs.get(e).key,
             It::Tm(tm) => self.timeouts[tm as usize].key,
             It::Cell(s) => match self.cell_key[s as usize] {
@@ -458,6 +429,8 @@ impl Machine {
             It::Wrap(h) => self.lp.handles[h as usize].wrap_key = key,
             It::Shutdown => self.shutdown_key = key,
             It::CurTasks => self.cur_tasks_key = key,
+            It::GArgs(g) => self.gathers[g as usize].args_key = key,
+            It::GCoro(g, j) => self.gathers[g as usize].coro_keys[j as usize] = key,
             It::Exc(e) => self.excs.set_key(e, key),
             It::Tm(tm) => self.timeouts[tm as usize].key = key,
             It::Cell(s) => self.cell_key[s as usize] = key,
@@ -528,6 +501,8 @@ impl Machine {
             }
             It::Shutdown => direct.extend(self.shutdown_refs.iter().map(|&f| N::Fut(f))),
             It::CurTasks => direct.extend(self.current.map(|t| N::Fut(self.tasks[t as usize].fut))),
+            It::GArgs(g) => self.gather_args_refs(r, g),
+            It::GCoro(..) => {}
             It::Exc(e) => self.edges(N::Exc(e), direct),
             It::Wrap(h) => match self.lp.handles[h as usize].cb {
                 Hcb::FutCb(_, f) | Hcb::SetResultUnlessCancelled(f) | Hcb::ReleaseWaiter(f) => {
@@ -537,6 +512,31 @@ impl Machine {
                 Hcb::TimeoutFire(tm) => r.direct_it.push(r.tm_loc[tm as usize]),
                 cb => self.handle_edges(cb, direct),
             },
+        }
+    }
+
+    /// What a running gather's `coros_or_futures` tuple refers to, last
+    /// item first (`tupletraverse`): each future; each coroutine, its
+    /// task's if it has one by now (the one being wrapped is in its eager
+    /// first step), else the scanned object standing for it.
+    fn gather_args_refs(&self, r: &mut Scan, g: u32) {
+        let x = &self.gathers[g as usize];
+        let mut j = x.coro_keys.len() as u32;
+        for (i, &a) in x.args.iter().enumerate().rev() {
+            if let Ok(f) = a {
+                r.ordered.push(Entry::Node(N::Fut(f)));
+                continue;
+            }
+            j -= 1;
+            if j >= x.coro_done {
+                let k = r.gcoro_loc.iter().find(|&&(h, c, _)| (h, c) == (g, j));
+                r.ordered.extend(k.map(|&(_, _, k)| Entry::Item(k)));
+            } else if let Some(&c) = x.children.get(i) {
+                r.ordered
+                    .extend(self.task_of(c).map(|t| Entry::Node(N::Coro(t))));
+            } else if let Some(e) = self.eager_stack.iter().rev().find(|e| e.gather == Some(g)) {
+                r.ordered.push(Entry::Node(N::Coro(e.task)));
+            }
         }
     }
 
@@ -552,6 +552,15 @@ impl Machine {
             }
             St::Reached | St::Done => {}
         };
+        if !r.ordered.is_empty() {
+            let mut stack = std::mem::take(&mut r.stack);
+            stack.clear();
+            stack.extend(r.ordered.drain(..).rev());
+            let mut scratch = std::mem::take(&mut r.scratch);
+            self.walk(r, mark, &mut stack, &mut scratch, at);
+            r.scratch = scratch;
+            r.stack = stack;
+        }
         for k in std::mem::take(&mut r.direct_it) {
             at(r, k);
         }
@@ -569,13 +578,26 @@ impl Machine {
         r: &mut Scan,
         mark: &[bool],
         list: &mut Vec<N>,
-        mut at: impl FnMut(&mut Scan, u32),
+        at: impl FnMut(&mut Scan, u32),
     ) {
         // A stack popped in list order: what a followed object refers to
         // goes on top, ahead of the rest of the list.
         let mut stack = std::mem::take(&mut r.stack);
         stack.clear();
         stack.extend(list.drain(..).rev().map(Entry::Node));
+        self.walk(r, mark, &mut stack, list, at);
+        r.stack = stack;
+    }
+
+    /// `follow`'s loop over `stack`, with `list` as scratch space.
+    fn walk(
+        &self,
+        r: &mut Scan,
+        mark: &[bool],
+        stack: &mut Vec<Entry>,
+        list: &mut Vec<N>,
+        mut at: impl FnMut(&mut Scan, u32),
+    ) {
         let mut entries = std::mem::take(&mut r.entries);
         while let Some(e) = stack.pop() {
             let y = match e {
@@ -599,7 +621,6 @@ impl Machine {
                 stack.extend(entries.drain(..).rev());
             }
         }
-        r.stack = stack;
         r.entries = entries;
     }
 
@@ -651,6 +672,12 @@ enum It {
     /// `_current_tasks`, referred to from the C module's state: it reaches
     /// the running task where the scan gets to it.
     CurTasks,
+    /// A running gather's `coros_or_futures` tuple, a local of its
+    /// executing frame.
+    GArgs(u32),
+    /// A running gather's argument coroutine that has no task yet: the
+    /// gather, and which of its coroutine arguments.
+    GCoro(u32, u32),
     /// An exception, where it was allocated: what its traceback holds is
     /// reached from there. One in flight is referred to from outside the
     /// list (a step's argument, a frame running a handler), so traversed
@@ -729,8 +756,12 @@ pub struct Scan {
     order: Vec<It>,
     direct: Vec<N>,
     later: Vec<N>,
-    /// Running gathers' unwrapped argument coroutines, (first key, gather),
-    /// and where in `order` the scan passed each group.
-    unwrapped: Vec<(u32, u32)>,
-    unwrapped_at: Vec<usize>,
+    /// Index among the scanned objects of each running gather's argument
+    /// coroutines that have no task yet: (gather, argument's coroutine
+    /// number, index).
+    gcoro_loc: Vec<(u32, u32, u32)>,
+    /// What a traversed object reaches in an order of its own (a tuple,
+    /// last item first), ahead of the rest; and `follow`'s scratch list.
+    ordered: Vec<Entry>,
+    scratch: Vec<N>,
 }
