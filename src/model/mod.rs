@@ -25,6 +25,7 @@ mod finalize;
 mod frames;
 mod fut;
 mod gc;
+mod gcitems;
 pub(crate) mod gcorder;
 mod graph;
 mod machine;

@@ -1,0 +1,440 @@
+//! The objects a collection's replay scans (`gcorder.rs`): which there
+//! are, where each sits in the collector's list, what refers to them from
+//! outside the list, and what each refers to when the scan traverses it.
+
+use super::coro::{Frame, NONE};
+use super::fut::{Cb, FKind};
+use super::gcorder::{Entry, Scan, St};
+use super::graph::N;
+use super::machine::Machine;
+use super::run::Hcb;
+
+impl Machine {
+    /// Lists the objects the replay scans, in list order: surviving
+    /// futures, pending tasks' coroutines, the `__wakeup` method objects
+    /// their callbacks or handles hold, the loop's handles with the objects
+    /// just before them, the shutdown list, Timeout objects and the
+    /// surviving exceptions.
+    /// Indexes them, and marks each unseen but for what the loop and the
+    /// runtime reach first.
+    pub(super) fn scan_items(&self, sc: &mut Scan, mark: &[bool]) {
+        let total = mark.len();
+        sc.items.clear();
+        sc.wake_loc.clear();
+        sc.wake_loc.resize(self.tasks.len(), NONE);
+        for (f, fut) in self.futs.iter().enumerate() {
+            if !mark[f] || fut.dead {
+                continue;
+            }
+            sc.items.push(It::G(N::Fut(f as u32)));
+            if let FKind::Task(t) = fut.kind
+                && !fut.done()
+            {
+                sc.items.push(It::G(N::Coro(t)));
+            }
+            for &cb in &fut.callbacks {
+                if let Cb::Wakeup(t) = cb {
+                    add_wake(sc, t);
+                }
+            }
+        }
+        // Task groups: a local of the function running `async with`, they
+        // reach their parent task and children where they stand.
+        for g in 0..self.tgs.len() as u32 {
+            let i = self.idx(N::Tg(g));
+            if i < total && mark[i] {
+                sc.items.push(It::G(N::Tg(g)));
+            }
+        }
+        for &h in self.lp.ready.iter().chain(&self.lp.heap) {
+            let x = self.lp.handles[h as usize];
+            if x.cancelled {
+                continue;
+            }
+            sc.items.push(It::Hd(h));
+            if has_wrap(x.cb) {
+                sc.items.push(It::Wrap(h));
+            }
+            if let Hcb::FutCb(Cb::Wakeup(t), _) = x.cb {
+                add_wake(sc, t);
+            }
+        }
+        // Timeout objects: those of a live handler, and those the
+        // `async with` of a surviving coroutine holds.
+        sc.tm_loc.clear();
+        sc.tm_loc.resize(self.timeouts.len(), NONE);
+        for k in 0..sc.items.len() {
+            match sc.items[k] {
+                It::Hd(h) => {
+                    if let Hcb::TimeoutFire(tm) = self.lp.handles[h as usize].cb {
+                        add_tm(sc, tm);
+                    }
+                }
+                It::G(N::Coro(t)) => {
+                    for f in &self.tasks[t as usize].frames {
+                        if let Frame::Timeout { tm, .. } = *f {
+                            add_tm(sc, tm);
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        sc.cell_loc.clear();
+        sc.cell_loc.resize(self.slots.len(), NONE);
+        for &f in &self.gcx.ids {
+            if self.cells_key[f as usize] == NONE {
+                continue;
+            }
+            // Empty ones too: they move like any object.
+            for s in self.cells_of(f) {
+                sc.cell_loc[s as usize] = 0;
+                sc.items.push(It::Cell(s));
+            }
+        }
+        if !self.shutdown_refs.is_empty() {
+            sc.items.push(It::Shutdown);
+        }
+        if self.current.is_some() && self.cur_tasks_key != NONE {
+            sc.items.push(It::CurTasks);
+        }
+        // A running gather's argument tuple, and the coroutines in it that
+        // have no task yet (only an eager first step collects while
+        // gather() runs).
+        for &g in &self.gathering {
+            let x = &self.gathers[g as usize];
+            sc.items.push(It::GArgs(g));
+            for j in x.coro_done..x.coro_keys.len() as u32 {
+                sc.items.push(It::GCoro(g, j));
+            }
+        }
+        // Every surviving exception sits where it was allocated, with the
+        // traceback and frame objects its raise made.
+        for e in 0..self.excs.len() as u32 {
+            let i = self.idx(N::Exc(e));
+            if i < total && mark[i] && !self.excs.get(e).collected {
+                sc.items.push(It::Exc(e));
+            }
+        }
+        // Keys are distinct but for an exception's, which is the key of the
+        // object made just before it (it sorts after that one), and a
+        // function's cells'.
+        let mut keyed = std::mem::take(&mut sc.keyed);
+        keyed.clear();
+        // A function's cells come just before its coroutine, made with
+        // the same key; a stable sort keeps ties in the order listed.
+        keyed.extend(sc.items.iter().map(|&x| {
+            let class = match x {
+                It::Cell(_) => 0,
+                It::Exc(_) => 2,
+                _ => 1,
+            };
+            (((self.item_key(x) as u64) << 2) | class, x)
+        }));
+        keyed.sort_by_key(|&(k, _)| k);
+        sc.items.clear();
+        sc.items.extend(keyed.iter().map(|&(_, x)| x));
+        sc.keyed = keyed;
+        let n = sc.items.len();
+        sc.loc.clear();
+        sc.loc.resize(total, NONE);
+        sc.hd_loc.clear();
+        sc.hd_loc.resize(self.lp.handles.len(), (NONE, NONE));
+        sc.gcoro_loc.clear();
+        for (i, &x) in sc.items.iter().enumerate() {
+            match x {
+                It::G(g) => sc.loc[self.idx(g)] = i as u32,
+                It::GCoro(g, j) => sc.gcoro_loc.push((g, j, i as u32)),
+                It::Wake(t) => sc.wake_loc[t as usize] = i as u32,
+                It::Hd(h) => sc.hd_loc[h as usize].0 = i as u32,
+                It::Wrap(h) => sc.hd_loc[h as usize].1 = i as u32,
+                It::Exc(e) => sc.loc[self.idx(N::Exc(e))] = i as u32,
+                It::Tm(tm) => sc.tm_loc[tm as usize] = i as u32,
+                It::Cell(s) => sc.cell_loc[s as usize] = i as u32,
+                It::Shutdown | It::CurTasks | It::GArgs(_) => {}
+            }
+        }
+        sc.seen_other.clear();
+        sc.seen_other.resize(total, false);
+        sc.st.clear();
+        sc.st.resize(n, St::Unseen);
+        sc.young.clear();
+        sc.young.extend(0..n as u32);
+        sc.late.clear();
+        // The loop, allocated before everything, is traversed first: its
+        // ready queue and timer heap reach their handles, which are then
+        // traversed in place.
+        // `_drive`'s shutdown list, held by its executing frame, likewise,
+        // and the exceptions in flight (others wait to be reached).
+        for (i, &x) in sc.items.iter().enumerate() {
+            match x {
+                It::Hd(_) | It::Shutdown | It::CurTasks | It::GArgs(_) => sc.st[i] = St::Reached,
+                It::Exc(e) if self.inflight.contains(&e) => sc.st[i] = St::Reached,
+                _ => {}
+            }
+        }
+    }
+
+    /// What refers to scanned objects from outside the list: `direct`
+    /// keeps them in place, `later` reaches them after the list.
+    pub(super) fn outside_refs(&self, direct: &mut Vec<N>, later: &mut Vec<N>) {
+        // Referred to from outside the list, so in place: a task in its
+        // eager first step and its coroutine (locals of `create_task`'s
+        // frames). The current task is reached from `_current_tasks`, where
+        // the scan gets to that dict. A coroutine running in its own step
+        // is not: only its task refers to it.
+        // The frame calling gc.collect() is executing: CPython does not
+        // traverse its locals, so what they hold counts as referred to from
+        // outside. From 3.12 the frames awaiting it up the running task's
+        // chain are traversed (each pushed the next inline); on 3.11 they
+        // run it through a C call, so they count as outside too
+        // (`Profile::awaiting_frames_execute`).
+        if let Some(t) = self.current {
+            if self.profile.awaiting_frames_execute {
+                direct.extend(
+                    self.tasks[t as usize]
+                        .frames
+                        .iter()
+                        .filter_map(|f| match *f {
+                            Frame::Level { func } => Some(N::Fn(func)),
+                            _ => None,
+                        }),
+                );
+            } else if let Some(func) = self.innermost_fn(t) {
+                direct.push(N::Fn(func));
+            }
+        }
+        for e in &self.eager_stack {
+            direct.push(N::Fut(self.tasks[e.task as usize].fut));
+            direct.push(N::Coro(e.task));
+            // The task current before this eager step: `swap_current_task`
+            // hands it back as a new reference, held until the step ends.
+            direct.extend(e.prev.map(|p| N::Fut(self.tasks[p as usize].fut)));
+        }
+        direct.extend(self.bg.iter().map(|&f| N::Fut(f)));
+        direct.extend(self.main_ref.map(N::Fut));
+        // `run_until_complete`'s executing frame holds its future.
+        direct.extend(self.until.map(N::Fut));
+        for &g in &self.gathering {
+            direct.extend(self.gathers[g as usize].children.iter().map(|&c| N::Fut(c)));
+        }
+        // `_drive`'s loop variable `t`, also a local of its executing
+        // frame: the last leftover task, once the shutdown has cancelled
+        // them all.
+        direct.extend(self.shutdown_refs.last().map(|&f| N::Fut(f)));
+        // Through the running handle: late.
+        if let Some(cb) = self.running_handle {
+            self.handle_edges(cb, later);
+        }
+    }
+
+    /// The list position of a scanned object.
+    pub(super) fn item_key(&self, x: It) -> u32 {
+        match x {
+            It::G(g) => self.gc_key(g),
+            It::Wake(t) => self.tasks[t as usize].wake_key,
+            It::Hd(h) => self.lp.handles[h as usize].key,
+            It::Wrap(h) => self.lp.handles[h as usize].wrap_key,
+            It::Shutdown => self.shutdown_key,
+            It::CurTasks => self.cur_tasks_key,
+            It::GArgs(g) => self.gathers[g as usize].args_key,
+            It::GCoro(g, j) => self.gathers[g as usize].coro_keys[j as usize],
+            It::Exc(e) => self.excs.get(e).key,
+            It::Tm(tm) => self.timeouts[tm as usize].key,
+            It::Cell(s) => match self.cell_key[s as usize] {
+                NONE => self.cells_key[self.sc.slot_binder[s as usize] as usize],
+                k => k,
+            },
+        }
+    }
+
+    /// Gives a scanned object its new list position.
+    pub(super) fn set_item_key(&mut self, x: It, key: u32) {
+        match x {
+            It::G(N::Fut(f)) => self.futs[f as usize].key = key,
+            It::G(N::Coro(t)) => self.tasks[t as usize].coro_key = Some(key),
+            It::G(N::Tg(g)) => self.tgs[g as usize].key = key,
+            It::Wake(t) => self.tasks[t as usize].wake_key = key,
+            It::Hd(h) => self.lp.handles[h as usize].key = key,
+            It::Wrap(h) => self.lp.handles[h as usize].wrap_key = key,
+            It::Shutdown => self.shutdown_key = key,
+            It::CurTasks => self.cur_tasks_key = key,
+            It::GArgs(g) => self.gathers[g as usize].args_key = key,
+            It::GCoro(g, j) => self.gathers[g as usize].coro_keys[j as usize] = key,
+            It::Exc(e) => self.excs.set_key(e, key),
+            It::Tm(tm) => self.timeouts[tm as usize].key = key,
+            It::Cell(s) => self.cell_key[s as usize] = key,
+            It::G(_) => {
+                unreachable!("only futures, coroutines and task groups are scanned graph nodes")
+            }
+        }
+    }
+
+    /// What a scanned object refers to: scanned objects directly (into
+    /// `r.direct_it`), other objects directly, or through a done callback
+    /// the model gives no place (allocated later, so late).
+    pub(super) fn refs_of(&self, r: &mut Scan, x: It, direct: &mut Vec<N>, later: &mut Vec<N>) {
+        match x {
+            It::G(N::Fut(f)) => {
+                for &cb in &self.futs[f as usize].callbacks {
+                    match cb {
+                        Cb::Wakeup(t) => r.direct_it.push(r.wake_loc[t as usize]),
+                        cb => self.cb_edges(cb, later),
+                    }
+                }
+                // `TaskObj_traverse` visits the task's own fields, its
+                // coroutine before the future it waits on, ahead of the
+                // future's.
+                if let FKind::Task(t) = self.futs[f as usize].kind {
+                    direct.push(N::Coro(t));
+                    direct.extend(self.tasks[t as usize].fut_waiter.map(N::Fut));
+                }
+                self.fut_own_edges(f, direct);
+            }
+            It::G(g) => {
+                self.edges(g, direct);
+                // The `async with` holds the Timeout object, which refers
+                // to the task; the task has usually been reached already.
+                if let N::Coro(t) = g {
+                    for f in &self.tasks[t as usize].frames {
+                        if let Frame::Timeout { tm, .. } = *f {
+                            r.direct_it.push(r.tm_loc[tm as usize]);
+                        }
+                    }
+                }
+            }
+            It::Cell(s) => {
+                if let Some(o) = self.slots[s as usize] {
+                    self.obj(o, direct);
+                }
+            }
+            It::Tm(tm) => direct.push(N::Fut(
+                self.tasks[self.timeouts[tm as usize].task as usize].fut,
+            )),
+            It::Wake(t) => direct.push(N::Fut(self.tasks[t as usize].fut)),
+            It::Hd(h) => {
+                let cb = self.lp.handles[h as usize].cb;
+                if has_wrap(cb) {
+                    r.direct_it.push(r.hd_loc[h as usize].1);
+                }
+                match cb {
+                    Hcb::FutCb(Cb::Wakeup(t), _) => r.direct_it.push(r.wake_loc[t as usize]),
+                    Hcb::FutCb(cb, _) => self.cb_edges(cb, later),
+                    Hcb::Step(..)
+                    | Hcb::SetResultUnlessCancelled(_)
+                    | Hcb::ReleaseWaiter(_)
+                    | Hcb::TimeoutFire(_) => {}
+                    // A program function, or as_completed's `_on_timeout`
+                    // closure: objects the model gives no place.
+                    Hcb::User(_) | Hcb::AcTimeout(_) => self.handle_edges(cb, later),
+                }
+            }
+            It::Shutdown => direct.extend(self.shutdown_refs.iter().map(|&f| N::Fut(f))),
+            It::CurTasks => direct.extend(self.current.map(|t| N::Fut(self.tasks[t as usize].fut))),
+            It::GArgs(g) => self.gather_args_refs(r, g),
+            It::GCoro(..) => {}
+            It::Exc(e) => self.edges(N::Exc(e), direct),
+            It::Wrap(h) => match self.lp.handles[h as usize].cb {
+                Hcb::FutCb(_, f) | Hcb::SetResultUnlessCancelled(f) | Hcb::ReleaseWaiter(f) => {
+                    direct.push(N::Fut(f))
+                }
+                // The bound method `_on_timeout`: its Timeout object.
+                Hcb::TimeoutFire(tm) => r.direct_it.push(r.tm_loc[tm as usize]),
+                cb => self.handle_edges(cb, direct),
+            },
+        }
+    }
+
+    /// What a running gather's `coros_or_futures` tuple refers to, last
+    /// item first (`tupletraverse`): each future; each coroutine, its
+    /// task's if it has one by now (the one being wrapped is in its eager
+    /// first step), else the scanned object standing for it.
+    fn gather_args_refs(&self, r: &mut Scan, g: u32) {
+        let x = &self.gathers[g as usize];
+        let mut j = x.coro_keys.len() as u32;
+        for (i, &a) in x.args.iter().enumerate().rev() {
+            if let Ok(f) = a {
+                r.ordered.push(Entry::Node(N::Fut(f)));
+                continue;
+            }
+            j -= 1;
+            if j >= x.coro_done {
+                let k = r.gcoro_loc.iter().find(|&&(h, c, _)| (h, c) == (g, j));
+                r.ordered.extend(k.map(|&(_, _, k)| Entry::Item(k)));
+            } else if let Some(&c) = x.children.get(i) {
+                r.ordered
+                    .extend(self.task_of(c).map(|t| Entry::Node(N::Coro(t))));
+            } else if let Some(e) = self.eager_stack.iter().rev().find(|e| e.gather == Some(g)) {
+                r.ordered.push(Entry::Node(N::Coro(e.task)));
+            }
+        }
+    }
+}
+
+/// An object the replay scans: a graph node with a finalizer (future,
+/// coroutine), a task's `__wakeup` method object, a loop handle, the
+/// object allocated just before a handle that only the handle refers to
+/// (see `has_wrap`), `_drive`'s shutdown list, an exception, a Timeout
+/// or a cell.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(super) enum It {
+    G(N),
+    Wake(u32),
+    Hd(super::eventloop::HId),
+    Wrap(super::eventloop::HId),
+    /// `_drive`'s list of the shutdown's tasks.
+    Shutdown,
+    /// `_current_tasks`, referred to from the C module's state: it reaches
+    /// the running task where the scan gets to it.
+    CurTasks,
+    /// A running gather's `coros_or_futures` tuple, a local of its
+    /// executing frame.
+    GArgs(u32),
+    /// A running gather's argument coroutine that has no task yet: the
+    /// gather, and which of its coroutine arguments.
+    GCoro(u32, u32),
+    /// An exception, where it was allocated: what its traceback holds is
+    /// reached from there. One in flight is referred to from outside the
+    /// list (a step's argument, a frame running a handler), so traversed
+    /// in place.
+    Exc(super::exc::ExcId),
+    /// A `Timeout` object, kept by the `async with` in its task's
+    /// coroutine and by its handler's bound method `_on_timeout`; it
+    /// refers to its task (`_task`).
+    Tm(u32),
+    /// The cell of a slot some nested function reads: made with its
+    /// binder's coroutine, referred to by that frame and by closures, it
+    /// reaches what the slot holds one step later than a plain local.
+    Cell(u32),
+}
+
+/// Whether a handle's callback comes with an object allocated just before
+/// the handle, which only the handle refers to: a task's step wrapper, the
+/// bound method `Timeout._on_timeout`, or the `args` tuple naming a future.
+fn has_wrap(cb: Hcb) -> bool {
+    matches!(
+        cb,
+        Hcb::Step(..)
+            | Hcb::FutCb(..)
+            | Hcb::SetResultUnlessCancelled(_)
+            | Hcb::ReleaseWaiter(_)
+            | Hcb::TimeoutFire(_)
+    )
+}
+
+/// A task's `__wakeup` object, once among the scanned objects. Its
+/// `wake_loc` only marks it added here; the index comes after sorting.
+fn add_wake(sc: &mut Scan, t: u32) {
+    if sc.wake_loc[t as usize] == NONE {
+        sc.wake_loc[t as usize] = 0;
+        sc.items.push(It::Wake(t));
+    }
+}
+
+/// A Timeout object, once among the scanned objects; like `add_wake`.
+fn add_tm(sc: &mut Scan, tm: u32) {
+    if sc.tm_loc[tm as usize] == NONE {
+        sc.tm_loc[tm as usize] = 0;
+        sc.items.push(It::Tm(tm));
+    }
+}
