@@ -11,12 +11,13 @@ use super::run::Hcb;
 
 impl Machine {
     /// Lists the objects the replay scans, in list order: surviving
-    /// futures, pending tasks' coroutines, the `__wakeup` method objects
-    /// their callbacks or handles hold, the loop's handles with the objects
-    /// just before them, the shutdown list, Timeout objects and the
-    /// surviving exceptions.
-    /// Indexes them, and marks each unseen but for what the loop and the
-    /// runtime reach first.
+    /// futures, pending tasks' coroutines, task groups, the `__wakeup`
+    /// method objects their callbacks or handles hold, the loop's handles
+    /// with the objects just before them, Timeout objects, cells, the
+    /// shutdown list, `_current_tasks`, running gathers' argument tuples
+    /// and unwrapped coroutines, and the surviving exceptions. Indexes
+    /// them, and marks each unseen but for what the loop and the runtime
+    /// reach first.
     pub(super) fn scan_items(&self, sc: &mut Scan, mark: &[bool]) {
         let total = mark.len();
         sc.items.clear();
@@ -371,11 +372,12 @@ impl Machine {
     }
 }
 
-/// An object the replay scans: a graph node with a finalizer (future,
-/// coroutine), a task's `__wakeup` method object, a loop handle, the
-/// object allocated just before a handle that only the handle refers to
-/// (see `has_wrap`), `_drive`'s shutdown list, an exception, a Timeout
-/// or a cell.
+/// An object the replay scans: a graph node with a place of its own
+/// (future, coroutine, task group), a task's `__wakeup` method object, a
+/// loop handle, the object allocated just before a handle that only the
+/// handle refers to (see `has_wrap`), `_drive`'s shutdown list,
+/// `_current_tasks`, a running gather's argument tuple or one of its
+/// coroutines, an exception, a Timeout or a cell.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub(super) enum It {
     G(N),
