@@ -18,12 +18,13 @@ pub struct Peel {
     queue: Vec<u32>,
     /// `dealloc_order`'s depth-first stack: (node, next edge).
     stack: Vec<(u32, u32)>,
-    /// Futures something being dropped held, in the order it lets go of
-    /// them: a list (last item first), a frame's locals at its function's
-    /// exit (`localsplus` order), the loop's queues at `loop.close()`. What
-    /// else nothing references goes first (what died before but reported
-    /// nothing), then these, one by one. Set and cleared around one check
-    /// by whoever drops them.
+    /// Objects something being dropped held (graph indices, which for a
+    /// future is its id), in the order it lets go of them: a list (last
+    /// item first), a frame's locals at its function's exit (`localsplus`
+    /// order), the loop's queues at `loop.close()`. What else nothing
+    /// references goes first (what died before but reported nothing), then
+    /// these, one by one. Set and cleared around one check by whoever
+    /// drops them.
     pub dropped: Vec<u32>,
 }
 
@@ -143,9 +144,10 @@ impl Machine {
         // What `dropped` lists counts one referrer more, released after
         // everything else that goes, in its order.
         let dropped = std::mem::take(&mut pk.dropped);
-        let held = |pk: &Peel, f: u32| {
-            let i = f as usize;
-            (i < nfuts && !mark[i] && left(pk, pk.local[i] as usize)).then(|| pk.local[i] as usize)
+        let held = |pk: &Peel, x: u32| {
+            let i = x as usize;
+            (i < mark.len() && !mark[i] && left(pk, pk.local[i] as usize))
+                .then(|| pk.local[i] as usize)
         };
         for &f in &dropped {
             if let Some(k) = held(&pk, f) {

@@ -455,9 +455,9 @@ impl Machine {
     }
 
     /// `loop.close()` clears `_ready`, a deque, first to last, then
-    /// `_scheduled`, a list, last to first: the futures their handles
-    /// hold are let go of in that order (`Peel::dropped`). A cancelled
-    /// handle holds nothing.
+    /// `_scheduled`, a list, last to first: what their handles hold
+    /// (futures, callback functions) is let go of in that order
+    /// (`Peel::dropped`). A cancelled handle holds nothing.
     fn loop_close_dropped(&mut self) {
         let mut held = std::mem::take(&mut self.gc_buf);
         held.clear();
@@ -468,12 +468,13 @@ impl Machine {
                 self.handle_edges(x.cb, &mut held);
             }
         }
-        self.gc_peel
-            .dropped
-            .extend(held.iter().filter_map(|n| match *n {
-                super::graph::N::Fut(f) => Some(f),
-                _ => None,
-            }));
+        // The callbacks' functions too: a `call_later` callback's closure
+        // may be what holds a task.
+        self.gc_prepare();
+        for &n in &held {
+            let i = self.idx(n) as u32;
+            self.gc_peel.dropped.push(i);
+        }
         self.gc_buf = held;
     }
 
