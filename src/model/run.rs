@@ -236,7 +236,11 @@ impl Machine {
             self.running_handle = None;
             self.lp.release(h);
             if self.gc_watch() {
+                // The handle lets go of its `_args`, then its `_callback`
+                // (sorted `__slots__`), and so of what they hold in order.
+                self.handle_dropped(x.cb);
                 self.refcount_check(false);
+                self.gc_peel.dropped.clear();
             }
             if self.escaped.is_some() {
                 return true;
@@ -459,17 +463,25 @@ impl Machine {
     /// (futures, callback functions) is let go of in that order
     /// (`Peel::dropped`). A cancelled handle holds nothing.
     fn loop_close_dropped(&mut self) {
-        let mut held = std::mem::take(&mut self.gc_buf);
-        held.clear();
-        let ready = self.lp.ready.iter();
-        for &h in ready.chain(self.lp.heap.iter().rev()) {
+        let n = self.lp.ready.len();
+        for k in (0..n).chain((0..self.lp.heap.len()).rev().map(|k| n + k)) {
+            let h = if k < n { self.lp.ready[k] } else { self.lp.heap[k - n] };
             let x = self.lp.handles[h as usize];
             if !x.cancelled {
-                self.handle_edges(x.cb, &mut held);
+                self.handle_dropped(x.cb);
             }
         }
-        // The callbacks' functions too: a `call_later` callback's closure
-        // may be what holds a task.
+    }
+
+    /// Lists what a handle being dropped holds as what one refcount check
+    /// drops (`Peel::dropped`), in the order it lets go of it: its
+    /// arguments, then its callback and what that callback's function or
+    /// closure holds (a `call_later` callback's closure may be what holds
+    /// a task).
+    fn handle_dropped(&mut self, cb: Hcb) {
+        let mut held = std::mem::take(&mut self.gc_buf);
+        held.clear();
+        self.handle_edges(cb, &mut held);
         self.gc_prepare();
         for &n in &held {
             let i = self.idx(n) as u32;
