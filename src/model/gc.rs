@@ -332,6 +332,14 @@ impl Machine {
     /// What a future holds itself, its done callbacks aside.
     #[inline(always)]
     pub(super) fn fut_own_edges(&self, f: u32, out: &mut Vec<N>) {
+        self.fut_value_edges(f, true, out);
+        self.fut_kind_edges(f, out);
+    }
+
+    /// A future's exception, with the traceback it was set with if `tb`,
+    /// its result's objects and its saved CancelledError.
+    #[inline(always)]
+    pub(super) fn fut_value_edges(&self, f: u32, tb: bool, out: &mut Vec<N>) {
         let fut = &self.futs[f as usize];
         if let Some(e) = fut.exc {
             out.push(N::Exc(e));
@@ -339,11 +347,18 @@ impl Machine {
         if let V::List(xs) = &fut.result {
             value_edges(xs, out);
         }
-        tb_edges(&fut.exc_tb, out);
+        if tb {
+            tb_edges(&fut.exc_tb, out);
+        }
         if let Some(e) = fut.cancelled_exc {
             out.push(N::Exc(e));
         }
-        match fut.kind {
+    }
+
+    /// A gather's children; a task's waiter and coroutine.
+    #[inline(always)]
+    pub(super) fn fut_kind_edges(&self, f: u32, out: &mut Vec<N>) {
+        match self.futs[f as usize].kind {
             FKind::Gather(g) => {
                 out.extend(self.gathers[g as usize].children.iter().map(|&c| N::Fut(c)))
             }

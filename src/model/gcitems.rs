@@ -285,12 +285,16 @@ impl Machine {
                 }
                 // `TaskObj_traverse` visits the task's own fields, its
                 // coroutine before the future it waits on, ahead of the
-                // future's.
+                // future's. The traceback an exception was set with sits
+                // with that exception, which stands for it.
                 if let FKind::Task(t) = self.futs[f as usize].kind {
                     direct.push(N::Coro(t));
                     direct.extend(self.tasks[t as usize].fut_waiter.map(N::Fut));
+                    self.fut_value_edges(f, false, direct);
+                } else {
+                    self.fut_value_edges(f, false, direct);
+                    self.fut_kind_edges(f, direct);
                 }
-                self.fut_own_edges(f, direct);
             }
             It::G(g) => {
                 self.edges(g, direct);

@@ -465,7 +465,11 @@ impl Machine {
     fn loop_close_dropped(&mut self) {
         let n = self.lp.ready.len();
         for k in (0..n).chain((0..self.lp.heap.len()).rev().map(|k| n + k)) {
-            let h = if k < n { self.lp.ready[k] } else { self.lp.heap[k - n] };
+            let h = if k < n {
+                self.lp.ready[k]
+            } else {
+                self.lp.heap[k - n]
+            };
             let x = self.lp.handles[h as usize];
             if !x.cancelled {
                 self.handle_dropped(x.cb);
