@@ -21,7 +21,8 @@ pub struct Peel {
     /// Objects something being dropped held (graph indices, which for a
     /// future is its id), in the order it lets go of them: a list (last
     /// item first), a frame's locals at its function's exit (`localsplus`
-    /// order), the loop's queues at `loop.close()`. What else nothing
+    /// order), a handle that ran (its arguments, then its callback), the
+    /// loop's queues at `loop.close()`. What else nothing
     /// references goes first (what died before but reported nothing), then
     /// these, one by one. Set and cleared around one check by whoever
     /// drops them.
