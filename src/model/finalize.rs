@@ -328,7 +328,7 @@ impl Machine {
     /// Drops task `t`'s frames from `lvl` up without running more of them.
     /// An `asyncio.sleep` among them is a coroutine of its own, closed when
     /// freed: its `finally: h.cancel()` runs.
-    fn drop_frames(&mut self, t: u32, lvl: usize) {
+    pub(super) fn drop_frames(&mut self, t: u32, lvl: usize) {
         for i in lvl..self.tasks[t as usize].frames.len() {
             if let Frame::Sleep { timer, .. } = self.tasks[t as usize].frames[i] {
                 self.lp.cancel(timer);
