@@ -238,11 +238,17 @@ impl Machine {
         })
     }
 
+    /// `wait_for`'s `return fut.result()` for a future already done.
     pub(super) fn result_act(&mut self, t: u32, fut: FutId) -> Act {
         match self.result(fut) {
             Ok(v) => Act::Again(Sig::Child(Comp::Norm(v))),
             Err(e) => {
                 self.raise_here(Some(t), e);
+                // Raised in `wait_for`'s frame, whose local `fut` the
+                // traceback keeps: the future's own exception then holds
+                // the future, a cycle that keeps the caller's frame too.
+                self.tb_ref(e, super::gc::TbRef::Fut(fut));
+                self.tb_here(Some(t), e);
                 Act::Again(Sig::Child(Comp::Raise(e)))
             }
         }
