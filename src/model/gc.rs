@@ -247,7 +247,7 @@ impl Machine {
         self.own_of(func)
             .iter()
             .copied()
-            .filter(|&s| self.gcx.captured[s as usize])
+            .filter(|&s| self.is_cell(s))
     }
 
     /// Function `func`'s locals in `localsplus` order, whether it runs.

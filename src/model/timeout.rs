@@ -183,7 +183,7 @@ impl Machine {
                 },
             };
             if self.done(fut) {
-                return self.result_act(t, fut);
+                return self.wait_for_done_result(t, fut);
             }
             if !self.running {
                 // `_cancel_and_wait(fut)`'s first line: its frame and
@@ -239,7 +239,7 @@ impl Machine {
     }
 
     /// `wait_for`'s `return fut.result()` for a future already done.
-    pub(super) fn result_act(&mut self, t: u32, fut: FutId) -> Act {
+    pub(super) fn wait_for_done_result(&mut self, t: u32, fut: FutId) -> Act {
         match self.result(fut) {
             Ok(v) => Act::Again(Sig::Child(Comp::Norm(v))),
             Err(e) => {
