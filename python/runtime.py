@@ -121,7 +121,11 @@ class _OrderedSet(dict):
         self.pop(item, None)
 
 
-BG = set()  # the background-set idiom of (spawn NAME :keep ...)
+# The background-set idiom of (spawn NAME :keep ...), insertion-ordered:
+# the set the idiom uses lets go of its tasks in memory-address order when
+# the run's globals die (BG.clear() below), so a case's trace would depend
+# on what the worker ran before it (docs/TRACE.md, pinned orders).
+BG = _OrderedSet()
 
 
 def keep(task):
