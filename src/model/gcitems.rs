@@ -179,11 +179,9 @@ impl Machine {
     /// What refers to scanned objects from outside the list: `direct`
     /// keeps them in place, `later` reaches them after the list.
     pub(super) fn outside_refs(&self, direct: &mut Vec<N>, later: &mut Vec<N>) {
-        // Referred to from outside the list, so in place: a task in its
-        // eager first step and its coroutine (locals of `create_task`'s
-        // frames). The current task is reached from `_current_tasks`, where
-        // the scan gets to that dict. A coroutine running in its own step
-        // is not: only its task refers to it.
+        // (The current task is not among these: `_current_tasks` reaches it
+        // where the scan gets to that dict. Nor is a coroutine running in
+        // its own step: only its task refers to it.)
         // The frame calling gc.collect() is executing: CPython does not
         // traverse its locals, so what they hold counts as referred to from
         // outside. From 3.12 the frames awaiting it up the running task's
@@ -205,6 +203,8 @@ impl Machine {
                 direct.push(N::Fn(func));
             }
         }
+        // A task in its eager first step and its coroutine: locals of
+        // `create_task`'s frames.
         for e in &self.eager_stack {
             direct.push(N::Fut(self.tasks[e.task as usize].fut));
             direct.push(N::Coro(e.task));

@@ -243,12 +243,7 @@ impl Machine {
         match self.result(fut) {
             Ok(v) => Act::Again(Sig::Child(Comp::Norm(v))),
             Err(e) => {
-                self.raise_here(Some(t), e);
-                // Raised in `wait_for`'s frame, whose local `fut` the
-                // traceback keeps: the future's own exception then holds
-                // the future, a cycle that keeps the caller's frame too.
-                self.tb_ref(e, super::gc::TbRef::Fut(fut));
-                self.tb_here(Some(t), e);
+                self.raised_in_wait_for(t, fut, e, true);
                 Act::Again(Sig::Child(Comp::Raise(e)))
             }
         }
@@ -260,18 +255,9 @@ impl Machine {
         match self.result(fut) {
             Ok(v) => Comp::Norm(v),
             Err(e) => {
-                self.raise_here(Some(t), e);
-                self.tb_ref(e, super::gc::TbRef::Fut(fut));
-                // The traceback holds `wait_for`'s frame, which from 3.12
-                // keeps its caller's once it has finished (`f_back`). That
-                // matters when something else keeps `e`: an eager task's
-                // TaskGroup exit that raised it holds it in a cycle.
-                if self.profile.frame_keeps_caller
-                    && let Some(func) = self.innermost_fn(t)
-                {
-                    self.tb_add(e, func);
-                }
-                if self.excs.cls(e).is_cancelled() {
+                let cancelled = self.excs.cls(e).is_cancelled();
+                self.raised_in_wait_for(t, fut, e, !cancelled);
+                if cancelled {
                     let te = self.excs.create(Cls::TIMEOUT, None);
                     self.excs.chain(te, Some(e));
                     self.excs.get_mut(te).cause = Some(e);
@@ -281,6 +267,20 @@ impl Machine {
                     Comp::Raise(e)
                 }
             }
+        }
+    }
+
+    /// `e`, raised by `fut.result()` in `wait_for`'s frame: its traceback
+    /// holds that frame, whose local `fut` it keeps (with the future's own
+    /// exception, a cycle), and the caller's frame: because `e` `leaves`
+    /// through it, or, from 3.12, as the finished frame's `f_back`. That
+    /// matters when something else keeps `e` (an eager task's TaskGroup
+    /// exit that raised it holds it in a cycle).
+    fn raised_in_wait_for(&mut self, t: u32, fut: FutId, e: ExcId, leaves: bool) {
+        self.raise_here(Some(t), e);
+        self.tb_ref(e, super::gc::TbRef::Fut(fut));
+        if leaves || self.profile.frame_keeps_caller {
+            self.tb_here(Some(t), e);
         }
     }
 }
