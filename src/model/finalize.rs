@@ -19,7 +19,10 @@ use crate::trace::What;
 impl Machine {
     /// Whether any object has a finalizer that would report something.
     pub fn gc_watch(&self) -> bool {
-        self.any_exc && self.futs.iter().any(|f| f.log_tb && !f.dead)
+        self.failed.iter().any(|&f| {
+            let x = &self.futs[f as usize];
+            x.log_tb && !x.dead
+        })
     }
 
     /// Whether a refcount death could matter at the end (a pending task
@@ -86,7 +89,14 @@ impl Machine {
                 && !x.cyclic
                 && (x.log_tb || (pending_too && !x.done() && matches!(x.kind, FKind::Task(_))))
         };
-        let mut left = (0..self.futs.len()).filter(|&f| cand(self, f)).count();
+        // Only a failed future can have `log_tb`, and it is done, so the
+        // two kinds of candidate never overlap.
+        let failed = self.failed.iter().filter(|&&f| cand(self, f as usize)).count();
+        let pending = match pending_too {
+            true => (self.tasks.iter()).filter(|t| cand(self, t.fut as usize)).count(),
+            false => 0,
+        };
+        let mut left = failed + pending;
         if left == 0 {
             return;
         }

@@ -255,7 +255,7 @@ impl Machine {
         if let Some(tb) = self.tbs.get(e as usize) {
             self.futs[f as usize].exc_tb.clone_from(tb);
         }
-        self.any_exc = true;
+        self.failed.push(f);
         self.schedule_callbacks(f);
         self.futs[f as usize].log_tb = true;
         true

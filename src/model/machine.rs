@@ -220,8 +220,10 @@ pub struct Machine {
     /// Gathers whose `gather()` call is still creating children: its frame
     /// holds those made so far while an eager one runs its first step.
     pub gathering: Vec<u32>,
-    /// Some future has had an exception set (so "never retrieved" may come).
-    pub any_exc: bool,
+    /// The futures that have had an exception set, in that order (so
+    /// "never retrieved" may come from these only): the checks that ask
+    /// whether one could report look at these, not at every future.
+    pub failed: Vec<super::fut::FutId>,
     /// An `except` clause just finished: the exception it handled is let
     /// go (`POP_EXCEPT`), and refcounting may free what only it held.
     pub handler_done: bool,
@@ -306,7 +308,7 @@ impl Machine {
             stepping: Vec::new(),
             eager_stack: Vec::new(),
             gathering: Vec::new(),
-            any_exc: false,
+            failed: Vec::new(),
             handler_done: false,
             main_name: "main".into(),
             star: Default::default(),
@@ -403,7 +405,7 @@ impl Machine {
         self.stepping.clear();
         self.eager_stack.clear();
         self.gathering.clear();
-        self.any_exc = false;
+        self.failed.clear();
         self.handler_done = false;
         self.star.clear();
         self.star_at.clear();
