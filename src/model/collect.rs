@@ -42,6 +42,7 @@ impl Machine {
         if self.gcs.is_some() {
             return; // a finalizer ran `(gc)`: the collection in progress covers it
         }
+        self.collecting = true;
         self.forget_cyclic();
         let mut mark = self.alive(final_collect);
         let layout = self.layout();
@@ -72,6 +73,7 @@ impl Machine {
             self.reorder_survivors(&mark, layout);
         }
         self.gc_mark = mark;
+        self.collecting = false;
     }
 
     /// `handle_resurrected_objects`: garbage that something outside the

@@ -91,9 +91,15 @@ impl Machine {
         };
         // Only a failed future can have `log_tb`, and it is done, so the
         // two kinds of candidate never overlap.
-        let failed = self.failed.iter().filter(|&&f| cand(self, f as usize)).count();
+        let failed = self
+            .failed
+            .iter()
+            .filter(|&&f| cand(self, f as usize))
+            .count();
         let pending = match pending_too {
-            true => (self.tasks.iter()).filter(|t| cand(self, t.fut as usize)).count(),
+            true => (self.tasks.iter())
+                .filter(|t| cand(self, t.fut as usize))
+                .count(),
             false => 0,
         };
         let mut left = failed + pending;
@@ -262,6 +268,11 @@ impl Machine {
                 .find(|&i| super::coro::level_kind(&self.tasks[t as usize].frames[i]).is_some())
                 .unwrap_or(0);
             self.tasks[t as usize].floor = lvl;
+            // Refcounting (not a collection) is closing an inner coroutine:
+            // what only its frame held dies as that frame goes, before the
+            // outer level goes on (`gen_close` closes the awaited one
+            // first). Checked on 3.11.7, 3.12.1, 3.13.0.
+            let before = (lvl > 0 && !self.collecting).then(|| self.reachable_now());
             let ge = match failed.take() {
                 Some(x) => x,
                 None => self.new_generator_exit(t),
@@ -312,11 +323,47 @@ impl Machine {
                 failed = None;
             }
             self.inflight.extend(failed);
-            self.cascade_now();
+            match before {
+                Some(before) => self.free_what_went_unreachable(before),
+                None => self.cascade_now(),
+            }
             if failed.is_some() {
                 self.inflight.pop();
             }
         }
+    }
+
+    /// Everything reachable now, with the layout it was taken in.
+    fn reachable_now(&mut self) -> (Vec<bool>, super::graph::Layout) {
+        let mark = self.alive(false);
+        let kept = (mark.clone(), self.layout());
+        self.gc_mark = mark;
+        kept
+    }
+
+    /// Frees, in deallocation order, what was reachable at `before` and no
+    /// longer is. What was garbage already waits for whoever is freeing
+    /// it: in CPython it is still referenced (a frame being cleared lets go
+    /// of its locals one by one, each deallocated before the next).
+    fn free_what_went_unreachable(&mut self, before: (Vec<bool>, super::graph::Layout)) {
+        let (before, layout) = before;
+        // Objects made meanwhile move the indices: leave those to the
+        // checks to come.
+        if layout != self.layout() {
+            return;
+        }
+        let mut mark = self.alive(false);
+        for (i, m) in mark.iter_mut().enumerate() {
+            *m |= !before.get(i).copied().unwrap_or(false);
+        }
+        if mark.iter().all(|&m| m) {
+            self.gc_mark = mark;
+            return;
+        }
+        let dropped = std::mem::take(&mut self.gc_peel.dropped);
+        self.free_garbage(&mut mark);
+        self.gc_peel.dropped = dropped;
+        self.gc_mark = mark;
     }
 
     /// A GeneratorExit closing task `t`'s coroutine at its floor, chained:

@@ -572,6 +572,13 @@ impl Machine {
         for &t in &self.stepping {
             out.push(N::Fut(self.tasks[t as usize].fut));
         }
+        // A coroutine being closed is held by whoever closes it: a task's
+        // dealloc, which refcounting started.
+        for (t, task) in self.tasks.iter().enumerate() {
+            if task.closing {
+                out.push(N::Coro(t as u32));
+            }
+        }
         // A running gather()'s frame: its `children`, and its argument
         // tuple's futures.
         for &g in &self.gathering {

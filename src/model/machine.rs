@@ -227,6 +227,9 @@ pub struct Machine {
     /// An `except` clause just finished: the exception it handled is let
     /// go (`POP_EXCEPT`), and refcounting may free what only it held.
     pub handler_done: bool,
+    /// A collection is running (its finalizers too): what dies meanwhile
+    /// is its business (`collect.rs::cascade`), not refcounting's.
+    pub collecting: bool,
     /// The main task's name, made once per machine.
     pub main_name: crate::trace::Name,
     /// `except*` state per (try node, task).
@@ -309,6 +312,7 @@ impl Machine {
             eager_stack: Vec::new(),
             gathering: Vec::new(),
             failed: Vec::new(),
+            collecting: false,
             handler_done: false,
             main_name: "main".into(),
             star: Default::default(),
@@ -407,6 +411,7 @@ impl Machine {
         self.gathering.clear();
         self.failed.clear();
         self.handler_done = false;
+        self.collecting = false;
         self.star.clear();
         self.star_at.clear();
     }
