@@ -480,7 +480,7 @@ impl Machine {
         }
     }
 
-    fn frame_edges(&self, t: u32, fr: &Frame, out: &mut Vec<N>) {
+    pub(super) fn frame_edges(&self, t: u32, fr: &Frame, out: &mut Vec<N>) {
         match *fr {
             Frame::Level { func } => out.push(N::Fn(func)),
             Frame::Await { fut } | Frame::Sleep { fut, .. } => out.push(N::Fut(fut)),

@@ -11,7 +11,8 @@ use super::run::Hcb;
 
 impl Machine {
     /// Lists the objects the replay scans, in list order: surviving
-    /// futures, pending tasks' coroutines, task groups, the `__wakeup`
+    /// futures, pending tasks' coroutines and the program coroutines they
+    /// await, task groups, the `__wakeup`
     /// method objects their callbacks or handles hold, the loop's handles
     /// with the objects just before them, Timeout objects, cells, the
     /// shutdown list, `_current_tasks`, running gathers' argument tuples
@@ -32,6 +33,13 @@ impl Machine {
                 && !fut.done()
             {
                 sc.items.push(It::G(N::Coro(t)));
+                // The program coroutines it awaits, one inside the other:
+                // objects of their own, each made just after its cells.
+                for fr in self.tasks[t as usize].frames.iter().skip(1) {
+                    if let Frame::Level { func } = *fr {
+                        sc.items.push(It::Aw(t, func));
+                    }
+                }
             }
             for &cb in &fut.callbacks {
                 if let Cb::Wakeup(t) = cb {
@@ -142,6 +150,8 @@ impl Machine {
         sc.hd_loc.clear();
         sc.hd_loc.resize(self.lp.handles.len(), (NONE, NONE));
         sc.gcoro_loc.clear();
+        sc.aw_loc.clear();
+        sc.aw_loc.resize(self.aw_key.len(), NONE);
         for (i, &x) in sc.items.iter().enumerate() {
             match x {
                 It::G(g) => sc.loc[self.idx(g)] = i as u32,
@@ -152,6 +162,7 @@ impl Machine {
                 It::Exc(e) => sc.loc[self.idx(N::Exc(e))] = i as u32,
                 It::Tm(tm) => sc.tm_loc[tm as usize] = i as u32,
                 It::Cell(s) => sc.cell_loc[s as usize] = i as u32,
+                It::Aw(_, func) => sc.aw_loc[func as usize] = i as u32,
                 It::Shutdown | It::CurTasks | It::GArgs(_) => {}
             }
         }
@@ -246,6 +257,10 @@ impl Machine {
                 NONE => self.cells_key[self.sc.slot_binder[s as usize] as usize],
                 k => k,
             },
+            It::Aw(_, func) => match self.aw_key[func as usize] {
+                NONE => self.cells_key[func as usize],
+                k => k,
+            },
         }
     }
 
@@ -265,6 +280,7 @@ impl Machine {
             It::Exc(e) => self.excs.set_key(e, key),
             It::Tm(tm) => self.timeouts[tm as usize].key = key,
             It::Cell(s) => self.cell_key[s as usize] = key,
+            It::Aw(_, func) => self.aw_key[func as usize] = key,
             It::G(_) => {
                 unreachable!("only futures, coroutines and task groups are scanned graph nodes")
             }
@@ -296,18 +312,23 @@ impl Machine {
                     self.fut_kind_edges(f, direct);
                 }
             }
-            It::G(g) => {
-                self.edges(g, direct);
-                // The `async with` holds the Timeout object, which refers
-                // to the task; the task has usually been reached already.
-                if let N::Coro(t) = g {
-                    for f in &self.tasks[t as usize].frames {
-                        if let Frame::Timeout { tm, .. } = *f {
-                            r.direct_it.push(r.tm_loc[tm as usize]);
-                        }
-                    }
+            It::G(N::Coro(t)) => {
+                let task = &self.tasks[t as usize];
+                if !task.started {
+                    direct.push(N::Fn(task.func));
                 }
+                self.coro_refs(r, t, 0);
             }
+            It::Aw(t, func) => {
+                let frames = &self.tasks[t as usize].frames;
+                let at = frames.iter().position(|f| *f == Frame::Level { func });
+                self.coro_refs(
+                    r,
+                    t,
+                    at.expect("an awaited coroutine's level is on its stack"),
+                );
+            }
+            It::G(g) => self.edges(g, direct),
             It::Cell(s) => {
                 if let Some(o) = self.slots[s as usize] {
                     self.obj(o, direct);
@@ -347,6 +368,32 @@ impl Machine {
                 Hcb::TimeoutFire(tm) => r.direct_it.push(r.tm_loc[tm as usize]),
                 cb => self.handle_edges(cb, direct),
             },
+        }
+    }
+
+    /// What one coroutine of task `t` refers to, from its level at frame
+    /// `from` to the next one's: the Timeout objects its `async with`s
+    /// hold (the task has usually been reached already), then what its
+    /// frames hold, then the coroutine it awaits, an object of its own.
+    fn coro_refs(&self, r: &mut Scan, t: u32, from: usize) {
+        let frames = &self.tasks[t as usize].frames;
+        let end = (from + 1..frames.len())
+            .find(|&i| matches!(frames[i], Frame::Level { .. }))
+            .unwrap_or(frames.len());
+        for f in &frames[from..end] {
+            if let Frame::Timeout { tm, .. } = *f {
+                r.ordered.push(Entry::Item(r.tm_loc[tm as usize]));
+            }
+        }
+        let mut held = std::mem::take(&mut r.scratch);
+        held.clear();
+        for f in &frames[from..end] {
+            self.frame_edges(t, f, &mut held);
+        }
+        r.ordered.extend(held.drain(..).map(Entry::Node));
+        r.scratch = held;
+        if let Some(&Frame::Level { func }) = frames.get(end) {
+            r.ordered.push(Entry::Item(r.aw_loc[func as usize]));
         }
     }
 
@@ -412,6 +459,10 @@ pub(super) enum It {
     /// binder's coroutine, referred to by that frame and by closures, it
     /// reaches what the slot holds one step later than a plain local.
     Cell(u32),
+    /// A program coroutine that another of task `t`'s awaits (the
+    /// function's): made after its cells, it is where its frame's locals
+    /// and what it awaits are reached from.
+    Aw(u32, crate::ast::NodeId),
 }
 
 /// Whether a handle's callback comes with an object allocated just before

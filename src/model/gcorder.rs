@@ -9,8 +9,8 @@
 //! reached only through its step handle or a done callback, allocated
 //! after it) ends up behind everything scanned in place.
 //!
-//! The model keeps a key per future and per task coroutine: their order in
-//! that list. At each `(gc)` it replays the scan over the objects it
+//! The model keeps a key per future, per task coroutine and per program
+//! coroutine another one awaits: their order in that list. At each `(gc)` it replays the scan over the objects it
 //! models, which also include the small objects between a task and what
 //! reaches it: the loop's handles (reached from the loop, allocated before
 //! everything, so traversed in place), the object allocated just before
@@ -28,7 +28,9 @@
 //! by its `async with` and its handler's bound method, it refers to its
 //! task), every exception, which stands for the traceback and frame objects
 //! its raise made, and the cells of each function's cell variables (made
-//! with its coroutine, just before it). All take places from the same
+//! with its coroutine, just before it). A task's coroutine reaches what
+//! its own frames hold, then the coroutine it awaits, which is scanned
+//! where it stands and reaches its frames' locals from there. All take places from the same
 //! allocation clock (`EventLoop::clock`), so what an exception's traceback
 //! or a cell holds is reached only when the scan gets to the exception or
 //! the cell. Other done callbacks and handle targets (closures and bound
@@ -318,6 +320,9 @@ pub struct Scan {
     /// each cell (by slot).
     pub(super) tm_loc: Vec<u32>,
     pub(super) cell_loc: Vec<u32>,
+    /// Index among the scanned objects of each awaited coroutine, by
+    /// function.
+    pub(super) aw_loc: Vec<u32>,
     /// Scanned objects a traversed one refers to directly.
     pub(super) direct_it: Vec<u32>,
     pub(super) seen_other: Vec<bool>,

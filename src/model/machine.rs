@@ -136,6 +136,9 @@ pub struct Machine {
     /// then. Per slot: a cell's own place once a collection moved it.
     pub cells_key: Vec<u32>,
     pub cell_key: Vec<u32>,
+    /// Per function: the place of its coroutine, when another coroutine
+    /// awaits it, once a collection moved it (before, its cells' place).
+    pub aw_key: Vec<u32>,
     /// Functions whose frame something may keep (a traceback, or a kept
     /// frame's `f_back`): the others' frame nodes are referenced by nothing.
     pub frame_kept: Vec<bool>,
@@ -274,6 +277,7 @@ impl Machine {
             policy_loop: Vec::new(),
             fn_done: Vec::new(),
             cells_key: Vec::new(),
+            aw_key: Vec::new(),
             cell_key: Vec::new(),
             frame_kept: Vec::new(),
             frame_back: Vec::new(),
@@ -375,6 +379,8 @@ impl Machine {
         self.fn_done.resize(2 * p.len(), false);
         self.cells_key.clear();
         self.cells_key.resize(2 * p.len(), super::coro::NONE);
+        self.aw_key.clear();
+        self.aw_key.resize(2 * p.len(), super::coro::NONE);
         self.cell_key.clear();
         self.cell_key
             .resize(self.sc.slot_sym.len(), super::coro::NONE);
