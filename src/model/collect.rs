@@ -6,10 +6,12 @@
 //! frame a traceback made meanwhile holds is a frame object again. Garbage
 //! that is referenced again once the finalizers ran is resurrected.
 
+use super::coro::Frame;
 use super::exc::ExcId;
 use super::fut::{FKind, FState};
 use super::graph::N;
 use super::machine::Machine;
+use crate::ast::NodeId;
 
 /// A collection in progress: per graph node, whether it is out of the
 /// picture (reachable, already freed, or deallocated by now) and whether
@@ -159,6 +161,22 @@ impl Machine {
             order.push(N::Fut(f));
         }
         order.sort_by_key(|&x| self.gc_key(x));
+        // The program coroutines those tasks await have finalizers of their
+        // own, run where they stand: one a collection left ahead of the
+        // coroutine awaiting it is closed first, on its own.
+        let mut aws = std::mem::take(&mut self.gc_aws);
+        aws.clear();
+        for &x in &order {
+            if let N::Coro(t) = x {
+                for fr in self.tasks[t as usize].frames.iter().skip(1) {
+                    if let Frame::Level { func } = *fr {
+                        aws.push((self.aw_place(func), t, func));
+                    }
+                }
+            }
+        }
+        aws.sort_unstable();
+        let mut next_aw = 0;
         let old_futs = self.futs.len();
         let mut fin_done = std::mem::take(&mut self.gc_spare.1);
         fin_done.clear();
@@ -174,6 +192,13 @@ impl Machine {
         self.cascade(&mut c, false);
         self.gcs = Some(c);
         for &x in &order {
+            let key = self.gc_key(x);
+            while let Some(&(k, t, func)) = aws.get(next_aw)
+                && k < key
+            {
+                next_aw += 1;
+                self.finalize_awaited(t, func);
+            }
             let Some(mut c) = self.gcs.take() else {
                 break;
             };
@@ -194,6 +219,7 @@ impl Machine {
             self.gc_spare = (c.gone, c.fin_done);
         }
         self.gc_order = order;
+        self.gc_aws = aws;
         // Futures a finalizer created are not this collection's garbage.
         for (f, &live) in mark[..old_futs].iter().enumerate() {
             if !live && !self.futs[f].dead {
@@ -248,6 +274,18 @@ impl Machine {
                 self.futs[f as usize].dead = true;
             }
             _ => {}
+        }
+    }
+
+    /// The finalizer of the coroutine of `func` that task `t` awaits, if
+    /// it is still suspended there: closes it (and what it awaits).
+    fn finalize_awaited(&mut self, t: u32, func: NodeId) {
+        let task = &self.tasks[t as usize];
+        if self.futs[task.fut as usize].state != FState::Pending {
+            return;
+        }
+        if let Some(at) = task.frames.iter().position(|f| *f == Frame::Level { func }) {
+            self.close_coro_from(t, at);
         }
     }
 

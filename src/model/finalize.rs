@@ -246,21 +246,28 @@ impl Machine {
 
     /// Closes a suspended coroutine: GeneratorExit into each level, innermost first.
     pub(super) fn close_coro(&mut self, t: u32) {
+        self.close_coro_from(t, 0);
+    }
+
+    /// Closes the coroutine of task `t` whose level is at frame `stop`
+    /// (0: the task's own), and so those it awaits; the coroutines
+    /// awaiting it are left suspended where they await it.
+    pub(super) fn close_coro_from(&mut self, t: u32, stop: usize) {
         if self.tasks[t as usize].closing {
             return;
         }
         self.tasks[t as usize].closing = true;
-        self.close_levels(t);
+        self.close_levels(t, stop);
         self.tasks[t as usize].closing = false;
     }
 
-    fn close_levels(&mut self, t: u32) {
+    fn close_levels(&mut self, t: u32, stop: usize) {
         // What closing the inner level raised instead of GeneratorExit:
         // `gen_close` raises it into the outer level in place of a new one.
         let mut failed: Option<ExcId> = None;
         loop {
             let n = self.tasks[t as usize].frames.len();
-            if n == 0 {
+            if n <= stop {
                 return;
             }
             let lvl = (0..n)
@@ -291,7 +298,7 @@ impl Machine {
                 // once more where it yielded (checked on 3.11.7, 3.12.1,
                 // 3.13.0). What yields then, or what the task's finalizer
                 // was closing, is dropped without running more of it.
-                if lvl > 0
+                if lvl > stop
                     && super::coro::level_kind(&self.tasks[t as usize].frames[lvl]) == Some(true)
                 {
                     let again = self.new_generator_exit(t);
@@ -302,7 +309,7 @@ impl Machine {
                         self.excs
                             .msg(Cls::RUNTIME, "coroutine ignored GeneratorExit"),
                     );
-                } else if lvl == 0 {
+                } else if lvl <= stop {
                     // The coroutine itself ignored it: close() raises that
                     // error (unraisable here) and leaves the coroutine
                     // suspended where it yielded. A task its code woke (a
@@ -319,7 +326,7 @@ impl Machine {
             // now, but not what the error on its way to the outer level
             // still holds. One out of the outermost, close() reports as
             // unraisable and drops first.
-            if self.tasks[t as usize].frames.is_empty() {
+            if self.tasks[t as usize].frames.len() <= stop {
                 failed = None;
             }
             self.inflight.extend(failed);

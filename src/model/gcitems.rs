@@ -182,6 +182,13 @@ impl Machine {
             match x {
                 It::Hd(_) | It::Shutdown | It::CurTasks | It::GArgs(_) => sc.st[i] = St::Reached,
                 It::Exc(e) if self.inflight.contains(&e) => sc.st[i] = St::Reached,
+                // On 3.11 the frames of the running chain await through a
+                // C call (`Profile::awaiting_frames_execute`): the coroutine
+                // each awaits is referred to from a stack the collector
+                // does not traverse.
+                It::Aw(t, _) if self.profile.awaiting_frames_execute && self.current == Some(t) => {
+                    sc.st[i] = St::Reached
+                }
                 _ => {}
             }
         }
@@ -257,10 +264,16 @@ impl Machine {
                 NONE => self.cells_key[self.sc.slot_binder[s as usize] as usize],
                 k => k,
             },
-            It::Aw(_, func) => match self.aw_key[func as usize] {
-                NONE => self.cells_key[func as usize],
-                k => k,
-            },
+            It::Aw(_, func) => self.aw_place(func),
+        }
+    }
+
+    /// The list position of the coroutine of `func`, awaited by another:
+    /// made just after its cells, until a collection moves it.
+    pub(super) fn aw_place(&self, func: crate::ast::NodeId) -> u32 {
+        match self.aw_key[func as usize] {
+            NONE => self.cells_key[func as usize],
+            k => k,
         }
     }
 

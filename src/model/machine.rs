@@ -209,6 +209,8 @@ pub struct Machine {
     /// finalization order, and `cascade`'s in-degrees and zero-heap.
     pub gc_spare: (Vec<bool>, Vec<bool>),
     pub gc_order: Vec<super::graph::N>,
+    /// A collection's awaited coroutines to finalize: (place, task, function).
+    pub gc_aws: Vec<(u32, u32, NodeId)>,
     pub gc_order_futs: Vec<u32>,
     pub gc_indeg: Vec<u32>,
     /// The cascade's depth-first stack and the zeros each recount finds.
@@ -307,6 +309,7 @@ impl Machine {
             gc_peel: Default::default(),
             gc_spare: Default::default(),
             gc_order: Vec::new(),
+            gc_aws: Vec::new(),
             gc_order_futs: Vec::new(),
             gc_indeg: Vec::new(),
             gc_cascade: Default::default(),
