@@ -530,7 +530,7 @@ impl Machine {
                 let ce = if let Comp::Raise(e) = r { e } else { NONE };
                 if self.done(fut) {
                     self.lp.cancel(timer);
-                    let c = match self.result(fut) {
+                    let c = match self.result_freeing(fut) {
                         Ok(v) => Comp::Norm(v),
                         Err(e) => {
                             if ce != NONE {

@@ -240,7 +240,7 @@ impl Machine {
 
     /// `wait_for`'s `return fut.result()` for a future already done.
     pub(super) fn wait_for_done_result(&mut self, t: u32, fut: FutId) -> Act {
-        match self.result(fut) {
+        match self.result_freeing(fut) {
             Ok(v) => Act::Again(Sig::Child(Comp::Norm(v))),
             Err(e) => {
                 self.raised_in_wait_for(t, fut, e, true);
@@ -252,7 +252,7 @@ impl Machine {
     /// `return fut.result()` inside `except CancelledError as exc: raise
     /// TimeoutError from exc`.
     pub(super) fn result_or_timeout(&mut self, t: u32, fut: FutId) -> Comp {
-        match self.result(fut) {
+        match self.result_freeing(fut) {
             Ok(v) => Comp::Norm(v),
             Err(e) => {
                 let cancelled = self.excs.cls(e).is_cancelled();

@@ -175,7 +175,7 @@ impl Machine {
                     self.tb_ref(e, super::gc::TbRef::Ac(a));
                     return Act::Pop(Comp::Raise(e));
                 }
-                Some(f) => match self.result(f) {
+                Some(f) => match self.result_freeing(f) {
                     Ok(v) => self.acs[a as usize].results.push(v),
                     Err(e) => {
                         self.raise_here(Some(t), e);
