@@ -31,6 +31,7 @@ mod graph;
 mod machine;
 mod names;
 mod profile;
+mod reach;
 mod run;
 mod scope;
 mod star;
