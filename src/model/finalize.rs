@@ -110,13 +110,7 @@ impl Machine {
         if self.held_near_roots(|m, f| cand(m, f as usize), left) {
             return;
         }
-        let total = self.total_nodes();
-        let mut mark = std::mem::take(&mut self.gc_mark);
-        mark.clear();
-        mark.resize(total, false);
-        let mut stack = std::mem::take(&mut self.gc_stack);
-        stack.clear();
-        self.roots(false, &mut stack);
+        let (mut mark, mut stack) = self.walk_start(false);
         // The walk stops at the last candidate; popping the background set
         // and the handles first finds a future just done (its callbacks'
         // handles hold it) soonest. Measured: 0.4-0.7% fewer instructions

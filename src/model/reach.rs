@@ -64,6 +64,17 @@ impl Machine {
     /// reused one: give it back with `self.gc_mark = mark` when done.
     pub(super) fn alive(&mut self, final_collect: bool) -> Vec<bool> {
         self.gc_prepare();
+        let (mut mark, mut stack) = self.walk_start(final_collect);
+        self.mark_from(&mut stack, &mut mark);
+        self.gc_stack = stack;
+        mark
+    }
+
+    /// A walk's start: the machine's reused bitmap, cleared for every
+    /// node, and its reused stack holding the roots. Give them back with
+    /// `self.gc_mark = mark` and `self.gc_stack = stack`.
+    #[inline(always)]
+    pub(super) fn walk_start(&mut self, final_collect: bool) -> (Vec<bool>, Vec<N>) {
         let total = self.total_nodes();
         let mut mark = std::mem::take(&mut self.gc_mark);
         mark.clear();
@@ -71,9 +82,7 @@ impl Machine {
         let mut stack = std::mem::take(&mut self.gc_stack);
         stack.clear();
         self.roots(final_collect, &mut stack);
-        self.mark_from(&mut stack, &mut mark);
-        self.gc_stack = stack;
-        mark
+        (mark, stack)
     }
 
     /// Marks the graph nodes that stand for no object: futures freed
