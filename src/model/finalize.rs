@@ -96,11 +96,12 @@ impl Machine {
             .iter()
             .filter(|&&f| cand(self, f as usize))
             .count();
-        let pending = match pending_too {
-            true => (self.tasks.iter())
+        let pending = if pending_too {
+            (self.tasks.iter())
                 .filter(|t| cand(self, t.fut as usize))
-                .count(),
-            false => 0,
+                .count()
+        } else {
+            0
         };
         let mut left = failed + pending;
         if left == 0 {
