@@ -12,13 +12,12 @@ use super::run::Hcb;
 impl Machine {
     /// Lists the objects the replay scans, in list order: surviving
     /// futures, pending tasks' coroutines and the program coroutines they
-    /// await, task groups, the `__wakeup`
-    /// method objects their callbacks or handles hold, the loop's handles
-    /// with the objects just before them, Timeout objects, cells, the
-    /// shutdown list, `_current_tasks`, running gathers' argument tuples
-    /// and unwrapped coroutines, and the surviving exceptions. Indexes
-    /// them, and marks each unseen but for what the loop and the runtime
-    /// reach first.
+    /// await, task groups, the `__wakeup` method objects their callbacks
+    /// or handles hold, the loop's handles with the objects just before
+    /// them, Timeout objects, cells, the shutdown list, `_current_tasks`,
+    /// running gathers' argument tuples and unwrapped coroutines, and the
+    /// surviving exceptions. Indexes them, and marks each unseen but for
+    /// what the loop and the runtime reach first.
     pub(super) fn scan_items(&self, sc: &mut Scan, mark: &[bool]) {
         let total = mark.len();
         sc.items.clear();

@@ -10,37 +10,38 @@
 //! after it) ends up behind everything scanned in place.
 //!
 //! The model keeps a key per future, per task coroutine and per program
-//! coroutine another one awaits: their order in that list. At each `(gc)` it replays the scan over the objects it
-//! models, which also include the small objects between a task and what
-//! reaches it: the loop's handles (reached from the loop, allocated before
-//! everything, so traversed in place), the object allocated just before
-//! each handle that only the handle refers to (a task's step wrapper, the
-//! `args` tuple naming a future, `Timeout._on_timeout`), each task's
-//! `__wakeup` method object (made when it awaits a future, kept by that
-//! future's callbacks, then by the handle that runs it), `_drive`'s
-//! shutdown list, `_current_tasks` (untracked by the worker's collection
-//! before each case, tracked again by the first step, it reaches the
-//! running task from there), each task group (a local of the function
-//! running its `async with`, it refers to its parent task and children), a
-//! running `gather()`'s argument tuple (a local of its frame, made just
-//! after the argument coroutines; it refers to them last first) and those
-//! argument coroutines that have no task yet, each `Timeout` object (kept
-//! by its `async with` and its handler's bound method, it refers to its
-//! task), every exception, which stands for the traceback and frame objects
-//! its raise made, and the cells of each function's cell variables (made
-//! with its coroutine, just before it). A task's coroutine reaches what
-//! its own frames hold, then the coroutine it awaits, which is scanned
-//! where it stands and reaches its frames' locals from there. All take places from the same
-//! allocation clock (`EventLoop::clock`), so what an exception's traceback
-//! or a cell holds is reached only when the scan gets to the exception or
-//! the cell. Other done callbacks and handle targets (closures and bound
-//! methods made at other times) reach their objects late: after the scan of
-//! the list as it was. Objects referred to from outside the list stay in
-//! place: what the frame calling `gc.collect()` holds (an executing frame's
-//! locals are not traversed); a task in its eager first step and its
-//! coroutine (`create_task`'s frames), and the task that step displaced as
-//! current (`swap_current_task` holds it); the background set (frozen by
-//! the worker); `main_task` (a local of the runtime) and the future
+//! coroutine another one awaits: their order in that list. At each `(gc)`
+//! it replays the scan over the objects it models, which also include the
+//! small objects between a task and what reaches it: the loop's handles
+//! (reached from the loop, allocated before everything, so traversed in
+//! place), the object allocated just before each handle that only the
+//! handle refers to (a task's step wrapper, the `args` tuple naming a
+//! future, `Timeout._on_timeout`), each task's `__wakeup` method object
+//! (made when it awaits a future, kept by that future's callbacks, then by
+//! the handle that runs it), `_drive`'s shutdown list, `_current_tasks`
+//! (untracked by the worker's collection before each case, tracked again by
+//! the first step, it reaches the running task from there), each task group
+//! (a local of the function running its `async with`, it refers to its
+//! parent task and children), a running `gather()`'s argument tuple (a
+//! local of its frame, made just after the argument coroutines; it refers
+//! to them last first) and those argument coroutines that have no task yet,
+//! each `Timeout` object (kept by its `async with` and its handler's bound
+//! method, it refers to its task), every exception, which stands for the
+//! traceback and frame objects its raise made, and the cells of each
+//! function's cell variables (made with its coroutine, just before it). A
+//! task's coroutine reaches what its own frames hold, then the coroutine it
+//! awaits, which is scanned where it stands and reaches its frames' locals
+//! from there. All take places from the same allocation clock
+//! (`EventLoop::clock`), so what an exception's traceback or a cell holds
+//! is reached only when the scan gets to the exception or the cell. Other
+//! done callbacks and handle targets (closures and bound methods made at
+//! other times) reach their objects late: after the scan of the list as it
+//! was. Objects referred to from outside the list stay in place: what the
+//! frame calling `gc.collect()` holds (an executing frame's locals are not
+//! traversed); a task in its eager first step and its coroutine
+//! (`create_task`'s frames), and the task that step displaced as current
+//! (`swap_current_task` holds it); the background set (frozen by the
+//! worker); `main_task` (a local of the runtime) and the future
 //! `run_until_complete` runs; the `children` a running `gather()` has made;
 //! the shutdown list, and its last task (`_drive`'s loop variable `t`); on
 //! 3.11, also what the frames awaiting the one that calls it hold
