@@ -106,6 +106,15 @@ impl Machine {
                 // CancelledError it consumed, which only a cycle of its
                 // own (a TaskGroup's re-raise) keeps.
                 if let Some(e) = drive_exc {
+                    // It raises the exception with the traceback it was
+                    // set with (`future_get_result`), dropping the one it
+                    // had since: what only that one held dies at the check
+                    // below.
+                    let x = &mut self.futs[main as usize];
+                    if x.state == super::fut::FState::Finished && x.exc == Some(e) {
+                        let tb = std::mem::take(&mut x.exc_tb);
+                        *self.tb_mut(e) = tb;
+                    }
                     self.tb_ref(e, super::gc::TbRef::Fut(main));
                 }
                 self.futs[main as usize].log_tb = false;
