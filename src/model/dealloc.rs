@@ -171,12 +171,17 @@ impl Machine {
             }
             stack.push((k as u32, pk.start[k]));
         };
+        let mut started = std::mem::take(&mut self.gc_dealloc_roots);
+        started.clear();
         for (j, &r) in roots.iter().enumerate() {
             if j >= released {
                 pk.indeg[r as usize] -= 1;
                 if pk.indeg[r as usize] != 0 {
                     continue;
                 }
+            }
+            if (pk.nodes[r as usize] as usize) < nfuts {
+                started.push(pk.nodes[r as usize]);
             }
             enter(&pk, r as usize, &mut stack, &mut order);
             while let Some(&mut (k, ref mut e)) = stack.last_mut() {
@@ -195,6 +200,7 @@ impl Machine {
                 }
             }
         }
+        self.gc_dealloc_roots = started;
         pk.stack = stack;
         pk.queue = roots;
         pk.dropped = dropped;

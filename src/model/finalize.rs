@@ -217,7 +217,17 @@ impl Machine {
     /// covering what stays.
     fn free_garbage(&mut self, mark: &mut [bool]) {
         let order = self.refcount_frees(mark);
+        // The futures the deallocation starts from, each let go of by
+        // whoever drops them (a list being cleared, a frame letting go of
+        // its locals) in turn: until its turn, one is still referenced, so
+        // a check run while an earlier one's coroutine closes leaves it.
+        let base = self.held_by_freer.len();
+        let started = std::mem::take(&mut self.gc_dealloc_roots);
+        self.held_by_freer.extend(started.iter().rev());
         for &f in &order {
+            if self.held_by_freer.len() > base && self.held_by_freer.last() == Some(&f) {
+                self.held_by_freer.pop();
+            }
             let f = f as usize;
             if self.futs[f].dead {
                 continue;
@@ -236,6 +246,8 @@ impl Machine {
             self.never_retrieved(f as u32);
             self.futs[f].dead = true;
         }
+        self.held_by_freer.truncate(base);
+        self.gc_dealloc_roots = started;
         self.gc_order_futs = order;
     }
 

@@ -212,6 +212,10 @@ pub struct Machine {
     /// A collection's awaited coroutines to finalize: (place, task, function).
     pub gc_aws: Vec<(u32, u32, NodeId)>,
     pub gc_order_futs: Vec<u32>,
+    /// The futures a deallocation starts from (`dealloc_order`), and those
+    /// of them whose turn has not come yet, innermost deallocation last.
+    pub gc_dealloc_roots: Vec<u32>,
+    pub held_by_freer: Vec<u32>,
     pub gc_indeg: Vec<u32>,
     /// The cascade's depth-first stack and the zeros each recount finds.
     pub gc_cascade: (Vec<super::graph::N>, Vec<super::graph::N>),
@@ -310,6 +314,8 @@ impl Machine {
             gc_spare: Default::default(),
             gc_order: Vec::new(),
             gc_aws: Vec::new(),
+            gc_dealloc_roots: Vec::new(),
+            held_by_freer: Vec::new(),
             gc_order_futs: Vec::new(),
             gc_indeg: Vec::new(),
             gc_cascade: Default::default(),
@@ -421,6 +427,7 @@ impl Machine {
         self.failed.clear();
         self.handler_done = false;
         self.collecting = false;
+        self.held_by_freer.clear();
         self.star.clear();
         self.star_at.clear();
     }

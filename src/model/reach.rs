@@ -58,6 +58,7 @@ impl Machine {
         out.extend(self.main_ref.map(N::Fut));
         out.extend(self.inflight.iter().map(|&e| N::Exc(e)));
         out.extend(self.shutdown_refs.iter().map(|&f| N::Fut(f)));
+        out.extend(self.held_by_freer.iter().map(|&f| N::Fut(f)));
     }
 
     /// Marks what is reachable from the roots. The bitmap is the machine's
