@@ -110,10 +110,9 @@ impl Machine {
                     // set with (`future_get_result`), dropping the one it
                     // had since: what only that one held dies at the check
                     // below.
-                    let x = &mut self.futs[main as usize];
-                    if x.state == super::fut::FState::Finished && x.exc == Some(e) {
-                        let tb = std::mem::take(&mut x.exc_tb);
-                        *self.tb_mut(e) = tb;
+                    if self.futs[main as usize].state == super::fut::FState::Finished {
+                        let raised = self.result(main);
+                        debug_assert_eq!(raised.err(), Some(e));
                     }
                     self.tb_ref(e, super::gc::TbRef::Fut(main));
                 }
