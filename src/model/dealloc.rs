@@ -32,10 +32,11 @@ pub struct Peel {
 impl Machine {
     /// What refcounting frees now, given `mark` (everything reachable):
     /// marks what garbage cycles keep too, then returns the futures left
-    /// out in the order they are deallocated.
-    pub(super) fn refcount_frees(&mut self, mark: &mut [bool]) -> Vec<u32> {
+    /// out in the order they are deallocated; `started` gets those of
+    /// them the deallocation starts from (see `dealloc_order`).
+    pub(super) fn refcount_frees(&mut self, mark: &mut [bool], started: &mut Vec<u32>) -> Vec<u32> {
         self.mark_cycle_kept(mark);
-        self.dealloc_order(mark)
+        self.dealloc_order(mark, started)
     }
 
     /// Marks the unmarked nodes that a garbage cycle keeps: those on a
@@ -108,10 +109,15 @@ impl Machine {
     /// once, depth first, before the next (what `Py_DECREF` does). Each
     /// future appears when its deallocation starts, as its finalizer runs.
     ///
+    /// `started` gets the futures entered as a start of that depth-first
+    /// order (not reached from another one), in order: each is let go of
+    /// by whoever drops it, in turn.
+    ///
     /// Reads the unmarked subgraph `mark_cycle_kept` just built.
-    fn dealloc_order(&mut self, mark: &[bool]) -> Vec<u32> {
+    fn dealloc_order(&mut self, mark: &[bool], started: &mut Vec<u32>) -> Vec<u32> {
         let mut order = std::mem::take(&mut self.gc_order_futs);
         order.clear();
+        started.clear();
         let nfuts = self.futs.len();
         let mut pk = std::mem::take(&mut self.gc_peel);
         // Futures come first in the graph, so first among the nodes.
@@ -171,8 +177,6 @@ impl Machine {
             }
             stack.push((k as u32, pk.start[k]));
         };
-        let mut started = std::mem::take(&mut self.gc_dealloc_roots);
-        started.clear();
         for (j, &r) in roots.iter().enumerate() {
             if j >= released {
                 pk.indeg[r as usize] -= 1;
@@ -200,7 +204,6 @@ impl Machine {
                 }
             }
         }
-        self.gc_dealloc_roots = started;
         pk.stack = stack;
         pk.queue = roots;
         pk.dropped = dropped;

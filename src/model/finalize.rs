@@ -216,13 +216,13 @@ impl Machine {
     /// no garbage cycle keeps, in its deallocation order; `mark` ends up
     /// covering what stays.
     fn free_garbage(&mut self, mark: &mut [bool]) {
-        let order = self.refcount_frees(mark);
+        let mut started = std::mem::take(&mut self.gc_dealloc_roots);
+        let order = self.refcount_frees(mark, &mut started);
         // The futures the deallocation starts from, each let go of by
         // whoever drops them (a list being cleared, a frame letting go of
         // its locals) in turn: until its turn, one is still referenced, so
         // a check run while an earlier one's coroutine closes leaves it.
         let base = self.held_by_freer.len();
-        let started = std::mem::take(&mut self.gc_dealloc_roots);
         self.held_by_freer.extend(started.iter().rev());
         for &f in &order {
             if self.held_by_freer.len() > base && self.held_by_freer.last() == Some(&f) {

@@ -212,9 +212,10 @@ pub struct Machine {
     /// A collection's awaited coroutines to finalize: (place, task, function).
     pub gc_aws: Vec<(u32, u32, NodeId)>,
     pub gc_order_futs: Vec<u32>,
-    /// The futures a deallocation starts from (`dealloc_order`), and those
-    /// of them whose turn has not come yet, innermost deallocation last.
+    /// `free_garbage`'s buffer for the futures a deallocation starts from.
     pub gc_dealloc_roots: Vec<u32>,
+    /// Of those, the ones whose turn has not come yet, innermost
+    /// deallocation last: roots meanwhile (`reach.rs`).
     pub held_by_freer: Vec<u32>,
     pub gc_indeg: Vec<u32>,
     /// The cascade's depth-first stack and the zeros each recount finds.
