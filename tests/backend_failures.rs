@@ -34,7 +34,8 @@ fn a_worker_that_dies_costs_one_case_and_is_restarted() {
         eprintln!("no CPython 3.11+: skipped");
         return;
     };
-    let dir = std::env::temp_dir().join(format!("canceltree-fake-{}", std::process::id()));
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("canceltree-fake-{}", std::process::id()));
     let fake = common::crashing_interpreter(&real, &dir, "crash_here");
     let spec = Spec::parse(&format!("cpython:{}", fake.display())).unwrap();
     let mut b = backend::open(&spec).expect("the stand-in interpreter starts");

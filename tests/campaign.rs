@@ -28,7 +28,8 @@ fn have_cross() -> bool {
 }
 
 fn temp_dir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("canceltree-campaign-{}-{name}", std::process::id()));
+    let d = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("canceltree-campaign-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
     d
 }

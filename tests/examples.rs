@@ -158,7 +158,8 @@ fn exported_scripts_print_exactly_the_backend_trace() {
 }
 
 fn run_script(python: &Path, script: &str) -> String {
-    let dir = std::env::temp_dir().join(format!("canceltree-export-{}", std::process::id()));
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("canceltree-export-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join("case.py");
     std::fs::write(&file, script).unwrap();
