@@ -61,14 +61,10 @@ impl Machine {
             self.finalize_in_order(&mark);
         }
         self.freed_by_collection(&mark, layout);
-        // A coroutine that ignored its close stays suspended where it
-        // yielded; freed with its task, its frame lets go of what it
-        // awaits, and an `asyncio.sleep` there is closed in turn: its
-        // `finally: h.cancel()` cancels the timer.
         for t in 0..self.tasks.len() {
             let f = self.tasks[t].fut as usize;
             if f < layout.futs && !mark[f] && !self.tasks[t].frames.is_empty() {
-                self.drop_frames(t as u32, 0);
+                self.free_abandoned(t as u32);
             }
         }
         if !final_collect {

@@ -49,8 +49,11 @@ impl Machine {
         attr: &str,
     ) -> Result<u32, ExcId> {
         if !named {
+            // `asyncio.current_task()`: the task whose step is running,
+            // which is not `t` when a collection in another task's step
+            // closes `t`'s coroutine.
             self.need_loop(t)?;
-            return match t {
+            return match self.current {
                 Some(t) => Ok(t),
                 None => Err(self.raise_new(
                     t,

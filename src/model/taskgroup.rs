@@ -14,11 +14,22 @@ use crate::trace::What;
 impl Machine {
     // ---- TaskGroup -----------------------------------------------------
 
+    /// `TaskGroup.__aenter__` in task `t`'s frames: its parent is the
+    /// current task, which is another one when a collection in that
+    /// task's step closes `t`'s coroutine.
     pub fn tg_start(&mut self, t: u32, node: NodeId) -> Act {
+        let Some(parent) = self.current else {
+            let e = self.raise_new(
+                Some(t),
+                Cls::RUNTIME,
+                "TaskGroup <TaskGroup> cannot determine the parent task",
+            );
+            return Act::Again(Sig::Child(Comp::Raise(e)));
+        };
         let g = self.tgs.len() as u32;
         let key = self.next_gc_key();
         self.tgs.push(TaskGroup {
-            parent: t,
+            parent,
             key,
             ..TaskGroup::default()
         });

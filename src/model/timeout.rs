@@ -15,16 +15,25 @@ use crate::trace::What;
 impl Machine {
     // ---- timeout -------------------------------------------------------
 
-    pub(super) fn timeout_new(&mut self, t: u32, delay: Option<f64>) -> u32 {
+    /// `Timeout.__aenter__` in task `t`'s frames. It times out the
+    /// current task, which is another one when a collection in that
+    /// task's step closes `t`'s coroutine.
+    pub(super) fn timeout_new(&mut self, t: u32, delay: Option<f64>) -> Result<u32, ExcId> {
+        let Some(cur) = self.current else {
+            return Err(self.raise_new(
+                Some(t),
+                Cls::RUNTIME,
+                "Timeout should be used inside a task",
+            ));
+        };
         let when = delay.map(|d| self.lp.now + d);
         let tm = self.timeouts.len() as u32;
-        // __aenter__
-        let cancelling = self.cancelling(t);
+        let cancelling = self.cancelling(cur);
         let key = self.next_gc_key();
         self.timeouts.push(Timeout {
             state: 1,
             handler: None,
-            task: t,
+            task: cur,
             cancelling,
             key,
         });
@@ -36,14 +45,17 @@ impl Machine {
             };
             self.timeouts[tm as usize].handler = Some(h);
         }
-        tm
+        Ok(tm)
     }
 
     pub fn timeout_start(&mut self, t: u32, node: NodeId) -> Act {
         let Kind::Timeout(d) = *self.p().kind(node) else {
             unreachable!()
         };
-        let tm = self.timeout_new(t, d.map(|d| d.0));
+        let tm = match self.timeout_new(t, d.map(|d| d.0)) {
+            Ok(tm) => tm,
+            Err(e) => return Act::Again(Sig::Child(Comp::Raise(e))),
+        };
         Act::Push(Frame::Timeout {
             tm,
             node,
@@ -208,7 +220,10 @@ impl Machine {
                     }),
                 };
             }
-            let tm = self.timeout_new(t, timeout);
+            let tm = match self.timeout_new(t, timeout) {
+                Ok(tm) => tm,
+                Err(e) => return Act::Again(Sig::Child(Comp::Raise(e))),
+            };
             return Act::Push(Frame::Timeout {
                 tm,
                 node,
