@@ -286,7 +286,9 @@ impl Machine {
                 if let Some(o) = x.outer {
                     out.push(N::Fut(o));
                 }
-                out.extend(x.children.iter().map(|&c| N::Fut(c)));
+                // `_done_callback`'s closure holds `outer` and the
+                // children's list, which lets go of them last first.
+                out.extend(x.children.iter().rev().map(|&c| N::Fut(c)));
             }
             Cb::ShieldInner(o) | Cb::ShieldOuter(o) | Cb::Release(o) => out.push(N::Fut(o)),
             Cb::TgDone(g) => out.push(N::Tg(g)),
@@ -353,13 +355,18 @@ impl Machine {
         }
     }
 
-    /// A gather's children; a task's waiter and coroutine.
+    /// A gather's children, last first as their list lets go of them
+    /// (`list_dealloc`); a task's waiter and coroutine.
     #[inline(always)]
     pub(super) fn fut_kind_edges(&self, f: u32, out: &mut Vec<N>) {
         match self.futs[f as usize].kind {
-            FKind::Gather(g) => {
-                out.extend(self.gathers[g as usize].children.iter().map(|&c| N::Fut(c)))
-            }
+            FKind::Gather(g) => out.extend(
+                self.gathers[g as usize]
+                    .children
+                    .iter()
+                    .rev()
+                    .map(|&c| N::Fut(c)),
+            ),
             FKind::Task(t) => {
                 if let Some(w) = self.tasks[t as usize].fut_waiter {
                     out.push(N::Fut(w));

@@ -299,6 +299,15 @@ impl Machine {
         }
     }
 
+    /// A gather's children as the replay reaches them from the gathering
+    /// future or its callback: in argument order. Their `children` list is
+    /// an object of its own, traversed last item first where it stands,
+    /// a place the replay does not keep; following it last first from
+    /// the future instead turns size-50 seed 1537 into a difference.
+    fn gather_children_scanned(&self, g: u32, out: &mut Vec<N>) {
+        out.extend(self.gathers[g as usize].children.iter().map(|&c| N::Fut(c)));
+    }
+
     /// What a scanned object refers to: scanned objects directly (into
     /// `r.direct_it`), other objects directly, or through a done callback
     /// the model gives no place (allocated later, so late).
@@ -308,6 +317,10 @@ impl Machine {
                 for &cb in &self.futs[f as usize].callbacks {
                     match cb {
                         Cb::Wakeup(t) => r.direct_it.push(r.wake_loc[t as usize]),
+                        Cb::Gather(g) => {
+                            later.extend(self.gathers[g as usize].outer.map(N::Fut));
+                            self.gather_children_scanned(g, later);
+                        }
                         cb => self.cb_edges(cb, later),
                     }
                 }
@@ -321,7 +334,9 @@ impl Machine {
                     self.fut_value_edges(f, false, direct);
                 } else {
                     self.fut_value_edges(f, false, direct);
-                    self.fut_kind_edges(f, direct);
+                    if let FKind::Gather(g) = self.futs[f as usize].kind {
+                        self.gather_children_scanned(g, direct);
+                    }
                 }
             }
             It::G(N::Coro(t)) => {
