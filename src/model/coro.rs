@@ -308,9 +308,15 @@ impl Machine {
                     let level = level_kind(&top);
                     self.tasks[t as usize].frames.pop();
                     if let Frame::Level { func } = top {
-                        // An exception leaving a function passed through its frame.
+                        // An exception leaving a function passed through its
+                        // frame, unless `except*` made it there.
                         if let Comp::Raise(e) = c {
-                            self.tb_add(e, func);
+                            match self.star_fresh.iter().position(|&x| x == (e, func)) {
+                                Some(i) => {
+                                    self.star_fresh.swap_remove(i);
+                                }
+                                None => self.tb_add(e, func),
+                            }
                         }
                         self.frame_finished(t, func, n == 1);
                     }

@@ -189,6 +189,11 @@ pub struct Machine {
     pub inject: Vec<Injection>,
     /// 3.11 wait_for frames' phase: (task, fut) -> (phase, caught exc, waiter 2).
     pub wf11: std::collections::HashMap<(u32, FutId), (u8, ExcId, FutId)>,
+    /// The groups `except*` wrapped a naked exception in and a bare
+    /// `raise` re-raised, with the function that did: the re-raise adds
+    /// no traceback entry, so the group leaves that function without its
+    /// frame (`star.rs::star_made`).
+    pub star_fresh: Vec<(ExcId, NodeId)>,
     /// Tracebacks: the functions each exception passed through.
     pub tbs: Vec<Vec<super::gc::TbRef>>,
     /// Exceptions propagating right now (they keep their tracebacks).
@@ -302,6 +307,7 @@ impl Machine {
             cancel_bufs: (Vec::new(), Vec::new()),
             inject: Vec::new(),
             wf11: Default::default(),
+            star_fresh: Vec::new(),
             tbs: Vec::new(),
             inflight: Vec::new(),
             gcs: None,
@@ -410,6 +416,7 @@ impl Machine {
         self.inject.clear();
         self.inject.extend_from_slice(inject);
         self.wf11.clear();
+        self.star_fresh.clear();
         // Tracebacks keep their lists (empty is no traceback), within the
         // same bounds as callback lists.
         self.tbs.truncate(SPARE_MAX);
