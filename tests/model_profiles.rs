@@ -92,3 +92,8 @@ fn eager_tasks_run_their_first_step_inside_create_task() {
 fn frames_awaiting_a_coroutine_are_not_traversed_on_3_11_so_their_locals_stay_in_place() {
     check("awaiting_frames_execute", &[("3.11", "3.12")]);
 }
+
+#[test]
+fn a_wakeup_on_a_gathering_future_holds_its_traceback_until_the_step_returns_on_3_11() {
+    check("wakeup_holds_traceback", &[("3.11", "3.12")]);
+}

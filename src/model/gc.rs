@@ -94,7 +94,7 @@ fn value_edges(xs: &[V], out: &mut Vec<N>) {
 }
 
 /// What a traceback's entries keep alive.
-fn tb_edges(tb: &[TbRef], out: &mut Vec<N>) {
+pub(super) fn tb_edges(tb: &[TbRef], out: &mut Vec<N>) {
     out.extend(tb.iter().map(|r| match *r {
         TbRef::Frame(f) => N::Frame(f),
         TbRef::Fut(f) => N::Fut(f),

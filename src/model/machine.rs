@@ -198,6 +198,10 @@ pub struct Machine {
     pub tbs: Vec<Vec<super::gc::TbRef>>,
     /// Exceptions propagating right now (they keep their tracebacks).
     pub inflight: Vec<ExcId>,
+    /// Traceback entries held apart from their exception: 3.11's
+    /// `task_wakeup` fetches a `_GatheringFuture`'s error with its
+    /// traceback and holds that until the step returns (`task.rs::wakeup`).
+    pub held_tb: Vec<super::gc::TbRef>,
     /// A collection in progress: (deallocated, finalized) per graph node.
     pub gcs: Option<super::collect::Collection>,
     /// The future `run_until_complete` is running for.
@@ -310,6 +314,7 @@ impl Machine {
             star_fresh: Vec::new(),
             tbs: Vec::new(),
             inflight: Vec::new(),
+            held_tb: Vec::new(),
             gcs: None,
             until: None,
             on_path: Vec::new(),
@@ -427,6 +432,7 @@ impl Machine {
             tb.clear();
         }
         self.inflight.clear();
+        self.held_tb.clear();
         self.until = None;
         self.on_path.clear();
         self.stepping.clear();

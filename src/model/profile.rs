@@ -50,6 +50,13 @@ pub struct Profile {
     /// pointer, and the collector traverses none of those frames' locals:
     /// what they hold counts as referred to from outside.
     pub awaiting_frames_execute: bool,
+    /// 3.11: `task_wakeup` gets the error of a future that is not exactly
+    /// a `Future` or `Task` (gather's `_GatheringFuture`) by calling its
+    /// `result()` and fetching (type, value, traceback); it holds that
+    /// traceback until the step it starts returns, even once another
+    /// `result()` has given the exception a new one. 3.12 fetches only
+    /// the exception.
+    pub wakeup_holds_traceback: bool,
 }
 
 impl Profile {
@@ -79,6 +86,7 @@ impl Profile {
             timeout_313_exit: ge13,
             frame_keeps_caller: ge12,
             awaiting_frames_execute: !ge12,
+            wakeup_holds_traceback: !ge12,
         })
     }
 

@@ -3,7 +3,8 @@
 //! says what each object holds). Roots are the loop's handles, the one
 //! running now (its callback and arguments), the running task, the
 //! runtime's `main_task`, the shutdown list, the background set, the
-//! coroutines being closed and the exceptions in flight.
+//! coroutines being closed, the exceptions in flight and tracebacks
+//! held apart from theirs.
 
 use super::graph::N;
 use super::machine::Machine;
@@ -57,6 +58,7 @@ impl Machine {
         }
         out.extend(self.main_ref.map(N::Fut));
         out.extend(self.inflight.iter().map(|&e| N::Exc(e)));
+        super::gc::tb_edges(&self.held_tb, out);
         out.extend(self.shutdown_refs.iter().map(|&f| N::Fut(f)));
         out.extend(self.held_by_freer.iter().map(|&f| N::Fut(f)));
     }

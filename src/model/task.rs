@@ -252,7 +252,21 @@ impl Machine {
     /// with), then a step with it.
     pub fn wakeup(&mut self, t: u32, w: FutId) {
         let e = self.result_freeing(w).err();
+        let held = self.held_tb.len();
+        if let Some(e) = e
+            && self.profile.wakeup_holds_traceback
+            && matches!(self.futs[w as usize].kind, FKind::Gather(_))
+            && let Some(tb) = self.tbs.get(e as usize)
+        {
+            self.held_tb.extend_from_slice(tb);
+        }
         self.step(t, e);
+        if self.held_tb.len() > held {
+            self.held_tb.truncate(held);
+            if self.gc_watch() {
+                self.refcount_check(false);
+            }
+        }
     }
 }
 
