@@ -32,6 +32,8 @@ pub struct Gather {
     /// many of those have been wrapped in a task (`gcorder.rs`).
     pub args: Vec<Result<FutId, NodeId>>,
     pub args_key: u32,
+    /// The `children` list's place: made in gather(), before any child.
+    pub list_key: u32,
     pub coro_keys: Vec<u32>,
     pub coro_done: u32,
 }
@@ -192,10 +194,12 @@ impl Machine {
         let ncoros = args.iter().filter(|a| a.is_err()).count() as u32;
         let first = self.reserve_gc_keys(ncoros);
         let args_key = self.next_gc_key();
+        let list_key = self.next_gc_key();
         let nargs = args.len();
         let g = &mut self.gathers[gid as usize];
         g.coro_keys.extend((0..ncoros).map(|k| first + 2 * k));
         g.args_key = args_key;
+        g.list_key = list_key;
         g.args = args;
         self.gathering.push(gid);
         // gather() takes its loop from its first argument: the future's

@@ -109,6 +109,17 @@ impl Machine {
         // A running gather's argument tuple, and the coroutines in it that
         // have no task yet (only an eager first step collects while
         // gather() runs).
+        // A gather's `children` list, while its gathering future lives or
+        // gather() runs.
+        for (g, x) in self.gathers.iter().enumerate() {
+            let alive = x.outer.is_some_and(|o| {
+                let i = self.idx(N::Fut(o));
+                i < total && mark[i]
+            });
+            if alive || self.gathering.contains(&(g as u32)) {
+                sc.items.push(It::GList(g as u32));
+            }
+        }
         for &g in &self.gathering {
             let x = &self.gathers[g as usize];
             sc.items.push(It::GArgs(g));
@@ -151,6 +162,8 @@ impl Machine {
         sc.gcoro_loc.clear();
         sc.aw_loc.clear();
         sc.aw_loc.resize(self.aw_key.len(), NONE);
+        sc.glist_loc.clear();
+        sc.glist_loc.resize(self.gathers.len(), NONE);
         for (i, &x) in sc.items.iter().enumerate() {
             match x {
                 It::G(g) => sc.loc[self.idx(g)] = i as u32,
@@ -162,6 +175,7 @@ impl Machine {
                 It::Tm(tm) => sc.tm_loc[tm as usize] = i as u32,
                 It::Cell(s) => sc.cell_loc[s as usize] = i as u32,
                 It::Aw(_, func) => sc.aw_loc[func as usize] = i as u32,
+                It::GList(g) => sc.glist_loc[g as usize] = i as u32,
                 It::Shutdown | It::CurTasks | It::GArgs(_) => {}
             }
         }
@@ -181,6 +195,8 @@ impl Machine {
             match x {
                 It::Hd(_) | It::Shutdown | It::CurTasks | It::GArgs(_) => sc.st[i] = St::Reached,
                 It::Exc(e) if self.inflight.contains(&e) => sc.st[i] = St::Reached,
+                // A local of gather()'s executing frame.
+                It::GList(g) if self.gathering.contains(&g) => sc.st[i] = St::Reached,
                 // On 3.11 the frames of the running chain await through a
                 // C call (`Profile::awaiting_frames_execute`): the coroutine
                 // each awaits is referred to from a stack the collector
@@ -256,6 +272,7 @@ impl Machine {
             It::Shutdown => self.shutdown_key,
             It::CurTasks => self.cur_tasks_key,
             It::GArgs(g) => self.gathers[g as usize].args_key,
+            It::GList(g) => self.gathers[g as usize].list_key,
             It::GCoro(g, j) => self.gathers[g as usize].coro_keys[j as usize],
             It::Exc(e) => self.excs.get(e).key,
             It::Tm(tm) => self.timeouts[tm as usize].key,
@@ -288,6 +305,7 @@ impl Machine {
             It::Shutdown => self.shutdown_key = key,
             It::CurTasks => self.cur_tasks_key = key,
             It::GArgs(g) => self.gathers[g as usize].args_key = key,
+            It::GList(g) => self.gathers[g as usize].list_key = key,
             It::GCoro(g, j) => self.gathers[g as usize].coro_keys[j as usize] = key,
             It::Exc(e) => self.excs.set_key(e, key),
             It::Tm(tm) => self.timeouts[tm as usize].key = key,
@@ -299,11 +317,11 @@ impl Machine {
         }
     }
 
-    /// A gather's children as the replay reaches them from the gathering
-    /// future or its callback: in argument order. Their `children` list is
-    /// an object of its own, traversed last item first where it stands,
-    /// a place the replay does not keep; following it last first from
-    /// the future instead turns size-50 seed 1537 into a difference.
+    /// A gather's children as the replay reaches them without their
+    /// `children` list: from its callback's closure (whose cells the
+    /// replay does not place), or from a gathering future whose list is
+    /// not scanned. In argument order; no program in the fingerprint
+    /// tells that from last first.
     fn gather_children_scanned(&self, g: u32, out: &mut Vec<N>) {
         out.extend(self.gathers[g as usize].children.iter().map(|&c| N::Fut(c)));
     }
@@ -335,7 +353,10 @@ impl Machine {
                 } else {
                     self.fut_value_edges(f, false, direct);
                     if let FKind::Gather(g) = self.futs[f as usize].kind {
-                        self.gather_children_scanned(g, direct);
+                        match r.glist_loc[g as usize] {
+                            NONE => self.gather_children_scanned(g, direct),
+                            k => r.ordered.push(Entry::Item(k)),
+                        }
                     }
                 }
             }
@@ -385,6 +406,14 @@ impl Machine {
             It::Shutdown => direct.extend(self.shutdown_refs.iter().map(|&f| N::Fut(f))),
             It::CurTasks => direct.extend(self.current.map(|t| N::Fut(self.tasks[t as usize].fut))),
             It::GArgs(g) => self.gather_args_refs(r, g),
+            // `list_traverse` goes last item first.
+            It::GList(g) => r.ordered.extend(
+                self.gathers[g as usize]
+                    .children
+                    .iter()
+                    .rev()
+                    .map(|&c| Entry::Node(N::Fut(c))),
+            ),
             It::GCoro(..) => {}
             It::Exc(e) => self.edges(N::Exc(e), direct),
             It::Wrap(h) => match self.lp.handles[h as usize].cb {
@@ -470,6 +499,9 @@ pub(super) enum It {
     /// A running gather's `coros_or_futures` tuple, a local of its
     /// executing frame.
     GArgs(u32),
+    /// A gather's `children` list, which its gathering future and its
+    /// `_done_callback`'s closure refer to.
+    GList(u32),
     /// A running gather's argument coroutine that has no task yet: the
     /// gather, and which of its coroutine arguments.
     GCoro(u32, u32),

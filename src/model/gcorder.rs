@@ -25,6 +25,8 @@
 //! parent task and children), a running `gather()`'s argument tuple (a
 //! local of its frame, made just after the argument coroutines; it refers
 //! to them last first) and those argument coroutines that have no task yet,
+//! each gather's `children` list (made by gather() before any child, kept
+//! by the gathering future, it refers to the children last first),
 //! each `Timeout` object (kept by its `async with` and its handler's bound
 //! method, it refers to its task), every exception, which stands for the
 //! traceback and frame objects its raise made, and the cells of each
@@ -324,6 +326,8 @@ pub struct Scan {
     /// Index among the scanned objects of each awaited coroutine, by
     /// function.
     pub(super) aw_loc: Vec<u32>,
+    /// Index among the scanned objects of each gather's `children` list.
+    pub(super) glist_loc: Vec<u32>,
     /// Scanned objects a traversed one refers to directly.
     pub(super) direct_it: Vec<u32>,
     pub(super) seen_other: Vec<bool>,
