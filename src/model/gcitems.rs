@@ -106,9 +106,6 @@ impl Machine {
         if self.current.is_some() && self.cur_tasks_key != NONE {
             sc.items.push(It::CurTasks);
         }
-        // A running gather's argument tuple, and the coroutines in it that
-        // have no task yet (only an eager first step collects while
-        // gather() runs).
         // A gather's `children` list, while its gathering future lives or
         // gather() runs.
         for (g, x) in self.gathers.iter().enumerate() {
@@ -120,6 +117,9 @@ impl Machine {
                 sc.items.push(It::GList(g as u32));
             }
         }
+        // A running gather's argument tuple, and the coroutines in it that
+        // have no task yet (only an eager first step collects while
+        // gather() runs).
         for &g in &self.gathering {
             let x = &self.gathers[g as usize];
             sc.items.push(It::GArgs(g));
