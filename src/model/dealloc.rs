@@ -3,6 +3,7 @@
 //! waits for a collection), and the order in which the rest is deallocated
 //! at once, depth first from what was dropped.
 
+use super::graph::N;
 use super::machine::Machine;
 
 /// Reused buffers of `mark_cycle_kept`: the unmarked subgraph, its nodes
@@ -34,7 +35,11 @@ impl Machine {
     /// marks what garbage cycles keep too, then returns the futures left
     /// out in the order they are deallocated; `started` gets those of
     /// them the deallocation starts from (see `dealloc_order`).
-    pub(super) fn refcount_frees(&mut self, mark: &mut [bool], started: &mut Vec<u32>) -> Vec<u32> {
+    pub(super) fn refcount_frees(
+        &mut self,
+        mark: &mut [bool],
+        started: &mut Vec<(N, u32)>,
+    ) -> Vec<u32> {
         self.mark_cycle_kept(mark);
         self.dealloc_order(mark, started)
     }
@@ -109,12 +114,13 @@ impl Machine {
     /// once, depth first, before the next (what `Py_DECREF` does). Each
     /// future appears when its deallocation starts, as its finalizer runs.
     ///
-    /// `started` gets the futures entered as a start of that depth-first
-    /// order (not reached from another one), in order: each is let go of
-    /// by whoever drops it, in turn.
+    /// `started` gets the objects entered as a start of that depth-first
+    /// order (not reached from another one), in order, each with the
+    /// length of the order when it was entered: each is let go of by
+    /// whoever drops it, in turn, and holds what it reaches till then.
     ///
     /// Reads the unmarked subgraph `mark_cycle_kept` just built.
-    fn dealloc_order(&mut self, mark: &[bool], started: &mut Vec<u32>) -> Vec<u32> {
+    fn dealloc_order(&mut self, mark: &[bool], started: &mut Vec<(N, u32)>) -> Vec<u32> {
         let mut order = std::mem::take(&mut self.gc_order_futs);
         order.clear();
         started.clear();
@@ -184,9 +190,10 @@ impl Machine {
                     continue;
                 }
             }
-            if (pk.nodes[r as usize] as usize) < nfuts {
-                started.push(pk.nodes[r as usize]);
-            }
+            started.push((
+                self.node_of(pk.nodes[r as usize] as usize),
+                order.len() as u32,
+            ));
             enter(&pk, r as usize, &mut stack, &mut order);
             while let Some(&mut (k, ref mut e)) = stack.last_mut() {
                 if *e == pk.start[k as usize + 1] {

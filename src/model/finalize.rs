@@ -218,15 +218,21 @@ impl Machine {
     fn free_garbage(&mut self, mark: &mut [bool]) {
         let mut started = std::mem::take(&mut self.gc_dealloc_roots);
         let order = self.refcount_frees(mark, &mut started);
-        // The futures the deallocation starts from, each let go of by
+        // The objects the deallocation starts from, each let go of by
         // whoever drops them (a list being cleared, a frame letting go of
-        // its locals) in turn: until its turn, one is still referenced, so
-        // a check run while an earlier one's coroutine closes leaves it.
+        // its locals, the loop's queues at `close()`) in turn: until its
+        // turn, one is still referenced, so a check run while an earlier
+        // one's coroutine closes leaves it and what it holds (a timer's
+        // callback, the task its closure holds).
         let base = self.held_by_freer.len();
-        self.held_by_freer.extend(started.iter().rev());
-        for &f in &order {
-            if self.held_by_freer.len() > base && self.held_by_freer.last() == Some(&f) {
+        self.held_by_freer
+            .extend(started.iter().rev().map(|&(x, _)| x));
+        let mut next = 0;
+        for (k, &f) in order.iter().enumerate() {
+            // Whoever drops the starts up to this one has let go of them.
+            while next < started.len() && started[next].1 as usize <= k {
                 self.held_by_freer.pop();
+                next += 1;
             }
             let f = f as usize;
             if self.futs[f].dead {

@@ -221,11 +221,12 @@ pub struct Machine {
     /// A collection's awaited coroutines to finalize: (place, task, function).
     pub gc_aws: Vec<(u32, u32, NodeId)>,
     pub gc_order_futs: Vec<u32>,
-    /// `free_garbage`'s buffer for the futures a deallocation starts from.
-    pub gc_dealloc_roots: Vec<u32>,
+    /// `free_garbage`'s buffer for the objects a deallocation starts
+    /// from, each with the place in the order where its turn comes.
+    pub gc_dealloc_roots: Vec<(super::graph::N, u32)>,
     /// Of those, the ones whose turn has not come yet, innermost
     /// deallocation last: roots meanwhile (`reach.rs`).
-    pub held_by_freer: Vec<u32>,
+    pub held_by_freer: Vec<super::graph::N>,
     pub gc_indeg: Vec<u32>,
     /// The cascade's depth-first stack and the zeros each recount finds.
     pub gc_cascade: (Vec<super::graph::N>, Vec<super::graph::N>),

@@ -60,7 +60,7 @@ impl Machine {
         out.extend(self.inflight.iter().map(|&e| N::Exc(e)));
         super::gc::tb_edges(&self.held_tb, out);
         out.extend(self.shutdown_refs.iter().map(|&f| N::Fut(f)));
-        out.extend(self.held_by_freer.iter().map(|&f| N::Fut(f)));
+        out.extend_from_slice(&self.held_by_freer);
     }
 
     /// Marks what is reachable from the roots. The bitmap is the machine's
