@@ -33,8 +33,8 @@ pub struct Peel {
 impl Machine {
     /// What refcounting frees now, given `mark` (everything reachable):
     /// marks what garbage cycles keep too, then returns the futures left
-    /// out in the order they are deallocated; `started` gets those of
-    /// them the deallocation starts from (see `dealloc_order`).
+    /// out in the order they are deallocated; `started` gets the objects
+    /// the deallocation starts from (see `dealloc_order`).
     pub(super) fn refcount_frees(
         &mut self,
         mark: &mut [bool],
