@@ -3,8 +3,9 @@
 //! says what each object holds). Roots are the loop's handles, the one
 //! running now (its callback and arguments), the running task, the
 //! runtime's `main_task`, the shutdown list, the background set, the
-//! coroutines being closed, the exceptions in flight and tracebacks
-//! held apart from theirs.
+//! coroutines being closed, the exceptions in flight, tracebacks held
+//! apart from theirs, and what a deallocation starts from until its turn
+//! comes (`finalize.rs::free_garbage`).
 
 use super::graph::N;
 use super::machine::Machine;
