@@ -6,7 +6,7 @@
 //! GeneratorExit. Tracebacks (`tb_*`) record which frames and objects an
 //! exception keeps alive.
 
-use super::coro::Frame;
+use super::coro::{Frame, NONE};
 use super::exc::{Cls, ExcId};
 use super::fut::{Cb, FKind, FState};
 use super::gc::TbRef;
@@ -477,6 +477,11 @@ impl Machine {
         if let TbRef::Frame(f) = r {
             self.frame_kept[f as usize] = true;
         }
+        let i = e as usize;
+        if self.tb_keys.len() <= i {
+            self.tb_keys.resize(i + 1, NONE);
+        }
+        self.tb_keys[i] = self.lp.clock.get();
         let tb = self.tb_mut(e);
         // Duplicates only cost memory; checking the last entry keeps a
         // traceback through a million frames linear.

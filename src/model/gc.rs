@@ -465,23 +465,28 @@ impl Machine {
                 }
             }
             N::Exc(e) => {
-                let o = self.excs.get(e);
-                if o.collected {
+                if self.excs.get(e).collected {
                     return;
                 }
-                if let Some(c) = o.context {
-                    out.push(N::Exc(c));
-                }
-                if let Some(c) = o.cause {
-                    out.push(N::Exc(c));
-                }
-                if let Some(g) = &o.group {
-                    out.extend(g.iter().map(|&x| N::Exc(x)));
-                }
+                self.exc_links(e, out);
                 if let Some(tb) = self.tbs.get(e as usize) {
                     tb_edges(tb, out);
                 }
             }
+        }
+    }
+
+    /// The exceptions exception `e` refers to: its context, cause and
+    /// group members.
+    pub(super) fn exc_links(&self, e: ExcId, out: &mut Vec<N>) {
+        let o = self.excs.get(e);
+        if o.collected {
+            return;
+        }
+        out.extend(o.context.map(N::Exc));
+        out.extend(o.cause.map(N::Exc));
+        if let Some(g) = &o.group {
+            out.extend(g.iter().map(|&x| N::Exc(x)));
         }
     }
 

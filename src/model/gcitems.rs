@@ -127,12 +127,18 @@ impl Machine {
                 sc.items.push(It::GCoro(g, j));
             }
         }
-        // Every surviving exception sits where it was allocated, with the
-        // traceback and frame objects its raise made.
+        // Every surviving exception sits where it was allocated; its
+        // traceback where its head was made, by the latest frame it passed
+        // (`result()` re-raises the same exception later, with new
+        // traceback and frame objects, checked with `gc.get_objects()` on
+        // 3.12.1).
         for e in 0..self.excs.len() as u32 {
             let i = self.idx(N::Exc(e));
             if i < total && mark[i] && !self.excs.get(e).collected {
                 sc.items.push(It::Exc(e));
+                if self.tb_keys.get(e as usize).is_some_and(|&k| k != NONE) {
+                    sc.items.push(It::Tb(e));
+                }
             }
         }
         // Keys are distinct but for an exception's, which is the key of the
@@ -146,6 +152,7 @@ impl Machine {
             let class = match x {
                 It::Cell(_) => 0,
                 It::Exc(_) => 2,
+                It::Tb(_) => 3,
                 _ => 1,
             };
             (((self.item_key(x) as u64) << 2) | class, x)
@@ -164,6 +171,8 @@ impl Machine {
         sc.aw_loc.resize(self.aw_key.len(), NONE);
         sc.glist_loc.clear();
         sc.glist_loc.resize(self.gathers.len(), NONE);
+        sc.tb_loc.clear();
+        sc.tb_loc.resize(self.excs.len(), NONE);
         for (i, &x) in sc.items.iter().enumerate() {
             match x {
                 It::G(g) => sc.loc[self.idx(g)] = i as u32,
@@ -176,6 +185,7 @@ impl Machine {
                 It::Cell(s) => sc.cell_loc[s as usize] = i as u32,
                 It::Aw(_, func) => sc.aw_loc[func as usize] = i as u32,
                 It::GList(g) => sc.glist_loc[g as usize] = i as u32,
+                It::Tb(e) => sc.tb_loc[e as usize] = i as u32,
                 It::Shutdown | It::CurTasks | It::GArgs(_) => {}
             }
         }
@@ -275,6 +285,7 @@ impl Machine {
             It::GList(g) => self.gathers[g as usize].list_key,
             It::GCoro(g, j) => self.gathers[g as usize].coro_keys[j as usize],
             It::Exc(e) => self.excs.get(e).key,
+            It::Tb(e) => self.tb_keys[e as usize],
             It::Tm(tm) => self.timeouts[tm as usize].key,
             It::Cell(s) => match self.cell_key[s as usize] {
                 NONE => self.cells_key[self.sc.slot_binder[s as usize] as usize],
@@ -308,6 +319,7 @@ impl Machine {
             It::GList(g) => self.gathers[g as usize].list_key = key,
             It::GCoro(g, j) => self.gathers[g as usize].coro_keys[j as usize] = key,
             It::Exc(e) => self.excs.set_key(e, key),
+            It::Tb(e) => self.tb_keys[e as usize] = key,
             It::Tm(tm) => self.timeouts[tm as usize].key = key,
             It::Cell(s) => self.cell_key[s as usize] = key,
             It::Aw(_, func) => self.aw_key[func as usize] = key,
@@ -415,7 +427,18 @@ impl Machine {
                     .map(|&c| Entry::Node(N::Fut(c))),
             ),
             It::GCoro(..) => {}
-            It::Exc(e) => self.edges(N::Exc(e), direct),
+            It::Exc(e) => match r.tb_loc[e as usize] {
+                NONE => self.edges(N::Exc(e), direct),
+                k => {
+                    self.exc_links(e, direct);
+                    r.direct_it.push(k);
+                }
+            },
+            It::Tb(e) => {
+                if let Some(tb) = self.tbs.get(e as usize) {
+                    super::gc::tb_edges(tb, direct);
+                }
+            }
             It::Wrap(h) => match self.lp.handles[h as usize].cb {
                 Hcb::FutCb(_, f) | Hcb::SetResultUnlessCancelled(f) | Hcb::ReleaseWaiter(f) => {
                     direct.push(N::Fut(f))
@@ -510,6 +533,9 @@ pub(super) enum It {
     /// list (a step's argument, a frame running a handler), so traversed
     /// in place.
     Exc(super::exc::ExcId),
+    /// An exception's traceback: its head was made by the latest frame
+    /// the exception passed, and it holds the frames.
+    Tb(super::exc::ExcId),
     /// A `Timeout` object, kept by the `async with` in its task's
     /// coroutine and by its handler's bound method `_on_timeout`; it
     /// refers to its task (`_task`).

@@ -28,8 +28,10 @@
 //! each gather's `children` list (made by gather() before any child, kept
 //! by the gathering future, it refers to the children last first),
 //! each `Timeout` object (kept by its `async with` and its handler's bound
-//! method, it refers to its task), every exception, which stands for the
-//! traceback and frame objects its raise made, and the cells of each
+//! method, it refers to its task), every exception and its traceback
+//! (which stands for the traceback and frame objects: it sits where the
+//! latest frame the exception passed made its head, so a re-raise moves
+//! it behind everything made since), and the cells of each
 //! function's cell variables (made with its coroutine, just before it). A
 //! task's coroutine reaches what its own frames hold, then the coroutine it
 //! awaits, which is scanned where it stands and reaches its frames' locals
@@ -328,6 +330,8 @@ pub struct Scan {
     pub(super) aw_loc: Vec<u32>,
     /// Index among the scanned objects of each gather's `children` list.
     pub(super) glist_loc: Vec<u32>,
+    /// Index among the scanned objects of each exception's traceback.
+    pub(super) tb_loc: Vec<u32>,
     /// Scanned objects a traversed one refers to directly.
     pub(super) direct_it: Vec<u32>,
     pub(super) seen_other: Vec<bool>,

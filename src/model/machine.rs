@@ -196,6 +196,9 @@ pub struct Machine {
     pub star_fresh: Vec<(ExcId, NodeId)>,
     /// Tracebacks: the functions each exception passed through.
     pub tbs: Vec<Vec<super::gc::TbRef>>,
+    /// Where each exception's traceback head sits in the collector's list:
+    /// the allocation clock at its latest entry (NONE before any).
+    pub tb_keys: Vec<u32>,
     /// Exceptions propagating right now (they keep their tracebacks).
     pub inflight: Vec<ExcId>,
     /// Traceback entries held apart from their exception: 3.11's
@@ -314,6 +317,7 @@ impl Machine {
             wf11: Default::default(),
             star_fresh: Vec::new(),
             tbs: Vec::new(),
+            tb_keys: Vec::new(),
             inflight: Vec::new(),
             held_tb: Vec::new(),
             gcs: None,
@@ -432,6 +436,7 @@ impl Machine {
             }
             tb.clear();
         }
+        self.tb_keys.clear();
         self.inflight.clear();
         self.held_tb.clear();
         self.until = None;
