@@ -196,7 +196,7 @@ impl Machine {
                 // first line: its frame is in the traceback (checked on
                 // 3.11-3.13), and keeps its function and so its closure.
                 self.tb_add(e, func);
-                self.fn_done[func as usize] = true;
+                self.fn_finished(func);
                 return Out::Done(Comp::Raise(e));
             }
             self.tasks[t as usize].floor = 0;

@@ -47,7 +47,7 @@ impl Machine {
                     }
                 }
                 Sig::Child(c) => {
-                    self.fn_done[func as usize] = true;
+                    self.fn_finished(func);
                     Act::Pop(match c {
                         Comp::Norm(_) => Comp::Norm(V::None),
                         Comp::Ret(v) => Comp::Norm(v),

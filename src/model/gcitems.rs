@@ -141,6 +141,15 @@ impl Machine {
                 }
             }
         }
+        // Frame objects that took over a finished frame.
+        for &f in &self.gcx.ids {
+            if self.fn_done[f as usize] && self.frame_kept[f as usize] {
+                let i = self.idx(N::Frame(f));
+                if i < total && mark[i] && self.frame_key[f as usize] != NONE {
+                    sc.items.push(It::G(N::Frame(f)));
+                }
+            }
+        }
         // Keys are distinct but for an exception's, which is the key of the
         // object made just before it (it sorts after that one), and a
         // function's cells'.
@@ -153,9 +162,10 @@ impl Machine {
                 It::Cell(_) => 0,
                 It::Exc(_) => 2,
                 It::Tb(_) => 3,
+                It::G(N::Frame(_)) => 4,
                 _ => 1,
             };
-            (((self.item_key(x) as u64) << 2) | class, x)
+            (((self.item_key(x) as u64) << 3) | class, x)
         }));
         keyed.sort_by_key(|&(k, _)| k);
         sc.items.clear();
@@ -310,6 +320,7 @@ impl Machine {
             It::G(N::Fut(f)) => self.futs[f as usize].key = key,
             It::G(N::Coro(t)) => self.tasks[t as usize].coro_key = Some(key),
             It::G(N::Tg(g)) => self.tgs[g as usize].key = key,
+            It::G(N::Frame(f)) => self.frame_key[f as usize] = key,
             It::Wake(t) => self.tasks[t as usize].wake_key = key,
             It::Hd(h) => self.lp.handles[h as usize].key = key,
             It::Wrap(h) => self.lp.handles[h as usize].wrap_key = key,
@@ -387,6 +398,16 @@ impl Machine {
                     t,
                     at.expect("an awaited coroutine's level is on its stack"),
                 );
+            }
+            It::G(y @ N::Frame(_)) => {
+                let mut list = std::mem::take(&mut r.scratch);
+                let mut out = std::mem::take(&mut r.entries);
+                list.clear();
+                self.edges(y, &mut list);
+                self.through_cells(r, y, &mut list, &mut out);
+                r.ordered.append(&mut out);
+                r.entries = out;
+                r.scratch = list;
             }
             It::G(g) => self.edges(g, direct),
             It::Cell(s) => {

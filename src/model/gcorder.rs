@@ -29,9 +29,12 @@
 //! by the gathering future, it refers to the children last first),
 //! each `Timeout` object (kept by its `async with` and its handler's bound
 //! method, it refers to its task), every exception and its traceback
-//! (which stands for the traceback and frame objects: it sits where the
+//! (which stands for the traceback objects and the frames of functions
+//! still running: it sits where the
 //! latest frame the exception passed made its head, so a re-raise moves
-//! it behind everything made since), and the cells of each
+//! it behind everything made since), the frame object a traceback or an
+//! `f_back` keeps for a finished function (tracked only when it takes
+//! over the finished frame, so placed then), and the cells of each
 //! function's cell variables (made with its coroutine, just before it). A
 //! task's coroutine reaches what its own frames hold, then the coroutine it
 //! awaits, which is scanned where it stands and reaches its frames' locals
@@ -52,9 +55,9 @@
 //! (`Profile::awaiting_frames_execute`). The exceptions in flight (a step's
 //! argument) are referred to from outside too, so they are traversed when
 //! the scan passes them whatever reaches them. The running handle refers to
-//! what it holds late. Known simplifications: frames, function objects and
-//! result lists count as part of whichever scanned object reaches them
-//! first, and late referrers all come after the list.
+//! what it holds late. Known simplifications: running functions' frames,
+//! function objects and result lists count as part of whichever scanned
+//! object reaches them first, and late referrers all come after the list.
 
 use super::coro::NONE;
 use super::gcitems::It;
@@ -80,6 +83,7 @@ impl Machine {
         match x {
             N::Fut(f) => self.futs[f as usize].key,
             N::Tg(g) => self.tgs[g as usize].key,
+            N::Frame(f) => self.frame_key[f as usize],
             N::Coro(t) => {
                 let task = &self.tasks[t as usize];
                 task.coro_key
@@ -272,7 +276,7 @@ impl Machine {
 
     /// `list`, what function or frame `y` refers to, as `follow` visits
     /// it: what a cell of theirs holds is reached through the cell.
-    fn through_cells(&self, r: &Scan, y: N, list: &mut Vec<N>, out: &mut Vec<Entry>) {
+    pub(super) fn through_cells(&self, r: &Scan, y: N, list: &mut Vec<N>, out: &mut Vec<Entry>) {
         let (a, b): (&[u32], &[u32]) = match y {
             N::Fn(func) => self.fn_slots(func),
             N::Frame(func) if self.fn_done[func as usize] => (self.own_of(func), &[]),

@@ -142,6 +142,10 @@ pub struct Machine {
     /// Functions whose frame something may keep (a traceback, or a kept
     /// frame's `f_back`): the others' frame nodes are referenced by nothing.
     pub frame_kept: Vec<bool>,
+    /// Per function: where its frame object joined the collector's list,
+    /// when the frame finished (CPython tracks a frame object only once it
+    /// takes over its finished frame); NONE before.
+    pub frame_key: Vec<u32>,
     /// For an eager task's coroutine function that finished inside its
     /// eager first step: the start whose `f_back` chain (the factory's
     /// `task`, `gather()`'s locals) its frame keeps.
@@ -266,6 +270,13 @@ const SPARE_MAX: usize = 4096;
 const SPARE_CAPACITY: usize = 64;
 
 impl Machine {
+    /// Function `func`'s frame finished: its locals are gone, and a frame
+    /// object something keeps joins the collector's list now.
+    pub fn fn_finished(&mut self, func: crate::ast::NodeId) {
+        self.fn_done[func as usize] = true;
+        self.frame_key[func as usize] = self.lp.clock.get();
+    }
+
     pub fn new(profile: Profile) -> Machine {
         let lp = EventLoop::default();
         let mut excs = Excs::default();
@@ -300,6 +311,7 @@ impl Machine {
             aw_key: Vec::new(),
             cell_key: Vec::new(),
             frame_kept: Vec::new(),
+            frame_key: Vec::new(),
             frame_back: Vec::new(),
             frame_caller: Vec::new(),
             creating_gather: None,
@@ -412,6 +424,8 @@ impl Machine {
             .resize(self.sc.slot_sym.len(), super::coro::NONE);
         self.frame_kept.clear();
         self.frame_kept.resize(2 * p.len(), false);
+        self.frame_key.clear();
+        self.frame_key.resize(2 * p.len(), super::coro::NONE);
         self.frame_back.clear();
         self.frame_back.resize(2 * p.len(), None);
         self.frame_caller.clear();

@@ -364,7 +364,7 @@ impl Machine {
                 }
             }
         }
-        self.fn_done[node as usize] = true;
+        self.fn_finished(node);
         self.current = cur;
     }
 
