@@ -30,12 +30,12 @@
 //! each `Timeout` object (kept by its `async with` and its handler's bound
 //! method, it refers to its task), every exception and its traceback
 //! (which stands for the traceback objects and the frames of functions
-//! still running: it sits where the
-//! latest frame the exception passed made its head, so a re-raise moves
-//! it behind everything made since), the frame object a traceback or an
-//! `f_back` keeps for a finished function (tracked only when it takes
-//! over the finished frame, so placed then), and the cells of each
-//! function's cell variables (made with its coroutine, just before it). A
+//! still running: it sits where the latest frame the exception passed
+//! made its head, so a re-raise moves it behind everything made since),
+//! the frame object a traceback or an `f_back` keeps for a finished
+//! function (tracked only when it takes over the finished frame, so
+//! placed then), and the cells of each function's cell variables (made
+//! with its coroutine, just before it). A
 //! task's coroutine reaches what its own frames hold, then the coroutine it
 //! awaits, which is scanned where it stands and reaches its frames' locals
 //! from there. All take places from the same allocation clock
