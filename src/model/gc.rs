@@ -468,26 +468,28 @@ impl Machine {
                 if self.excs.get(e).collected {
                     return;
                 }
-                self.exc_links(e, out);
+                // `BaseException_clear` (and `_traverse`) order: an
+                // exception group's members, the traceback, the cause,
+                // the context.
+                if let Some(g) = &self.excs.get(e).group {
+                    out.extend(g.iter().map(|&x| N::Exc(x)));
+                }
                 if let Some(tb) = self.tbs.get(e as usize) {
                     tb_edges(tb, out);
                 }
+                self.exc_links(e, out);
             }
         }
     }
 
-    /// The exceptions exception `e` refers to: its context, cause and
-    /// group members.
+    /// The exceptions exception `e` links to: its cause, then its context.
     pub(super) fn exc_links(&self, e: ExcId, out: &mut Vec<N>) {
         let o = self.excs.get(e);
         if o.collected {
             return;
         }
-        out.extend(o.context.map(N::Exc));
         out.extend(o.cause.map(N::Exc));
-        if let Some(g) = &o.group {
-            out.extend(g.iter().map(|&x| N::Exc(x)));
-        }
+        out.extend(o.context.map(N::Exc));
     }
 
     pub(super) fn frame_edges(&self, t: u32, fr: &Frame, out: &mut Vec<N>) {

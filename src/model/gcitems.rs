@@ -451,8 +451,17 @@ impl Machine {
             It::Exc(e) => match r.tb_loc[e as usize] {
                 NONE => self.edges(N::Exc(e), direct),
                 k => {
-                    self.exc_links(e, direct);
-                    r.direct_it.push(k);
+                    // Group members, the traceback, the cause, the context
+                    // (`BaseException_traverse`).
+                    if let Some(g) = &self.excs.get(e).group {
+                        r.ordered.extend(g.iter().map(|&x| Entry::Node(N::Exc(x))));
+                    }
+                    r.ordered.push(Entry::Item(k));
+                    let mut links = std::mem::take(&mut r.scratch);
+                    links.clear();
+                    self.exc_links(e, &mut links);
+                    r.ordered.extend(links.drain(..).map(Entry::Node));
+                    r.scratch = links;
                 }
             },
             It::Tb(e) => {
