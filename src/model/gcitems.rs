@@ -466,7 +466,12 @@ impl Machine {
             },
             It::Tb(e) => {
                 if let Some(tb) = self.tbs.get(e as usize) {
+                    // Each traversal only moves what it reaches to the
+                    // end, so the head's frame is traversed before the
+                    // frames further down `tb_next`: latest first.
+                    let at = direct.len();
                     super::gc::tb_edges(tb, direct);
+                    direct[at..].reverse();
                 }
             }
             It::Wrap(h) => match self.lp.handles[h as usize].cb {

@@ -31,7 +31,8 @@
 //! method, it refers to its task), every exception and its traceback
 //! (which stands for the traceback objects and the frames of functions
 //! still running: it sits where the latest frame the exception passed
-//! made its head, so a re-raise moves it behind everything made since),
+//! made its head, so a re-raise moves it behind everything made since,
+//! and it reaches its frames latest first, as the scan meets them),
 //! the frame object a traceback or an `f_back` keeps for a finished
 //! function (tracked only when it takes over the finished frame, so
 //! placed then), and the cells of each function's cell variables (made
