@@ -98,6 +98,10 @@ pub struct AsCompleted {
     pub cycle: bool,
     /// A collection freed that cycle.
     pub collected: bool,
+    /// Where the object iterating it (3.11/3.12 the generator, 3.13 the
+    /// `_AsCompletedIterator`) sits in the collector's list: made before
+    /// the tasks it wraps its arguments in.
+    pub key: u32,
 }
 
 /// Which combinator a `Frame::Comb` runs.

@@ -35,8 +35,14 @@ impl Machine {
                 // The program coroutines it awaits, one inside the other:
                 // objects of their own, each made just after its cells.
                 for fr in self.tasks[t as usize].frames.iter().skip(1) {
-                    if let Frame::Level { func } = *fr {
-                        sc.items.push(It::Aw(t, func));
+                    match *fr {
+                        Frame::Level { func } => sc.items.push(It::Aw(t, func)),
+                        Frame::Comb {
+                            kind: super::comb::CombKind::AsCompleted,
+                            a,
+                            ..
+                        } => sc.items.push(It::AcIter(a)),
+                        _ => {}
                     }
                 }
             }
@@ -183,6 +189,8 @@ impl Machine {
         sc.glist_loc.resize(self.gathers.len(), NONE);
         sc.tb_loc.clear();
         sc.tb_loc.resize(self.excs.len(), NONE);
+        sc.ac_loc.clear();
+        sc.ac_loc.resize(self.acs.len(), NONE);
         for (i, &x) in sc.items.iter().enumerate() {
             match x {
                 It::G(g) => sc.loc[self.idx(g)] = i as u32,
@@ -196,6 +204,7 @@ impl Machine {
                 It::Aw(_, func) => sc.aw_loc[func as usize] = i as u32,
                 It::GList(g) => sc.glist_loc[g as usize] = i as u32,
                 It::Tb(e) => sc.tb_loc[e as usize] = i as u32,
+                It::AcIter(a) => sc.ac_loc[a as usize] = i as u32,
                 It::Shutdown | It::CurTasks | It::GArgs(_) => {}
             }
         }
@@ -296,6 +305,7 @@ impl Machine {
             It::GCoro(g, j) => self.gathers[g as usize].coro_keys[j as usize],
             It::Exc(e) => self.excs.get(e).key,
             It::Tb(e) => self.tb_keys[e as usize],
+            It::AcIter(a) => self.acs[a as usize].key,
             It::Tm(tm) => self.timeouts[tm as usize].key,
             It::Cell(s) => match self.cell_key[s as usize] {
                 NONE => self.cells_key[self.sc.slot_binder[s as usize] as usize],
@@ -331,6 +341,7 @@ impl Machine {
             It::GCoro(g, j) => self.gathers[g as usize].coro_keys[j as usize] = key,
             It::Exc(e) => self.excs.set_key(e, key),
             It::Tb(e) => self.tb_keys[e as usize] = key,
+            It::AcIter(a) => self.acs[a as usize].key = key,
             It::Tm(tm) => self.timeouts[tm as usize].key = key,
             It::Cell(s) => self.cell_key[s as usize] = key,
             It::Aw(_, func) => self.aw_key[func as usize] = key,
@@ -464,6 +475,10 @@ impl Machine {
                     r.scratch = links;
                 }
             },
+            It::AcIter(a) => {
+                direct.extend(self.acs[a as usize].all.iter().map(|&c| N::Fut(c)));
+                self.cb_edges(Cb::AcDone(a), direct);
+            }
             It::Tb(e) => {
                 if let Some(tb) = self.tbs.get(e as usize) {
                     // Each traversal only moves what it reaches to the
@@ -502,7 +517,19 @@ impl Machine {
         let mut held = std::mem::take(&mut r.scratch);
         held.clear();
         for f in &frames[from..end] {
-            self.frame_edges(t, f, &mut held);
+            match *f {
+                // The iterating frame holds the object that iterates, an
+                // object of its own.
+                Frame::Comb {
+                    kind: super::comb::CombKind::AsCompleted,
+                    a,
+                    ..
+                } if r.ac_loc[a as usize] != NONE => {
+                    r.ordered.extend(held.drain(..).map(Entry::Node));
+                    r.ordered.push(Entry::Item(r.ac_loc[a as usize]));
+                }
+                _ => self.frame_edges(t, f, &mut held),
+            }
         }
         r.ordered.extend(held.drain(..).map(Entry::Node));
         r.scratch = held;
@@ -571,6 +598,10 @@ pub(super) enum It {
     /// An exception's traceback: its head was made by the latest frame
     /// the exception passed, and it holds the frames.
     Tb(super::exc::ExcId),
+    /// What iterates an `as_completed` (the generator, or 3.13's
+    /// `_AsCompletedIterator`): the frame running the loop holds it, and
+    /// it holds every future and what their callbacks reach.
+    AcIter(u32),
     /// A `Timeout` object, kept by the `async with` in its task's
     /// coroutine and by its handler's bound method `_on_timeout`; it
     /// refers to its task (`_task`).

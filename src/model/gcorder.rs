@@ -28,7 +28,9 @@
 //! each gather's `children` list (made by gather() before any child, kept
 //! by the gathering future, it refers to the children last first),
 //! each `Timeout` object (kept by its `async with` and its handler's bound
-//! method, it refers to its task), every exception and its traceback
+//! method, it refers to its task), what iterates each running
+//! `as_completed` (made before the tasks it wraps its arguments in, held
+//! by the iterating frame, it holds every future), every exception and its traceback
 //! (which stands for the traceback objects and the frames of functions
 //! still running: it sits where the latest frame the exception passed
 //! made its head, so a re-raise moves it behind everything made since,
@@ -337,6 +339,8 @@ pub struct Scan {
     pub(super) glist_loc: Vec<u32>,
     /// Index among the scanned objects of each exception's traceback.
     pub(super) tb_loc: Vec<u32>,
+    /// Index among the scanned objects of each as_completed's iterator.
+    pub(super) ac_loc: Vec<u32>,
     /// Scanned objects a traversed one refers to directly.
     pub(super) direct_it: Vec<u32>,
     pub(super) seen_other: Vec<bool>,

@@ -93,6 +93,7 @@ impl Machine {
             let e = self.raise_holding(Some(t), Cls::VALUE, super::comb::OTHER_LOOP, &held);
             return Act::Again(Sig::Child(Comp::Raise(e)));
         }
+        let key = self.next_gc_key();
         let mut todo: Vec<FutId> = Vec::new();
         for a in args {
             let f = match self.ensure_future(a) {
@@ -118,6 +119,7 @@ impl Machine {
             cycle: timer.is_some(),
             timer,
             left,
+            key,
             ..AsCompleted::default()
         });
         Act::Push(Frame::Comb {
