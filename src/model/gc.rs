@@ -471,9 +471,7 @@ impl Machine {
                 // `BaseException_clear` (and `_traverse`) order: an
                 // exception group's members, the traceback, the cause,
                 // the context.
-                if let Some(g) = &self.excs.get(e).group {
-                    out.extend(g.iter().map(|&x| N::Exc(x)));
-                }
+                self.exc_members(e, out);
                 if let Some(tb) = self.tbs.get(e as usize) {
                     tb_edges(tb, out);
                 }
@@ -482,12 +480,16 @@ impl Machine {
         }
     }
 
+    /// The members of exception group `e`.
+    pub(super) fn exc_members(&self, e: ExcId, out: &mut Vec<N>) {
+        if let Some(g) = &self.excs.get(e).group {
+            out.extend(g.iter().map(|&x| N::Exc(x)));
+        }
+    }
+
     /// The exceptions exception `e` links to: its cause, then its context.
     pub(super) fn exc_links(&self, e: ExcId, out: &mut Vec<N>) {
         let o = self.excs.get(e);
-        if o.collected {
-            return;
-        }
         out.extend(o.cause.map(N::Exc));
         out.extend(o.context.map(N::Exc));
     }

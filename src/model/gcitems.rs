@@ -156,8 +156,10 @@ impl Machine {
                 }
             }
         }
-        // Keys are distinct but for an exception's, which is the key of the
-        // object made just before it (it sorts after that one), and a
+        // Keys are distinct but for an exception's, its traceback's and a
+        // finished frame's, each the key of the object made just before it
+        // (they sort after that one, in the order they are made: the
+        // exception, its traceback entry, then the frame that ends), and a
         // function's cells'.
         let mut keyed = std::mem::take(&mut sc.keyed);
         keyed.clear();
@@ -464,12 +466,11 @@ impl Machine {
                 k => {
                     // Group members, the traceback, the cause, the context
                     // (`BaseException_traverse`).
-                    if let Some(g) = &self.excs.get(e).group {
-                        r.ordered.extend(g.iter().map(|&x| Entry::Node(N::Exc(x))));
-                    }
-                    r.ordered.push(Entry::Item(k));
                     let mut links = std::mem::take(&mut r.scratch);
                     links.clear();
+                    self.exc_members(e, &mut links);
+                    r.ordered.extend(links.drain(..).map(Entry::Node));
+                    r.ordered.push(Entry::Item(k));
                     self.exc_links(e, &mut links);
                     r.ordered.extend(links.drain(..).map(Entry::Node));
                     r.scratch = links;

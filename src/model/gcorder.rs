@@ -30,20 +30,20 @@
 //! each `Timeout` object (kept by its `async with` and its handler's bound
 //! method, it refers to its task), what iterates each running
 //! `as_completed` (made before the tasks it wraps its arguments in, held
-//! by the iterating frame, it holds every future), every exception and its traceback
-//! (which stands for the traceback objects and the frames of functions
-//! still running: it sits where the latest frame the exception passed
-//! made its head, so a re-raise moves it behind everything made since,
-//! and it reaches its frames latest first, as the scan meets them),
-//! the frame object a traceback or an `f_back` keeps for a finished
-//! function (tracked only when it takes over the finished frame, so
-//! placed then), and the cells of each function's cell variables (made
-//! with its coroutine, just before it). A
-//! task's coroutine reaches what its own frames hold, then the coroutine it
+//! by the iterating frame, it holds every future), every exception and
+//! its traceback (which stands for the traceback objects and the frames
+//! of functions still running: it sits where the latest frame the
+//! exception passed made its head, so a re-raise moves it behind
+//! everything made since, and it reaches its frames latest first, as the
+//! scan meets them), the frame object a traceback or an `f_back` keeps
+//! for a finished function (tracked only when it takes over the finished
+//! frame, so placed then), and the cells of each function's cell
+//! variables (made with its coroutine, just before it). A task's
+//! coroutine reaches what its own frames hold, then the coroutine it
 //! awaits, which is scanned where it stands and reaches its frames' locals
 //! from there. All take places from the same allocation clock
 //! (`EventLoop::clock`), so what an exception's traceback or a cell holds
-//! is reached only when the scan gets to the exception or the cell. Other
+//! is reached only when the scan gets to the traceback or the cell. Other
 //! done callbacks and handle targets (closures and bound methods made at
 //! other times) reach their objects late: after the scan of the list as it
 //! was. Objects referred to from outside the list stay in place: what the
