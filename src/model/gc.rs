@@ -407,8 +407,8 @@ impl Machine {
                 out.extend(tg.base_error.map(N::Exc));
             }
             // A function's and a frame's edges begin with one node per slot
-            // that holds an object, in slot order: `gcorder.rs::through_cells`
-            // reads them so.
+            // that holds an object, in slot order:
+            // `gcorder.rs::refs_through_cells` reads them so.
             N::Fn(func) => {
                 let (own, free) = self.fn_slots(func);
                 self.slot_edges(own, out);

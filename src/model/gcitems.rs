@@ -415,9 +415,7 @@ impl Machine {
             It::G(y @ N::Frame(_)) => {
                 let mut list = std::mem::take(&mut r.scratch);
                 let mut out = std::mem::take(&mut r.entries);
-                list.clear();
-                self.edges(y, &mut list);
-                self.through_cells(r, y, &mut list, &mut out);
+                self.refs_through_cells(r, y, &mut list, &mut out);
                 r.ordered.append(&mut out);
                 r.entries = out;
                 r.scratch = list;

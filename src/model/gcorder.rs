@@ -269,17 +269,25 @@ impl Machine {
                 at(r, k);
             } else if !r.seen_other[i] {
                 r.seen_other[i] = true;
-                self.edges(y, list);
-                self.through_cells(r, y, list, &mut entries);
+                self.refs_through_cells(r, y, list, &mut entries);
                 stack.extend(entries.drain(..).rev());
             }
         }
         r.entries = entries;
     }
 
-    /// `list`, what function or frame `y` refers to, as `follow` visits
-    /// it: what a cell of theirs holds is reached through the cell.
-    pub(super) fn through_cells(&self, r: &Scan, y: N, list: &mut Vec<N>, out: &mut Vec<Entry>) {
+    /// What function or frame `y` refers to, into `out`, as `follow`
+    /// visits it: what a cell of theirs holds is reached through the cell.
+    /// `list` is scratch space, left empty.
+    pub(super) fn refs_through_cells(
+        &self,
+        r: &Scan,
+        y: N,
+        list: &mut Vec<N>,
+        out: &mut Vec<Entry>,
+    ) {
+        list.clear();
+        self.edges(y, list);
         let (a, b): (&[u32], &[u32]) = match y {
             N::Fn(func) => self.fn_slots(func),
             N::Frame(func) if self.fn_done[func as usize] => (self.own_of(func), &[]),
@@ -321,7 +329,7 @@ pub struct Scan {
     pub(super) keyed: Vec<(u64, It)>,
     /// `follow`'s stack.
     pub(super) stack: Vec<Entry>,
-    /// What `through_cells` makes of one followed object's references.
+    /// What `refs_through_cells` makes of one followed object's references.
     pub(super) entries: Vec<Entry>,
     pub(super) loc: Vec<u32>,
     /// Index among the scanned objects of each task's `__wakeup` object,
