@@ -309,11 +309,11 @@ impl Machine {
                     self.tasks[t as usize].frames.pop();
                     if let Frame::Level { func } = top {
                         // An exception leaving a function passed through its
-                        // frame, unless `except*` made it there.
+                        // frame, unless a re-raise left without it.
                         if let Comp::Raise(e) = c {
-                            match self.star_fresh.iter().position(|&x| x == (e, func)) {
+                            match self.tb_no_entry.iter().position(|&x| x == (e, func)) {
                                 Some(i) => {
-                                    self.star_fresh.swap_remove(i);
+                                    self.tb_no_entry.swap_remove(i);
                                 }
                                 None => self.tb_add(e, func),
                             }

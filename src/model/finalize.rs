@@ -476,6 +476,11 @@ impl Machine {
     pub fn tb_ref(&mut self, e: ExcId, r: TbRef) {
         if let TbRef::Frame(f) = r {
             self.frame_kept[f as usize] = true;
+            if !self.tb_no_entry.is_empty()
+                && let Some(i) = self.tb_no_entry.iter().position(|&x| x == (e, f))
+            {
+                self.tb_no_entry.swap_remove(i);
+            }
         }
         let i = e as usize;
         if self.tb_keys.len() <= i {
@@ -487,6 +492,23 @@ impl Machine {
         // traceback through a million frames linear.
         if tb.last() != Some(&r) {
             tb.push(r);
+        }
+    }
+
+    /// `e`'s traceback was replaced, and `old`, what it had, dropped. A
+    /// function still running whose frame `old` held is handling `e` (it
+    /// caught it, or its `finally` runs): when it re-raises `e`, the frame
+    /// joins no traceback again (a re-raise adds no entry), so `e` leaves
+    /// it without keeping its locals (checked on 3.11.7, 3.12.1, 3.13.0).
+    pub fn tb_entries_lost(&mut self, e: ExcId, old: &[TbRef]) {
+        for &r in old {
+            if let TbRef::Frame(f) = r
+                && !self.fn_done[f as usize]
+                && !self.tbs[e as usize].contains(&r)
+                && !self.tb_no_entry.contains(&(e, f))
+            {
+                self.tb_no_entry.push((e, f));
+            }
         }
     }
 

@@ -193,11 +193,14 @@ pub struct Machine {
     pub inject: Vec<Injection>,
     /// 3.11 wait_for frames' phase: (task, fut) -> (phase, caught exc, waiter 2).
     pub wf11: std::collections::HashMap<(u32, FutId), (u8, ExcId, FutId)>,
-    /// The groups `except*` wrapped a naked exception in and a bare
-    /// `raise` re-raised, with the function that did: the re-raise adds
-    /// no traceback entry, so the group leaves that function without its
-    /// frame (`star.rs::star_made`).
-    pub star_fresh: Vec<(ExcId, NodeId)>,
+    /// Exceptions that leave a running function without adding its frame
+    /// to their traceback, with that function. A re-raise (a bare `raise`,
+    /// the end of a `finally`) adds no entry; the frame's own entry, made
+    /// where the exception first reached it, is gone when the traceback
+    /// was replaced since (`fut.rs::result`), or it never had one (a group
+    /// `except*` wrapped a naked exception in, `star.rs::star_made`). A
+    /// new entry for the pair (`tb_ref`) takes it off.
+    pub tb_no_entry: Vec<(ExcId, NodeId)>,
     /// Tracebacks: the functions each exception passed through.
     pub tbs: Vec<Vec<super::gc::TbRef>>,
     /// Where each exception's traceback head sits in the collector's list:
@@ -327,7 +330,7 @@ impl Machine {
             cancel_bufs: (Vec::new(), Vec::new()),
             inject: Vec::new(),
             wf11: Default::default(),
-            star_fresh: Vec::new(),
+            tb_no_entry: Vec::new(),
             tbs: Vec::new(),
             tb_keys: Vec::new(),
             inflight: Vec::new(),
@@ -440,7 +443,7 @@ impl Machine {
         self.inject.clear();
         self.inject.extend_from_slice(inject);
         self.wf11.clear();
-        self.star_fresh.clear();
+        self.tb_no_entry.clear();
         // Tracebacks keep their lists (empty is no traceback), within the
         // same bounds as callback lists.
         self.tbs.truncate(SPARE_MAX);

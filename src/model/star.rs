@@ -197,7 +197,7 @@ impl Machine {
     /// (checked on 3.11.7, 3.12.1, 3.13.0).
     fn star_made(&mut self, t: u32, e: ExcId) {
         if let Some(func) = self.innermost_fn(t) {
-            self.star_fresh.push((e, func));
+            self.tb_no_entry.push((e, func));
         }
     }
 
