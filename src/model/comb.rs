@@ -558,6 +558,19 @@ impl Machine {
                 self.wf11.insert((t, fut), (1, ce, w2));
                 let _ = kind;
                 if let Err(e) = self.cancel(fut, None) {
+                    // Raised in `_cancel_and_wait`, whose `finally` takes its
+                    // callback off again, under wait_for's handler of the
+                    // cancel when one came in. Its traceback passes both
+                    // frames, whose locals hold `fut`; giving it that edge
+                    // (`TbRef::Fut`) turned two 3.11 fingerprint programs'
+                    // final collections from agreeing to differing, so the
+                    // edge waits for a model of where those frames sit.
+                    self.remove_done_callback(fut, Cb::Release(w2));
+                    if ce != NONE {
+                        self.excs.chain(e, Some(ce));
+                    } else {
+                        self.raise_here(Some(t), e);
+                    }
                     self.lp.cancel(timer);
                     return Act::Pop(Comp::Raise(e));
                 }
