@@ -272,7 +272,11 @@ impl Machine {
 
     fn run_handle(&mut self, _h: HId, cb: Hcb) {
         match cb {
-            Hcb::Step(t, e) => self.step(t, (e != super::fut::NO_EXC).then_some(e)),
+            Hcb::Step(t, e) => {
+                if let Some(e) = self.step(t, (e != super::fut::NO_EXC).then_some(e)) {
+                    self.callback_raised(e);
+                }
+            }
             Hcb::FutCb(cb, f) => self.run_fut_cb(cb, f),
             Hcb::SetResultUnlessCancelled(f) => {
                 if !self.futs[f as usize].done() {
@@ -292,7 +296,11 @@ impl Machine {
 
     fn run_fut_cb(&mut self, cb: Cb, f: FutId) {
         match cb {
-            Cb::Wakeup(t) => self.wakeup(t, f),
+            Cb::Wakeup(t) => {
+                if let Some(e) = self.wakeup(t, f) {
+                    self.callback_raised(e);
+                }
+            }
             Cb::Traced => {}
             Cb::RunUntil => {
                 // `_run_until_complete_cb`: reads the exception (so it is
@@ -350,22 +358,28 @@ impl Machine {
                     // the loop.
                     self.escaped = Some(e);
                 } else {
-                    self.ev(What::Handler {
-                        msg: "Exception in callback".into(),
-                        obj: None,
-                        exc: Some(x),
-                    });
-                    // The traceback holds the callback's frame and
-                    // `Handle._run`'s, whose local `context` holds the
-                    // exception: a cycle (events.py, 3.11-3.13).
                     self.tb_add(e, node);
-                    self.tb_ref(e, super::gc::TbRef::Exc(e));
-                    self.tb_handle_frames(e);
+                    self.callback_raised(e);
                 }
             }
         }
         self.fn_finished(node);
         self.current = cur;
+    }
+
+    /// An exception (not a KeyboardInterrupt) left a loop callback:
+    /// `Handle._run` reports it. Its traceback holds `Handle._run`'s
+    /// frame, whose local `context` holds the exception: a cycle
+    /// (events.py, 3.11-3.13), and the loop's frames below.
+    pub fn callback_raised(&mut self, e: super::exc::ExcId) {
+        let x = self.excs.encode(e);
+        self.ev(What::Handler {
+            msg: "Exception in callback".into(),
+            obj: None,
+            exc: Some(x),
+        });
+        self.tb_ref(e, super::gc::TbRef::Exc(e));
+        self.tb_handle_frames(e);
     }
 
     /// Pending tasks and what each awaits, for a deadlock outcome.

@@ -95,7 +95,10 @@ impl Machine {
             // starts; the model stops nesting and schedules the step.
             self.lp.call_soon(Hcb::Step(t, NO_EXC));
         } else {
-            self.step_run_and_handle(t, None, false);
+            // A cancel that raises inside the step (an await cycle's
+            // RecursionError) would leave `Task()` and `create_task` in
+            // CPython; not modelled, the cancel stays pending.
+            let _ = self.step_run_and_handle(t, None, false);
         }
         self.eager_depth -= 1;
         self.stepping.pop();
@@ -103,11 +106,12 @@ impl Machine {
         self.current = prev;
     }
 
-    /// `Task.__step(exc)`.
-    pub fn step(&mut self, t: u32, exc: Option<ExcId>) {
+    /// `Task.__step(exc)`: what it raised, if anything (see
+    /// `step_run_and_handle`).
+    pub fn step(&mut self, t: u32, exc: Option<ExcId>) -> Option<ExcId> {
         let f = self.tasks[t as usize].fut;
         if self.futs[f as usize].done() {
-            return; // InvalidStateError in CPython; cannot happen here
+            return None; // InvalidStateError in CPython; cannot happen here
         }
         let mut exc = exc;
         let mut created = false;
@@ -130,16 +134,20 @@ impl Machine {
         if let Some(e) = exc {
             self.inflight.push(e);
         }
-        self.step_run_and_handle(t, exc, created);
+        let raised = self.step_run_and_handle(t, exc, created);
         if exc.is_some() && !created {
             self.inflight.pop();
         }
         self.stepping.pop();
         self.current = prev;
+        raised
     }
 
-    /// `__step_run_and_handle_result`.
-    fn step_run_and_handle(&mut self, t: u32, exc: Option<ExcId>, created: bool) {
+    /// `__step_run_and_handle_result`. It raises only where it cancels
+    /// the future the task just began to await, for a cancel that came
+    /// during the step, and that cancel raised (RecursionError down an
+    /// await cycle): the step leaves with it, the cancel still pending.
+    fn step_run_and_handle(&mut self, t: u32, exc: Option<ExcId>, created: bool) -> Option<ExcId> {
         let f = self.tasks[t as usize].fut;
         let out = self.run_coro(t, exc);
         if created {
@@ -220,12 +228,13 @@ impl Machine {
                         match self.cancel(w, msg) {
                             Ok(true) => self.tasks[t as usize].must_cancel = false,
                             Ok(false) => {}
-                            Err(_) => {}
+                            Err(e) => return Some(e),
                         }
                     }
                 }
             }
         }
+        None
     }
 
     /// `e` leaves `Handle._run`, whose frame keeps the handle running the
@@ -250,7 +259,7 @@ impl Machine {
     /// `task_wakeup`: the awaited future's `result()` (`future_get_result`,
     /// so a failed future's exception gets back the traceback it was set
     /// with), then a step with it.
-    pub fn wakeup(&mut self, t: u32, w: FutId) {
+    pub fn wakeup(&mut self, t: u32, w: FutId) -> Option<ExcId> {
         let e = self.result_freeing(w).err();
         let held = self.held_tb.len();
         if let Some(e) = e
@@ -260,13 +269,14 @@ impl Machine {
         {
             self.held_tb.extend_from_slice(tb);
         }
-        self.step(t, e);
+        let raised = self.step(t, e);
         if self.held_tb.len() > held {
             self.held_tb.truncate(held);
             if self.gc_watch() {
                 self.refcount_check(false);
             }
         }
+        raised
     }
 }
 

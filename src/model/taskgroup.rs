@@ -115,12 +115,19 @@ impl Machine {
         }
         let tg = &self.tgs[g as usize];
         if !tg.aborting && !tg.parent_cancel_requested {
-            // Raised in a done callback, only a RecursionError can come
-            // (no callback runs once the loop is closed); CPython's handler
-            // would report it, a depth-dependent case not modelled.
-            let _ = self.tg_abort(g);
-            self.tgs[g as usize].parent_cancel_requested = true;
-            let _ = self.cancel(pf, None);
+            // In a done callback only a RecursionError can come (no
+            // callback runs once the loop is closed). If `_abort()` raises
+            // it, the parent is not cancelled. Its traceback passes
+            // `_on_task_done`'s frame, whose locals are the group and `f`.
+            let r = self.tg_abort(g).and_then(|()| {
+                self.tgs[g as usize].parent_cancel_requested = true;
+                self.cancel(pf, None).map(|_| ())
+            });
+            if let Err(e) = r {
+                self.tb_ref(e, super::gc::TbRef::Tg(g));
+                self.tb_ref(e, super::gc::TbRef::Fut(f));
+                self.callback_raised(e);
+            }
         }
     }
 
