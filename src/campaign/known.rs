@@ -8,7 +8,9 @@
 //!   the part of the model not yet exact in every case (issue 3).
 //! - `recursion-depth`: CPython raised RecursionError. How deep
 //!   `Task.cancel` got on an await cycle, and so what the program observes
-//!   afterwards, depends on the interpreter's stack (docs/TRACE.md).
+//!   afterwards, depends on the interpreter's stack (docs/TRACE.md). What
+//!   came before cannot depend on it: the traces must agree up to and
+//!   including the first event that shows the RecursionError.
 //!
 //! The differential suite (properties/differential.rs) counts programs by
 //! the same rules.
@@ -59,10 +61,33 @@ pub fn strip_finalization(t: &Trace) -> (Vec<(u32, Option<u32>, String)>, String
     (out, format!("{:?}", t.outcome))
 }
 
+/// The index of the first event that shows a RecursionError.
+fn first_recursion(t: &Trace) -> Option<usize> {
+    t.events
+        .iter()
+        .position(|e| format!("{:?}", e.what).contains("RecursionError"))
+}
+
+/// Whether the two traces agree up to and including the first event,
+/// in either, that shows a RecursionError: whether it is raised at all,
+/// where, and chained to what, does not depend on how deep it got.
+fn agree_until_recursion(model: &Trace, cpython: &Trace) -> bool {
+    let first = match (first_recursion(model), first_recursion(cpython)) {
+        (Some(a), Some(b)) => a.min(b),
+        (a, b) => a.or(b).unwrap_or(usize::MAX),
+    };
+    let n = first.saturating_add(1);
+    model
+        .events
+        .iter()
+        .take(n)
+        .eq(cpython.events.iter().take(n))
+}
+
 /// Which known gap explains how a model trace differs from its CPython's,
 /// if one does.
 pub fn classify(model: &Trace, cpython: &Trace) -> Option<Gap> {
-    if recursion(cpython) {
+    if recursion(cpython) && agree_until_recursion(model, cpython) {
         Some(Gap::RecursionDepth)
     } else if strip_finalization(model) == strip_finalization(cpython) {
         Some(Gap::Finalization)
@@ -109,16 +134,49 @@ mod tests {
         assert_eq!(classify(&model, &other), None);
     }
 
-    #[test]
-    fn a_recursion_error_in_cpython_is_a_recursion_depth_gap() {
-        let model = trace(vec![What::Start(1)]);
-        let mut cpython = trace(vec![What::Start(2)]);
-        cpython.outcome = Outcome::Escaped(crate::trace::Exc {
+    fn recursion_error() -> crate::trace::Exc {
+        crate::trace::Exc {
             cls: "RecursionError".into(),
             args: Vec::new(),
             group: None,
             chain: Vec::new(),
-        });
+        }
+    }
+
+    fn raised(node: u32, x: crate::trace::Exc) -> What {
+        What::End {
+            node,
+            res: Res::Raise(std::sync::Arc::new(x)),
+        }
+    }
+
+    #[test]
+    fn a_difference_after_cpythons_recursion_error_is_a_recursion_depth_gap() {
+        let model = trace(vec![raised(1, recursion_error()), What::Start(2)]);
+        let cpython = trace(vec![raised(1, recursion_error()), What::Start(3)]);
         assert_eq!(classify(&model, &cpython), Some(Gap::RecursionDepth));
+        // Only in the outcome: every event must agree.
+        let mut escaped = trace(vec![What::Start(2)]);
+        escaped.outcome = Outcome::Escaped(recursion_error());
+        assert_eq!(
+            classify(&trace(vec![What::Start(2)]), &escaped),
+            Some(Gap::RecursionDepth)
+        );
+        assert_eq!(classify(&trace(vec![What::Start(1)]), &escaped), None);
+    }
+
+    #[test]
+    fn a_difference_before_or_at_cpythons_recursion_error_is_no_known_gap() {
+        let cpython = trace(vec![What::Start(1), raised(2, recursion_error())]);
+        let before = trace(vec![What::Start(9), raised(2, recursion_error())]);
+        assert_eq!(classify(&before, &cpython), None);
+        let mut chained = recursion_error();
+        chained
+            .chain
+            .push((crate::trace::Link::Context, "CancelledError".into()));
+        let at = trace(vec![What::Start(1), raised(2, chained)]);
+        assert_eq!(classify(&at, &cpython), None);
+        let missing = trace(vec![What::Start(1), What::Start(2)]);
+        assert_eq!(classify(&missing, &cpython), None);
     }
 }
