@@ -20,6 +20,9 @@ pub enum Cls {
     UnboundLocalError,
     AttributeError,
     RecursionError,
+    /// Only from the C Task constructor's bug after a failed eager step
+    /// (`task.rs::create_task`).
+    SystemError,
 }
 
 impl Cls {
@@ -50,6 +53,7 @@ impl Cls {
             Cls::UnboundLocalError => "UnboundLocalError",
             Cls::AttributeError => "AttributeError",
             Cls::RecursionError => "RecursionError",
+            Cls::SystemError => "SystemError",
         }
     }
 

@@ -34,7 +34,24 @@ impl Machine {
         self.cells_key[func as usize] = self.gc_key(super::graph::N::Coro(idx));
         if self.profile.eager && self.running {
             let before = self.escaped;
-            self.eager_start(idx);
+            if let Some(e) = self.eager_start(idx) {
+                // The step raised (a cancel that came during it recursed
+                // down an await cycle). The C Task constructor (3.12.1,
+                // 3.13.0) then returns the task with the error still set,
+                // so the call fails with SystemError from it; pure-Python
+                // tasks raise the RecursionError itself. Either way it
+                // leaves `create_task` and the task is half-made.
+                let s = self.excs.msg(
+                    Cls::SystemError,
+                    "<class> returned a result with an exception set",
+                );
+                let o = self.excs.get_mut(s);
+                o.cause = Some(e);
+                o.context = Some(e);
+                o.suppress = true;
+                self.eager_start_raised(idx, s);
+                return Err(s);
+            }
             // This task's own KeyboardInterrupt, raised in this first step.
             if self.escaped != before
                 && let Some(e) = self.escaped
@@ -75,7 +92,8 @@ impl Machine {
         self.tasks[t as usize].destroyed = true;
     }
 
-    fn eager_start(&mut self, t: u32) {
+    /// What the first step raised, if anything (`step_run_and_handle`).
+    fn eager_start(&mut self, t: u32) -> Option<ExcId> {
         let prev = self.current;
         let parent_fn = prev.and_then(|p| self.innermost_fn(p));
         let gather = self.creating_gather.take();
@@ -90,20 +108,19 @@ impl Machine {
         self.current_tasks_entered();
         self.stepping.push(t);
         self.eager_depth += 1;
-        if self.eager_depth > EAGER_DEPTH_LIMIT {
+        let raised = if self.eager_depth > EAGER_DEPTH_LIMIT {
             // CPython would raise RecursionError deep inside nested eager
             // starts; the model stops nesting and schedules the step.
             self.lp.call_soon(Hcb::Step(t, NO_EXC));
+            None
         } else {
-            // A cancel that raises inside the step (an await cycle's
-            // RecursionError) would leave `Task()` and `create_task` in
-            // CPython; not modelled, the cancel stays pending.
-            let _ = self.step_run_and_handle(t, None, false);
-        }
+            self.step_run_and_handle(t, None, false)
+        };
         self.eager_depth -= 1;
         self.stepping.pop();
         self.eager_stack.pop();
         self.current = prev;
+        raised
     }
 
     /// `Task.__step(exc)`: what it raised, if anything (see
