@@ -106,6 +106,29 @@ fn an_injected_cancel_shows_up_as_an_inject_event_where_it_was_put() {
     }
 }
 
+/// The runtime catches the RecursionError of a cancel injected into an
+/// await cycle and records it as a phase, not as what `cancel()` returned;
+/// the model must record the same.
+#[test]
+fn an_injected_cancel_that_recurses_down_an_await_cycle_is_recorded_as_such() {
+    let Some(mut c) = open(12) else { return };
+    let text = "(canceltree 1) (main (spawn a (await b)) (spawn b (await a)) (sleep 1))";
+    let p = syntax::parse("cycle.ct", text).unwrap();
+    // a and b first run in iteration 2; from iteration 3 on they await
+    // each other.
+    let q = Injection {
+        iteration: 3,
+        task: "a".into(),
+        msg: None,
+    };
+    let mut m = backend::open(&Spec::parse("model:3.12").unwrap()).unwrap();
+    let tc = c.run_with(&p, std::slice::from_ref(&q));
+    let tm = m.run_with(&p, std::slice::from_ref(&q));
+    let phase = What::Phase("inject cancel of a raised RecursionError".into());
+    assert!(tc.events.iter().any(|e| e.what == phase), "{tc:?}");
+    assert_eq!(tm, tc);
+}
+
 #[test]
 fn exploring_examples_on_3_12_finds_no_violation() {
     let Some(mut b) = open(12) else { return };

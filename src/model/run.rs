@@ -261,11 +261,17 @@ impl Machine {
         for i in 0..self.tasks.len() {
             let f = self.tasks[i].fut;
             if &*self.tasks[i].name == name && !self.tasks[i].freed && !self.done(f) {
-                let ret = self.cancel(f, msg.map(Rc::from)).unwrap_or(false);
-                self.ev(What::Inject {
-                    task: i as u32,
-                    ret,
-                });
+                // The runtime records a cancel that recursed down an await
+                // cycle instead of what it returned.
+                match self.cancel(f, msg.map(Rc::from)) {
+                    Ok(ret) => self.ev(What::Inject {
+                        task: i as u32,
+                        ret,
+                    }),
+                    Err(_) => self.ev(What::Phase(
+                        format!("inject cancel of {name} raised RecursionError").into(),
+                    )),
+                }
             }
         }
     }
