@@ -10,7 +10,6 @@ use super::fut::{Cb, FKind, FutId};
 use super::machine::Machine;
 use super::run::Hcb;
 use crate::ast::{Kind, NodeId};
-use crate::trace::What;
 
 impl Machine {
     // ---- timeout -------------------------------------------------------
@@ -69,12 +68,7 @@ impl Machine {
         let t = self.timeouts[tm as usize].task;
         let f = self.tasks[t as usize].fut;
         if let Err(e) = self.cancel(f, None) {
-            let x = self.excs.encode(e);
-            self.ev(What::Handler {
-                msg: "Exception in callback".into(),
-                obj: None,
-                exc: Some(x),
-            });
+            self.callback_raised(e);
             return;
         }
         self.timeouts[tm as usize].state = 2;
