@@ -174,6 +174,15 @@ impl Excs {
     /// `_PyErr_SetObject`'s chaining: raising `e` while `handled` is being
     /// handled sets `e.__context__`, first cutting any cycle through `e`
     /// in `handled`'s context chain.
+    /// `raise e from c` inside the handler of `c`, so `c` is also its
+    /// context (`raise TimeoutError from exc`; C's `_PyErr_FormatFromCause`).
+    pub fn raise_from_handled(&mut self, e: ExcId, c: ExcId) {
+        self.chain(e, Some(c));
+        let o = self.get_mut(e);
+        o.cause = Some(c);
+        o.suppress = true;
+    }
+
     pub fn chain(&mut self, e: ExcId, handled: Option<ExcId>) {
         let Some(h) = handled else { return };
         if h == e {

@@ -45,10 +45,7 @@ impl Machine {
                     Cls::SystemError,
                     "<class> returned a result with an exception set",
                 );
-                let o = self.excs.get_mut(s);
-                o.cause = Some(e);
-                o.context = Some(e);
-                o.suppress = true;
+                self.excs.raise_from_handled(s, e);
                 self.eager_start_raised(idx, s);
                 return Err(s);
             }

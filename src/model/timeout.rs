@@ -116,10 +116,7 @@ impl Machine {
                     if let (true, Some(e)) = (below, exc) {
                         if self.excs.cls(e).is_cancelled() {
                             let te = self.excs.create(Cls::TIMEOUT, None);
-                            self.excs.chain(te, Some(e));
-                            let o = self.excs.get_mut(te);
-                            o.cause = Some(e);
-                            o.suppress = true;
+                            self.excs.raise_from_handled(te, e);
                             self.tb_here(Some(t), te);
                             let task_fut = self.tasks[task as usize].fut;
                             self.tb_ref(te, super::gc::TbRef::Fut(task_fut));
@@ -268,9 +265,7 @@ impl Machine {
                 self.raised_in_wait_for(t, fut, e, !cancelled);
                 if cancelled {
                     let te = self.excs.create(Cls::TIMEOUT, None);
-                    self.excs.chain(te, Some(e));
-                    self.excs.get_mut(te).cause = Some(e);
-                    self.excs.get_mut(te).suppress = true;
+                    self.excs.raise_from_handled(te, e);
                     Comp::Raise(te)
                 } else {
                     Comp::Raise(e)
