@@ -208,6 +208,7 @@ impl Machine {
                 It::Tb(e) => sc.tb_loc[e as usize] = i as u32,
                 It::AcIter(a) => sc.ac_loc[a as usize] = i as u32,
                 It::Shutdown | It::CurTasks | It::GArgs(_) => {}
+                It::Hop(_) => unreachable!("stand-ins join after the list is made"),
             }
         }
         sc.seen_other.clear();
@@ -300,6 +301,7 @@ impl Machine {
             It::Wake(t) => self.tasks[t as usize].wake_key,
             It::Hd(h) => self.lp.handles[h as usize].key,
             It::Wrap(h) => self.lp.handles[h as usize].wrap_key,
+            It::Hop(_) => unreachable!("a stand-in has no place"),
             It::Shutdown => self.shutdown_key,
             It::CurTasks => self.cur_tasks_key,
             It::GArgs(g) => self.gathers[g as usize].args_key,
@@ -347,6 +349,7 @@ impl Machine {
             It::Tm(tm) => self.timeouts[tm as usize].key = key,
             It::Cell(s) => self.cell_key[s as usize] = key,
             It::Aw(_, func) => self.aw_key[func as usize] = key,
+            It::Hop(_) => unreachable!("a stand-in has no place"),
             It::G(_) => {
                 unreachable!("only futures, coroutines and task groups are scanned graph nodes")
             }
@@ -459,6 +462,7 @@ impl Machine {
                     .map(|&c| Entry::Node(N::Fut(c))),
             ),
             It::GCoro(..) => {}
+            It::Hop(_) => unreachable!("the replay follows stand-ins itself"),
             It::Exc(e) => match r.tb_loc[e as usize] {
                 NONE => self.edges(N::Exc(e), direct),
                 k => {
@@ -527,6 +531,12 @@ impl Machine {
                     r.ordered.extend(held.drain(..).map(Entry::Node));
                     r.ordered.push(Entry::Item(r.ac_loc[a as usize]));
                 }
+                // wait_for's own coroutine (3.11's, or any with timeout
+                // <= 0): what its frame holds is met one object further.
+                Frame::Comb {
+                    kind: super::comb::CombKind::WaitFor11 | super::comb::CombKind::WaitForNow,
+                    ..
+                } => self.frame_edges(t, f, &mut r.hop_nodes),
                 _ => self.frame_edges(t, f, &mut held),
             }
         }
@@ -586,6 +596,10 @@ pub(super) enum It {
     /// A gather's `children` list, which its gathering future and its
     /// `_done_callback`'s closure refer to.
     GList(u32),
+    /// A stand-in for an object the replay gives no place (an asyncio
+    /// coroutine a program one awaits), between a traversed object and
+    /// what it holds: the scan meets that after what is nearer.
+    Hop(N),
     /// A running gather's argument coroutine that has no task yet: the
     /// gather, and which of its coroutine arguments.
     GCoro(u32, u32),

@@ -58,9 +58,13 @@
 //! (`Profile::awaiting_frames_execute`). The exceptions in flight (a step's
 //! argument) are referred to from outside too, so they are traversed when
 //! the scan passes them whatever reaches them. The running handle refers to
-//! what it holds late. Known simplifications: running functions' frames,
-//! function objects and result lists count as part of whichever scanned
-//! object reaches them first, and late referrers all come after the list.
+//! what it holds late. 3.11's `wait_for` coroutine (and any with timeout
+//! <= 0) has no place, but what its frame holds is met one object after
+//! the coroutine awaiting it is traversed, behind what that reached
+//! directly (its cells): a stand-in joins the end of the list for it.
+//! Known simplifications: running functions' frames, function objects
+//! and result lists count as part of whichever scanned object reaches
+//! them first, and late referrers all come after the list.
 
 use super::coro::NONE;
 use super::gcitems::It;
@@ -168,6 +172,11 @@ impl Machine {
                 St::Reached => {
                     sc.st[x] = St::Done;
                     let item = sc.items[x];
+                    if let It::Hop(y) = item {
+                        direct.push(y);
+                        self.reach(&mut sc, mark, &mut direct, &mut later);
+                        continue;
+                    }
                     order.push(item);
                     self.refs_of(&mut sc, item, &mut direct, &mut later);
                     self.reach(&mut sc, mark, &mut direct, &mut later);
@@ -219,6 +228,13 @@ impl Machine {
         }
         self.follow(r, mark, direct, at);
         self.follow(r, mark, later, |r, k| r.late.push(k));
+        let mut hops = std::mem::take(&mut r.hop_nodes);
+        for y in hops.drain(..) {
+            r.young.push(r.items.len() as u32);
+            r.items.push(It::Hop(y));
+            r.st.push(St::Reached);
+        }
+        r.hop_nodes = hops;
     }
 
     /// Calls `at` with each scanned object `list` reaches, in traversal
@@ -351,6 +367,8 @@ pub struct Scan {
     pub(super) ac_loc: Vec<u32>,
     /// Scanned objects a traversed one refers to directly.
     pub(super) direct_it: Vec<u32>,
+    /// What an object without a place holds, met one object later.
+    pub(super) hop_nodes: Vec<N>,
     pub(super) seen_other: Vec<bool>,
     pub(super) st: Vec<St>,
     pub(super) young: Vec<u32>,
