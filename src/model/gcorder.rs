@@ -228,13 +228,15 @@ impl Machine {
         }
         self.follow(r, mark, direct, at);
         self.follow(r, mark, later, |r, k| r.late.push(k));
-        let mut hops = std::mem::take(&mut r.hop_nodes);
-        for y in hops.drain(..) {
-            r.young.push(r.items.len() as u32);
-            r.items.push(It::Hop(y));
-            r.st.push(St::Reached);
+        if !r.hop_nodes.is_empty() {
+            let mut hops = std::mem::take(&mut r.hop_nodes);
+            for y in hops.drain(..) {
+                r.young.push(r.items.len() as u32);
+                r.items.push(It::Hop(y));
+                r.st.push(St::Reached);
+            }
+            r.hop_nodes = hops;
         }
-        r.hop_nodes = hops;
     }
 
     /// Calls `at` with each scanned object `list` reaches, in traversal
