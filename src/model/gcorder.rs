@@ -228,14 +228,17 @@ impl Machine {
         }
         self.follow(r, mark, direct, at);
         self.follow(r, mark, later, |r, k| r.late.push(k));
-        if !r.hop_nodes.is_empty() {
-            let mut hops = std::mem::take(&mut r.hop_nodes);
-            for y in hops.drain(..) {
-                r.young.push(r.items.len() as u32);
-                r.items.push(It::Hop(y));
-                r.st.push(St::Reached);
-            }
-            r.hop_nodes = hops;
+        let Scan {
+            hop_nodes,
+            young,
+            items,
+            st,
+            ..
+        } = r;
+        for y in hop_nodes.drain(..) {
+            young.push(items.len() as u32);
+            items.push(It::Hop(y));
+            st.push(St::Reached);
         }
     }
 
