@@ -533,6 +533,10 @@ impl Machine {
                 }
                 // wait_for's own coroutine (3.11's, or any with timeout
                 // <= 0): what its frame holds is met one object further.
+                // `sleep`'s coroutine and an `await`'s FutureIter sit one
+                // object away too, but hold only the task's `fut_waiter`,
+                // which the task reaches first: giving them stand-ins
+                // changed no trace of 60,000 programs on five profiles.
                 Frame::Comb {
                     kind: super::comb::CombKind::WaitFor11 | super::comb::CombKind::WaitForNow,
                     ..
