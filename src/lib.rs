@@ -10,6 +10,7 @@ pub mod bench;
 pub mod campaign;
 pub mod diag;
 pub mod explore;
+pub mod fingerprint;
 pub mod generate;
 pub mod invariants;
 pub mod model;

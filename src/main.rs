@@ -1,4 +1,5 @@
-//! The `canceltree` command line: run, export, gen, backends, bench.
+//! The `canceltree` command line: run, export, gen, fuzz, repro, minimize,
+//! check, explore, backends, bench and fingerprint.
 
 use canceltree::ast::Program;
 use canceltree::backend::{self, Backend, Spec};
@@ -143,6 +144,21 @@ enum Cmd {
         /// generated programs.
         files: Vec<String>,
     },
+    /// Print one line per generated program with a hash of each backend's
+    /// trace. Save it before a change and diff it after: the lines that
+    /// differ name the programs (size, seed) whose traces the change moved.
+    Fingerprint {
+        /// Defaults to every model profile.
+        #[arg(long = "backend", short = 'b')]
+        backends: Vec<String>,
+        #[arg(long, default_value_t = canceltree::fingerprint::DEFAULT_FIRST_SEED)]
+        seed: u64,
+        /// Programs per size, seeds from --seed on.
+        #[arg(long, default_value_t = canceltree::fingerprint::DEFAULT_CASES)]
+        cases: u64,
+        #[arg(long = "size", default_values_t = canceltree::fingerprint::DEFAULT_SIZES)]
+        sizes: Vec<usize>,
+    },
 }
 
 /// Prints to stdout. A reader that went away (`canceltree run ... | head`)
@@ -163,12 +179,16 @@ fn emit(args: std::fmt::Arguments, newline: bool) {
         .write_fmt(args)
         .and_then(|()| if newline { o.write_all(b"\n") } else { Ok(()) });
     if let Err(e) = r {
-        if e.kind() == std::io::ErrorKind::BrokenPipe {
-            std::process::exit(141);
-        }
-        eprintln!("canceltree: cannot write to standard output: {e}");
-        std::process::exit(2);
+        stdout_failed(e);
     }
+}
+
+fn stdout_failed(e: std::io::Error) -> ! {
+    if e.kind() == std::io::ErrorKind::BrokenPipe {
+        std::process::exit(141);
+    }
+    eprintln!("canceltree: cannot write to standard output: {e}");
+    std::process::exit(2);
 }
 
 fn main() -> ExitCode {
@@ -286,6 +306,24 @@ fn run(cmd: Cmd) -> Result<ExitCode, String> {
                 nodes as f64 / programs.len().max(1) as f64
             );
             out!("{}", bench::report(&bench::measure(&mut opened, &programs)));
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Fingerprint {
+            backends,
+            seed,
+            cases,
+            sizes,
+        } => {
+            let specs = if backends.is_empty() {
+                generate::MODEL_PROFILES.map(String::from).to_vec()
+            } else {
+                backends
+            };
+            let mut opened = open_all(&specs)?;
+            let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+            canceltree::fingerprint::write(&mut opened, &sizes, seed, cases, &mut out)
+                .and_then(|()| std::io::Write::flush(&mut out))
+                .unwrap_or_else(|e| stdout_failed(e));
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Fuzz {

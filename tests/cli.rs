@@ -183,3 +183,32 @@ fn a_reader_that_goes_away_ends_the_output_quietly_not_with_a_panic() {
     assert_eq!(out.status.code(), Some(141), "{}", stderr(&out));
     assert!(!stderr(&out).contains("panicked"), "{}", stderr(&out));
 }
+
+#[test]
+fn fingerprint_prints_a_line_per_program_and_a_column_per_backend() {
+    let o = canceltree(&[
+        "fingerprint",
+        "--cases",
+        "3",
+        "--size",
+        "10",
+        "--size",
+        "20",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let s = stdout(&o);
+    let lines: Vec<&str> = s.lines().collect();
+    assert_eq!(
+        lines[0],
+        "# size seed model:3.11 model:3.12 model:3.13 model:3.12+eager model:3.13+eager"
+    );
+    let keys: Vec<String> = lines[1..]
+        .iter()
+        .map(|l| l.split(' ').take(2).collect::<Vec<_>>().join(" "))
+        .collect();
+    assert_eq!(keys, ["10 7", "10 8", "10 9", "20 7", "20 8", "20 9"]);
+    assert!(lines[1..].iter().all(|l| l.split(' ').count() == 7), "{s}");
+    let bad = canceltree(&["fingerprint", "-b", "model:2.7", "--cases", "1"]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(stderr(&bad).starts_with("error:"), "{}", stderr(&bad));
+}
