@@ -326,7 +326,11 @@ impl Machine {
             Cb::ShieldInner(outer) => self.shield_inner_done(outer, f),
             Cb::ShieldOuter(inner) => self.shield_outer_done(inner, f),
             Cb::BgDiscard => self.bg.retain(|&x| x != f),
-            Cb::TgDone(tg) => self.tg_on_task_done(tg, f),
+            Cb::TgDone(tg) => {
+                if let Err(e) = self.tg_on_task_done(tg, f) {
+                    self.callback_raised(e);
+                }
+            }
             Cb::WaitDone(w) => self.wait_on_completion(w, f),
             Cb::Release(w) => {
                 if !self.done(w) {

@@ -59,7 +59,13 @@ impl Machine {
         }
         let f = self.create_task(node, name)?;
         if self.done(f) {
-            self.tg_on_task_done(g, f);
+            // Called here, not scheduled (3.12+, an eager task that
+            // finished in its first step): what it raises leaves
+            // `create_task`.
+            if let Err(e) = self.tg_on_task_done(g, f) {
+                self.raise_here(t, e);
+                return Err(e);
+            }
         } else {
             self.tgs[g as usize].tasks.push(f);
             self.add_done_callback(f, Cb::TgDone(g));
@@ -82,7 +88,9 @@ impl Machine {
         Ok(())
     }
 
-    pub fn tg_on_task_done(&mut self, g: u32, f: FutId) {
+    /// `_on_task_done(f)`. Err: the RecursionError cancelling the parent
+    /// (or `_abort()`) raised, which its caller reports or raises.
+    pub fn tg_on_task_done(&mut self, g: u32, f: FutId) -> Result<(), ExcId> {
         self.tgs[g as usize].tasks.retain(|&x| x != f);
         if let Some(w) = self.tgs[g as usize].on_completed_fut
             && self.tgs[g as usize].tasks.is_empty()
@@ -91,9 +99,11 @@ impl Machine {
             self.set_result(w, V::Bool(true));
         }
         if self.futs[f as usize].state == FState::Cancelled {
-            return;
+            return Ok(());
         }
-        let Some(exc) = self.exception(f) else { return };
+        let Some(exc) = self.exception(f) else {
+            return Ok(());
+        };
         self.tgs[g as usize].errors.push(exc);
         if super::stmt::is_base_error(self.excs.cls(exc))
             && self.tgs[g as usize].base_error.is_none()
@@ -111,14 +121,15 @@ impl Machine {
                 obj: Some(name),
                 exc: Some(x),
             });
-            return;
+            return Ok(());
         }
         let tg = &self.tgs[g as usize];
         if !tg.aborting && !tg.parent_cancel_requested {
-            // In a done callback only a RecursionError can come (no
-            // callback runs once the loop is closed). If `_abort()` raises
-            // it, the parent is not cancelled. Its traceback passes
-            // `_on_task_done`'s frame, whose locals are the group and `f`.
+            // Only a RecursionError can come (no callback runs once the
+            // loop is closed, and an eager task's first step needs it
+            // running). If `_abort()` raises it, the parent is not
+            // cancelled. Its traceback passes `_on_task_done`'s frame,
+            // whose locals are the group and `f`.
             let r = self.tg_abort(g).and_then(|()| {
                 self.tgs[g as usize].parent_cancel_requested = true;
                 self.cancel(pf, None).map(|_| ())
@@ -126,9 +137,10 @@ impl Machine {
             if let Err(e) = r {
                 self.tb_ref(e, super::gc::TbRef::Tg(g));
                 self.tb_ref(e, super::gc::TbRef::Fut(f));
-                self.callback_raised(e);
+                return Err(e);
             }
         }
+        Ok(())
     }
 
     pub fn tg_frame(&mut self, t: u32, fr: &mut Frame, sig: Sig) -> Act {
