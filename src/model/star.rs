@@ -61,8 +61,16 @@ impl Machine {
     }
 
     /// The body raised `e` and the try has `except*` clauses.
-    pub fn except_star(&mut self, _t: u32, fr: &mut Frame, node: NodeId, e: ExcId) -> Act {
+    pub fn except_star(&mut self, t: u32, fr: &mut Frame, node: NodeId, e: ExcId) -> Act {
         let naked = !self.excs.cls(e).is_group();
+        if naked {
+            // The model gives an exception its entry for this frame when it
+            // leaves the function; wrapped, it never leaves, but CPython
+            // made the entry where it was raised (a failing statement, not
+            // only `raise`), so its traceback keeps this frame's locals
+            // while the group lives (checked on 3.11.7, 3.12.1, 3.13.0).
+            self.tb_here(Some(t), e);
+        }
         let eg = if naked {
             let cls = if self.excs.cls(e).is_exception() {
                 Cls::ExceptionGroup
@@ -74,7 +82,7 @@ impl Machine {
             e
         };
         self.star.insert(
-            (node, _t),
+            (node, t),
             StarState {
                 orig: e,
                 rest: Some(eg),
@@ -83,7 +91,7 @@ impl Machine {
                 naked,
             },
         );
-        self.star_next(fr, node, _t, node + 1)
+        self.star_next(fr, node, t, node + 1)
     }
 
     /// Runs the next matching clause at or after `from`, or finishes.
