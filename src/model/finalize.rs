@@ -245,7 +245,9 @@ impl Machine {
                     // The task's dealloc runs its finalizer, then drops
                     // (and so closes) its coroutine.
                     self.destroy_pending(t);
-                    self.close_coro(t);
+                    if !self.close_coro(t) {
+                        self.free_abandoned(t);
+                    }
                 }
             }
             self.futs[f].dead = false;
@@ -257,9 +259,16 @@ impl Machine {
         self.gc_order_futs = order;
     }
 
-    /// Closes a suspended coroutine: GeneratorExit into each level, innermost first.
-    pub(super) fn close_coro(&mut self, t: u32) {
+    /// The finalizer of task `t`'s coroutine: closes it, GeneratorExit
+    /// into each level, innermost first. False if it had run before (the
+    /// coroutine ignored that close and a collection let it live): a
+    /// finalizer runs once (PEP 442), so the coroutine is dropped as is.
+    pub(super) fn close_coro(&mut self, t: u32) -> bool {
+        if std::mem::replace(&mut self.tasks[t as usize].coro_finalized, true) {
+            return false;
+        }
         self.close_coro_from(t, 0);
+        true
     }
 
     /// Closes the coroutine of task `t` whose level is at frame `stop`

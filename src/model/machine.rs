@@ -38,6 +38,9 @@ pub struct Task {
     pub done_cancelling: u32,
     /// Its coroutine is being closed (GeneratorExit) right now.
     pub closing: bool,
+    /// Its coroutine's finalizer has run: it is never closed again, even
+    /// if it ignored the close and is freed later (PEP 442).
+    pub coro_finalized: bool,
     /// Its coroutine's place in the collector's list: None while just
     /// before the task's own (it is allocated just before the task).
     pub coro_key: Option<u32>,
@@ -65,6 +68,7 @@ impl Task {
             done_fin: None,
             done_cancelling: 0,
             closing: false,
+            coro_finalized: false,
             coro_key: None,
             wake_key: 0,
         }
