@@ -451,7 +451,8 @@ impl Machine {
 
     /// An exception whose traceback keeps `Handle._run`'s frame (a plain
     /// function, so on every version; or a coroutine's frame on 3.12+)
-    /// keeps its `f_back` chain: `_run_once` (handle = None) ->
+    /// keeps its `f_back` chain: `_run_once` (handle = None, unless a
+    /// KeyboardInterrupt leaves the iteration: `run_once_kept`) ->
     /// `run_forever` -> the runtime's `run_until_complete(future)`, whose
     /// `future` is `main_task` during the main run and the shutdown gather
     /// during the shutdown, and on to `_drive`, whose loop variable `t`
@@ -461,6 +462,7 @@ impl Machine {
             Some(f) => self.tb_ref(e, TbRef::Fut(f)),
             None => return,
         }
+        self.run_once_kept.push(e);
         match self.shutdown_refs.last() {
             Some(&last) => self.tb_ref(e, TbRef::Fut(last)),
             None => self.drive_excs.push(e),

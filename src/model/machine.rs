@@ -194,6 +194,11 @@ pub struct Machine {
     /// frame keeps its locals as they are when `_drive` returns, so their
     /// shutdown loop variable `t`, assigned later.
     pub drive_excs: Vec<ExcId>,
+    /// Exceptions whose tracebacks keep this loop iteration's `_run_once`
+    /// frame (`tb_handle_frames`). If a KeyboardInterrupt then leaves the
+    /// iteration, that frame keeps its local `handle`, the handle that
+    /// raised it, where a normal iteration's end sets it to None.
+    pub run_once_kept: Vec<ExcId>,
     pub inject: Vec<Injection>,
     /// 3.11 wait_for frames' phase: (task, fut) -> (phase, caught exc, waiter 2).
     pub wf11: std::collections::HashMap<(u32, FutId), (u8, ExcId, FutId)>,
@@ -306,6 +311,7 @@ impl Machine {
             eager_depth: 0,
             recursed: false,
             escaped: None,
+            run_once_kept: Vec::new(),
             gathers: Vec::new(),
             tgs: Vec::new(),
             timeouts: Vec::new(),
@@ -413,6 +419,7 @@ impl Machine {
         self.eager_depth = 0;
         self.recursed = false;
         self.escaped = None;
+        self.run_once_kept.clear();
         self.gathers.clear();
         self.tgs.clear();
         self.timeouts.clear();

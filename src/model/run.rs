@@ -214,6 +214,7 @@ impl Machine {
     /// `_run_once`; false on deadlock.
     fn run_once(&mut self) -> bool {
         self.lp.iteration += 1;
+        self.run_once_kept.clear();
         let it = self.lp.iteration;
         if self.inject.iter().any(|i| i.iteration == it) {
             let inj: Vec<Injection> = self

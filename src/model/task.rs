@@ -211,6 +211,15 @@ impl Machine {
                             if via_handle && !recorded {
                                 self.tb_running_handle(e, f);
                             }
+                            // `_run_once` is left with `handle` still this
+                            // step's: what keeps its frame keeps the task.
+                            if via_handle {
+                                for x in std::mem::take(&mut self.run_once_kept) {
+                                    if x != e {
+                                        self.tb_running_handle(x, f);
+                                    }
+                                }
+                            }
                         }
                     }
                 }
