@@ -550,10 +550,19 @@ impl Machine {
                     if b != NONE {
                         out.push(N::Fut(b));
                     }
+                    // 3.11's `except CancelledError:` around
+                    // `_cancel_and_wait`: the coroutine's exception state
+                    // holds the cancel it handles, which a collection
+                    // meanwhile must not free.
+                    if kind == super::comb::CombKind::WaitFor11
+                        && let Some(&(1, ce, _)) = self.wf11.get(&(t, a))
+                        && ce != NONE
+                    {
+                        out.push(N::Exc(ce));
+                    }
                 }
             },
             _ => {}
         }
-        let _ = t;
     }
 }
