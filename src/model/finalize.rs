@@ -287,6 +287,8 @@ impl Machine {
         // What closing the inner level raised instead of GeneratorExit:
         // `gen_close` raises it into the outer level in place of a new one.
         let mut failed: Option<ExcId> = None;
+        // How many coroutines this close put in `aw_held`.
+        let mut held = 0;
         loop {
             let n = self.tasks[t as usize].frames.len();
             if n <= stop {
@@ -322,6 +324,21 @@ impl Machine {
                 // was closing, is dropped without running more of it.
                 if lvl > stop
                     && super::coro::level_kind(&self.tasks[t as usize].frames[lvl]) == Some(true)
+                    && self.wait_for_holds(t, lvl)
+                {
+                    // Unless `wait_for` awaited it: its local `fut` keeps
+                    // the coroutine until its frame goes, with the error
+                    // whose traceback holds it, after the outer levels'
+                    // close (checked on 3.11.7, 3.12.1, 3.13.0).
+                    let frames = self.tasks[t as usize].frames.split_off(lvl);
+                    self.aw_held.push((t, frames));
+                    held += 1;
+                    failed = Some(
+                        self.excs
+                            .msg(Cls::RUNTIME, "coroutine ignored GeneratorExit"),
+                    );
+                } else if lvl > stop
+                    && super::coro::level_kind(&self.tasks[t as usize].frames[lvl]) == Some(true)
                 {
                     let again = self.new_generator_exit(t);
                     if self.run_until_level(t, lvl, again).is_none() {
@@ -350,6 +367,9 @@ impl Machine {
             // unraisable and drops first.
             if self.tasks[t as usize].frames.len() <= stop {
                 failed = None;
+                for _ in 0..std::mem::take(&mut held) {
+                    self.close_held_aw(t);
+                }
             }
             self.inflight.extend(failed);
             match before {
@@ -359,6 +379,35 @@ impl Machine {
             if failed.is_some() {
                 self.inflight.pop();
             }
+        }
+    }
+
+    /// Whether the level at `lvl` is a coroutine `wait_for` awaits
+    /// directly (`return await fut`): inside 3.12+'s `async with
+    /// timeout`, or 3.11's path for no timeout.
+    fn wait_for_holds(&self, t: u32, lvl: usize) -> bool {
+        let frames = &self.tasks[t as usize].frames;
+        match lvl.checked_sub(1).map(|i| frames[i]) {
+            Some(Frame::Timeout { aw, .. }) => aw != NONE,
+            Some(Frame::Stmt { node }) => {
+                !self.profile.wait_for_via_timeout
+                    && matches!(self.p().kind(node), crate::ast::Kind::WaitFor(None))
+            }
+            _ => false,
+        }
+    }
+
+    /// The last coroutine `close_levels` left to `wait_for`'s frame, once
+    /// that frame is gone: its finalizer closes it once more where it
+    /// yielded, and what yields then is dropped.
+    fn close_held_aw(&mut self, t: u32) {
+        let (_, frames) = self.aw_held.pop().expect("a held coroutine");
+        let base = self.tasks[t as usize].frames.len();
+        self.tasks[t as usize].frames.extend(frames);
+        self.tasks[t as usize].floor = base;
+        let again = self.new_generator_exit(t);
+        if self.run_until_level(t, base, again).is_none() {
+            self.drop_frames(t, base);
         }
     }
 
@@ -426,6 +475,11 @@ impl Machine {
             self.close_coro_from(t, inner);
         }
         self.drop_frames(t, 0);
+        // The handler it yielded in held the error whose traceback holds
+        // `wait_for`'s frame: that frame goes with it (`close_levels`).
+        while self.aw_held.last().is_some_and(|&(x, _)| x == t) {
+            self.close_held_aw(t);
+        }
     }
 
     /// Drops task `t`'s frames from `lvl` up without running more of them.

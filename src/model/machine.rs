@@ -246,6 +246,10 @@ pub struct Machine {
     /// Of those, the ones whose turn has not come yet, innermost
     /// deallocation last: roots meanwhile (`reach.rs`).
     pub held_by_freer: Vec<super::graph::N>,
+    /// Coroutines a close left suspended that `wait_for`'s frame still
+    /// holds in its local `fut` (`finalize.rs::close_levels`): the task
+    /// and their frames, roots until closed again.
+    pub aw_held: Vec<(u32, Vec<super::coro::Frame>)>,
     pub gc_indeg: Vec<u32>,
     /// The cascade's depth-first stack and the zeros each recount finds.
     pub gc_cascade: (Vec<super::graph::N>, Vec<super::graph::N>),
@@ -358,6 +362,7 @@ impl Machine {
             gc_aws: Vec::new(),
             gc_dealloc_roots: Vec::new(),
             held_by_freer: Vec::new(),
+            aw_held: Vec::new(),
             gc_order_futs: Vec::new(),
             gc_indeg: Vec::new(),
             gc_cascade: Default::default(),
@@ -476,6 +481,7 @@ impl Machine {
         self.handler_done = false;
         self.collecting = false;
         self.held_by_freer.clear();
+        self.aw_held.clear();
         self.star.clear();
         self.star_at.clear();
     }

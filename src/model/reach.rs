@@ -62,6 +62,11 @@ impl Machine {
         super::gc::tb_edges(&self.held_tb, out);
         out.extend(self.shutdown_refs.iter().map(|&f| N::Fut(f)));
         out.extend_from_slice(&self.held_by_freer);
+        for (t, frames) in &self.aw_held {
+            for fr in frames {
+                self.frame_edges(*t, fr, out);
+            }
+        }
     }
 
     /// Marks what is reachable from the roots. The bitmap is the machine's
