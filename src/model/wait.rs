@@ -180,7 +180,12 @@ impl Machine {
                 Some(f) => match self.result_freeing(f) {
                     Ok(v) => self.acs[a as usize].results.push(v),
                     Err(e) => {
+                        // `_wait_for_one`'s frame, in the traceback, also
+                        // holds its local `f`: a cycle when `f`'s exception
+                        // is the one raised (a cancelled task's own
+                        // CancelledError, passed on by gather).
                         self.raise_here(Some(t), e);
+                        self.tb_ref(e, super::gc::TbRef::Fut(f));
                         self.tb_ref(e, super::gc::TbRef::Ac(a));
                         return Act::Pop(Comp::Raise(e));
                     }
