@@ -209,7 +209,10 @@ impl Machine {
                         if escapes {
                             self.escaped = Some(e);
                             if via_handle && !recorded {
+                                // Before 3.12 the raised traceback gains the
+                                // loop's frames as it leaves them.
                                 self.tb_running_handle(e, f);
+                                self.tb_handle_frames(e);
                             }
                             // `_run_once` is left with `handle` still this
                             // step's: what keeps its frame keeps the task.
