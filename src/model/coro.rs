@@ -358,7 +358,15 @@ impl Machine {
                     // its `_task`: closed by a collection, the task may have
                     // had no other referrer and is deallocated right here.
                     if matches!(top, Frame::Timeout { .. }) && self.gcs.is_some() {
+                        // What leaves the block is still held: an error
+                        // raised by the close (`call_soon` on the closed
+                        // loop) keeps what its traceback's frames hold.
+                        let held = self.inflight.len();
+                        if let Comp::Raise(e) = c {
+                            self.inflight.push(e);
+                        }
                         self.cascade_now();
+                        self.inflight.truncate(held);
                     }
                     sig = Sig::Child(c);
                 }
