@@ -190,7 +190,7 @@ pub struct Machine {
     /// Exceptions of the main run whose tracebacks hold `_drive`'s frame:
     /// the one that left the main run into it (main's, re-raised by
     /// `result()`, or an escaped KeyboardInterrupt), and those whose frames
-    /// reach it through `f_back` (`finalize.rs::tb_handle_frames`). The
+    /// reach it through `f_back` (`traceback.rs::tb_handle_frames`). The
     /// frame keeps its locals as they are when `_drive` returns, so their
     /// shutdown loop variable `t`, assigned later.
     pub drive_excs: Vec<ExcId>,

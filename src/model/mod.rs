@@ -39,6 +39,7 @@ mod stmt;
 mod task;
 mod taskgroup;
 mod timeout;
+mod traceback;
 mod wait;
 
 pub use profile::Profile;

@@ -1,0 +1,134 @@
+//! Tracebacks: which frames and objects an exception keeps alive. An
+//! exception's traceback holds the frames it was raised in or passed
+//! through, and so their locals; the refcount checks and collections
+//! (`finalize.rs`, `collect.rs`) read these entries as its references
+//! (`gc.rs::tb_edges`).
+
+use super::coro::NONE;
+use super::exc::ExcId;
+use super::gc::TbRef;
+use super::machine::Machine;
+use crate::ast::NodeId;
+
+impl Machine {
+    /// Tracebacks: exception `e` was raised in (or passed through) the
+    /// innermost function of task `t`.
+    pub fn tb_here(&mut self, t: Option<u32>, e: ExcId) {
+        let Some(t) = t else { return };
+        if let Some(func) = self.innermost_fn(t) {
+            self.tb_add(e, func);
+        }
+    }
+
+    /// An exception whose traceback keeps `Handle._run`'s frame (a plain
+    /// function, so on every version; or a coroutine's frame on 3.12+)
+    /// keeps its `f_back` chain: `_run_once` (handle = None, unless a
+    /// KeyboardInterrupt leaves the iteration: `run_once_kept`) ->
+    /// `run_forever` -> the runtime's `run_until_complete(future)`, whose
+    /// `future` is `main_task` during the main run and the shutdown gather
+    /// during the shutdown, and on to `_drive`, whose loop variable `t`
+    /// keeps the last leftover task once the shutdown has made it.
+    pub fn tb_handle_frames(&mut self, e: ExcId) {
+        match self.until {
+            Some(f) => self.tb_ref(e, TbRef::Fut(f)),
+            None => return,
+        }
+        self.run_once_kept.push(e);
+        match self.shutdown_refs.last() {
+            Some(&last) => self.tb_ref(e, TbRef::Fut(last)),
+            None => self.drive_excs.push(e),
+        }
+    }
+
+    pub fn tb_add(&mut self, e: ExcId, func: NodeId) {
+        self.tb_ref(e, TbRef::Frame(func));
+    }
+
+    /// Exception `e`'s traceback entries, made empty on first use.
+    pub fn tb_mut(&mut self, e: ExcId) -> &mut Vec<TbRef> {
+        let i = e as usize;
+        if self.tbs.len() <= i {
+            self.tbs.resize(i + 1, Vec::new());
+        }
+        &mut self.tbs[i]
+    }
+
+    /// Exception `e`'s traceback holds a frame whose locals hold `r`
+    /// (`Timeout.__aexit__`'s `self._task`, a TaskGroup, wait_for's `fut`).
+    pub fn tb_ref(&mut self, e: ExcId, r: TbRef) {
+        if let TbRef::Frame(f) = r {
+            self.frame_kept[f as usize] = true;
+            if !self.tb_no_entry.is_empty()
+                && let Some(i) = self.tb_no_entry.iter().position(|&x| x == (e, f))
+            {
+                self.tb_no_entry.swap_remove(i);
+            }
+        }
+        let i = e as usize;
+        if self.tb_keys.len() <= i {
+            self.tb_keys.resize(i + 1, NONE);
+        }
+        self.tb_keys[i] = self.lp.clock.get();
+        let tb = self.tb_mut(e);
+        // Duplicates only cost memory; checking the last entry keeps a
+        // traceback through a million frames linear.
+        if tb.last() != Some(&r) {
+            tb.push(r);
+        }
+    }
+
+    /// `e`'s traceback was replaced, and `old`, what it had, dropped. A
+    /// function still running whose frame `old` held is handling `e` (it
+    /// caught it, or its `finally` runs): when it re-raises `e`, the frame
+    /// joins no traceback again (a re-raise adds no entry), so `e` leaves
+    /// it without keeping its locals (checked on 3.11.7, 3.12.1, 3.13.0).
+    pub fn tb_entries_lost(&mut self, e: ExcId, old: &[TbRef]) {
+        for &r in old {
+            if let TbRef::Frame(f) = r
+                && !self.fn_done[f as usize]
+                && !self.tbs[e as usize].contains(&r)
+                && !self.tb_no_entry.contains(&(e, f))
+            {
+                self.tb_no_entry.push((e, f));
+            }
+        }
+    }
+
+    /// A coroutine function of task `t` finished. CPython 3.12+ clears a
+    /// finished frame before unlinking it, so a frame object something
+    /// keeps takes its caller as `f_back`. Inside an eager first step the
+    /// caller of the task's coroutine is the task factory, whose
+    /// `create_task` frame keeps the task in its local `task`, and on into
+    /// the creating function's frame, through `gather()`'s own frame when
+    /// a gather made the task. Elsewhere the caller of the task's
+    /// coroutine is the loop's own frames, which `tb_handle_frames` covers
+    /// for the exception that ends a task. Above it, the caller is the
+    /// function that awaited this one (through any of asyncio's frames in
+    /// between, which are kept the same way): an exception that stopped in
+    /// this frame, caught or converted there, keeps the caller's frame and
+    /// so its locals (checked with `gc.get_referrers` on 3.12.1 and
+    /// 3.13.0; 3.11.7 unlinks first and keeps no `f_back`).
+    pub fn frame_finished(&mut self, t: u32, func: NodeId, bottom: bool) {
+        if !self.profile.frame_keeps_caller {
+            return;
+        }
+        if !bottom {
+            if self.frame_kept[func as usize]
+                && let Some(caller) = self.innermost_fn(t)
+            {
+                self.frame_caller[func as usize] = caller;
+                self.frame_kept[caller as usize] = true;
+            }
+            return;
+        }
+        if let Some(&start) = self.eager_stack.last()
+            && start.task == t
+        {
+            self.frame_back[func as usize] = Some(start);
+            if let Some(pf) = start.parent_fn {
+                self.frame_caller[func as usize] = pf;
+                self.frame_kept[pf as usize] = true;
+            }
+        }
+    }
+}
