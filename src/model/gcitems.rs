@@ -368,6 +368,21 @@ impl Machine {
     /// What a scanned object refers to: scanned objects directly (into
     /// `r.direct_it`), other objects directly, or through a done callback
     /// the model gives no place (allocated later, so late).
+    /// What the traceback future `f` saved with its exception reaches that
+    /// the exception's own traceback no longer does: once a `result()`
+    /// has reset the exception's traceback, the saved one is a chain of
+    /// traceback objects of its own, which only the future reaches.
+    fn saved_tb_apart(&self, f: u32, direct: &mut Vec<N>) {
+        let fut = &self.futs[f as usize];
+        let Some(e) = fut.exc else { return };
+        let now = self.tbs.get(e as usize).map_or(&[][..], |t| &t[..]);
+        for r in &fut.exc_tb {
+            if !now.contains(r) {
+                super::gc::tb_edges(std::slice::from_ref(r), direct);
+            }
+        }
+    }
+
     pub(super) fn refs_of(&self, r: &mut Scan, x: It, direct: &mut Vec<N>, later: &mut Vec<N>) {
         match x {
             It::G(N::Fut(f)) => {
@@ -389,8 +404,10 @@ impl Machine {
                     direct.push(N::Coro(t));
                     direct.extend(self.tasks[t as usize].fut_waiter.map(N::Fut));
                     self.fut_value_edges(f, false, direct);
+                    self.saved_tb_apart(f, direct);
                 } else {
                     self.fut_value_edges(f, false, direct);
+                    self.saved_tb_apart(f, direct);
                     if let FKind::Gather(g) = self.futs[f as usize].kind {
                         match r.glist_loc[g as usize] {
                             NONE => self.gather_children_scanned(g, direct),
