@@ -345,7 +345,10 @@ impl Machine {
                             self.tb_add(*e, func);
                         }
                     }
-                    if level == Some(true) && self.gc_watch() {
+                    // One of asyncio's coroutines lets go of its locals too
+                    // (`wait`'s set of futures): what only they held dies
+                    // before the caller goes on.
+                    if level.is_some() && self.gc_watch() {
                         // The frame lets go of its locals in `localsplus`
                         // order (`Peel::dropped`).
                         if let Frame::Level { func } = top {
