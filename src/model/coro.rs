@@ -347,8 +347,11 @@ impl Machine {
                     }
                     // One of asyncio's coroutines lets go of its locals too
                     // (`wait`'s set of futures): what only they held dies
-                    // before the caller goes on.
-                    if level.is_some() && self.gc_watch() {
+                    // before the caller goes on. Not while a close runs:
+                    // whoever closes it is clearing a frame, whose later
+                    // locals still hold what they hold.
+                    let asyncio_returns = level == Some(false) && !self.tasks[t as usize].closing;
+                    if (level == Some(true) || asyncio_returns) && self.gc_watch() {
                         // The frame lets go of its locals in `localsplus`
                         // order (`Peel::dropped`).
                         if let Frame::Level { func } = top {
