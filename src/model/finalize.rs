@@ -322,25 +322,21 @@ impl Machine {
                 // was closing, is dropped without running more of it.
                 if lvl > stop
                     && super::coro::level_kind(&self.tasks[t as usize].frames[lvl]) == Some(true)
-                    && self.wait_for_holds(t, lvl)
                 {
-                    // Unless `wait_for` awaited it: its local `fut` keeps
-                    // the coroutine until its frame goes, with the error
-                    // whose traceback holds it, after the outer levels'
-                    // close (checked on 3.11.7, 3.12.1, 3.13.0).
-                    let frames = self.tasks[t as usize].frames.split_off(lvl);
-                    self.aw_held.push((t, frames));
-                    held += 1;
-                    failed = Some(
-                        self.excs
-                            .msg(Cls::RUNTIME, "coroutine ignored GeneratorExit"),
-                    );
-                } else if lvl > stop
-                    && super::coro::level_kind(&self.tasks[t as usize].frames[lvl]) == Some(true)
-                {
-                    let again = self.new_generator_exit(t);
-                    if self.run_until_level(t, lvl, again).is_none() {
-                        self.drop_frames(t, lvl);
+                    if self.wait_for_holds(t, lvl) {
+                        // Unless `wait_for` awaited it: its local `fut`
+                        // keeps the coroutine until its frame goes, with
+                        // the error whose traceback holds it, after the
+                        // outer levels' close (checked on 3.11.7, 3.12.1,
+                        // 3.13.0).
+                        let frames = self.tasks[t as usize].frames.split_off(lvl);
+                        self.aw_held.push((t, frames));
+                        held += 1;
+                    } else {
+                        let again = self.new_generator_exit(t);
+                        if self.run_until_level(t, lvl, again).is_none() {
+                            self.drop_frames(t, lvl);
+                        }
                     }
                     failed = Some(
                         self.excs
