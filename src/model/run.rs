@@ -445,10 +445,7 @@ impl Machine {
         // `_drive`'s loop variable `t` the last of them for good.
         if let Some(&last) = futs.last() {
             for e in std::mem::take(&mut self.drive_excs) {
-                // Reached through `f_back`: the traceback stays where it is.
-                let key = self.tb_keys[e as usize];
-                self.tb_ref(e, super::gc::TbRef::Fut(last));
-                self.tb_keys[e as usize] = key;
+                self.tb_ref_through_f_back(e, super::gc::TbRef::Fut(last));
             }
         }
         self.shutdown_refs = futs;

@@ -77,6 +77,17 @@ impl Machine {
         }
     }
 
+    /// Like `tb_ref`, for what a frame in `e`'s traceback reaches later
+    /// through `f_back`: no traceback object is made for it, so the
+    /// traceback keeps its place in the collector's list.
+    pub fn tb_ref_through_f_back(&mut self, e: ExcId, r: TbRef) {
+        let key = self.tb_keys.get(e as usize).copied();
+        self.tb_ref(e, r);
+        if let Some(k) = key {
+            self.tb_keys[e as usize] = k;
+        }
+    }
+
     /// `e`'s traceback was replaced, and `old`, what it had, dropped. A
     /// function still running whose frame `old` held is handling `e` (it
     /// caught it, or its `finally` runs): when it re-raises `e`, the frame
