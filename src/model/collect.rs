@@ -63,7 +63,11 @@ impl Machine {
         self.freed_by_collection(&mark, layout);
         for t in 0..self.tasks.len() {
             let f = self.tasks[t].fut as usize;
-            if f < layout.futs && !mark[f] && !self.tasks[t].frames.is_empty() {
+            // A coroutine whose close runs this collection (a `(gc)` in a
+            // handler of its GeneratorExit) is held by that close: its
+            // task's deallocation, which already untracked the task.
+            let task = &self.tasks[t];
+            if f < layout.futs && !mark[f] && !task.frames.is_empty() && !task.closing {
                 self.free_abandoned(t as u32);
             }
         }
