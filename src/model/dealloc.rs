@@ -40,8 +40,11 @@ impl Machine {
         mark: &mut [bool],
         started: &mut Vec<(N, u32)>,
     ) -> Vec<u32> {
+        self.planning_frees = true;
         self.mark_cycle_kept(mark);
-        self.dealloc_order(mark, started)
+        let order = self.dealloc_order(mark, started);
+        self.planning_frees = false;
+        order
     }
 
     /// Marks the unmarked nodes that a garbage cycle keeps: those on a

@@ -418,7 +418,13 @@ impl Machine {
                 // A frame object whose function still runs refers to
                 // nothing: its locals belong to the running frame (the
                 // coroutine's), and its `f_back` is set only once it ends.
+                // But if refcounting frees that coroutine, closing it makes
+                // the frame object, referred to from elsewhere, take over
+                // its locals (`take_ownership`): they stay with it.
                 if !self.fn_done[func as usize] {
+                    if self.planning_frees {
+                        self.slot_edges(self.own_of(func), out);
+                    }
                     return;
                 }
                 self.slot_edges(self.own_of(func), out);

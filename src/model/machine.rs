@@ -273,6 +273,10 @@ pub struct Machine {
     /// A collection is running (its finalizers too): what dies meanwhile
     /// is its business (`collect.rs::cascade`), not refcounting's.
     pub collecting: bool,
+    /// Refcounting is working out what it frees (`dealloc.rs`): a kept
+    /// frame object of a function still running counts as holding its
+    /// locals, which it takes over if that coroutine is closed now.
+    pub(super) planning_frees: bool,
     /// The main task's name, made once per machine.
     pub main_name: crate::trace::Name,
     /// `except*` state per (try node, task).
@@ -373,6 +377,7 @@ impl Machine {
             gathering: Vec::new(),
             failed: Vec::new(),
             collecting: false,
+            planning_frees: false,
             handler_done: false,
             main_name: "main".into(),
             star: Default::default(),
