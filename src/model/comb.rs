@@ -446,7 +446,15 @@ impl Machine {
                     for &f in &x.futs {
                         self.remove_done_callback(f, Cb::WaitDone(a));
                     }
-                    if let Comp::Raise(_) = r {
+                    if let Comp::Raise(e) = r {
+                        // It leaves through `_wait`'s frame (`fs`, `f`,
+                        // `waiter`) and `wait`'s (`fs`): its traceback
+                        // keeps every future waited on, and the waiter
+                        // (checked on 3.11.7, 3.12.1, 3.13.0).
+                        for &f in &x.futs {
+                            self.tb_ref(e, super::gc::TbRef::LateFut(f));
+                        }
+                        self.tb_ref(e, super::gc::TbRef::LateFut(x.waiter));
                         return Act::Pop(r);
                     }
                     let n = x.futs.iter().filter(|&&f| self.done(f)).count();

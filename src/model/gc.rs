@@ -64,6 +64,11 @@ impl GcCache {
 pub enum TbRef {
     Frame(NodeId),
     Fut(u32),
+    /// A future a finished frame of one of asyncio's coroutines holds
+    /// (`wait`'s `fs`): that frame object sits where the coroutine
+    /// finished, a place the collection's replay does not give it, so the
+    /// replay reaches the future late (`gcitems.rs`).
+    LateFut(u32),
     Tg(u32),
     /// A frame's local holding an exception (often the one raised: a cycle).
     Exc(ExcId),
@@ -97,7 +102,7 @@ fn value_edges(xs: &[V], out: &mut Vec<N>) {
 pub(super) fn tb_edges(tb: &[TbRef], out: &mut Vec<N>) {
     out.extend(tb.iter().map(|r| match *r {
         TbRef::Frame(f) => N::Frame(f),
-        TbRef::Fut(f) => N::Fut(f),
+        TbRef::Fut(f) | TbRef::LateFut(f) => N::Fut(f),
         TbRef::Tg(g) => N::Tg(g),
         TbRef::Exc(x) => N::Exc(x),
         TbRef::Ac(a) => N::Ac(a),

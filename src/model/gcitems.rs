@@ -507,6 +507,19 @@ impl Machine {
                     let at = direct.len();
                     super::gc::tb_edges(tb, direct);
                     direct[at..].reverse();
+                    // What asyncio's finished frames hold is met from
+                    // where those frames sit: late, in the replay.
+                    if tb.iter().any(|r| matches!(r, super::gc::TbRef::LateFut(_))) {
+                        let mut k = at;
+                        for r in tb.iter().rev() {
+                            if let super::gc::TbRef::LateFut(f) = *r {
+                                direct.remove(k);
+                                later.push(N::Fut(f));
+                            } else {
+                                k += 1;
+                            }
+                        }
+                    }
                 }
             }
             It::Wrap(h) => match self.lp.handles[h as usize].cb {
