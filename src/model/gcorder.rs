@@ -64,7 +64,9 @@
 //! directly (its cells): a stand-in joins the end of the list for it.
 //! Known simplifications: running functions' frames, function objects
 //! and result lists count as part of whichever scanned object reaches
-//! them first, and late referrers all come after the list.
+//! them first; the finished frames of asyncio's coroutines a traceback
+//! holds (`wait`'s, `TbRef::LateFut`) have no place, so what they hold
+//! is reached late; and late referrers all come after the list.
 
 use super::coro::NONE;
 use super::gcitems::It;
