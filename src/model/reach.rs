@@ -44,10 +44,15 @@ impl Machine {
             out.push(N::Fut(self.tasks[t as usize].fut));
         }
         // A coroutine being closed is held by whoever closes it: a task's
-        // dealloc, which refcounting started.
+        // dealloc, which refcounting started. That dealloc clears the
+        // task's `_fut_waiter` only after its coroutine (`TaskObj_clear`),
+        // so the future it waits on outlives the close.
         for (t, task) in self.tasks.iter().enumerate() {
             if task.closing {
                 out.push(N::Coro(t as u32));
+                if task.freed && !self.collecting {
+                    out.extend(task.fut_waiter.map(N::Fut));
+                }
             }
         }
         // A running gather()'s frame: its `children`, and its argument
