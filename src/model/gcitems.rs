@@ -509,12 +509,14 @@ impl Machine {
                     direct[at..].reverse();
                     // What asyncio's finished frames hold is met from
                     // where those frames sit: late, in the replay.
-                    if tb.iter().any(|r| matches!(r, super::gc::TbRef::LateFut(_))) {
+                    let late = |r: &super::gc::TbRef| {
+                        matches!(r, super::gc::TbRef::LateFut(_) | super::gc::TbRef::Ac(_))
+                    };
+                    if tb.iter().any(late) {
                         let mut k = at;
                         for r in tb.iter().rev() {
-                            if let super::gc::TbRef::LateFut(f) = *r {
-                                direct.remove(k);
-                                later.push(N::Fut(f));
+                            if late(r) {
+                                later.push(direct.remove(k));
                             } else {
                                 k += 1;
                             }
