@@ -508,20 +508,19 @@ impl Machine {
                     super::gc::tb_edges(tb, direct);
                     direct[at..].reverse();
                     // What asyncio's finished frames hold is met from
-                    // where those frames sit: late, in the replay.
-                    let late = |r: &super::gc::TbRef| {
-                        matches!(r, super::gc::TbRef::LateFut(_) | super::gc::TbRef::Ac(_))
-                    };
-                    if tb.iter().any(late) {
-                        let mut k = at;
-                        for r in tb.iter().rev() {
-                            if late(r) {
-                                later.push(direct.remove(k));
-                            } else {
-                                k += 1;
-                            }
+                    // where those frames sit: late, in the replay. One
+                    // pass, keeping the rest in order (a traceback may
+                    // pass a million frames).
+                    let mut kept = at;
+                    for (i, r) in (at..).zip(tb.iter().rev()) {
+                        if matches!(r, super::gc::TbRef::LateFut(_) | super::gc::TbRef::Ac(_)) {
+                            later.push(direct[i]);
+                        } else {
+                            direct[kept] = direct[i];
+                            kept += 1;
                         }
                     }
+                    direct.truncate(kept);
                 }
             }
             It::Wrap(h) => match self.lp.handles[h as usize].cb {
