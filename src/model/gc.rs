@@ -65,9 +65,8 @@ pub enum TbRef {
     Frame(NodeId),
     Fut(u32),
     /// A future a finished frame of one of asyncio's coroutines holds
-    /// (`wait`'s `fs`): that frame object sits where the coroutine
-    /// finished, a place the collection's replay does not give it, so the
-    /// replay reaches the future late (`gcitems.rs`).
+    /// (`wait`'s `fs`), reached late by a collection's replay
+    /// (`TbRef::reached_late`).
     LateFut(u32),
     Tg(u32),
     /// A frame's local holding an exception (often the one raised: a cycle).
@@ -75,6 +74,17 @@ pub enum TbRef {
     /// `as_completed`'s frames (`Queue.get`'s `self`, `_wait_for_one`'s
     /// closure cell or, on 3.13, its iterator): its queue.
     Ac(u32),
+}
+
+impl TbRef {
+    /// Whether a collection's replay reaches it late: what a finished
+    /// frame of one of asyncio's coroutines holds (`LateFut`, `Ac`). Those
+    /// frame objects sit where the coroutine finished, several `tb_next`
+    /// hops from the traceback's head, a place the replay does not give
+    /// them (`gcorder.rs`).
+    pub(super) fn reached_late(self) -> bool {
+        matches!(self, TbRef::LateFut(_) | TbRef::Ac(_))
+    }
 }
 
 /// The exceptions a result list holds (`gather(..., return_exceptions=True)`

@@ -365,9 +365,6 @@ impl Machine {
         out.extend(self.gathers[g as usize].children.iter().map(|&c| N::Fut(c)));
     }
 
-    /// What a scanned object refers to: scanned objects directly (into
-    /// `r.direct_it`), other objects directly, or through a done callback
-    /// the model gives no place (allocated later, so late).
     /// What the traceback future `f` saved with its exception reaches that
     /// the exception's own traceback no longer does: once a `result()`
     /// has reset the exception's traceback, the saved one is a chain of
@@ -383,6 +380,9 @@ impl Machine {
         }
     }
 
+    /// What a scanned object refers to: scanned objects directly (into
+    /// `r.direct_it`), other objects directly, or through a done callback
+    /// the model gives no place (allocated later, so late).
     pub(super) fn refs_of(&self, r: &mut Scan, x: It, direct: &mut Vec<N>, later: &mut Vec<N>) {
         match x {
             It::G(N::Fut(f)) => {
@@ -507,13 +507,11 @@ impl Machine {
                     let at = direct.len();
                     super::gc::tb_edges(tb, direct);
                     direct[at..].reverse();
-                    // What asyncio's finished frames hold is met from
-                    // where those frames sit: late, in the replay. One
-                    // pass, keeping the rest in order (a traceback may
+                    // One pass, keeping the rest in order (a traceback may
                     // pass a million frames).
                     let mut kept = at;
                     for (i, r) in (at..).zip(tb.iter().rev()) {
-                        if matches!(r, super::gc::TbRef::LateFut(_) | super::gc::TbRef::Ac(_)) {
+                        if r.reached_late() {
                             later.push(direct[i]);
                         } else {
                             direct[kept] = direct[i];

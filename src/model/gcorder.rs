@@ -65,8 +65,9 @@
 //! Known simplifications: running functions' frames, function objects
 //! and result lists count as part of whichever scanned object reaches
 //! them first; the finished frames of asyncio's coroutines a traceback
-//! holds (`wait`'s, `TbRef::LateFut`) have no place, so what they hold
-//! is reached late; and late referrers all come after the list.
+//! holds (`wait`'s and `as_completed`'s, `TbRef::reached_late`) have no
+//! place, so what they hold is reached late; and late referrers all come
+//! after the list.
 
 use super::coro::NONE;
 use super::gcitems::It;
