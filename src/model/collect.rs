@@ -348,6 +348,9 @@ impl Machine {
         stack.clear();
         'recompute: loop {
             self.fit(c);
+            // Only a finalizer that closes a coroutine creates objects, and
+            // that starts over from here.
+            let layout = self.layout();
             let (gone, fin_done) = (&mut c.gone, &mut c.fin_done);
             let total = gone.len();
             indeg.clear();
@@ -359,7 +362,7 @@ impl Machine {
                 buf.clear();
                 self.edges(self.node_of(i), &mut buf);
                 for &y in &buf {
-                    let j = self.idx(y);
+                    let j = self.idx_in(layout, y);
                     // An object that refers to itself is on a cycle: only
                     // the collection's own turn finalizes it.
                     if j < total {
@@ -376,7 +379,7 @@ impl Machine {
             while finalize && revived {
                 revived = false;
                 for &f in &self.gcx.ids {
-                    let i = self.idx(N::Frame(f));
+                    let i = self.idx_in(layout, N::Frame(f));
                     if gone[i] && indeg[i] > 0 && !fin_done[i] {
                         gone[i] = false;
                         fin_done[i] = true;
@@ -384,7 +387,7 @@ impl Machine {
                         buf.clear();
                         self.edges(N::Frame(f), &mut buf);
                         for &y in &buf {
-                            let j = self.idx(y);
+                            let j = self.idx_in(layout, y);
                             if j < total {
                                 indeg[j] += 1;
                             }
@@ -400,7 +403,7 @@ impl Machine {
                 buf.clear();
                 self.roots(c.final_collect, &mut buf);
                 for &y in &buf {
-                    let j = self.idx(y);
+                    let j = self.idx_in(layout, y);
                     if j < total && !gone[j] {
                         indeg[j] += 1;
                     }
@@ -412,7 +415,7 @@ impl Machine {
             // leaving `async with timeout()`) does not free it.
             for (t, task) in self.tasks.iter().enumerate() {
                 if task.closing {
-                    let j = self.idx(N::Coro(t as u32));
+                    let j = self.idx_in(layout, N::Coro(t as u32));
                     if j < total {
                         indeg[j] += 1;
                     }
@@ -424,7 +427,7 @@ impl Machine {
             // same object, locals and all (a TaskGroup's error raised out
             // of a coroutine the collection is closing).
             for &f in &self.gcx.ids {
-                let j = self.idx(N::Frame(f));
+                let j = self.idx_in(layout, N::Frame(f));
                 if !self.fn_done[f as usize] && j < total && !gone[j] {
                     indeg[j] += 1;
                 }
@@ -438,7 +441,7 @@ impl Machine {
             );
             stack.extend(fresh.iter().rev());
             while let Some(x) = stack.pop() {
-                let i = self.idx(x);
+                let i = self.idx_in(layout, x);
                 if gone[i] || indeg[i] != 0 {
                     continue;
                 }
@@ -463,7 +466,7 @@ impl Machine {
                 self.edges(x, &mut buf);
                 let at = stack.len();
                 for &y in &buf {
-                    let j = self.idx(y);
+                    let j = self.idx_in(layout, y);
                     if j != i && j < total && !gone[j] {
                         indeg[j] -= 1;
                         if indeg[j] == 0 {

@@ -70,12 +70,13 @@ impl Machine {
         pk.indeg.clear();
         pk.indeg.resize(n, 0);
         let mut buf = std::mem::take(&mut self.gc_buf);
+        let layout = self.layout();
         for k in 0..n {
             pk.start.push(pk.adj.len() as u32);
             buf.clear();
             self.edges(self.node_of(pk.nodes[k] as usize), &mut buf);
             for &y in &buf {
-                let j = self.idx(y);
+                let j = self.idx_in(layout, y);
                 if !mark[j] {
                     let l = pk.local[j];
                     pk.adj.push(l);

@@ -157,13 +157,16 @@ impl Machine {
                 // The late referrers' turn: what they reach and the scan set
                 // aside goes to the end.
                 let mut moved = false;
-                for y in std::mem::take(&mut sc.late) {
+                let mut late = std::mem::take(&mut sc.late);
+                for &y in &late {
                     if sc.st[y as usize] == St::Aside {
                         sc.st[y as usize] = St::Reached;
                         sc.young.push(y);
                         moved = true;
                     }
                 }
+                late.clear();
+                sc.late = late;
                 if !moved {
                     break;
                 }
@@ -226,11 +229,17 @@ impl Machine {
             r.scratch = scratch;
             r.stack = stack;
         }
-        for k in std::mem::take(&mut r.direct_it) {
-            at(r, k);
+        // By index, not `mem::take`: the buffer is kept for the next call.
+        for j in 0..r.direct_it.len() {
+            at(r, r.direct_it[j]);
         }
-        self.follow(r, mark, direct, at);
-        self.follow(r, mark, later, |r, k| r.late.push(k));
+        r.direct_it.clear();
+        if !direct.is_empty() {
+            self.follow(r, mark, direct, at);
+        }
+        if !later.is_empty() {
+            self.follow(r, mark, later, |r, k| r.late.push(k));
+        }
         let Scan {
             hop_nodes,
             young,
@@ -276,6 +285,7 @@ impl Machine {
         mut at: impl FnMut(&mut Scan, u32),
     ) {
         let mut entries = std::mem::take(&mut r.entries);
+        let layout = self.layout();
         while let Some(e) = stack.pop() {
             let y = match e {
                 Entry::Node(y) => y,
@@ -284,7 +294,7 @@ impl Machine {
                     continue;
                 }
             };
-            let i = self.idx(y);
+            let i = self.idx_in(layout, y);
             if i >= mark.len() || !mark[i] {
                 continue;
             }

@@ -66,11 +66,13 @@ impl Machine {
 
     /// The graph index of `x`: futures, task groups, coroutines, function
     /// objects, frames kept by tracebacks, exceptions.
+    #[inline]
     pub(super) fn idx(&self, x: N) -> usize {
         self.idx_in(self.layout(), x)
     }
 
     /// The object counts that place each kind of node in the graph's index.
+    #[inline]
     pub(super) fn layout(&self) -> Layout {
         Layout {
             futs: self.futs.len(),
@@ -82,6 +84,7 @@ impl Machine {
 
     /// The graph index `x` had when there were `l`'s objects (a collection
     /// in progress keeps bitmaps made then).
+    #[inline]
     pub(super) fn idx_in(&self, l: Layout, x: N) -> usize {
         // Task groups and as_completeds share a range: `g` counts both.
         let (f, a, g, c, nf) = (l.futs, l.tgs, l.tgs + l.acs, l.tasks, self.gcx.ids.len());
@@ -97,6 +100,7 @@ impl Machine {
         }
     }
 
+    #[inline]
     pub(super) fn node_of(&self, i: usize) -> N {
         let (f, a, c, nf) = (
             self.futs.len(),

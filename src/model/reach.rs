@@ -109,9 +109,11 @@ impl Machine {
                 mark[f] = true;
             }
         }
-        for &f in &self.gcx.ids {
+        // `ids` is in dense order, so frame `ids[k]` has index `base + k`.
+        let base = self.idx(N::Frame(0));
+        for (k, &f) in self.gcx.ids.iter().enumerate() {
             if !self.frame_kept[f as usize] {
-                mark[self.idx(N::Frame(f))] = true;
+                mark[base + k] = true;
             }
         }
     }
