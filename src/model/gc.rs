@@ -527,6 +527,19 @@ impl Machine {
                 ph: super::coro::TryPh::Finally(super::coro::PC::Raise(e)),
                 ..
             } => out.push(N::Exc(e)),
+            Frame::Tg { .. } | Frame::Timeout { .. } | Frame::Comb { .. } => {
+                self.rare_frame_edges(t, fr, out)
+            }
+            _ => {}
+        }
+    }
+
+    /// `frame_edges` for the frames that hold more than one object, apart:
+    /// the common ones then need few registers (the walks call it for
+    /// every frame of every task they pass).
+    #[inline(never)]
+    fn rare_frame_edges(&self, t: u32, fr: &Frame, out: &mut Vec<N>) {
+        match *fr {
             Frame::Tg { tg, exc, ph, .. } => {
                 out.push(N::Tg(tg));
                 if exc != NONE {

@@ -58,23 +58,38 @@ impl Machine {
     pub fn tb_ref(&mut self, e: ExcId, r: TbRef) {
         if let TbRef::Frame(f) = r {
             self.frame_kept[f as usize] = true;
-            if !self.tb_no_entry.is_empty()
-                && let Some(i) = self.tb_no_entry.iter().position(|&x| x == (e, f))
-            {
-                self.tb_no_entry.swap_remove(i);
+            if !self.tb_no_entry.is_empty() {
+                self.tb_entry_made(e, f);
             }
         }
         let i = e as usize;
-        if self.tb_keys.len() <= i {
-            self.tb_keys.resize(i + 1, NONE);
+        if self.tb_keys.len() <= i || self.tbs.len() <= i {
+            self.tb_grow(i);
         }
         self.tb_keys[i] = self.lp.clock.get();
-        let tb = self.tb_mut(e);
+        let tb = &mut self.tbs[i];
         // Duplicates only cost memory; checking the last entry keeps a
         // traceback through a million frames linear.
         if tb.last() != Some(&r) {
             tb.push(r);
         }
+    }
+
+    // `tb_ref`'s rare paths, out of line: it runs for every frame an
+    // exception passes.
+    #[cold]
+    fn tb_entry_made(&mut self, e: ExcId, f: NodeId) {
+        if let Some(i) = self.tb_no_entry.iter().position(|&x| x == (e, f)) {
+            self.tb_no_entry.swap_remove(i);
+        }
+    }
+
+    #[cold]
+    fn tb_grow(&mut self, i: usize) {
+        if self.tb_keys.len() <= i {
+            self.tb_keys.resize(i + 1, NONE);
+        }
+        self.tb_mut(i as ExcId);
     }
 
     /// Like `tb_ref`, for what a frame in `e`'s traceback reaches later
