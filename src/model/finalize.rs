@@ -148,49 +148,48 @@ impl Machine {
         }
         let mut found = [0u32; MAX];
         let mut n = 0;
-        let mut note = |f: u32| {
-            if cand(self, f) && !found[..n].contains(&f) {
-                found[n] = f;
-                n += 1;
-            }
-        };
+        // True once every candidate is found: the rest need not be looked at.
         let mut look = |f: u32| {
+            let mut note = |f: u32| {
+                if cand(self, f) && !found[..n].contains(&f) {
+                    found[n] = f;
+                    n += 1;
+                }
+            };
             note(f);
             let fut = &self.futs[f as usize];
-            let FKind::Task(t) = fut.kind else { return };
-            if fut.collected {
-                return;
-            }
-            for fr in &self.tasks[t as usize].frames {
-                let Frame::Level { func } = *fr else { continue };
-                let (own, free) = self.fn_slots(func);
-                for &s in own.iter().chain(free) {
-                    if let Some(super::names::Obj::Fut(x)) = self.slots[s as usize] {
-                        note(x);
+            if let FKind::Task(t) = fut.kind
+                && !fut.collected
+            {
+                for fr in &self.tasks[t as usize].frames {
+                    let Frame::Level { func } = *fr else { continue };
+                    let (own, free) = self.fn_slots(func);
+                    for &s in own.iter().chain(free) {
+                        if let Some(super::names::Obj::Fut(x)) = self.slots[s as usize] {
+                            note(x);
+                        }
                     }
                 }
             }
+            n == left
         };
         let handles = self.lp.ready.iter().map(|&h| self.lp.handles[h as usize]);
         for x in handles.filter(|x| !x.cancelled) {
-            match x.cb {
+            let done = match x.cb {
                 Hcb::Step(t, _) => look(self.tasks[t as usize].fut),
                 Hcb::FutCb(cb, f) => {
-                    look(f);
-                    if let Cb::Wakeup(t) = cb {
-                        look(self.tasks[t as usize].fut);
-                    }
+                    look(f)
+                        || matches!(cb, Cb::Wakeup(t) if look(self.tasks[t as usize].fut))
                 }
-                _ => {}
+                _ => false,
+            };
+            if done {
+                return true;
             }
         }
-        for f in self.main_ref.into_iter().chain(self.bg.iter().copied()) {
-            look(f);
-        }
-        for &t in &self.stepping {
-            look(self.tasks[t as usize].fut);
-        }
-        n == left
+        let mains = self.main_ref.into_iter().chain(self.bg.iter().copied());
+        let steps = self.stepping.iter().map(|&t| self.tasks[t as usize].fut);
+        mains.chain(steps).any(look)
     }
 
     /// Asks refcount checks about every future again: something may now
