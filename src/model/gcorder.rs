@@ -264,13 +264,33 @@ impl Machine {
         r: &mut Scan,
         mark: &[bool],
         list: &mut Vec<N>,
-        at: impl FnMut(&mut Scan, u32),
+        mut at: impl FnMut(&mut Scan, u32),
     ) {
+        // Until some node has to be followed through, the list is met in
+        // order, as `walk` would pop it: no stack needed.
+        let layout = self.layout();
+        let mut from = 0;
+        while let Some(&y) = list.get(from) {
+            let i = self.idx_in(layout, y);
+            if i < mark.len() && mark[i] {
+                match r.loc[i] {
+                    NONE if !r.seen_other[i] => break,
+                    NONE => {}
+                    k => at(r, k),
+                }
+            }
+            from += 1;
+        }
+        if from == list.len() {
+            list.clear();
+            return;
+        }
         // A stack popped in list order: what a followed object refers to
         // goes on top, ahead of the rest of the list.
         let mut stack = std::mem::take(&mut r.stack);
         stack.clear();
-        stack.extend(list.drain(..).rev().map(Entry::Node));
+        stack.extend(list.drain(from..).rev().map(Entry::Node));
+        list.clear();
         self.walk(r, mark, &mut stack, list, at);
         r.stack = stack;
     }
