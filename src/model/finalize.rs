@@ -8,7 +8,7 @@
 
 use super::coro::{Frame, NONE};
 use super::exc::{Cls, ExcId};
-use super::fut::{Cb, FKind, FState};
+use super::fut::{Cb, FKind, FState, V};
 use super::graph::N;
 use super::machine::Machine;
 use super::run::Hcb;
@@ -133,6 +133,32 @@ impl Machine {
         self.gc_mark = mark;
     }
 
+    /// A refcount check while `c`, a completion on its way somewhere the
+    /// graph does not model (a StopIteration, a frame's pending result),
+    /// holds what it carries: a raised exception, or the exceptions in a
+    /// value, count as in flight meanwhile.
+    pub(super) fn refcount_check_holding(&mut self, c: &super::coro::Comp) {
+        let before = self.inflight.len();
+        match c {
+            super::coro::Comp::Raise(e)
+            | super::coro::Comp::Norm(V::Exc(e))
+            | super::coro::Comp::Ret(V::Exc(e)) => self.inflight.push(*e),
+            super::coro::Comp::Norm(V::List(xs)) | super::coro::Comp::Ret(V::List(xs)) => {
+                let mut held = std::mem::take(&mut self.gc_buf);
+                held.clear();
+                super::gc::value_edges(xs, &mut held);
+                self.inflight.extend(held.iter().filter_map(|n| match *n {
+                    N::Exc(e) => Some(e),
+                    _ => None,
+                }));
+                self.gc_buf = held;
+            }
+            _ => {}
+        }
+        self.refcount_check(false);
+        self.inflight.truncate(before);
+    }
+
     /// Whether the `left` candidates are all among what the roots hold
     /// one step away: the futures and tasks of the ready handles, `main`,
     /// the background set and the tasks in a step, and the locals and cells
@@ -178,8 +204,7 @@ impl Machine {
             let done = match x.cb {
                 Hcb::Step(t, _) => look(self.tasks[t as usize].fut),
                 Hcb::FutCb(cb, f) => {
-                    look(f)
-                        || matches!(cb, Cb::Wakeup(t) if look(self.tasks[t as usize].fut))
+                    look(f) || matches!(cb, Cb::Wakeup(t) if look(self.tasks[t as usize].fut))
                 }
                 _ => false,
             };

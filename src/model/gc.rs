@@ -89,7 +89,7 @@ impl TbRef {
 
 /// The exceptions a result list holds (`gather(..., return_exceptions=True)`
 /// returns them), and so their tracebacks.
-fn value_edges(xs: &[V], out: &mut Vec<N>) {
+pub(super) fn value_edges(xs: &[V], out: &mut Vec<N>) {
     // Nested lists (a gather of gathers) go on a stack made only then.
     let mut nested: Vec<&[V]> = Vec::new();
     let mut cur = xs;
@@ -120,32 +120,6 @@ pub(super) fn tb_edges(tb: &[TbRef], out: &mut Vec<N>) {
 }
 
 impl Machine {
-    /// A refcount check while `c`, a completion on its way somewhere the
-    /// graph does not model (a StopIteration, a frame's pending result),
-    /// holds what it carries: a raised exception, or the exceptions in a
-    /// value, count as in flight meanwhile.
-    pub(super) fn refcount_check_holding(&mut self, c: &super::coro::Comp) {
-        let before = self.inflight.len();
-        match c {
-            super::coro::Comp::Raise(e)
-            | super::coro::Comp::Norm(V::Exc(e))
-            | super::coro::Comp::Ret(V::Exc(e)) => self.inflight.push(*e),
-            super::coro::Comp::Norm(V::List(xs)) | super::coro::Comp::Ret(V::List(xs)) => {
-                let mut held = std::mem::take(&mut self.gc_buf);
-                held.clear();
-                value_edges(xs, &mut held);
-                self.inflight.extend(held.iter().filter_map(|n| match *n {
-                    N::Exc(e) => Some(e),
-                    _ => None,
-                }));
-                self.gc_buf = held;
-            }
-            _ => {}
-        }
-        self.refcount_check(false);
-        self.inflight.truncate(before);
-    }
-
     pub(super) fn gc_prepare(&mut self) {
         if self.gcx.ready {
             return;
@@ -392,25 +366,61 @@ impl Machine {
         }
     }
 
+    /// What `x` refers to, pushed onto `out`: one function per kind of
+    /// node, so that each call saves only the registers its kind needs.
     pub(super) fn edges(&self, x: N, out: &mut Vec<N>) {
         match x {
-            N::Fut(f) => {
-                let fut = &self.futs[f as usize];
-                if fut.collected {
-                    // A collected cycle through it is gone.
-                    return;
-                }
-                for &cb in &fut.callbacks {
-                    self.cb_edges(cb, out);
-                    if let Cb::ShieldOuter(_) = cb {
-                        // shield()'s `_outer_done_callback` holds
-                        // `_inner_done_callback`, whose closure holds
-                        // `outer`: a pending shield is in a cycle.
-                        out.push(N::Fut(f));
-                    }
-                }
-                self.fut_own_edges(f, out);
+            N::Fut(f) => self.fut_edges(f, out),
+            // A function's and a frame's edges begin with one node per slot
+            // that holds an object, in slot order:
+            // `gcorder.rs::refs_through_cells` reads them so.
+            N::Fn(func) => self.fn_edges(func, out),
+            N::Coro(t) => self.coro_edges(t, out),
+            N::Tg(_) | N::Frame(_) | N::Ac(_) | N::Exc(_) => self.rare_edges(x, out),
+        }
+    }
+
+    #[inline(never)]
+    fn fut_edges(&self, f: u32, out: &mut Vec<N>) {
+        let fut = &self.futs[f as usize];
+        if fut.collected {
+            // A collected cycle through it is gone.
+            return;
+        }
+        for &cb in &fut.callbacks {
+            self.cb_edges(cb, out);
+            if let Cb::ShieldOuter(_) = cb {
+                // shield()'s `_outer_done_callback` holds
+                // `_inner_done_callback`, whose closure holds
+                // `outer`: a pending shield is in a cycle.
+                out.push(N::Fut(f));
             }
+        }
+        self.fut_own_edges(f, out);
+    }
+
+    #[inline(never)]
+    fn fn_edges(&self, func: NodeId, out: &mut Vec<N>) {
+        let (own, free) = self.fn_slots(func);
+        self.slot_edges(own, out);
+        self.slot_edges(free, out);
+    }
+
+    #[inline(never)]
+    fn coro_edges(&self, t: u32, out: &mut Vec<N>) {
+        let task = &self.tasks[t as usize];
+        if !task.started {
+            out.push(N::Fn(task.func));
+        }
+        for fr in &task.frames {
+            self.frame_edges(t, fr, out);
+        }
+    }
+
+    #[inline(never)]
+    fn rare_edges(&self, x: N, out: &mut Vec<N>) {
+        match x {
+            N::Fut(_) | N::Fn(_) | N::Coro(_) => unreachable!("`edges` handles these"),
             N::Tg(g) => {
                 // In the order of the instance dict: `_parent_task`, then
                 // `_tasks`, `_errors`.
@@ -420,14 +430,6 @@ impl Machine {
                 out.extend(tg.errors.iter().map(|&e| N::Exc(e)));
                 out.extend(tg.on_completed_fut.map(N::Fut));
                 out.extend(tg.base_error.map(N::Exc));
-            }
-            // A function's and a frame's edges begin with one node per slot
-            // that holds an object, in slot order:
-            // `gcorder.rs::refs_through_cells` reads them so.
-            N::Fn(func) => {
-                let (own, free) = self.fn_slots(func);
-                self.slot_edges(own, out);
-                self.slot_edges(free, out);
             }
             N::Frame(func) => {
                 // A frame object whose function still runs refers to
@@ -459,15 +461,6 @@ impl Machine {
                 let caller = self.frame_caller[func as usize];
                 if caller != NONE {
                     out.push(N::Frame(caller));
-                }
-            }
-            N::Coro(t) => {
-                let task = &self.tasks[t as usize];
-                if !task.started {
-                    out.push(N::Fn(task.func));
-                }
-                for fr in &task.frames {
-                    self.frame_edges(t, fr, out);
                 }
             }
             N::Ac(a) => {
