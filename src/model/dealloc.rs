@@ -5,6 +5,8 @@
 
 use super::graph::N;
 use super::machine::Machine;
+use super::names::Obj;
+use crate::ast::NodeId;
 
 /// Reused buffers of `mark_cycle_kept`: the unmarked subgraph, its nodes
 /// numbered densely in graph order (`nodes`, and `local` back from a graph
@@ -31,6 +33,18 @@ pub struct Peel {
 }
 
 impl Machine {
+    /// Lists the futures `func`'s frame holds, in the order clearing it
+    /// lets go of them, as what one refcount check drops.
+    pub(super) fn frame_locals_dropped(&mut self, func: NodeId) {
+        self.gc_prepare();
+        let d = self.gcx.dense[func as usize] as usize;
+        for &s in &self.gcx.own[d] {
+            if let Some(Obj::Fut(f)) = self.slots[s as usize] {
+                self.gc_peel.dropped.push(f);
+            }
+        }
+    }
+
     /// What refcounting frees now, given `mark` (everything reachable):
     /// marks what garbage cycles keep too, then returns the futures left
     /// out in the order they are deallocated; `started` gets the objects

@@ -45,7 +45,7 @@ pub struct GcCache {
     /// Function id of each dense index.
     pub(super) ids: Vec<NodeId>,
     /// Own slots of each function, by dense index.
-    own: Vec<Vec<u32>>,
+    pub(super) own: Vec<Vec<u32>>,
     /// Free variables (closure cells) of each function, by dense index.
     free: Vec<Vec<u32>>,
     /// Whether a nested function reads each slot (so it is a cell).
@@ -120,10 +120,17 @@ pub(super) fn tb_edges(tb: &[TbRef], out: &mut Vec<N>) {
 }
 
 impl Machine {
+    /// Makes the program's `GcCache` unless made: called before every
+    /// walk, so the check is inlined and the work apart.
+    #[inline]
     pub(super) fn gc_prepare(&mut self) {
-        if self.gcx.ready {
-            return;
+        if !self.gcx.ready {
+            self.gc_prepare_now();
         }
+    }
+
+    #[inline(never)]
+    fn gc_prepare_now(&mut self) {
         let p = self.p();
         let n = p.len();
         let mut gcx = std::mem::take(&mut self.gcx);
@@ -240,18 +247,6 @@ impl Machine {
     /// Function `func`'s locals in `localsplus` order, whether it runs.
     pub(super) fn own_of(&self, func: NodeId) -> &[u32] {
         &self.gcx.own[self.gcx.dense[func as usize] as usize]
-    }
-
-    /// Lists the futures `func`'s frame holds, in the order clearing it
-    /// lets go of them, as what one refcount check drops.
-    pub(super) fn frame_locals_dropped(&mut self, func: NodeId) {
-        self.gc_prepare();
-        let d = self.gcx.dense[func as usize] as usize;
-        for &s in &self.gcx.own[d] {
-            if let Some(Obj::Fut(f)) = self.slots[s as usize] {
-                self.gc_peel.dropped.push(f);
-            }
-        }
     }
 
     /// Whether slot `s` is a cell: some nested function reads it.
