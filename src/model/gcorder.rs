@@ -97,7 +97,7 @@ impl Machine {
             N::Coro(t) => {
                 let task = &self.tasks[t as usize];
                 task.coro_key
-                    .unwrap_or(self.futs[task.fut as usize].key - 1)
+                    .unwrap_or_else(|| self.futs[task.fut as usize].key - 1)
             }
             _ => unreachable!("only futures, coroutines and task groups have keys"),
         }
