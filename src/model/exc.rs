@@ -224,7 +224,7 @@ impl Excs {
     fn encode_depth(&self, e: ExcId, depth: usize) -> Exc {
         let o = self.get(e);
         let args = match &o.msg {
-            Some(m) => vec![Value::Str(m.to_string())],
+            Some(m) => vec![Value::Str(String::from(&**m))],
             None => Vec::new(),
         };
         let group = o.group.as_ref().map(|g| {

@@ -340,7 +340,7 @@ impl Machine {
                     Some(e) => self.excs.get(e).msg.clone(),
                     None => x.cancel_msg.clone(),
                 };
-                Fin::Cancelled(msg.map(|m| m.to_string()))
+                Fin::Cancelled(msg.map(|m| String::from(&*m)))
             }
             _ => match x.exc {
                 Some(e) => Fin::Exception(self.excs.encode(e)),

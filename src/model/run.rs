@@ -44,7 +44,7 @@ impl Machine {
             V::None => Value::None,
             V::Bool(b) => Value::Bool(*b),
             V::Int(i) => Value::Int(*i),
-            V::Str(s) => Value::Str(s.to_string()),
+            V::Str(s) => Value::Str(String::from(&**s)),
             V::List(xs) => Value::List(xs.iter().map(|x| self.value(x)).collect()),
             V::Exc(e) => Value::Obj {
                 obj: self.excs.cls(*e).name().to_string(),
