@@ -94,9 +94,12 @@ pub struct EagerStart {
 /// names of the tasks and futures it makes.
 /// CPython's `compile()` does the same work (symbol table, frame layout),
 /// so a benchmark that compiles Python before timing it makes this first.
+/// Its scopes are boxed, so that a run swaps them in and out by pointer
+/// (the frame layouts are small, and the collector's hot paths read them
+/// in place).
 #[derive(Default)]
 pub struct Analysis {
-    sc: Scopes,
+    sc: Box<Scopes>,
     gcx: super::gc::GcCache,
 }
 
@@ -106,7 +109,7 @@ pub struct Machine {
     /// (`run` consumes it first thing, so no later run can inherit it).
     pub(super) analysed: bool,
     pub(super) prog: *const Program,
-    pub sc: Scopes,
+    pub sc: Box<Scopes>,
     pub excs: Excs,
     pub futs: Vec<Fut>,
     pub tasks: Vec<Task>,
@@ -305,7 +308,7 @@ impl Machine {
             profile,
             analysed: false,
             prog: std::ptr::null(),
-            sc: Scopes::default(),
+            sc: Default::default(),
             excs,
             futs: Vec::new(),
             tasks: Vec::new(),
