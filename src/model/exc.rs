@@ -112,7 +112,8 @@ pub struct Excs {
     /// Counts changes to existing exceptions: an encoding made at an
     /// earlier count may be stale (a member's or a linked exception's).
     epoch: u32,
-    /// Per exception, its last encoding and the epoch it was made at.
+    /// Per exception, its last encoding and the epoch it was made at;
+    /// `create` makes each one's entry.
     encoded: std::cell::RefCell<Vec<Option<(u32, ExcRef)>>>,
     /// The event loop's allocation clock (`EventLoop::clock`), shared.
     pub clock: std::rc::Rc<std::cell::Cell<u32>>,
@@ -145,6 +146,7 @@ impl Excs {
             key: self.clock.get(),
             collected: false,
         });
+        self.encoded.get_mut().push(None);
         self.objs.len() as ExcId - 1
     }
 
@@ -208,15 +210,12 @@ impl Excs {
     /// again only if some exception changed since it was last made.
     pub fn encode(&self, e: ExcId) -> ExcRef {
         let mut cache = self.encoded.borrow_mut();
-        if let Some(Some((at, x))) = cache.get(e as usize)
+        if let Some((at, x)) = &cache[e as usize]
             && *at == self.epoch
         {
             return x.clone();
         }
         let x = ExcRef::new(self.encode_depth(e, 0));
-        if cache.len() <= e as usize {
-            cache.resize(e as usize + 1, None);
-        }
         cache[e as usize] = Some((self.epoch, x.clone()));
         x
     }
