@@ -115,6 +115,9 @@ pub struct Excs {
     /// Per exception, its last encoding and the epoch it was made at;
     /// `create` makes each one's entry.
     encoded: std::cell::RefCell<Vec<Option<(u32, ExcRef)>>>,
+    /// Bare encodings by class (`encode_bare`), kept between runs: an
+    /// encoding is immutable, so traces may share one.
+    bare: std::cell::RefCell<Vec<(Cls, ExcRef)>>,
     /// The event loop's allocation clock (`EventLoop::clock`), shared.
     pub clock: std::rc::Rc<std::cell::Cell<u32>>,
 }
@@ -209,6 +212,9 @@ impl Excs {
     /// The trace form of an exception, shared as events hold it: made
     /// again only if some exception changed since it was last made.
     pub fn encode(&self, e: ExcId) -> ExcRef {
+        if let Some(x) = self.encode_bare(e) {
+            return x;
+        }
         let mut cache = self.encoded.borrow_mut();
         if let Some((at, x)) = &cache[e as usize]
             && *at == self.epoch
@@ -218,6 +224,32 @@ impl Excs {
         let x = ExcRef::new(self.encode_depth(e, 0));
         cache[e as usize] = Some((self.epoch, x.clone()));
         x
+    }
+
+    /// The encoding of `e` if it is bare (no message, no members, no
+    /// chain: most CancelledErrors), one per class shared by every run.
+    fn encode_bare(&self, e: ExcId) -> Option<ExcRef> {
+        let o = self.get(e);
+        if o.msg.is_some() || o.group.is_some() {
+            return None;
+        }
+        // `encode_depth`'s first link, which a cycle back to `e` ends.
+        let next = o.cause.or(o.context.filter(|_| !o.suppress));
+        if next.is_some_and(|n| n != e) {
+            return None;
+        }
+        let mut bare = self.bare.borrow_mut();
+        if let Some((_, x)) = bare.iter().find(|(c, _)| *c == o.cls) {
+            return Some(x.clone());
+        }
+        let x = ExcRef::new(Exc {
+            cls: o.cls.name().into(),
+            args: Vec::new(),
+            group: None,
+            chain: Vec::new(),
+        });
+        bare.push((o.cls, x.clone()));
+        Some(x)
     }
 
     fn encode_depth(&self, e: ExcId, depth: usize) -> Exc {
