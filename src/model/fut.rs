@@ -349,6 +349,9 @@ impl Machine {
         }
     }
 
+    /// Out of line: inlined, it made `call_soon_cb`, which runs for every
+    /// callback, save and restore registers only it needs.
+    #[inline(never)]
     fn trace_done(&mut self, f: FutId) {
         let t = self.task_of(f).expect("traced callbacks are on tasks");
         let fin = self.fin(f);
