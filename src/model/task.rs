@@ -161,6 +161,9 @@ impl Machine {
     /// the future the task just began to await, for a cancel that came
     /// during the step, and that cancel raised (RecursionError down an
     /// await cycle): the step leaves with it, the cancel still pending.
+    /// Always inlined: it runs once per step, and as a call of its own
+    /// it saved and restored registers every time.
+    #[inline(always)]
     fn step_run_and_handle(&mut self, t: u32, exc: Option<ExcId>, created: bool) -> Option<ExcId> {
         let f = self.tasks[t as usize].fut;
         let out = self.run_coro(t, exc);
