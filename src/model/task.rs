@@ -122,6 +122,9 @@ impl Machine {
 
     /// `Task.__step(exc)`: what it raised, if anything (see
     /// `step_run_and_handle`).
+    /// Always inlined into its two callers, the loop's handle and
+    /// `wakeup`, for the same reason as `step_run_and_handle`.
+    #[inline(always)]
     pub fn step(&mut self, t: u32, exc: Option<ExcId>) -> Option<ExcId> {
         let f = self.tasks[t as usize].fut;
         if self.futs[f as usize].done() {
