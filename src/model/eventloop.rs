@@ -194,6 +194,9 @@ impl<C: Copy> EventLoop<C> {
     /// The first half of `_run_once`: drop cancelled timers, wait (advance
     /// the virtual clock) and move expired timers to the ready queue.
     /// Returns false when `select(None)` would block forever (deadlock).
+    /// Always inlined into `_run_once`, its one caller, which runs it
+    /// every iteration.
+    #[inline(always)]
     pub fn prepare(&mut self) -> bool {
         let sched_count = self.heap.len();
         if sched_count > MIN_SCHEDULED_TIMER_HANDLES
