@@ -407,20 +407,23 @@ impl Machine {
         // Callback lists and frame stacks keep their capacity for the
         // next run's futures and tasks; only so many, and only small ones,
         // so that one huge program does not pin its memory for good.
-        for f in self.futs.drain(..) {
-            let mut cbs = f.callbacks;
-            if self.spare_cbs.len() < SPARE_MAX && cbs.capacity() <= SPARE_CAPACITY {
+        // Taken in place: draining moved each whole record out first.
+        for f in &mut self.futs {
+            if self.spare_cbs.len() < SPARE_MAX && f.callbacks.capacity() <= SPARE_CAPACITY {
+                let mut cbs = std::mem::take(&mut f.callbacks);
                 cbs.clear();
                 self.spare_cbs.push(cbs);
             }
         }
-        for t in self.tasks.drain(..) {
-            let mut frames = t.frames;
-            if self.spare_frames.len() < SPARE_MAX && frames.capacity() <= SPARE_CAPACITY {
+        self.futs.clear();
+        for t in &mut self.tasks {
+            if self.spare_frames.len() < SPARE_MAX && t.frames.capacity() <= SPARE_CAPACITY {
+                let mut frames = std::mem::take(&mut t.frames);
                 frames.clear();
                 self.spare_frames.push(frames);
             }
         }
+        self.tasks.clear();
         self.task_order.clear();
         self.lp.clear();
         self.slots.clear();
