@@ -132,6 +132,7 @@ impl Fut {
 }
 
 impl Machine {
+    #[inline]
     pub fn new_fut(&mut self, kind: FKind) -> FutId {
         let mut f = Fut::new(kind);
         f.key = self.next_gc_key();
@@ -146,6 +147,7 @@ impl Machine {
         self.futs[f as usize].done()
     }
 
+    #[inline]
     pub fn add_done_callback(&mut self, f: FutId, cb: Cb) {
         if let Cb::Wakeup(t) = cb {
             self.tasks[t as usize].wake_key = self.next_gc_key();
