@@ -303,10 +303,14 @@ impl Machine {
                     sig = Sig::Start;
                 }
                 Act::Pop(c) => {
-                    // A step never changes a frame's kind, so this is the
-                    // kind it had when signalled.
+                    // The frame that finishes: the one signalled, or one
+                    // its step pushed and started (a `Stmt`).
+                    let n = self.tasks[t as usize].frames.len();
+                    let top = self.tasks[t as usize]
+                        .frames
+                        .pop()
+                        .expect("a step pops a frame it had");
                     let level = level_kind(&top);
-                    self.tasks[t as usize].frames.pop();
                     if let Frame::Level { func } = top {
                         // An exception leaving a function passed through its
                         // frame, unless a re-raise left without it.

@@ -29,6 +29,32 @@ pub fn valued(k: &Kind) -> bool {
     )
 }
 
+/// Statements that never suspend: `return` and what `simple` runs.
+fn runs_through(k: &Kind) -> bool {
+    matches!(
+        k,
+        Kind::Return(_)
+            | Kind::Block(_)
+            | Kind::Raise(..)
+            | Kind::Reraise
+            | Kind::Future(_)
+            | Kind::Resolve(..)
+            | Kind::Fail(..)
+            | Kind::Gc
+            | Kind::Forget(_)
+            | Kind::Cancel(..)
+            | Kind::CancelSelf(_)
+            | Kind::Uncancel(_)
+            | Kind::Cancelling(_)
+            | Kind::Done(_)
+            | Kind::Cancelled(_)
+            | Kind::Spawn(..)
+            | Kind::Let(_)
+            | Kind::CallSoon
+            | Kind::CallLater(_)
+    )
+}
+
 impl Machine {
     /// One step of the top frame.
     pub(super) fn frame(&mut self, t: u32, fr: &mut Frame, sig: Sig) -> Act {
@@ -59,17 +85,36 @@ impl Machine {
             Frame::Body { next, end } => match sig {
                 Sig::Start | Sig::Child(Comp::Norm(_)) => {
                     let mut n = next;
-                    while n < end && matches!(p.kind(n), Kind::Except(_) | Kind::Finally) {
-                        n = p.end(n);
-                    }
-                    if n >= end {
-                        return Act::Pop(Comp::Norm(V::None));
+                    loop {
+                        while n < end && matches!(p.kind(n), Kind::Except(_) | Kind::Finally) {
+                            n = p.end(n);
+                        }
+                        if n >= end {
+                            return Act::Pop(Comp::Norm(V::None));
+                        }
+                        if !runs_through(p.kind(n)) {
+                            break;
+                        }
+                        // A statement that cannot suspend runs here, with
+                        // no `Stmt` frame: that frame holds nothing and no
+                        // one looks at it while the statement runs.
+                        match self.run_through(t, n) {
+                            Comp::Norm(_) => n = p.end(n),
+                            c => return Act::Pop(c),
+                        }
                     }
                     *fr = Frame::Body {
                         next: p.end(n),
                         end,
                     };
-                    Act::Push(Frame::Stmt { node: n })
+                    // Its `Stmt` frame starts it at once: the step that
+                    // pushed it would do nothing else.
+                    let frames = &mut self.tasks[t as usize].frames;
+                    let at = frames.len() - 1;
+                    frames[at] = *fr;
+                    frames.push(Frame::Stmt { node: n });
+                    self.ev(What::Start(n));
+                    self.dispatch(t, n)
                 }
                 Sig::Child(c) => Act::Pop(c),
                 _ => unreachable!(),
@@ -79,7 +124,7 @@ impl Machine {
                     self.ev(What::Start(node));
                     self.dispatch(t, node)
                 }
-                Sig::Child(c) => self.end_stmt(node, c),
+                Sig::Child(c) => Act::Pop(self.end_stmt(node, c)),
                 _ => unreachable!(),
             },
             Frame::Await { fut } => match sig {
@@ -139,7 +184,7 @@ impl Machine {
     }
 
     /// The `with N(k)` exit: the end event, then the completion it passes on.
-    fn end_stmt(&mut self, node: NodeId, c: Comp) -> Act {
+    fn end_stmt(&mut self, node: NodeId, c: Comp) -> Comp {
         let p = self.p();
         let k = p.kind(node);
         match c {
@@ -149,22 +194,37 @@ impl Machine {
                     node,
                     res: Res::Raise(x),
                 });
-                Act::Pop(Comp::Raise(e))
+                Comp::Raise(e)
             }
             Comp::Norm(v) if valued(k) => {
                 let res = Res::Val(self.value(&v));
                 self.ev(What::End { node, res });
                 if self.sc.tail[node as usize] {
-                    Act::Pop(Comp::Ret(v))
+                    Comp::Ret(v)
                 } else {
-                    Act::Pop(Comp::Norm(v))
+                    Comp::Norm(v)
                 }
             }
             c => {
                 self.ev(What::End { node, res: Res::Ok });
-                Act::Pop(c)
+                c
             }
         }
+    }
+
+    /// Runs statement `node` (one `runs_through` accepts) from its start
+    /// event to its end event, as its `Stmt` frame would.
+    fn run_through(&mut self, t: u32, node: NodeId) -> Comp {
+        self.ev(What::Start(node));
+        if let Kind::Return(v) = self.p().kind(node) {
+            self.ev(What::End { node, res: Res::Ok });
+            return Comp::Ret(lit(v));
+        }
+        let c = match self.simple(Some(t), node) {
+            Ok(v) => Comp::Norm(v),
+            Err(e) => Comp::Raise(e),
+        };
+        self.end_stmt(node, c)
     }
 
     /// Starts statement `node` in task `t` (its start event is out).
