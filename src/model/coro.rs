@@ -1,8 +1,8 @@
 //! Coroutines as explicit frames. A task's coroutine is a stack of small
 //! `Copy` frames: `Level` marks a Python function (a coroutine boundary),
-//! `Body` walks a statement list, `Stmt` is pygen's `with N(k):` around one
-//! statement, and the rest are the suspended parts of awaits and context
-//! managers. `run_coro` drives the stack until the coroutine yields or
+//! `Body` walks a statement list and is pygen's `with N(k):` around the
+//! statement it is running, and the rest are the suspended parts of awaits
+//! and context managers. `run_coro` drives the stack until the coroutine yields or
 //! finishes, with no Rust recursion; what each frame does when signalled
 //! is in frames.rs.
 //!
@@ -51,12 +51,11 @@ pub enum Frame {
     Level {
         func: NodeId,
     },
+    /// The statements from `next` to `end`; once one that may suspend
+    /// has started, `next` is that statement until it finishes.
     Body {
         next: NodeId,
         end: NodeId,
-    },
-    Stmt {
-        node: NodeId,
     },
     /// `await fut` (Future.__await__).
     Await {
@@ -303,14 +302,10 @@ impl Machine {
                     sig = Sig::Start;
                 }
                 Act::Pop(c) => {
-                    // The frame that finishes: the one signalled, or one
-                    // its step pushed and started (a `Stmt`).
-                    let n = self.tasks[t as usize].frames.len();
-                    let top = self.tasks[t as usize]
-                        .frames
-                        .pop()
-                        .expect("a step pops a frame it had");
+                    // A step never changes a frame's kind, so this is the
+                    // kind it had when signalled.
                     let level = level_kind(&top);
+                    self.tasks[t as usize].frames.pop();
                     if let Frame::Level { func } = top {
                         // An exception leaving a function passed through its
                         // frame, unless a re-raise left without it.

@@ -407,9 +407,9 @@ impl Machine {
         let frames = &self.tasks[t as usize].frames;
         match lvl.checked_sub(1).map(|i| frames[i]) {
             Some(Frame::Timeout { aw, .. }) => aw != NONE,
-            Some(Frame::Stmt { node }) => {
+            Some(Frame::Body { next, .. }) => {
                 !self.profile.wait_for_via_timeout
-                    && matches!(self.p().kind(node), crate::ast::Kind::WaitFor(None))
+                    && matches!(self.p().kind(next), crate::ast::Kind::WaitFor(None))
             }
             _ => false,
         }

@@ -64,7 +64,12 @@ impl Machine {
                 Sig::Start => {
                     let n = p.len() as NodeId;
                     if func >= n {
-                        Act::Push(Frame::Stmt { node: func - n })
+                        // A wrapped awaitable: a body of one statement.
+                        let node = func - n;
+                        Act::Push(Frame::Body {
+                            next: node,
+                            end: p.end(node),
+                        })
                     } else {
                         Act::Push(Frame::Body {
                             next: func + 1,
@@ -82,51 +87,37 @@ impl Machine {
                 }
                 _ => unreachable!("a level never receives send/throw"),
             },
-            Frame::Body { next, end } => match sig {
-                Sig::Start | Sig::Child(Comp::Norm(_)) => {
-                    let mut n = next;
-                    loop {
-                        while n < end && matches!(p.kind(n), Kind::Except(_) | Kind::Finally) {
-                            n = p.end(n);
-                        }
-                        if n >= end {
-                            return Act::Pop(Comp::Norm(V::None));
-                        }
-                        if !runs_through(p.kind(n)) {
-                            break;
-                        }
-                        // A statement that cannot suspend runs here, with
-                        // no `Stmt` frame: that frame holds nothing and no
-                        // one looks at it while the statement runs.
-                        match self.run_through(t, n) {
-                            Comp::Norm(_) => n = p.end(n),
-                            c => return Act::Pop(c),
-                        }
+            Frame::Body { next, end } => {
+                let mut n = match sig {
+                    Sig::Start => next,
+                    // The statement running finished: its end event.
+                    Sig::Child(c) => match self.end_stmt(next, c) {
+                        Comp::Norm(_) => p.end(next),
+                        c => return Act::Pop(c),
+                    },
+                    _ => unreachable!("a body never receives send/throw"),
+                };
+                loop {
+                    if n >= end {
+                        return Act::Pop(Comp::Norm(V::None));
                     }
-                    *fr = Frame::Body {
-                        next: p.end(n),
-                        end,
-                    };
-                    // Its `Stmt` frame starts it at once: the step that
-                    // pushed it would do nothing else.
-                    let frames = &mut self.tasks[t as usize].frames;
-                    let at = frames.len() - 1;
-                    frames[at] = *fr;
-                    frames.push(Frame::Stmt { node: n });
-                    self.ev(What::Start(n));
-                    self.dispatch(t, n)
+                    if !runs_through(p.kind(n)) {
+                        break;
+                    }
+                    match self.run_through(t, n) {
+                        Comp::Norm(_) => n = p.end(n),
+                        c => return Act::Pop(c),
+                    }
                 }
-                Sig::Child(c) => Act::Pop(c),
-                _ => unreachable!(),
-            },
-            Frame::Stmt { node } => match sig {
-                Sig::Start => {
-                    self.ev(What::Start(node));
-                    self.dispatch(t, node)
-                }
-                Sig::Child(c) => Act::Pop(self.end_stmt(node, c)),
-                _ => unreachable!(),
-            },
+                // On the stack before the statement starts, whatever
+                // looks at the stack meanwhile.
+                *fr = Frame::Body { next: n, end };
+                let frames = &mut self.tasks[t as usize].frames;
+                let at = frames.len() - 1;
+                frames[at] = *fr;
+                self.ev(What::Start(n));
+                self.dispatch(t, n)
+            }
             Frame::Await { fut } => match sig {
                 Sig::Start => {
                     if self.done(fut) {
@@ -213,7 +204,7 @@ impl Machine {
     }
 
     /// Runs statement `node` (one `runs_through` accepts) from its start
-    /// event to its end event, as its `Stmt` frame would.
+    /// event to its end event.
     fn run_through(&mut self, t: u32, node: NodeId) -> Comp {
         self.ev(What::Start(node));
         if let Kind::Return(v) = self.p().kind(node) {
@@ -227,15 +218,12 @@ impl Machine {
         self.end_stmt(node, c)
     }
 
-    /// Starts statement `node` in task `t` (its start event is out).
+    /// Starts statement `node` in task `t` (its start event is out), one
+    /// that may suspend: what it pushes finishes it with a `Child` to the
+    /// body running it, as does an `Again(Child)`.
     fn dispatch(&mut self, t: u32, node: NodeId) -> Act {
         let p = self.p();
         match p.kind(node) {
-            Kind::Return(v) => {
-                let v = lit(v);
-                self.ev(What::End { node, res: Res::Ok });
-                Act::Pop(Comp::Ret(v))
-            }
             Kind::Sleep(d) if d.0 > 0.0 && !self.running => {
                 let e = self.raise_new(Some(t), Cls::RUNTIME, "no running event loop");
                 Act::Again(Sig::Child(Comp::Raise(e)))
@@ -290,13 +278,7 @@ impl Machine {
             Kind::TaskGroup(_) => self.tg_start(t, node),
             Kind::Wait { .. } => self.wait_start(t, node),
             Kind::AsCompleted { .. } => self.ac_start(t, node),
-            _ => {
-                let r = self.simple(Some(t), node);
-                Act::Again(Sig::Child(match r {
-                    Ok(v) => Comp::Norm(v),
-                    Err(e) => Comp::Raise(e),
-                }))
-            }
+            k => unreachable!("{k:?} runs through"),
         }
     }
 
@@ -305,7 +287,7 @@ impl Machine {
         match (ph, sig) {
             (TryPh::Body, Sig::Start) => Act::Push(Frame::Body {
                 next: node + 1,
-                end: p.end(node),
+                end: self.sc.try_body_end[node as usize],
             }),
             (TryPh::Body, Sig::Child(Comp::Raise(e))) => {
                 let star = p
@@ -323,7 +305,7 @@ impl Machine {
                             node,
                             ph: TryPh::Handler(e),
                         };
-                        return Act::Push(Frame::Stmt { node: c });
+                        return Act::Push(clause(p, c));
                     }
                 }
                 self.try_finally(fr, node, Comp::Raise(e))
@@ -346,20 +328,25 @@ impl Machine {
 
     pub fn try_finally(&mut self, fr: &mut Frame, node: NodeId, c: Comp) -> Act {
         let p = self.p();
-        match p
-            .children(node)
-            .find(|&c| matches!(p.kind(c), Kind::Finally))
-        {
-            Some(f) => {
-                let pend = self.store(c);
-                *fr = Frame::Try {
-                    node,
-                    ph: TryPh::Finally(pend),
-                };
-                Act::Push(Frame::Stmt { node: f })
-            }
-            None => Act::Pop(c),
+        let f = self.sc.try_finally[node as usize];
+        if f == super::scope::NONE {
+            return Act::Pop(c);
         }
+        let pend = self.store(c);
+        *fr = Frame::Try {
+            node,
+            ph: TryPh::Finally(pend),
+        };
+        Act::Push(clause(p, f))
+    }
+}
+
+/// The frame that runs a `try`'s clause `c`: a body of that one
+/// statement, so that the clause has its start and end events.
+pub fn clause(p: &crate::ast::Program, c: NodeId) -> Frame {
+    Frame::Body {
+        next: c,
+        end: p.end(c),
     }
 }
 

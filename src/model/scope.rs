@@ -2,8 +2,8 @@
 //! computed once per run in linear time without recursion: which Python
 //! function each statement runs in, where each name lives (a slot per
 //! binding function and name, since no function runs twice in one run),
-//! which statements are in tail position (`return _n(...)` in pygen), and
-//! task names.
+//! which statements are in tail position (`return _n(...)` in pygen),
+//! where each `try`'s clauses are, and task names.
 
 use crate::ast::{Kind, NodeId, Program, SpawnMode, Sym};
 use crate::trace::Name;
@@ -30,6 +30,10 @@ pub struct Scopes {
     pub tail: Vec<bool>,
     /// Statements inside a `call-soon`/`call-later` callback.
     pub in_callback: Vec<bool>,
+    /// For each `try`: where its body ends (its first `except` or
+    /// `finally` clause, or its end), and its `finally` clause or NONE.
+    pub try_body_end: Vec<NodeId>,
+    pub try_finally: Vec<NodeId>,
     /// The enclosing function of each function id (`n + k` for the
     /// wrapper `_awk` of a non-`do` awaitable k).
     pub fn_parent: Vec<u32>,
@@ -79,6 +83,8 @@ impl Scopes {
         reset(&mut self.local, n, false);
         reset(&mut self.tail, n, false);
         reset(&mut self.in_callback, n, false);
+        reset(&mut self.try_body_end, n, NONE);
+        reset(&mut self.try_finally, n, NONE);
         reset(&mut self.fn_parent, 2 * n, NONE);
         reset(&mut self.scratch.fn_first, 2 * n, NONE);
         reset(&mut self.spawn_count, p.names.len(), 0);
@@ -167,8 +173,17 @@ impl Scopes {
                         ) => pt && last_body,
                         _ => false,
                     });
-            if let Kind::Spawn(s, _) = k {
-                self.spawn_count[s.0 as usize] += 1;
+            match k {
+                Kind::Try => self.try_body_end[id as usize] = end,
+                Kind::Except(_) | Kind::Finally => {
+                    let body_end = &mut self.try_body_end[parent as usize];
+                    *body_end = (*body_end).min(id);
+                    if matches!(k, Kind::Finally) {
+                        self.try_finally[parent as usize] = id;
+                    }
+                }
+                Kind::Spawn(s, _) => self.spawn_count[s.0 as usize] += 1,
+                _ => {}
             }
             if let Some(s) = binds(k, in_cb) {
                 self.bind(f, s);

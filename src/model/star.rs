@@ -121,7 +121,7 @@ impl Machine {
                             ph: TryPh::Handler(m),
                         };
                         self.star_at.insert((node, t), p.end(c));
-                        return Act::Push(Frame::Stmt { node: c });
+                        return Act::Push(super::frames::clause(p, c));
                     }
                 }
             }
