@@ -291,7 +291,9 @@ impl Machine {
             }
             let mut top = self.tasks[t as usize].frames[n - 1];
             let act = self.frame(t, &mut top, sig);
-            self.tasks[t as usize].frames[n - 1] = top;
+            if !matches!(act, Act::Pop(_)) {
+                self.tasks[t as usize].frames[n - 1] = top;
+            }
             match act {
                 Act::Push(f) => {
                     if let Frame::Level { func } = f {
@@ -302,10 +304,14 @@ impl Machine {
                     sig = Sig::Start;
                 }
                 Act::Pop(c) => {
-                    // A step never changes a frame's kind, so this is the
-                    // kind it had when signalled.
+                    // What finishes: the frame signalled, as its step left
+                    // it, or the body a level's start pushed and ran.
+                    let frames = &mut self.tasks[t as usize].frames;
+                    let (n, top) = match frames.pop() {
+                        Some(body) if frames.len() == n => (n + 1, body),
+                        _ => (n, top),
+                    };
                     let level = level_kind(&top);
-                    self.tasks[t as usize].frames.pop();
                     if let Frame::Level { func } = top {
                         // An exception leaving a function passed through its
                         // frame, unless a re-raise left without it.

@@ -63,19 +63,19 @@ impl Machine {
             Frame::Level { func } => match sig {
                 Sig::Start => {
                     let n = p.len() as NodeId;
-                    if func >= n {
+                    let mut body = if func >= n {
                         // A wrapped awaitable: a body of one statement.
-                        let node = func - n;
-                        Act::Push(Frame::Body {
-                            next: node,
-                            end: p.end(node),
-                        })
+                        clause(p, func - n)
                     } else {
-                        Act::Push(Frame::Body {
+                        Frame::Body {
                             next: func + 1,
                             end: p.end(func),
-                        })
-                    }
+                        }
+                    };
+                    // The body starts at once: the step that pushed it
+                    // would do nothing else.
+                    self.tasks[t as usize].frames.push(body);
+                    self.body(t, &mut body, Sig::Start)
                 }
                 Sig::Child(c) => {
                     self.fn_finished(func);
@@ -87,37 +87,7 @@ impl Machine {
                 }
                 _ => unreachable!("a level never receives send/throw"),
             },
-            Frame::Body { next, end } => {
-                let mut n = match sig {
-                    Sig::Start => next,
-                    // The statement running finished: its end event.
-                    Sig::Child(c) => match self.end_stmt(next, c) {
-                        Comp::Norm(_) => p.end(next),
-                        c => return Act::Pop(c),
-                    },
-                    _ => unreachable!("a body never receives send/throw"),
-                };
-                loop {
-                    if n >= end {
-                        return Act::Pop(Comp::Norm(V::None));
-                    }
-                    if !runs_through(p.kind(n)) {
-                        break;
-                    }
-                    match self.run_through(t, n) {
-                        Comp::Norm(_) => n = p.end(n),
-                        c => return Act::Pop(c),
-                    }
-                }
-                // On the stack before the statement starts, whatever
-                // looks at the stack meanwhile.
-                *fr = Frame::Body { next: n, end };
-                let frames = &mut self.tasks[t as usize].frames;
-                let at = frames.len() - 1;
-                frames[at] = *fr;
-                self.ev(What::Start(n));
-                self.dispatch(t, n)
-            }
+            Frame::Body { .. } => self.body(t, fr, sig),
             Frame::Await { fut } => match sig {
                 Sig::Start => {
                     if self.done(fut) {
@@ -159,6 +129,46 @@ impl Machine {
             Frame::Tg { .. } => self.tg_frame(t, fr, sig),
             Frame::Comb { .. } => self.comb_frame(t, fr, sig),
         }
+    }
+
+    /// A body's step: runs statements until one may suspend, which it
+    /// starts, or the body ends. It writes itself to the stack, whose
+    /// top it is, before the statement starts: what the statement does
+    /// may look at the stack.
+    fn body(&mut self, t: u32, fr: &mut Frame, sig: Sig) -> Act {
+        let p = self.p();
+        let Frame::Body { next, end } = *fr else {
+            unreachable!("a body's step")
+        };
+        let mut n = match sig {
+            Sig::Start => next,
+            // The statement running finished: its end event.
+            Sig::Child(c) => match self.end_stmt(next, c) {
+                Comp::Norm(_) => p.end(next),
+                c => return Act::Pop(c),
+            },
+            _ => unreachable!("a body never receives send/throw"),
+        };
+        loop {
+            if n >= end {
+                return Act::Pop(Comp::Norm(V::None));
+            }
+            if !runs_through(p.kind(n)) {
+                break;
+            }
+            match self.run_through(t, n) {
+                Comp::Norm(_) => n = p.end(n),
+                c => return Act::Pop(c),
+            }
+        }
+        // On the stack before the statement starts, whatever
+        // looks at the stack meanwhile.
+        *fr = Frame::Body { next: n, end };
+        let frames = &mut self.tasks[t as usize].frames;
+        let at = frames.len() - 1;
+        frames[at] = *fr;
+        self.ev(What::Start(n));
+        self.dispatch(t, n)
     }
 
     fn await_result(&mut self, t: u32, fut: FutId) -> Act {
