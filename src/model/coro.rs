@@ -145,7 +145,12 @@ impl Machine {
             .iter()
             .rev()
         {
-            if let Some(e) = self.frame_handling(t, f) {
+            // Most frames handle nothing: only these ask further.
+            if matches!(
+                f,
+                Frame::Try { .. } | Frame::Timeout { .. } | Frame::Tg { .. } | Frame::Comb { .. }
+            ) && let Some(e) = self.frame_handling(t, f)
+            {
                 return Some(e);
             }
         }
@@ -311,59 +316,8 @@ impl Machine {
                         Some(body) if frames.len() == n => (n + 1, body),
                         _ => (n, top),
                     };
-                    let level = level_kind(&top);
-                    if let Frame::Level { func } = top {
-                        // An exception leaving a function passed through its
-                        // frame, unless a re-raise left without it.
-                        if let Comp::Raise(e) = c {
-                            match self.tb_no_entry.iter().position(|&x| x == (e, func)) {
-                                Some(i) => {
-                                    self.tb_no_entry.swap_remove(i);
-                                }
-                                None => self.tb_add(e, func),
-                            }
-                        }
-                        self.frame_finished(t, func, n == 1);
-                    }
-                    if level.is_some() && n > 1 && n - 1 <= self.tasks[t as usize].frames.len() {
-                        let below = self.innermost_level(t, n - 1);
-                        let user_below =
-                            level_kind(&self.tasks[t as usize].frames[below]) == Some(true);
-                        if throwing && n - 1 == self.tasks[t as usize].floor {
-                            self.tasks[t as usize].floor = below;
-                            if let (Comp::Raise(e), true) = (&c, user_below) {
-                                let h = self.handled_top(t);
-                                self.excs.chain(*e, h);
-                            }
-                        }
-                    }
-                    // An exception leaving a coroutine, the program's or one
-                    // of asyncio's (a TimeoutError made inside as_completed),
-                    // passes through the calling function's frame, which
-                    // its traceback then holds.
-                    if level.is_some()
-                        && let (Comp::Raise(e), false) =
-                            (&c, self.tasks[t as usize].frames.is_empty())
-                    {
-                        let below = self.innermost_level(t, n - 1);
-                        if let Frame::Level { func } = self.tasks[t as usize].frames[below] {
-                            self.tb_add(*e, func);
-                        }
-                    }
-                    // One of asyncio's coroutines lets go of its locals too
-                    // (`wait`'s set of futures): what only they held dies
-                    // before the caller goes on. Not while a close runs:
-                    // whoever closes it is clearing a frame, whose later
-                    // locals still hold what they hold.
-                    let asyncio_returns = level == Some(false) && !self.tasks[t as usize].closing;
-                    if (level == Some(true) || asyncio_returns) && self.gc_watch() {
-                        // The frame lets go of its locals in `localsplus`
-                        // order (`Peel::dropped`).
-                        if let Frame::Level { func } = top {
-                            self.frame_locals_dropped(func);
-                        }
-                        self.refcount_check_holding(&c);
-                        self.gc_peel.dropped.clear();
+                    if let Some(user) = level_kind(&top) {
+                        self.level_done(t, top, user, n, throwing, &c);
                     }
                     // Leaving `async with timeout()` drops the Timeout and so
                     // its `_task`: closed by a collection, the task may have
@@ -384,6 +338,59 @@ impl Machine {
                 Act::Yield(f) => return Err(f),
                 Act::Again(s) => sig = s,
             }
+        }
+    }
+
+    /// A coroutine's frame finished with `c` (`user`: a program
+    /// function's), the stack `n` frames deep before: its traceback
+    /// entries, the throw's floor, and what its locals held.
+    fn level_done(&mut self, t: u32, top: Frame, user: bool, n: usize, throwing: bool, c: &Comp) {
+        if let Frame::Level { func } = top {
+            // An exception leaving a function passed through its frame,
+            // unless a re-raise left without it.
+            if let Comp::Raise(e) = *c {
+                match self.tb_no_entry.iter().position(|&x| x == (e, func)) {
+                    Some(i) => {
+                        self.tb_no_entry.swap_remove(i);
+                    }
+                    None => self.tb_add(e, func),
+                }
+            }
+            self.frame_finished(t, func, n == 1);
+        }
+        // A throw's exception leaving the coroutine it entered meets the
+        // handlers of the one below.
+        if throwing && n > 1 && n - 1 == self.tasks[t as usize].floor {
+            let below = self.innermost_level(t, n - 1);
+            self.tasks[t as usize].floor = below;
+            let user_below = level_kind(&self.tasks[t as usize].frames[below]) == Some(true);
+            if let (Comp::Raise(e), true) = (c, user_below) {
+                let h = self.handled_top(t);
+                self.excs.chain(*e, h);
+            }
+        }
+        // An exception leaving a coroutine, the program's or one of
+        // asyncio's (a TimeoutError made inside as_completed), passes
+        // through the calling function's frame, which its traceback then
+        // holds.
+        if let (Comp::Raise(e), false) = (c, self.tasks[t as usize].frames.is_empty()) {
+            let below = self.innermost_level(t, n - 1);
+            if let Frame::Level { func } = self.tasks[t as usize].frames[below] {
+                self.tb_add(*e, func);
+            }
+        }
+        // One of asyncio's coroutines lets go of its locals too (`wait`'s
+        // set of futures): what only they held dies before the caller goes
+        // on. Not while a close runs: whoever closes it is clearing a
+        // frame, whose later locals still hold what they hold.
+        if (user || !self.tasks[t as usize].closing) && self.gc_watch() {
+            // The frame lets go of its locals in `localsplus` order
+            // (`Peel::dropped`).
+            if let Frame::Level { func } = top {
+                self.frame_locals_dropped(func);
+            }
+            self.refcount_check_holding(c);
+            self.gc_peel.dropped.clear();
         }
     }
 
