@@ -111,6 +111,9 @@ pub enum Act {
     Push(Frame),
     Pop(Comp),
     Yield(Option<FutId>),
+    /// Push a frame whose start would only yield what it waits for, and
+    /// yield that.
+    Suspend(Frame, Option<FutId>),
     /// Replace the top frame's saved state and feed it `Sig` again.
     Again(Sig),
 }
@@ -336,6 +339,10 @@ impl Machine {
                     sig = Sig::Child(c);
                 }
                 Act::Yield(f) => return Err(f),
+                Act::Suspend(f, fut) => {
+                    self.tasks[t as usize].frames.push(f);
+                    return Err(fut);
+                }
                 Act::Again(s) => sig = s,
             }
         }

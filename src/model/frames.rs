@@ -171,6 +171,15 @@ impl Machine {
         self.dispatch(t, n)
     }
 
+    /// `await fut`: its frame, which yields at once unless `fut` is done.
+    fn await_fut(&self, fut: FutId) -> Act {
+        if self.done(fut) {
+            Act::Push(Frame::Await { fut })
+        } else {
+            Act::Suspend(Frame::Await { fut }, Some(fut))
+        }
+    }
+
     fn await_result(&mut self, t: u32, fut: FutId) -> Act {
         match self.result_freeing(fut) {
             Ok(v) => Act::Pop(Comp::Norm(v)),
@@ -253,17 +262,17 @@ impl Machine {
             }
             Kind::Sleep(d) => {
                 if d.0 <= 0.0 {
-                    Act::Push(Frame::Yield0)
+                    Act::Suspend(Frame::Yield0, None)
                 } else {
                     let fut = self.new_fut(super::fut::FKind::Plain);
                     let timer = self
                         .lp
                         .call_later(d.0, super::run::Hcb::SetResultUnlessCancelled(fut));
-                    Act::Push(Frame::Sleep { fut, timer })
+                    Act::Suspend(Frame::Sleep { fut, timer }, Some(fut))
                 }
             }
             Kind::Await(_) => match self.read_fut(Some(t), node) {
-                Ok(f) => Act::Push(Frame::Await { fut: f }),
+                Ok(f) => self.await_fut(f),
                 Err(e) => Act::Again(Sig::Child(Comp::Raise(e))),
             },
             Kind::Do => Act::Push(Frame::Level { func: node }),
@@ -276,11 +285,11 @@ impl Machine {
                 end: p.end(node),
             }),
             Kind::Gather { .. } => match self.gather_new(Some(t), node) {
-                Ok(f) => Act::Push(Frame::Await { fut: f }),
+                Ok(f) => self.await_fut(f),
                 Err(e) => Act::Again(Sig::Child(Comp::Raise(e))),
             },
             Kind::Shield => match self.shield_new(Some(t), node) {
-                Ok(f) => Act::Push(Frame::Await { fut: f }),
+                Ok(f) => self.await_fut(f),
                 Err(e) => Act::Again(Sig::Child(Comp::Raise(e))),
             },
             Kind::WaitFor(_) => self.wait_for_start(t, node),
