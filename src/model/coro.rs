@@ -319,22 +319,17 @@ impl Machine {
                         Some(body) if frames.len() == n => (n + 1, body),
                         _ => (n, top),
                     };
-                    if let Some(user) = level_kind(&top) {
-                        self.level_done(t, top, user, n, throwing, &c);
-                    }
-                    // Leaving `async with timeout()` drops the Timeout and so
-                    // its `_task`: closed by a collection, the task may have
-                    // had no other referrer and is deallocated right here.
-                    if matches!(top, Frame::Timeout { .. }) && self.gcs.is_some() {
-                        // What leaves the block is still held: an error
-                        // raised by the close (`call_soon` on the closed
-                        // loop) keeps what its traceback's frames hold.
-                        let held = self.inflight.len();
-                        if let Comp::Raise(e) = c {
-                            self.inflight.push(e);
-                        }
-                        self.cascade_now();
-                        self.inflight.truncate(held);
+                    // Only coroutines (`level_kind`) and timeout blocks do
+                    // more when they finish.
+                    if matches!(
+                        top,
+                        Frame::Level { .. }
+                            | Frame::Sleep { .. }
+                            | Frame::Yield0
+                            | Frame::Comb { .. }
+                            | Frame::Timeout { .. }
+                    ) {
+                        self.frame_done(t, top, n, throwing, &c);
                     }
                     sig = Sig::Child(c);
                 }
@@ -345,6 +340,27 @@ impl Machine {
                 }
                 Act::Again(s) => sig = s,
             }
+        }
+    }
+
+    /// Frame `top` finished with `c`, the stack `n` frames deep before.
+    fn frame_done(&mut self, t: u32, top: Frame, n: usize, throwing: bool, c: &Comp) {
+        if let Some(user) = level_kind(&top) {
+            self.level_done(t, top, user, n, throwing, c);
+        }
+        // Leaving `async with timeout()` drops the Timeout and so its
+        // `_task`: closed by a collection, the task may have had no other
+        // referrer and is deallocated right here.
+        if matches!(top, Frame::Timeout { .. }) && self.gcs.is_some() {
+            // What leaves the block is still held: an error raised by the
+            // close (`call_soon` on the closed loop) keeps what its
+            // traceback's frames hold.
+            let held = self.inflight.len();
+            if let Comp::Raise(e) = *c {
+                self.inflight.push(e);
+            }
+            self.cascade_now();
+            self.inflight.truncate(held);
         }
     }
 
