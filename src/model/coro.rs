@@ -313,7 +313,7 @@ impl Machine {
                 }
                 Act::Pop(c) => {
                     // What finishes: the frame signalled, as its step left
-                    // it, or the body a level's start pushed and ran.
+                    // it, or a body its step pushed and ran (`start_body`).
                     let frames = &mut self.tasks[t as usize].frames;
                     let (n, top) = match frames.pop() {
                         Some(body) if frames.len() == n => (n + 1, body),

@@ -63,19 +63,12 @@ impl Machine {
             Frame::Level { func } => match sig {
                 Sig::Start => {
                     let n = p.len() as NodeId;
-                    let mut body = if func >= n {
+                    if func >= n {
                         // A wrapped awaitable: a body of one statement.
-                        clause(p, func - n)
+                        self.start_body(t, func - n, p.end(func - n))
                     } else {
-                        Frame::Body {
-                            next: func + 1,
-                            end: p.end(func),
-                        }
-                    };
-                    // The body starts at once: the step that pushed it
-                    // would do nothing else.
-                    self.tasks[t as usize].frames.push(body);
-                    self.body(t, &mut body, Sig::Start)
+                        self.start_body(t, func + 1, p.end(func))
+                    }
                 }
                 Sig::Child(c) => {
                     self.fn_finished(func);
@@ -169,6 +162,16 @@ impl Machine {
         frames[at] = *fr;
         self.ev(What::Start(n));
         self.dispatch(t, n)
+    }
+
+    /// Pushes the body of statements `next..end` and starts it at once:
+    /// the step that pushed it would do nothing else. Not for a clause
+    /// after an `except` clause finished (`handler_done`), whose release
+    /// comes first.
+    pub(super) fn start_body(&mut self, t: u32, next: NodeId, end: NodeId) -> Act {
+        let mut body = Frame::Body { next, end };
+        self.tasks[t as usize].frames.push(body);
+        self.body(t, &mut body, Sig::Start)
     }
 
     /// `await fut`: its frame, which yields at once unless `fut` is done.
@@ -280,10 +283,7 @@ impl Machine {
                 node,
                 ph: TryPh::Body,
             }),
-            Kind::Except(_) | Kind::Finally => Act::Push(Frame::Body {
-                next: node + 1,
-                end: p.end(node),
-            }),
+            Kind::Except(_) | Kind::Finally => self.start_body(t, node + 1, p.end(node)),
             Kind::Gather { .. } => match self.gather_new(Some(t), node) {
                 Ok(f) => self.await_fut(f),
                 Err(e) => Act::Again(Sig::Child(Comp::Raise(e))),
@@ -304,10 +304,9 @@ impl Machine {
     fn try_frame(&mut self, t: u32, fr: &mut Frame, node: NodeId, ph: TryPh, sig: Sig) -> Act {
         let p = self.p();
         match (ph, sig) {
-            (TryPh::Body, Sig::Start) => Act::Push(Frame::Body {
-                next: node + 1,
-                end: self.sc.try_body_end[node as usize],
-            }),
+            (TryPh::Body, Sig::Start) => {
+                self.start_body(t, node + 1, self.sc.try_body_end[node as usize])
+            }
             (TryPh::Body, Sig::Child(Comp::Raise(e))) => {
                 let star = p
                     .children(node)

@@ -157,10 +157,7 @@ impl Machine {
         let p = self.p();
         let p13 = self.profile.taskgroup_313_exit;
         match (ph, sig) {
-            (1, Sig::Start) => Act::Push(Frame::Body {
-                next: node + 1,
-                end: p.end(node),
-            }),
+            (1, Sig::Start) => self.start_body(t, node + 1, p.end(node)),
             (1, Sig::Child(c)) => {
                 // __aexit__(et, exc)
                 let e = if let Comp::Raise(e) = c { e } else { NONE };

@@ -83,10 +83,7 @@ impl Machine {
         match sig {
             Sig::Start => {
                 if aw == NONE {
-                    return Act::Push(Frame::Body {
-                        next: node + 1,
-                        end: p.end(node),
-                    });
+                    return self.start_body(t, node + 1, p.end(node));
                 }
                 if let Kind::Ref(_) = p.kind(aw) {
                     match self.read_fut(Some(t), aw) {
