@@ -315,6 +315,7 @@ impl Machine {
                     // What finishes: the frame signalled, as its step left
                     // it, or a body its step pushed and ran (`start_body`).
                     let frames = &mut self.tasks[t as usize].frames;
+                    debug_assert!(frames.len() <= n + 1, "a step pushed two frames");
                     let (n, top) = match frames.pop() {
                         Some(body) if frames.len() == n => (n + 1, body),
                         _ => (n, top),

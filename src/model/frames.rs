@@ -167,7 +167,9 @@ impl Machine {
     /// Pushes the body of statements `next..end` and starts it at once:
     /// the step that pushed it would do nothing else. Not for a clause
     /// after an `except` clause finished (`handler_done`), whose release
-    /// comes first.
+    /// comes first, nor for a `try`'s clause, whose body would start
+    /// another: a step pushes one frame at most (drive's Pop tells it
+    /// by the stack's depth).
     pub(super) fn start_body(&mut self, t: u32, next: NodeId, end: NodeId) -> Act {
         let mut body = Frame::Body { next, end };
         self.tasks[t as usize].frames.push(body);
