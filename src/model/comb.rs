@@ -125,7 +125,7 @@ impl Machine {
         node: NodeId,
     ) -> Result<Vec<Result<FutId, NodeId>>, ExcId> {
         let p = self.p();
-        let mut out = Vec::new();
+        let mut out = Vec::with_capacity(p.children(node).count());
         for c in p.children(node) {
             if let Kind::Ref(_) = p.kind(c) {
                 out.push(Ok(self.read_fut(t, c)?));
@@ -205,6 +205,7 @@ impl Machine {
         g.args_key = args_key;
         g.list_key = list_key;
         g.args = args;
+        g.children.reserve_exact(nargs);
         self.gathering.push(gid);
         // gather() takes its loop from its first argument: the future's
         // own, or for a coroutine `events.get_event_loop()`. With no loop
@@ -435,9 +436,7 @@ impl Machine {
         };
         match kind {
             CombKind::Wait => match sig {
-                Sig::Start => Act::Push(Frame::Await {
-                    fut: self.waits[a as usize].waiter,
-                }),
+                Sig::Start => self.await_fut(self.waits[a as usize].waiter),
                 Sig::Child(r) => {
                     let x = self.waits[a as usize].clone();
                     if let Some(h) = x.timer {
@@ -479,7 +478,7 @@ impl Machine {
                         self.remove_done_callback(a, Cb::Release(waiter));
                         return Act::Pop(Comp::Raise(e));
                     }
-                    Act::Push(Frame::Await { fut: waiter })
+                    self.await_fut(waiter)
                 }
                 (1, Sig::Child(r)) => {
                     self.remove_done_callback(a, Cb::Release(b));
@@ -533,7 +532,7 @@ impl Machine {
             // future must not resume an earlier one's phase.
             (_, Sig::Start) => {
                 self.wf11.insert((t, fut), (0, NONE, NONE));
-                Act::Push(Frame::Await { fut: waiter })
+                self.await_fut(waiter)
             }
             (Some((0, _, _)), Sig::Child(r)) => {
                 let cancelled = matches!(r, Comp::Raise(e) if self.excs.cls(e).is_cancelled());
@@ -582,7 +581,7 @@ impl Machine {
                     self.lp.cancel(timer);
                     return Act::Pop(Comp::Raise(e));
                 }
-                Act::Push(Frame::Await { fut: w2 })
+                self.await_fut(w2)
             }
             (Some((1, ce, w2)), Sig::Child(r)) => {
                 self.remove_done_callback(fut, Cb::Release(w2));

@@ -177,7 +177,7 @@ impl Machine {
     }
 
     /// `await fut`: its frame, which yields at once unless `fut` is done.
-    fn await_fut(&self, fut: FutId) -> Act {
+    pub(super) fn await_fut(&self, fut: FutId) -> Act {
         if self.done(fut) {
             Act::Push(Frame::Await { fut })
         } else {

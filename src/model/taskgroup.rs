@@ -216,7 +216,7 @@ impl Machine {
                         exc,
                         pend,
                     };
-                    return Act::Push(Frame::Await { fut: w });
+                    return self.await_fut(w);
                 }
                 self.tg_finish(t, g, exc, pend)
             }

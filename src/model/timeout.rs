@@ -87,7 +87,7 @@ impl Machine {
                 }
                 if let Kind::Ref(_) = p.kind(aw) {
                     match self.read_fut(Some(t), aw) {
-                        Ok(f) => Act::Push(Frame::Await { fut: f }),
+                        Ok(f) => self.await_fut(f),
                         Err(e) => Act::Again(Sig::Child(Comp::Raise(e))),
                     }
                 } else {
@@ -202,7 +202,7 @@ impl Machine {
             if !self.profile.wait_for_via_timeout {
                 // 3.11: `if timeout is None: return await fut`
                 return match arg {
-                    Ok(f) => Act::Push(Frame::Await { fut: f }),
+                    Ok(f) => self.await_fut(f),
                     Err(c) => Act::Push(Frame::Level {
                         func: self.aw_fn(c),
                     }),

@@ -166,7 +166,7 @@ impl Machine {
                 if let Frame::Comb { b, .. } = fr {
                     *b = getter;
                 }
-                return Act::Push(Frame::Await { fut: getter });
+                return self.await_fut(getter);
             };
             self.acs[a as usize].left -= 1;
             match item {
