@@ -199,6 +199,8 @@ impl Machine {
     }
 
     /// The `with N(k)` exit: the end event, then the completion it passes on.
+    /// Inlined into its two callers, each of which ends with it.
+    #[inline(always)]
     fn end_stmt(&mut self, node: NodeId, c: Comp) -> Comp {
         let p = self.p();
         let k = p.kind(node);
