@@ -337,6 +337,8 @@ impl Machine {
     }
 
     /// The trace's view of how a future finished, read without retrieving.
+    /// Inlined into `trace_done`, which is there for it.
+    #[inline(always)]
     pub fn fin(&self, f: FutId) -> Fin {
         let x = &self.futs[f as usize];
         match x.state {
