@@ -39,11 +39,20 @@ impl Machine {
         });
     }
 
+    /// Most values are scalars, made in place; the others out of line.
+    #[inline(always)]
     pub fn value(&self, v: &V) -> Value {
         match v {
             V::None => Value::None,
             V::Bool(b) => Value::Bool(*b),
             V::Int(i) => Value::Int(*i),
+            _ => self.value_held(v),
+        }
+    }
+
+    fn value_held(&self, v: &V) -> Value {
+        match v {
+            V::None | V::Bool(_) | V::Int(_) => unreachable!("a scalar is made in place"),
             V::Str(s) => Value::Str(String::from(&**s)),
             V::List(xs) => Value::List(xs.iter().map(|x| self.value(x)).collect()),
             V::Exc(e) => Value::Obj {
