@@ -276,8 +276,19 @@ impl Machine {
     }
 
     /// `future.result()`: the value, or the exception to raise (not yet
-    /// chained: the caller raises it where it is).
+    /// chained: the caller raises it where it is). A value, the usual
+    /// case, is taken in place; the rest out of line.
+    #[inline(always)]
     pub fn result(&mut self, f: FutId) -> Result<V, ExcId> {
+        let x = &mut self.futs[f as usize];
+        if x.state == FState::Finished && x.exc.is_none() {
+            x.log_tb = false;
+            return Ok(x.result.clone());
+        }
+        self.result_raised(f)
+    }
+
+    fn result_raised(&mut self, f: FutId) -> Result<V, ExcId> {
         match self.futs[f as usize].state {
             FState::Cancelled => Err(self.make_cancelled_error(f)),
             FState::Pending => Err(self
