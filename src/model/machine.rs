@@ -429,7 +429,9 @@ impl Machine {
         self.slots.clear();
         self.slots.resize(self.sc.slot_sym.len(), None);
         self.vals.clear();
-        self.events = Vec::with_capacity(64);
+        // A run's events grow with its program: sized for it, the buffer
+        // rarely grows, and stays below malloc's mmap threshold.
+        self.events = Vec::with_capacity((4 * p.len()).clamp(128, 1024));
         self.current = None;
         self.running = false;
         self.eager_depth = 0;
