@@ -18,6 +18,8 @@ pub struct Peel {
     start: Vec<u32>,
     adj: Vec<u32>,
     indeg: Vec<u32>,
+    /// The in-degrees before peeling, for `dealloc_order`.
+    indeg0: Vec<u32>,
     queue: Vec<u32>,
     /// `dealloc_order`'s depth-first stack: (node, next edge).
     stack: Vec<(u32, u32)>,
@@ -100,6 +102,8 @@ impl Machine {
         }
         pk.start.push(pk.adj.len() as u32);
         self.gc_buf = buf;
+        pk.indeg0.clear();
+        pk.indeg0.extend_from_slice(&pk.indeg);
         pk.queue.clear();
         pk.queue
             .extend((0..n as u32).filter(|&k| pk.indeg[k as usize] == 0));
@@ -155,19 +159,11 @@ impl Machine {
         }
         let n = pk.nodes.len();
         let left = |pk: &Peel, k: usize| !mark[pk.nodes[k] as usize];
-        pk.indeg.clear();
-        pk.indeg.resize(n, 0);
-        for k in 0..n {
-            if !left(&pk, k) {
-                continue;
-            }
-            for e in pk.start[k]..pk.start[k + 1] {
-                let l = pk.adj[e as usize] as usize;
-                if l != k && left(&pk, l) {
-                    pk.indeg[l] += 1;
-                }
-            }
-        }
+        // What a cycle keeps is closed under references (what a kept node
+        // refers to is kept too), and a node referring to itself is kept:
+        // so a node left has every referrer among the nodes left, none
+        // itself, and its in-degree before peeling counts just those.
+        std::mem::swap(&mut pk.indeg, &mut pk.indeg0);
         let mut stack = std::mem::take(&mut pk.stack);
         stack.clear();
         // The roots are the nodes nothing references before any goes: a
