@@ -57,8 +57,10 @@ impl Machine {
         started: &mut Vec<(N, u32)>,
     ) -> Vec<u32> {
         self.planning_frees = true;
-        self.mark_cycle_kept(mark);
-        let order = self.dealloc_order(mark, started);
+        let mut pk = std::mem::take(&mut self.gc_peel);
+        self.mark_cycle_kept(&mut pk, mark);
+        let order = self.dealloc_order(&mut pk, mark, started);
+        self.gc_peel = pk;
         self.planning_frees = false;
         order
     }
@@ -67,10 +69,9 @@ impl Machine {
     /// cycle of unmarked nodes or reachable from one. Peeling the unmarked
     /// subgraph (repeatedly dropping nodes nothing unmarked points at)
     /// leaves exactly those, in time linear in the subgraph.
-    fn mark_cycle_kept(&mut self, mark: &mut [bool]) {
+    fn mark_cycle_kept(&mut self, pk: &mut Peel, mark: &mut [bool]) {
         let total = mark.len();
         self.mark_absent(mark);
-        let mut pk = std::mem::take(&mut self.gc_peel);
         pk.nodes.clear();
         pk.nodes
             .extend((0..total as u32).filter(|&i| !mark[i as usize]));
@@ -126,7 +127,6 @@ impl Machine {
                 }
             }
         }
-        self.gc_peel = pk;
     }
 
     /// The futures `mark` leaves out (garbage that no cycle keeps, so a
@@ -142,19 +142,22 @@ impl Machine {
     /// whoever drops it, in turn, and holds what it reaches till then.
     ///
     /// Reads the unmarked subgraph `mark_cycle_kept` just built.
-    fn dealloc_order(&mut self, mark: &[bool], started: &mut Vec<(N, u32)>) -> Vec<u32> {
+    fn dealloc_order(
+        &mut self,
+        pk: &mut Peel,
+        mark: &[bool],
+        started: &mut Vec<(N, u32)>,
+    ) -> Vec<u32> {
         let mut order = std::mem::take(&mut self.gc_order_futs);
         order.clear();
         started.clear();
         let nfuts = self.futs.len();
-        let mut pk = std::mem::take(&mut self.gc_peel);
         // Futures come first in the graph, so first among the nodes.
         let has_fut = pk
             .nodes
             .iter()
             .any(|&i| (i as usize) < nfuts && !mark[i as usize]);
         if !has_fut {
-            self.gc_peel = pk;
             return order;
         }
         let n = pk.nodes.len();
@@ -228,7 +231,6 @@ impl Machine {
         pk.stack = stack;
         pk.queue = roots;
         pk.dropped = dropped;
-        self.gc_peel = pk;
         order
     }
 }
