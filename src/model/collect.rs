@@ -375,11 +375,13 @@ impl Machine {
             // a new frame object, holding the function's locals again
             // (`Py_DECREF` never released them: the coroutine still ran).
             // `fin_done` marks a revived frame, so that this ends.
+            // `ids` is in dense order, so frame `ids[k]` has index `frames + k`.
+            let frames = self.idx_in(layout, N::Frame(0));
             let mut revived = true;
             while finalize && revived {
                 revived = false;
-                for &f in &self.gcx.ids {
-                    let i = self.idx_in(layout, N::Frame(f));
+                for (k, &f) in self.gcx.ids.iter().enumerate() {
+                    let i = frames + k;
                     if gone[i] && indeg[i] > 0 && !fin_done[i] {
                         gone[i] = false;
                         fin_done[i] = true;
@@ -426,8 +428,8 @@ impl Machine {
             // since: a later traceback through that function refers to the
             // same object, locals and all (a TaskGroup's error raised out
             // of a coroutine the collection is closing).
-            for &f in &self.gcx.ids {
-                let j = self.idx_in(layout, N::Frame(f));
+            for (k, &f) in self.gcx.ids.iter().enumerate() {
+                let j = frames + k;
                 if !self.fn_done[f as usize] && j < total && !gone[j] {
                     indeg[j] += 1;
                 }
