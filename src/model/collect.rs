@@ -435,12 +435,14 @@ impl Machine {
                 }
             }
             fresh.clear();
-            fresh.extend(
-                (0..total)
-                    .filter(|&i| !gone[i] && indeg[i] == 0)
-                    .map(|i| self.node_of(i))
-                    .filter(|x| !stack.contains(x)),
-            );
+            for i in 0..total {
+                if !gone[i] && indeg[i] == 0 {
+                    let x = self.node_of(i);
+                    if !stack.contains(&x) {
+                        fresh.push(x);
+                    }
+                }
+            }
             stack.extend(fresh.iter().rev());
             while let Some(x) = stack.pop() {
                 let i = self.idx_in(layout, x);
