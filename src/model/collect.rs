@@ -127,11 +127,11 @@ impl Machine {
     fn finalize_in_order(&mut self, mark: &[bool]) {
         let mut order = std::mem::take(&mut self.gc_order);
         order.clear();
-        order.extend(
-            (0..self.futs.len() as u32)
-                .filter(|&f| !mark[f as usize] && !self.futs[f as usize].dead)
-                .map(N::Fut),
-        );
+        for f in 0..self.futs.len() {
+            if !mark[f] && !self.futs[f].dead {
+                order.push(N::Fut(f as u32));
+            }
+        }
         order.sort_by_key(|&x| self.gc_key(x));
         for &x in &order {
             self.finalize(x);

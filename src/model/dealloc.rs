@@ -73,8 +73,12 @@ impl Machine {
         let total = mark.len();
         self.mark_absent(mark);
         pk.nodes.clear();
-        pk.nodes
-            .extend((0..total as u32).filter(|&i| !mark[i as usize]));
+        // Plain loops rather than extending from a filter: measured cheaper.
+        for i in 0..total {
+            if !mark[i] {
+                pk.nodes.push(i as u32);
+            }
+        }
         if pk.local.len() < total {
             pk.local.resize(total, 0);
         }
@@ -106,8 +110,11 @@ impl Machine {
         pk.indeg0.clear();
         pk.indeg0.extend_from_slice(&pk.indeg);
         pk.queue.clear();
-        pk.queue
-            .extend((0..n as u32).filter(|&k| pk.indeg[k as usize] == 0));
+        for k in 0..n {
+            if pk.indeg[k] == 0 {
+                pk.queue.push(k as u32);
+            }
+        }
         while let Some(k) = pk.queue.pop() {
             let (a, b) = (pk.start[k as usize], pk.start[k as usize + 1]);
             for e in a..b {
@@ -186,7 +193,11 @@ impl Machine {
         }
         let mut roots = std::mem::take(&mut pk.queue);
         roots.clear();
-        roots.extend((0..n as u32).filter(|&k| left(&pk, k as usize) && pk.indeg[k as usize] == 0));
+        for k in 0..n {
+            if left(pk, k) && pk.indeg[k] == 0 {
+                roots.push(k as u32);
+            }
+        }
         let released = roots.len();
         for &f in &dropped {
             if let Some(k) = held(&pk, f) {
