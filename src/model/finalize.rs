@@ -199,8 +199,12 @@ impl Machine {
             }
             n == left
         };
-        let handles = self.lp.ready.iter().map(|&h| self.lp.handles[h as usize]);
-        for x in handles.filter(|x| !x.cancelled) {
+        // Plain loops rather than iterator chains: measured cheaper.
+        for &h in &self.lp.ready {
+            let x = self.lp.handles[h as usize];
+            if x.cancelled {
+                continue;
+            }
             let done = match x.cb {
                 Hcb::Step(t, _) => look(self.tasks[t as usize].fut),
                 Hcb::FutCb(cb, f) => {
@@ -212,9 +216,22 @@ impl Machine {
                 return true;
             }
         }
-        let mains = self.main_ref.into_iter().chain(self.bg.iter().copied());
-        let steps = self.stepping.iter().map(|&t| self.tasks[t as usize].fut);
-        mains.chain(steps).any(look)
+        if let Some(f) = self.main_ref
+            && look(f)
+        {
+            return true;
+        }
+        for &f in &self.bg {
+            if look(f) {
+                return true;
+            }
+        }
+        for &t in &self.stepping {
+            if look(self.tasks[t as usize].fut) {
+                return true;
+            }
+        }
+        false
     }
 
     /// Asks refcount checks about every future again: something may now
