@@ -127,8 +127,8 @@ impl Machine {
     fn finalize_in_order(&mut self, mark: &[bool]) {
         let mut order = std::mem::take(&mut self.gc_order);
         order.clear();
-        for f in 0..self.futs.len() {
-            if !mark[f] && !self.futs[f].dead {
+        for (f, &m) in mark[..self.futs.len()].iter().enumerate() {
+            if !m && !self.futs[f].dead {
                 order.push(N::Fut(f as u32));
             }
         }

@@ -74,8 +74,8 @@ impl Machine {
         self.mark_absent(mark);
         pk.nodes.clear();
         // Plain loops rather than extending from a filter: measured cheaper.
-        for i in 0..total {
-            if !mark[i] {
+        for (i, &m) in mark.iter().enumerate() {
+            if !m {
                 pk.nodes.push(i as u32);
             }
         }
@@ -187,7 +187,7 @@ impl Machine {
                 .then(|| pk.local[i] as usize)
         };
         for &f in &dropped {
-            if let Some(k) = held(&pk, f) {
+            if let Some(k) = held(pk, f) {
                 pk.indeg[k] += 1;
             }
         }
@@ -200,7 +200,7 @@ impl Machine {
         }
         let released = roots.len();
         for &f in &dropped {
-            if let Some(k) = held(&pk, f) {
+            if let Some(k) = held(pk, f) {
                 roots.push(k as u32);
             }
         }
@@ -222,7 +222,7 @@ impl Machine {
                 self.node_of(pk.nodes[r as usize] as usize),
                 order.len() as u32,
             ));
-            enter(&pk, r as usize, &mut stack, &mut order);
+            enter(pk, r as usize, &mut stack, &mut order);
             while let Some(&mut (k, ref mut e)) = stack.last_mut() {
                 if *e == pk.start[k as usize + 1] {
                     stack.pop();
@@ -230,12 +230,12 @@ impl Machine {
                 }
                 let child = pk.adj[*e as usize] as usize;
                 *e += 1;
-                if child == k as usize || !left(&pk, child) {
+                if child == k as usize || !left(pk, child) {
                     continue;
                 }
                 pk.indeg[child] -= 1;
                 if pk.indeg[child] == 0 {
-                    enter(&pk, child, &mut stack, &mut order);
+                    enter(pk, child, &mut stack, &mut order);
                 }
             }
         }
