@@ -98,9 +98,14 @@ impl Machine {
         }
         self.mark_from(&mut stack, &mut live);
         self.gc_stack = stack;
+        // With the same object counts every node keeps its index.
+        let same = layout == self.layout();
         for (j, &l) in live.iter().enumerate() {
+            if !l || (same && (j >= mark.len() || mark[j])) {
+                continue;
+            }
             let x = self.node_of(j);
-            if !l || !layout.has(x) {
+            if !layout.has(x) {
                 continue;
             }
             let i = self.idx_in(layout, x);
