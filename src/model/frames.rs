@@ -29,30 +29,46 @@ pub fn valued(k: &Kind) -> bool {
     )
 }
 
-/// Statements that never suspend: `return` and what `simple` runs.
+/// Statements that never suspend: `return` and what `simple` runs. The
+/// match names every kind, so a new one must say which it is: `dispatch`
+/// starts only the others.
 fn runs_through(k: &Kind) -> bool {
-    matches!(
-        k,
+    match k {
         Kind::Return(_)
-            | Kind::Block(_)
-            | Kind::Raise(..)
-            | Kind::Reraise
-            | Kind::Future(_)
-            | Kind::Resolve(..)
-            | Kind::Fail(..)
-            | Kind::Gc
-            | Kind::Forget(_)
-            | Kind::Cancel(..)
-            | Kind::CancelSelf(_)
-            | Kind::Uncancel(_)
-            | Kind::Cancelling(_)
-            | Kind::Done(_)
-            | Kind::Cancelled(_)
-            | Kind::Spawn(..)
-            | Kind::Let(_)
-            | Kind::CallSoon
-            | Kind::CallLater(_)
-    )
+        | Kind::Block(_)
+        | Kind::Raise(..)
+        | Kind::Reraise
+        | Kind::Future(_)
+        | Kind::Resolve(..)
+        | Kind::Fail(..)
+        | Kind::Gc
+        | Kind::Forget(_)
+        | Kind::Cancel(..)
+        | Kind::CancelSelf(_)
+        | Kind::Uncancel(_)
+        | Kind::Cancelling(_)
+        | Kind::Done(_)
+        | Kind::Cancelled(_)
+        | Kind::Spawn(..)
+        | Kind::Let(_)
+        | Kind::CallSoon
+        | Kind::CallLater(_) => true,
+        Kind::Sleep(_)
+        | Kind::Await(_)
+        | Kind::Do
+        | Kind::Try
+        | Kind::Except(_)
+        | Kind::Finally
+        | Kind::Gather { .. }
+        | Kind::Shield
+        | Kind::WaitFor(_)
+        | Kind::Timeout(_)
+        | Kind::TaskGroup(_)
+        | Kind::Wait { .. }
+        | Kind::AsCompleted { .. } => false,
+        // Not statements: the program's root and gather's arguments.
+        Kind::Main | Kind::Ref(_) => false,
+    }
 }
 
 impl Machine {
