@@ -380,8 +380,7 @@ impl Machine {
             // a new frame object, holding the function's locals again
             // (`Py_DECREF` never released them: the coroutine still ran).
             // `fin_done` marks a revived frame, so that this ends.
-            // `ids` is in dense order, so frame `ids[k]` has index `frames + k`.
-            let frames = self.idx_in(layout, N::Frame(0));
+            let frames = self.frames_base(layout);
             let mut revived = true;
             while finalize && revived {
                 revived = false;

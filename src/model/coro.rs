@@ -320,16 +320,7 @@ impl Machine {
                         Some(body) if frames.len() == n => (n + 1, body),
                         _ => (n, top),
                     };
-                    // Only coroutines (`level_kind`) and timeout blocks do
-                    // more when they finish.
-                    if matches!(
-                        top,
-                        Frame::Level { .. }
-                            | Frame::Sleep { .. }
-                            | Frame::Yield0
-                            | Frame::Comb { .. }
-                            | Frame::Timeout { .. }
-                    ) {
+                    if finishes_with_work(&top) {
                         self.frame_done(t, top, n, throwing, &c);
                     }
                     sig = Sig::Child(c);
@@ -463,6 +454,20 @@ pub fn level_kind(f: &Frame) -> Option<bool> {
         Frame::Timeout { aw, .. } if aw != NONE => Some(false),
         _ => None,
     }
+}
+
+/// Whether `frame_done` has anything to do for `f`: it is a coroutine
+/// (`level_kind`) or a timeout block. One test of the kind, for the hot
+/// path; it must cover every frame `level_kind` calls a coroutine.
+fn finishes_with_work(f: &Frame) -> bool {
+    matches!(
+        f,
+        Frame::Level { .. }
+            | Frame::Sleep { .. }
+            | Frame::Yield0
+            | Frame::Comb { .. }
+            | Frame::Timeout { .. }
+    )
 }
 
 impl Machine {

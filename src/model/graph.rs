@@ -100,6 +100,13 @@ impl Machine {
         }
     }
 
+    /// The graph index of the first frame in `l`'s layout: frame `ids[k]`
+    /// is at this plus `k`, `ids` being in dense order.
+    #[inline]
+    pub(super) fn frames_base(&self, l: Layout) -> usize {
+        l.futs + l.tgs + l.acs + l.tasks + self.gcx.ids.len()
+    }
+
     #[inline]
     pub(super) fn node_of(&self, i: usize) -> N {
         let (f, a, c, nf) = (

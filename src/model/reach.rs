@@ -109,8 +109,7 @@ impl Machine {
                 mark[f] = true;
             }
         }
-        // `ids` is in dense order, so frame `ids[k]` has index `base + k`.
-        let base = self.idx(N::Frame(0));
+        let base = self.frames_base(self.layout());
         for (k, &f) in self.gcx.ids.iter().enumerate() {
             if !self.frame_kept[f as usize] {
                 mark[base + k] = true;
