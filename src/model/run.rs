@@ -225,7 +225,7 @@ impl Machine {
         self.lp.iteration += 1;
         self.run_once_kept.clear();
         let it = self.lp.iteration;
-        if self.inject.iter().any(|i| i.iteration == it) {
+        if !self.inject.is_empty() && self.inject.iter().any(|i| i.iteration == it) {
             let inj: Vec<Injection> = self
                 .inject
                 .iter()
