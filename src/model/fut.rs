@@ -257,8 +257,16 @@ impl Machine {
         }
         x.exc = Some(e);
         x.state = FState::Finished;
-        if let Some(tb) = self.tbs.get(e as usize) {
-            self.futs[f as usize].exc_tb.clone_from(tb);
+        // A pending future's `exc_tb` is empty; a spare list spares an
+        // allocation.
+        if let Some(tb) = self.tbs.get(e as usize)
+            && !tb.is_empty()
+        {
+            let x = &mut self.futs[f as usize];
+            if let Some(spare) = self.spare_tbs.pop() {
+                x.exc_tb = spare;
+            }
+            x.exc_tb.extend_from_slice(tb);
         }
         self.failed.push(f);
         self.schedule_callbacks(f);
@@ -306,6 +314,7 @@ impl Machine {
                         let tb = std::mem::take(&mut x.exc_tb);
                         let old = std::mem::replace(self.tb_mut(e), tb);
                         self.tb_entries_lost(e, &old);
+                        super::machine::spare_tb(&mut self.spare_tbs, old);
                         Err(e)
                     }
                     None => Ok(x.result.clone()),

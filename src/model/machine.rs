@@ -259,6 +259,8 @@ pub struct Machine {
     /// Emptied callback lists and frame stacks of earlier runs, for reuse.
     pub spare_cbs: Vec<Vec<Cb>>,
     pub spare_frames: Vec<Vec<Frame>>,
+    /// Emptied traceback lists (futures' `exc_tb`, replaced tracebacks).
+    pub spare_tbs: Vec<Vec<super::gc::TbRef>>,
     /// Tasks in the middle of a step (the running one and eager parents).
     pub stepping: Vec<u32>,
     /// Tasks in their eager first step, with the creating function.
@@ -291,6 +293,14 @@ pub struct Machine {
 /// reuse, and the largest it keeps.
 const SPARE_MAX: usize = 4096;
 const SPARE_CAPACITY: usize = 64;
+
+/// Keeps an emptied traceback list for reuse, within the same bounds.
+pub fn spare_tb(spare: &mut Vec<Vec<super::gc::TbRef>>, mut tb: Vec<super::gc::TbRef>) {
+    if spare.len() < SPARE_MAX && tb.capacity() <= SPARE_CAPACITY {
+        tb.clear();
+        spare.push(tb);
+    }
+}
 
 impl Machine {
     /// Function `func`'s frame finished: its locals are gone, and a frame
@@ -375,6 +385,7 @@ impl Machine {
             gc_cascade: Default::default(),
             spare_cbs: Vec::new(),
             spare_frames: Vec::new(),
+            spare_tbs: Vec::new(),
             stepping: Vec::new(),
             eager_stack: Vec::new(),
             gathering: Vec::new(),
@@ -413,6 +424,9 @@ impl Machine {
                 let mut cbs = std::mem::take(&mut f.callbacks);
                 cbs.clear();
                 self.spare_cbs.push(cbs);
+            }
+            if f.exc_tb.capacity() != 0 {
+                spare_tb(&mut self.spare_tbs, std::mem::take(&mut f.exc_tb));
             }
         }
         self.futs.clear();

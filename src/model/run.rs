@@ -452,10 +452,15 @@ impl Machine {
         self.shutdown_key = self.next_gc_key();
         // `_cancel_all_tasks`'s list keeps them from here on, and
         // `_drive`'s loop variable `t` the last of them for good.
+        // The list keeps its buffer for the next run: `tb_ref` adds to
+        // none of it.
         if let Some(&last) = futs.last() {
-            for e in std::mem::take(&mut self.drive_excs) {
+            let mut excs = std::mem::take(&mut self.drive_excs);
+            for &e in &excs {
                 self.tb_ref_through_f_back(e, super::gc::TbRef::Fut(last));
             }
+            excs.clear();
+            self.drive_excs = excs;
         }
         self.shutdown_refs = futs;
         for i in 0..self.shutdown_refs.len() {
