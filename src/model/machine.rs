@@ -414,6 +414,8 @@ impl Machine {
             self.sc.compute(p);
             self.gcx.invalidate();
         }
+        // Only the last run's exceptions can have traceback entries.
+        let excs_used = self.excs.len();
         self.excs.clear();
         // Callback lists and frame stacks keep their capacity for the
         // next run's futures and tasks; only so many, and only small ones,
@@ -490,7 +492,7 @@ impl Machine {
         // Tracebacks keep their lists (empty is no traceback), within the
         // same bounds as callback lists.
         self.tbs.truncate(SPARE_MAX);
-        for tb in &mut self.tbs {
+        for tb in self.tbs.iter_mut().take(excs_used) {
             if tb.capacity() > SPARE_CAPACITY {
                 *tb = Vec::new();
             }
