@@ -187,8 +187,12 @@ impl Machine {
             return Ok(outer);
         }
         let gid = self.gathers.len() as u32;
+        // Emptied lists of an earlier run's gather spare two allocations.
+        let spare = self.spare_gathers.pop().unwrap_or_default();
         self.gathers.push(Gather {
             return_exceptions,
+            children: spare.children,
+            coro_keys: spare.coro_keys,
             ..Gather::default()
         });
         let mut done_futs = Vec::new();

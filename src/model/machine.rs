@@ -261,6 +261,8 @@ pub struct Machine {
     pub spare_frames: Vec<Vec<Frame>>,
     /// Emptied traceback lists (futures' `exc_tb`, replaced tracebacks).
     pub spare_tbs: Vec<Vec<super::gc::TbRef>>,
+    /// Gathers of earlier runs, their lists emptied, for reuse.
+    pub spare_gathers: Vec<super::comb::Gather>,
     /// Tasks in the middle of a step (the running one and eager parents).
     pub stepping: Vec<u32>,
     /// Tasks in their eager first step, with the creating function.
@@ -386,6 +388,7 @@ impl Machine {
             spare_cbs: Vec::new(),
             spare_frames: Vec::new(),
             spare_tbs: Vec::new(),
+            spare_gathers: Vec::new(),
             stepping: Vec::new(),
             eager_stack: Vec::new(),
             gathering: Vec::new(),
@@ -454,7 +457,15 @@ impl Machine {
         self.recursed = false;
         self.escaped = None;
         self.run_once_kept.clear();
-        self.gathers.clear();
+        for mut g in self.gathers.drain(..) {
+            if self.spare_gathers.len() < SPARE_MAX
+                && g.children.capacity().max(g.coro_keys.capacity()) <= SPARE_CAPACITY
+            {
+                g.children.clear();
+                g.coro_keys.clear();
+                self.spare_gathers.push(g);
+            }
+        }
         self.tgs.clear();
         self.timeouts.clear();
         self.waits.clear();
