@@ -342,6 +342,19 @@ impl Machine {
         r
     }
 
+    /// `result_freeing` where only the exception matters (a task's
+    /// wakeup, whose coroutine reads the value itself): a value, the usual
+    /// case, is not copied out only to be dropped.
+    #[inline(always)]
+    pub fn result_exc_freeing(&mut self, f: FutId) -> Option<ExcId> {
+        let x = &mut self.futs[f as usize];
+        if x.state == FState::Finished && x.exc.is_none() {
+            x.log_tb = false;
+            return None;
+        }
+        self.result_freeing(f).err()
+    }
+
     /// `future.exception()` on a done, not cancelled future.
     pub fn exception(&mut self, f: FutId) -> Option<ExcId> {
         let x = &mut self.futs[f as usize];

@@ -292,7 +292,7 @@ impl Machine {
     /// so a failed future's exception gets back the traceback it was set
     /// with), then a step with it.
     pub fn wakeup(&mut self, t: u32, w: FutId) -> Option<ExcId> {
-        let e = self.result_freeing(w).err();
+        let e = self.result_exc_freeing(w);
         let held = self.held_tb.len();
         if let Some(e) = e
             && self.profile.wakeup_holds_traceback
