@@ -125,7 +125,8 @@ impl Machine {
         node: NodeId,
     ) -> Result<Vec<Result<FutId, NodeId>>, ExcId> {
         let p = self.p();
-        let mut out = Vec::with_capacity(p.children(node).count());
+        let mut out = self.spare_args.pop().unwrap_or_default();
+        out.reserve(p.children(node).count());
         for c in p.children(node) {
             if let Kind::Ref(_) = p.kind(c) {
                 out.push(Ok(self.read_fut(t, c)?));
@@ -170,7 +171,8 @@ impl Machine {
     /// `gather(*futs, return_exceptions=True)` over the shutdown's list
     /// of leftover tasks (which stays a root meanwhile).
     pub fn gather_shutdown_refs(&mut self) -> FutId {
-        let args = self.shutdown_refs.iter().map(|&f| Ok(f)).collect();
+        let mut args = self.spare_args.pop().unwrap_or_default();
+        args.extend(self.shutdown_refs.iter().map(|&f| Ok(f)));
         self.gather_of(None, args, true)
             .expect("gathering existing futures creates no task")
     }

@@ -263,6 +263,8 @@ pub struct Machine {
     pub spare_tbs: Vec<Vec<super::gc::TbRef>>,
     /// Gathers of earlier runs, their lists emptied, for reuse.
     pub spare_gathers: Vec<super::comb::Gather>,
+    /// Emptied argument lists of gathers, for `awaitables` to fill.
+    pub spare_args: Vec<Vec<Result<FutId, NodeId>>>,
     /// Tasks in the middle of a step (the running one and eager parents).
     pub stepping: Vec<u32>,
     /// Tasks in their eager first step, with the creating function.
@@ -389,6 +391,7 @@ impl Machine {
             spare_frames: Vec::new(),
             spare_tbs: Vec::new(),
             spare_gathers: Vec::new(),
+            spare_args: Vec::new(),
             stepping: Vec::new(),
             eager_stack: Vec::new(),
             gathering: Vec::new(),
@@ -458,6 +461,11 @@ impl Machine {
         self.escaped = None;
         self.run_once_kept.clear();
         for mut g in self.gathers.drain(..) {
+            if self.spare_args.len() < SPARE_MAX && g.args.capacity() <= SPARE_CAPACITY {
+                let mut args = std::mem::take(&mut g.args);
+                args.clear();
+                self.spare_args.push(args);
+            }
             if self.spare_gathers.len() < SPARE_MAX
                 && g.children.capacity().max(g.coro_keys.capacity()) <= SPARE_CAPACITY
             {
