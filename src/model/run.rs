@@ -139,11 +139,12 @@ impl Machine {
         self.shutdown();
         // The table reads `cancelling()` live for tasks still alive; only
         // an uncancel() after completion makes that differ from the count
-        // recorded at completion, so only then is liveness needed.
+        // recorded at completion, so only then is liveness needed (that
+        // rare difference is tested first).
         if self
             .tasks
             .iter()
-            .any(|t| !t.freed && t.done_fin.is_some() && t.num_cancels != t.done_cancelling)
+            .any(|t| t.num_cancels != t.done_cancelling && !t.freed && t.done_fin.is_some())
         {
             self.refcount_sweep();
         }
