@@ -442,7 +442,7 @@ impl Machine {
         futs.extend(
             self.tasks
                 .iter()
-                .filter(|t| !t.freed && !t.destroyed && !self.done(t.fut))
+                .filter(|t| !self.done(t.fut) && !t.freed && !t.destroyed)
                 .map(|t| t.fut),
         );
         if futs.is_empty() {
