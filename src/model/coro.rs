@@ -323,7 +323,20 @@ impl Machine {
                     if finishes_with_work(&top) {
                         self.frame_done(t, top, n, throwing, &c);
                     }
-                    sig = Sig::Child(c);
+                    // A function's body ended: the function finishes with
+                    // it, as its step would, with no trip round the loop.
+                    if let Frame::Body { .. } = top
+                        && !self.handler_done
+                        && n - 1 != stop
+                        && let Some(&Frame::Level { func }) = self.tasks[t as usize].frames.last()
+                    {
+                        let c = self.level_step(func, c);
+                        self.tasks[t as usize].frames.pop();
+                        self.level_done(t, Frame::Level { func }, true, n - 1, throwing, &c);
+                        sig = Sig::Child(c);
+                    } else {
+                        sig = Sig::Child(c);
+                    }
                 }
                 Act::Yield(f) => return Err(f),
                 Act::Suspend(f, fut) => {
@@ -359,6 +372,7 @@ impl Machine {
     /// A coroutine's frame finished with `c` (`user`: a program
     /// function's), the stack `n` frames deep before: its traceback
     /// entries, the throw's floor, and what its locals held.
+    #[inline(always)]
     fn level_done(&mut self, t: u32, top: Frame, user: bool, n: usize, throwing: bool, c: &Comp) {
         if let Frame::Level { func } = top {
             // An exception leaving a function passed through its frame,

@@ -86,14 +86,7 @@ impl Machine {
                         self.start_body(t, func + 1, p.end(func))
                     }
                 }
-                Sig::Child(c) => {
-                    self.fn_finished(func);
-                    Act::Pop(match c {
-                        Comp::Norm(_) => Comp::Norm(V::None),
-                        Comp::Ret(v) => Comp::Norm(v),
-                        Comp::Raise(e) => Comp::Raise(e),
-                    })
-                }
+                Sig::Child(c) => Act::Pop(self.level_step(func, c)),
                 _ => unreachable!("a level never receives send/throw"),
             },
             Frame::Body { .. } => self.body(t, fr, sig),
@@ -137,6 +130,17 @@ impl Machine {
             Frame::Timeout { .. } => self.timeout_frame(t, fr, sig),
             Frame::Tg { .. } => self.tg_frame(t, fr, sig),
             Frame::Comb { .. } => self.comb_frame(t, fr, sig),
+        }
+    }
+
+    /// A function's body finished with `c`: what the function returns.
+    #[inline(always)]
+    pub(super) fn level_step(&mut self, func: NodeId, c: Comp) -> Comp {
+        self.fn_finished(func);
+        match c {
+            Comp::Norm(_) => Comp::Norm(V::None),
+            Comp::Ret(v) => Comp::Norm(v),
+            Comp::Raise(e) => Comp::Raise(e),
         }
     }
 
