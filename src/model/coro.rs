@@ -298,7 +298,12 @@ impl Machine {
                 return Ok(c);
             }
             let mut top = self.tasks[t as usize].frames[n - 1];
-            let act = self.frame(t, &mut top, sig);
+            // Most steps are a body's: a direct call, not the frame match.
+            let act = if let Frame::Body { .. } = top {
+                self.body(t, &mut top, sig)
+            } else {
+                self.frame(t, &mut top, sig)
+            };
             if !matches!(act, Act::Pop(_)) {
                 self.tasks[t as usize].frames[n - 1] = top;
             }

@@ -148,7 +148,7 @@ impl Machine {
     /// starts, or the body ends. It writes itself to the stack, whose
     /// top it is, before the statement starts: what the statement does
     /// may look at the stack.
-    fn body(&mut self, t: u32, fr: &mut Frame, sig: Sig) -> Act {
+    pub(super) fn body(&mut self, t: u32, fr: &mut Frame, sig: Sig) -> Act {
         let p = self.p();
         let Frame::Body { next, end } = *fr else {
             unreachable!("a body's step")
