@@ -157,8 +157,8 @@ impl Machine {
             Sig::Start => next,
             // The statement running finished: its end event.
             Sig::Child(c) => match self.end_stmt(next, c) {
-                Comp::Norm(_) => p.end(next),
-                c => return Act::Pop(c),
+                None => p.end(next),
+                Some(c) => return Act::Pop(c),
             },
             _ => unreachable!("a body never receives send/throw"),
         };
@@ -170,8 +170,8 @@ impl Machine {
                 break;
             }
             match self.run_through(t, n) {
-                Comp::Norm(_) => n = p.end(n),
-                c => return Act::Pop(c),
+                None => n = p.end(n),
+                Some(c) => return Act::Pop(c),
             }
         }
         // On the stack before the statement starts, whatever
@@ -218,10 +218,11 @@ impl Machine {
         }
     }
 
-    /// The `with N(k)` exit: the end event, then the completion it passes on.
+    /// The `with N(k)` exit: the end event, then the completion it passes
+    /// on, None for the body to go on (a normal end: its value is spent).
     /// Inlined into its two callers, each of which ends with it.
     #[inline(always)]
-    fn end_stmt(&mut self, node: NodeId, c: Comp) -> Comp {
+    fn end_stmt(&mut self, node: NodeId, c: Comp) -> Option<Comp> {
         let p = self.p();
         let k = p.kind(node);
         match c {
@@ -231,31 +232,40 @@ impl Machine {
                     node,
                     res: Res::Raise(x),
                 });
-                Comp::Raise(e)
+                Some(Comp::Raise(e))
             }
             Comp::Norm(v) if valued(k) => {
                 let res = Res::Val(self.value(&v));
                 self.ev(What::End { node, res });
                 if self.sc.tail[node as usize] {
-                    Comp::Ret(v)
+                    Some(Comp::Ret(v))
                 } else {
-                    Comp::Norm(v)
+                    None
                 }
             }
             c => {
                 self.ev(What::End { node, res: Res::Ok });
-                c
+                if let Comp::Norm(_) = c {
+                    // Most statements end with None, which holds nothing:
+                    // no call to drop it.
+                    if let Comp::Norm(V::None) = c {
+                        std::mem::forget(c);
+                    }
+                    None
+                } else {
+                    Some(c)
+                }
             }
         }
     }
 
     /// Runs statement `node` (one `runs_through` accepts) from its start
     /// event to its end event.
-    fn run_through(&mut self, t: u32, node: NodeId) -> Comp {
+    fn run_through(&mut self, t: u32, node: NodeId) -> Option<Comp> {
         self.ev(What::Start(node));
         if let Kind::Return(v) = self.p().kind(node) {
             self.ev(What::End { node, res: Res::Ok });
-            return Comp::Ret(lit(v));
+            return Some(Comp::Ret(lit(v)));
         }
         let c = match self.simple(Some(t), node) {
             Ok(v) => Comp::Norm(v),
