@@ -84,11 +84,17 @@ impl Machine {
         }
     }
 
+    /// Room for exception `i`'s key and more: the keys are cleared for
+    /// every run, and growing them one exception at a time cost a call
+    /// per new exception. Past what was used they read as no key (NONE),
+    /// as a missing one does.
     #[cold]
     fn tb_grow(&mut self, i: usize) {
+        let want = (i + 1).max(2 * self.tb_keys.len()).max(16);
         if self.tb_keys.len() <= i {
-            self.tb_keys.resize(i + 1, NONE);
+            self.tb_keys.resize(want, NONE);
         }
+        // The lists stay exact: the reset empties each one kept.
         self.tb_mut(i as ExcId);
     }
 
