@@ -261,6 +261,23 @@ impl Machine {
         self.drive(t, sig, true, lvl).ok()
     }
 
+    /// Task `t`, the hot loop's way to it and its frames: each indexing
+    /// site's panic location was a constant the compiler kept in a stack
+    /// slot of its own, stored on every call of drive; `no_frame` holds
+    /// the only one.
+    #[inline(always)]
+    fn task_mut(&mut self, t: u32) -> &mut super::machine::Task {
+        match self.tasks.get_mut(t as usize) {
+            Some(task) => task,
+            None => no_frame(),
+        }
+    }
+
+    #[inline(always)]
+    fn frames_of(&mut self, t: u32) -> &mut Vec<Frame> {
+        &mut self.task_mut(t).frames
+    }
+
     /// Runs task `t`'s frames until the stack is `stop` frames deep
     /// (Ok: the completion) or the coroutine yields (Err: what it yields).
     fn drive(
@@ -290,14 +307,14 @@ impl Machine {
                 self.handler_done = false;
                 self.handler_released(&sig);
             }
-            let n = self.tasks[t as usize].frames.len();
+            let n = self.frames_of(t).len();
             if n == stop {
                 let Sig::Child(c) = sig else {
                     unreachable!("stack emptied without a completion")
                 };
                 return Ok(c);
             }
-            let mut top = self.tasks[t as usize].frames[n - 1];
+            let mut top = *self.frames_of(t).get(n - 1).unwrap_or_else(|| no_frame());
             // Most steps are a body's: a direct call, not the frame match.
             let act = if let Frame::Body { .. } = top {
                 self.body(t, &mut top, sig)
@@ -305,7 +322,10 @@ impl Machine {
                 self.frame(t, &mut top, sig)
             };
             if !matches!(act, Act::Pop(_)) {
-                self.tasks[t as usize].frames[n - 1] = top;
+                *self
+                    .frames_of(t)
+                    .get_mut(n - 1)
+                    .unwrap_or_else(|| no_frame()) = top;
             }
             match act {
                 Act::Push(f) => {
@@ -313,13 +333,13 @@ impl Machine {
                         // An awaited coroutine, made now, and its cells.
                         self.cells_key[func as usize] = self.next_gc_key();
                     }
-                    self.tasks[t as usize].frames.push(f);
+                    self.frames_of(t).push(f);
                     sig = Sig::Start;
                 }
                 Act::Pop(c) => {
                     // What finishes: the frame signalled, as its step left
                     // it, or a body its step pushed and ran (`start_body`).
-                    let frames = &mut self.tasks[t as usize].frames;
+                    let frames = self.frames_of(t);
                     debug_assert!(frames.len() <= n + 1, "a step pushed two frames");
                     let (n, top) = match frames.pop() {
                         Some(body) if frames.len() == n => (n + 1, body),
@@ -333,10 +353,10 @@ impl Machine {
                     if let Frame::Body { .. } = top
                         && !self.handler_done
                         && n - 1 != stop
-                        && let Some(&Frame::Level { func }) = self.tasks[t as usize].frames.last()
+                        && let Some(&Frame::Level { func }) = self.frames_of(t).last()
                     {
                         let c = self.level_step(func, c);
-                        self.tasks[t as usize].frames.pop();
+                        self.frames_of(t).pop();
                         self.level_done(t, Frame::Level { func }, true, n - 1, throwing, &c);
                         sig = Sig::Child(c);
                     } else {
@@ -345,7 +365,7 @@ impl Machine {
                 }
                 Act::Yield(f) => return Err(f),
                 Act::Suspend(f, fut) => {
-                    self.tasks[t as usize].frames.push(f);
+                    self.frames_of(t).push(f);
                     return Err(fut);
                 }
                 Act::Again(s) => sig = s,
@@ -394,10 +414,10 @@ impl Machine {
         }
         // A throw's exception leaving the coroutine it entered meets the
         // handlers of the one below.
-        if throwing && n > 1 && n - 1 == self.tasks[t as usize].floor {
+        if throwing && n > 1 && n - 1 == self.task_mut(t).floor {
             let below = self.innermost_level(t, n - 1);
-            self.tasks[t as usize].floor = below;
-            let user_below = level_kind(&self.tasks[t as usize].frames[below]) == Some(true);
+            self.task_mut(t).floor = below;
+            let user_below = level_kind(&self.frames_of(t)[below]) == Some(true);
             if let (Comp::Raise(e), true) = (c, user_below) {
                 let h = self.handled_top(t);
                 self.excs.chain(*e, h);
@@ -407,9 +427,9 @@ impl Machine {
         // asyncio's (a TimeoutError made inside as_completed), passes
         // through the calling function's frame, which its traceback then
         // holds.
-        if let (Comp::Raise(e), false) = (c, self.tasks[t as usize].frames.is_empty()) {
+        if let (Comp::Raise(e), false) = (c, self.frames_of(t).is_empty()) {
             let below = self.innermost_level(t, n - 1);
-            if let Frame::Level { func } = self.tasks[t as usize].frames[below] {
+            if let Frame::Level { func } = self.frames_of(t)[below] {
                 self.tb_add(*e, func);
             }
         }
@@ -417,7 +437,7 @@ impl Machine {
         // set of futures): what only they held dies before the caller goes
         // on. Not while a close runs: whoever closes it is clearing a
         // frame, whose later locals still hold what they hold.
-        if (user || !self.tasks[t as usize].closing) && self.gc_watch() {
+        if (user || !self.task_mut(t).closing) && self.gc_watch() {
             // The frame lets go of its locals in `localsplus` order
             // (`Peel::dropped`).
             if let Frame::Level { func } = top {
@@ -461,6 +481,12 @@ impl Machine {
         let h = t.and_then(|t| self.handled_top(t));
         self.excs.chain(e, h);
     }
+}
+
+#[cold]
+#[inline(never)]
+fn no_frame() -> ! {
+    unreachable!("drive's task or frame is missing")
 }
 
 /// Whether a frame is a coroutine boundary: `Some(true)` for a program
