@@ -195,9 +195,9 @@ impl Machine {
     pub fn run_coro(&mut self, t: u32, exc: Option<ExcId>) -> Out {
         let sig;
         let mut throwing = false;
-        if !self.tasks[t as usize].started {
-            self.tasks[t as usize].started = true;
-            let func = self.tasks[t as usize].func;
+        if !self.task_mut(t).started {
+            self.task_mut(t).started = true;
+            let func = self.task_mut(t).func;
             if let Some(e) = exc {
                 // throw() into a coroutine that never ran raises at its
                 // first line: its frame is in the traceback (checked on
@@ -206,10 +206,10 @@ impl Machine {
                 self.fn_finished(func);
                 return Out::Done(Comp::Raise(e));
             }
-            self.tasks[t as usize].floor = 0;
-            self.tasks[t as usize].frames.push(Frame::Level { func });
+            self.task_mut(t).floor = 0;
+            self.task_mut(t).frames.push(Frame::Level { func });
             sig = Sig::Start;
-        } else if self.tasks[t as usize].frames.is_empty() {
+        } else if self.task_mut(t).frames.is_empty() {
             // A coroutine already closed (by the collector): send() and
             // throw() alike raise RuntimeError, which replaces the thrown
             // exception, unchained (checked on 3.11.7, 3.12.1, 3.13.0).
@@ -218,13 +218,13 @@ impl Machine {
                 .msg(Cls::RUNTIME, "cannot reuse already awaited coroutine");
             return Out::Done(Comp::Raise(e));
         } else if let Some(e) = exc {
-            let n = self.tasks[t as usize].frames.len();
+            let n = self.task_mut(t).frames.len();
             let lvl = self.innermost_level(t, n);
-            self.tasks[t as usize].floor = lvl;
+            self.task_mut(t).floor = lvl;
             // `_PyErr_ChainStackItem` in the innermost coroutine: only a
             // program function has handlers; asyncio's own (sleep,
             // wait_for, ...) have none where a throw lands.
-            let lf = self.tasks[t as usize].frames[lvl];
+            let lf = *self.frames_of(t).get(lvl).unwrap_or_else(|| no_frame());
             if level_kind(&lf) == Some(true) {
                 let h = self.handled_top(t);
                 self.excs.chain(e, h);
@@ -236,7 +236,7 @@ impl Machine {
             throwing = true;
             sig = Sig::Throw(e);
         } else {
-            self.tasks[t as usize].floor = 0;
+            self.task_mut(t).floor = 0;
             sig = Sig::Send;
         }
         match self.drive(t, sig, throwing, 0) {
@@ -266,7 +266,7 @@ impl Machine {
     /// slot of its own, stored on every call of drive; `no_frame` holds
     /// the only one.
     #[inline(always)]
-    fn task_mut(&mut self, t: u32) -> &mut super::machine::Task {
+    pub(super) fn task_mut(&mut self, t: u32) -> &mut super::machine::Task {
         match self.tasks.get_mut(t as usize) {
             Some(task) => task,
             None => no_frame(),
@@ -274,7 +274,7 @@ impl Machine {
     }
 
     #[inline(always)]
-    fn frames_of(&mut self, t: u32) -> &mut Vec<Frame> {
+    pub(super) fn frames_of(&mut self, t: u32) -> &mut Vec<Frame> {
         &mut self.task_mut(t).frames
     }
 

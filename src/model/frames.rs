@@ -177,9 +177,9 @@ impl Machine {
         // On the stack before the statement starts, whatever
         // looks at the stack meanwhile.
         *fr = Frame::Body { next: n, end };
-        let frames = &mut self.tasks[t as usize].frames;
-        let at = frames.len() - 1;
-        frames[at] = *fr;
+        if let Some(top) = self.frames_of(t).last_mut() {
+            *top = *fr;
+        }
         self.ev(What::Start(n));
         self.dispatch(t, n)
     }
@@ -192,7 +192,7 @@ impl Machine {
     /// by the stack's depth).
     pub(super) fn start_body(&mut self, t: u32, next: NodeId, end: NodeId) -> Act {
         let mut body = Frame::Body { next, end };
-        self.tasks[t as usize].frames.push(body);
+        self.frames_of(t).push(body);
         self.body(t, &mut body, Sig::Start)
     }
 
