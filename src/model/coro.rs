@@ -173,18 +173,14 @@ impl Machine {
 
     /// The program function task `t` runs in now: its innermost level.
     pub(super) fn innermost_fn(&self, t: u32) -> Option<NodeId> {
-        self.tasks[t as usize]
-            .frames
-            .iter()
-            .rev()
-            .find_map(|f| match *f {
-                Frame::Level { func } => Some(func),
-                _ => None,
-            })
+        self.task(t).frames.iter().rev().find_map(|f| match *f {
+            Frame::Level { func } => Some(func),
+            _ => None,
+        })
     }
 
     fn innermost_level(&self, t: u32, below: usize) -> usize {
-        let fr = &self.tasks[t as usize].frames;
+        let fr = &self.task(t).frames;
         (0..below.min(fr.len()))
             .rev()
             .find(|&i| level_kind(&fr[i]).is_some())
@@ -268,6 +264,14 @@ impl Machine {
     #[inline(always)]
     pub(super) fn task_mut(&mut self, t: u32) -> &mut super::machine::Task {
         match self.tasks.get_mut(t as usize) {
+            Some(task) => task,
+            None => no_frame(),
+        }
+    }
+
+    #[inline(always)]
+    fn task(&self, t: u32) -> &super::machine::Task {
+        match self.tasks.get(t as usize) {
             Some(task) => task,
             None => no_frame(),
         }
@@ -417,7 +421,9 @@ impl Machine {
         if throwing && n > 1 && n - 1 == self.task_mut(t).floor {
             let below = self.innermost_level(t, n - 1);
             self.task_mut(t).floor = below;
-            let user_below = level_kind(&self.frames_of(t)[below]) == Some(true);
+            let user_below =
+                level_kind(self.task(t).frames.get(below).unwrap_or_else(|| no_frame()))
+                    == Some(true);
             if let (Comp::Raise(e), true) = (c, user_below) {
                 let h = self.handled_top(t);
                 self.excs.chain(*e, h);
@@ -429,7 +435,7 @@ impl Machine {
         // holds.
         if let (Comp::Raise(e), false) = (c, self.frames_of(t).is_empty()) {
             let below = self.innermost_level(t, n - 1);
-            if let Frame::Level { func } = self.frames_of(t)[below] {
+            if let Some(&Frame::Level { func }) = self.task(t).frames.get(below) {
                 self.tb_add(*e, func);
             }
         }
