@@ -164,8 +164,12 @@ impl Machine {
         let mut keyed = std::mem::take(&mut sc.keyed);
         keyed.clear();
         // A function's cells come just before its coroutine, made with
-        // the same key; a stable sort keeps ties in the order listed.
-        keyed.extend(sc.items.iter().map(|&x| {
+        // the same key: ties keep the order listed. Each key carries the
+        // item's place in the list below it, so the keys are distinct and
+        // an unstable sort of plain integers (no buffer to allocate, and
+        // cheap on the short lists a collection sees) gives that order.
+        assert!(sc.items.len() <= PLACE as usize, "too many objects to scan");
+        keyed.extend(sc.items.iter().enumerate().map(|(i, &x)| {
             let class = match x {
                 It::Cell(_) => 0,
                 It::Exc(_) => 2,
@@ -173,11 +177,13 @@ impl Machine {
                 It::G(N::Frame(_)) => 4,
                 _ => 1,
             };
-            (((self.item_key(x) as u64) << 3) | class, x)
+            ((((self.item_key(x) as u64) << 3) | class) << PLACE_BITS) | i as u64
         }));
-        keyed.sort_by_key(|&(k, _)| k);
+        keyed.sort_unstable();
+        std::mem::swap(&mut sc.items, &mut sc.listed);
         sc.items.clear();
-        sc.items.extend(keyed.iter().map(|&(_, x)| x));
+        sc.items
+            .extend(keyed.iter().map(|&k| sc.listed[(k & PLACE) as usize]));
         sc.keyed = keyed;
         let n = sc.items.len();
         sc.loc.clear();
@@ -661,6 +667,11 @@ pub(super) enum It {
     /// and what it awaits are reached from.
     Aw(u32, crate::ast::NodeId),
 }
+
+/// How many low bits of a sort key hold the item's place in the list:
+/// what a `u32` list position and three bits of class leave of a `u64`.
+const PLACE_BITS: u32 = 29;
+const PLACE: u64 = (1 << PLACE_BITS) - 1;
 
 /// Whether a handle's callback comes with an object allocated just before
 /// the handle, which only the handle refers to: a task's step wrapper, the

@@ -379,8 +379,10 @@ pub(super) enum Entry {
 #[derive(Default)]
 pub struct Scan {
     pub(super) items: Vec<It>,
-    /// The items with their keys, for sorting.
-    pub(super) keyed: Vec<(u64, It)>,
+    /// The items' sort keys (`scan_items`), and the items as listed
+    /// before sorting.
+    pub(super) keyed: Vec<u64>,
+    pub(super) listed: Vec<It>,
     /// `follow`'s stack.
     pub(super) stack: Vec<Entry>,
     /// What `refs_through_cells` makes of one followed object's references.
