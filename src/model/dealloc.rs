@@ -8,13 +8,12 @@ use super::machine::Machine;
 use super::names::Obj;
 use crate::ast::NodeId;
 
-/// Reused buffers of `mark_cycle_kept`: the unmarked subgraph, its nodes
-/// numbered densely in graph order (`nodes`, and `local` back from a graph
-/// index), as adjacency lists; in-degrees and the peeling queue.
+/// Reused buffers of `mark_cycle_kept`: the unmarked subgraph by graph
+/// index (a marked node has no edges), as adjacency lists; in-degrees and
+/// the peeling queue. The graphs are small: indexing by graph index costs
+/// less than numbering the unmarked nodes apart.
 #[derive(Default)]
 pub struct Peel {
-    nodes: Vec<u32>,
-    local: Vec<u32>,
     start: Vec<u32>,
     adj: Vec<u32>,
     indeg: Vec<u32>,
@@ -72,36 +71,24 @@ impl Machine {
     fn mark_cycle_kept(&mut self, pk: &mut Peel, mark: &mut [bool]) {
         let total = mark.len();
         self.mark_absent(mark);
-        pk.nodes.clear();
-        // Plain loops rather than extending from a filter: measured cheaper.
-        for (i, &m) in mark.iter().enumerate() {
-            if !m {
-                pk.nodes.push(i as u32);
-            }
-        }
-        if pk.local.len() < total {
-            pk.local.resize(total, 0);
-        }
-        for (k, &i) in pk.nodes.iter().enumerate() {
-            pk.local[i as usize] = k as u32;
-        }
-        let n = pk.nodes.len();
         pk.start.clear();
         pk.adj.clear();
         pk.indeg.clear();
-        pk.indeg.resize(n, 0);
+        pk.indeg.resize(total, 0);
         let mut buf = std::mem::take(&mut self.gc_buf);
         let layout = self.layout();
-        for k in 0..n {
+        for (i, &m) in mark.iter().enumerate() {
             pk.start.push(pk.adj.len() as u32);
+            if m {
+                continue;
+            }
             buf.clear();
-            self.edges(self.node_of(pk.nodes[k] as usize), &mut buf);
+            self.edges(self.node_of(i), &mut buf);
             for &y in &buf {
                 let j = self.idx_in(layout, y);
                 if !mark[j] {
-                    let l = pk.local[j];
-                    pk.adj.push(l);
-                    pk.indeg[l as usize] += 1;
+                    pk.adj.push(j as u32);
+                    pk.indeg[j] += 1;
                 }
             }
         }
@@ -110,9 +97,9 @@ impl Machine {
         pk.indeg0.clear();
         pk.indeg0.extend_from_slice(&pk.indeg);
         pk.queue.clear();
-        for k in 0..n {
-            if pk.indeg[k] == 0 {
-                pk.queue.push(k as u32);
+        for (i, &m) in mark.iter().enumerate() {
+            if !m && pk.indeg[i] == 0 {
+                pk.queue.push(i as u32);
             }
         }
         while let Some(k) = pk.queue.pop() {
@@ -125,11 +112,11 @@ impl Machine {
                 }
             }
         }
-        for (&i, &d) in pk.nodes.iter().zip(&pk.indeg) {
-            if d > 0 {
-                mark[i as usize] = true;
+        for (i, m) in mark.iter_mut().enumerate() {
+            if !*m && pk.indeg[i] > 0 {
+                *m = true;
                 // Futures come first in the graph.
-                if let Some(f) = self.futs.get_mut(i as usize) {
+                if let Some(f) = self.futs.get_mut(i) {
                     f.cyclic = true;
                 }
             }
@@ -159,16 +146,11 @@ impl Machine {
         order.clear();
         started.clear();
         let nfuts = self.futs.len();
-        // Futures come first in the graph, so first among the nodes.
-        let has_fut = pk
-            .nodes
-            .iter()
-            .any(|&i| (i as usize) < nfuts && !mark[i as usize]);
-        if !has_fut {
+        let total = mark.len();
+        // Futures come first in the graph.
+        if mark[..nfuts.min(total)].iter().all(|&m| m) {
             return order;
         }
-        let n = pk.nodes.len();
-        let left = |pk: &Peel, k: usize| !mark[pk.nodes[k] as usize];
         // What a cycle keeps is closed under references (what a kept node
         // refers to is kept too), and a node referring to itself is kept:
         // so a node left has every referrer among the nodes left, none
@@ -181,35 +163,33 @@ impl Machine {
         // What `dropped` lists counts one referrer more, released after
         // everything else that goes, in its order.
         let dropped = std::mem::take(&mut pk.dropped);
-        let held = |pk: &Peel, x: u32| {
+        let held = |x: u32| {
             let i = x as usize;
-            (i < mark.len() && !mark[i] && left(pk, pk.local[i] as usize))
-                .then(|| pk.local[i] as usize)
+            (i < total && !mark[i]).then_some(i)
         };
         for &f in &dropped {
-            if let Some(k) = held(pk, f) {
+            if let Some(k) = held(f) {
                 pk.indeg[k] += 1;
             }
         }
         let mut roots = std::mem::take(&mut pk.queue);
         roots.clear();
-        for k in 0..n {
-            if left(pk, k) && pk.indeg[k] == 0 {
-                roots.push(k as u32);
+        for (i, &m) in mark.iter().enumerate() {
+            if !m && pk.indeg[i] == 0 {
+                roots.push(i as u32);
             }
         }
         let released = roots.len();
         for &f in &dropped {
-            if let Some(k) = held(pk, f) {
+            if let Some(k) = held(f) {
                 roots.push(k as u32);
             }
         }
-        let enter = |pk: &Peel, k: usize, stack: &mut Vec<(u32, u32)>, order: &mut Vec<u32>| {
-            let i = pk.nodes[k] as usize;
+        let enter = |pk: &Peel, i: usize, stack: &mut Vec<(u32, u32)>, order: &mut Vec<u32>| {
             if i < nfuts {
                 order.push(i as u32);
             }
-            stack.push((k as u32, pk.start[k]));
+            stack.push((i as u32, pk.start[i]));
         };
         for (j, &r) in roots.iter().enumerate() {
             if j >= released {
@@ -218,10 +198,7 @@ impl Machine {
                     continue;
                 }
             }
-            started.push((
-                self.node_of(pk.nodes[r as usize] as usize),
-                order.len() as u32,
-            ));
+            started.push((self.node_of(r as usize), order.len() as u32));
             enter(pk, r as usize, &mut stack, &mut order);
             while let Some(&mut (k, ref mut e)) = stack.last_mut() {
                 if *e == pk.start[k as usize + 1] {
@@ -230,7 +207,7 @@ impl Machine {
                 }
                 let child = pk.adj[*e as usize] as usize;
                 *e += 1;
-                if child == k as usize || !left(pk, child) {
+                if child == k as usize || mark[child] {
                     continue;
                 }
                 pk.indeg[child] -= 1;
