@@ -130,18 +130,20 @@ impl Machine {
     /// With no coroutine to close among the garbage, no finalizer drops a
     /// reference, so they simply run in list order.
     fn finalize_in_order(&mut self, mark: &[bool]) {
-        let mut order = std::mem::take(&mut self.gc_order);
-        order.clear();
+        // Each list position with the future in the low half: distinct
+        // keys, so an unstable sort of integers gives the list order.
+        let mut keyed = std::mem::take(&mut self.gc_scan.keyed);
+        keyed.clear();
         for (f, &m) in mark[..self.futs.len()].iter().enumerate() {
             if !m && !self.futs[f].dead {
-                order.push(N::Fut(f as u32));
+                keyed.push(((self.futs[f].key as u64) << 32) | f as u64);
             }
         }
-        order.sort_by_key(|&x| self.gc_key(x));
-        for &x in &order {
-            self.finalize(x);
+        keyed.sort_unstable();
+        for &k in &keyed {
+            self.finalize(N::Fut(k as u32));
         }
-        self.gc_order = order;
+        self.gc_scan.keyed = keyed;
     }
 
     /// Finalizers in list order; closing a coroutine may drop the last
@@ -154,18 +156,32 @@ impl Machine {
         gone.extend_from_slice(mark);
         // Already freed earlier: nothing of it is left to finalize.
         self.mark_absent(&mut gone);
-        let mut order = std::mem::take(&mut self.gc_order);
-        order.clear();
+        // Each list position with, in the low half, twice the future plus
+        // one for the future itself (its task's coroutine comes just
+        // before it in the list): distinct keys in list order, so an
+        // unstable sort of integers gives the stable order.
+        let mut keyed = std::mem::take(&mut self.gc_scan.keyed);
+        keyed.clear();
         for f in 0..self.futs.len() as u32 {
             if gone[f as usize] {
                 continue;
             }
             if let FKind::Task(t) = self.futs[f as usize].kind {
-                order.push(N::Coro(t));
+                keyed.push(((self.gc_key(N::Coro(t)) as u64) << 32) | (2 * f) as u64);
             }
-            order.push(N::Fut(f));
+            keyed.push(((self.futs[f as usize].key as u64) << 32) | (2 * f + 1) as u64);
         }
-        order.sort_by_key(|&x| self.gc_key(x));
+        keyed.sort_unstable();
+        let mut order = std::mem::take(&mut self.gc_order);
+        order.clear();
+        order.extend(keyed.iter().map(|&k| {
+            let f = (k as u32) >> 1;
+            match self.futs[f as usize].kind {
+                FKind::Task(t) if k & 1 == 0 => N::Coro(t),
+                _ => N::Fut(f),
+            }
+        }));
+        self.gc_scan.keyed = keyed;
         // The program coroutines those tasks await have finalizers of their
         // own, run where they stand: one a collection left ahead of the
         // coroutine awaiting it is closed first, on its own.
