@@ -211,6 +211,9 @@ impl Machine {
     /// Follows `direct` and `later` to scanned objects: one reached directly
     /// is traversed in place if the scan has not passed it, or moved to the
     /// end if the scan set it aside; one reached late waits for `late`.
+    // Called for every traversed item, mostly with little to follow:
+    // inlined into the replay's loop, measured cheaper.
+    #[inline(always)]
     fn reach(&self, r: &mut Scan, mark: &[bool], direct: &mut Vec<N>, later: &mut Vec<N>) {
         let at = |r: &mut Scan, k: u32| match r.st[k as usize] {
             St::Unseen => r.st[k as usize] = St::Reached,
