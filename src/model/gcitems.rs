@@ -301,6 +301,7 @@ impl Machine {
     }
 
     /// The list position of a scanned object.
+    #[inline]
     pub(super) fn item_key(&self, x: It) -> u32 {
         match x {
             It::G(g) => self.gc_key(g),
