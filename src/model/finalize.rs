@@ -47,11 +47,19 @@ impl Machine {
         self.tasks[t as usize].destroyed = true;
     }
 
+    /// A future's finalizer: reports an exception never retrieved. The
+    /// check inline (most freed futures report nothing), the report apart.
+    #[inline(always)]
     pub(super) fn never_retrieved(&mut self, f: u32) {
         let fut = &self.futs[f as usize];
-        if !fut.log_tb || fut.dead || fut.finalized {
-            return;
+        if fut.log_tb && !fut.dead && !fut.finalized {
+            self.report_never_retrieved(f);
         }
+    }
+
+    #[inline(never)]
+    fn report_never_retrieved(&mut self, f: u32) {
+        let fut = &self.futs[f as usize];
         let e = fut.exc.expect("log_tb means an exception");
         let (msg, obj) = match fut.kind {
             FKind::Task(t) => (

@@ -103,6 +103,7 @@ impl Machine {
     /// already (their references went with them) and frames nothing can
     /// keep (`frame_kept`). Leaving them out of the garbage changes no
     /// answer, only the work.
+    #[inline(always)]
     pub(super) fn mark_absent(&self, mark: &mut [bool]) {
         for (f, fut) in self.futs.iter().enumerate() {
             if fut.dead {
