@@ -14,6 +14,10 @@ use super::machine::Machine;
 use super::run::Hcb;
 use crate::trace::What;
 
+/// How many candidates `held_near_roots` looks for at most: with more,
+/// the walk is left to find them.
+const NEAR: usize = 8;
+
 impl Machine {
     /// Whether any object has a finalizer that would report something.
     pub fn gc_watch(&self) -> bool {
@@ -95,26 +99,34 @@ impl Machine {
                 && !x.cyclic
                 && (x.log_tb || (pending_too && !x.done() && matches!(x.kind, FKind::Task(_))))
         };
-        // Only a failed future can have `log_tb`, and it is done, so the
-        // two kinds of candidate never overlap.
-        let failed = self
-            .failed
-            .iter()
-            .filter(|&&f| cand(self, f as usize))
-            .count();
-        let pending = if pending_too {
-            (self.tasks.iter())
-                .filter(|t| cand(self, t.fut as usize))
-                .count()
-        } else {
-            0
-        };
-        let mut left = failed + pending;
+        // Only a failed future can have `log_tb` (each is listed once), and
+        // it is done, so the two kinds of candidate never overlap: `first`
+        // lists distinct futures, the first `NEAR` of them.
+        let mut first = [0u32; NEAR];
+        let mut left = 0;
+        for &f in &self.failed {
+            if cand(self, f as usize) {
+                if left < NEAR {
+                    first[left] = f;
+                }
+                left += 1;
+            }
+        }
+        if pending_too {
+            for t in &self.tasks {
+                if cand(self, t.fut as usize) {
+                    if left < NEAR {
+                        first[left] = t.fut;
+                    }
+                    left += 1;
+                }
+            }
+        }
         if left == 0 {
             return;
         }
         self.gc_prepare();
-        if self.held_near_roots(|m, f| cand(m, f as usize), left) {
+        if left <= NEAR && self.held_near_roots(&first[..left]) {
             return;
         }
         let (mut mark, mut stack) = self.walk_start(false);
@@ -167,7 +179,7 @@ impl Machine {
         self.inflight.truncate(before);
     }
 
-    /// Whether the `left` candidates are all among what the roots hold
+    /// Whether the candidates `cands` are all among what the roots hold
     /// one step away: the futures and tasks of the ready handles, `main`,
     /// the background set and the tasks in a step, and the locals and cells
     /// of the functions those tasks are running. All of that is reachable,
@@ -175,19 +187,16 @@ impl Machine {
     /// failed task or future that a local still names, or whose callbacks
     /// were just scheduled; this look costs a few slots instead of a walk
     /// (about 1% of a small program's instructions, 3% of a medium one's).
-    fn held_near_roots(&self, cand: impl Fn(&Machine, u32) -> bool, left: usize) -> bool {
-        const MAX: usize = 8;
-        if left > MAX {
-            return false;
-        }
-        let mut found = [0u32; MAX];
-        let mut n = 0;
+    fn held_near_roots(&self, cands: &[u32]) -> bool {
+        // Which candidates are found, a bit each: every future the look
+        // meets is compared with the few candidates, not looked up.
+        let all = (1u32 << cands.len()) - 1;
+        let mut found = 0u32;
         // True once every candidate is found: the rest need not be looked at.
         let mut look = |f: u32| {
             let mut note = |f: u32| {
-                if cand(self, f) && !found[..n].contains(&f) {
-                    found[n] = f;
-                    n += 1;
+                if let Some(p) = cands.iter().position(|&c| c == f) {
+                    found |= 1 << p;
                 }
             };
             note(f);
@@ -205,7 +214,7 @@ impl Machine {
                     }
                 }
             }
-            n == left
+            found == all
         };
         // Plain loops rather than iterator chains: measured cheaper.
         for &h in &self.lp.ready {
