@@ -4,7 +4,7 @@
 
 use super::coro::{Frame, NONE};
 use super::fut::{Cb, FKind};
-use super::gcorder::{Entry, Scan, St};
+use super::gcorder::{Entry, ScanBufs, St};
 use super::graph::N;
 use super::machine::Machine;
 use super::run::Hcb;
@@ -18,7 +18,7 @@ impl Machine {
     /// running gathers' argument tuples and unwrapped coroutines, and the
     /// surviving exceptions. Indexes them, and marks each unseen but for
     /// what the loop and the runtime reach first.
-    pub(super) fn scan_items(&self, sc: &mut Scan, mark: &[bool]) {
+    pub(super) fn scan_items(&self, sc: &mut ScanBufs, mark: &[bool]) {
         let total = mark.len();
         sc.items.clear();
         sc.wake_loc.clear();
@@ -390,7 +390,7 @@ impl Machine {
     /// What a scanned object refers to: scanned objects directly (into
     /// `r.direct_it`), other objects directly, or through a done callback
     /// the model gives no place (allocated later, so late).
-    pub(super) fn refs_of(&self, r: &mut Scan, x: It, direct: &mut Vec<N>, later: &mut Vec<N>) {
+    pub(super) fn refs_of(&self, r: &mut ScanBufs, x: It, direct: &mut Vec<N>, later: &mut Vec<N>) {
         match x {
             It::G(N::Fut(f)) => {
                 for &cb in &self.futs[f as usize].callbacks {
@@ -543,7 +543,7 @@ impl Machine {
     /// `from` to the next one's: the Timeout objects its `async with`s
     /// hold (the task has usually been reached already), then what its
     /// frames hold, then the coroutine it awaits, an object of its own.
-    fn coro_refs(&self, r: &mut Scan, t: u32, from: usize) {
+    fn coro_refs(&self, r: &mut ScanBufs, t: u32, from: usize) {
         let frames = &self.tasks[t as usize].frames;
         let end = (from + 1..frames.len())
             .find(|&i| matches!(frames[i], Frame::Level { .. }))
@@ -591,7 +591,7 @@ impl Machine {
     /// item first (`tupletraverse`): each future; each coroutine, its
     /// task's if it has one by now (the one being wrapped is in its eager
     /// first step), else the scanned object standing for it.
-    fn gather_args_refs(&self, r: &mut Scan, g: u32) {
+    fn gather_args_refs(&self, r: &mut ScanBufs, g: u32) {
         let x = &self.gathers[g as usize];
         let mut j = x.coro_keys.len() as u32;
         for (i, &a) in x.args.iter().enumerate().rev() {
@@ -690,7 +690,7 @@ fn has_wrap(cb: Hcb) -> bool {
 
 /// A task's `__wakeup` object, once among the scanned objects. Its
 /// `wake_loc` only marks it added here; the index comes after sorting.
-fn add_wake(sc: &mut Scan, t: u32) {
+fn add_wake(sc: &mut ScanBufs, t: u32) {
     if sc.wake_loc[t as usize] == NONE {
         sc.wake_loc[t as usize] = 0;
         sc.items.push(It::Wake(t));
@@ -698,7 +698,7 @@ fn add_wake(sc: &mut Scan, t: u32) {
 }
 
 /// A Timeout object, once among the scanned objects; like `add_wake`.
-fn add_tm(sc: &mut Scan, tm: u32) {
+fn add_tm(sc: &mut ScanBufs, tm: u32) {
     if sc.tm_loc[tm as usize] == NONE {
         sc.tm_loc[tm as usize] = 0;
         sc.items.push(It::Tm(tm));

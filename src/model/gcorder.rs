@@ -144,7 +144,7 @@ impl Machine {
     }
 
     fn replay_scan(&mut self, mark: &[bool]) {
-        let mut sc = std::mem::take(&mut self.gc_scan);
+        let mut sc = self.gc_scan.bufs.take().unwrap_or_default();
         self.scan_items(&mut sc, mark);
         let mut order = std::mem::take(&mut sc.order);
         order.clear();
@@ -206,7 +206,7 @@ impl Machine {
         sc.order = order;
         sc.direct = direct;
         sc.later = later;
-        self.gc_scan = sc;
+        self.gc_scan.bufs = Some(sc);
     }
 
     /// Follows `direct` and `later` to scanned objects: one reached directly
@@ -215,8 +215,8 @@ impl Machine {
     // Called for every traversed item, mostly with little to follow:
     // inlined into the replay's loop, measured cheaper.
     #[inline(always)]
-    fn reach(&self, r: &mut Scan, mark: &[bool], direct: &mut Vec<N>, later: &mut Vec<N>) {
-        let at = |r: &mut Scan, k: u32| match r.st[k as usize] {
+    fn reach(&self, r: &mut ScanBufs, mark: &[bool], direct: &mut Vec<N>, later: &mut Vec<N>) {
+        let at = |r: &mut ScanBufs, k: u32| match r.st[k as usize] {
             St::Unseen => r.st[k as usize] = St::Reached,
             St::Aside => {
                 r.st[k as usize] = St::Reached;
@@ -244,7 +244,7 @@ impl Machine {
         if !later.is_empty() {
             self.follow(r, mark, later, |r, k| r.late.push(k));
         }
-        let Scan {
+        let ScanBufs {
             hop_nodes,
             young,
             items,
@@ -265,10 +265,10 @@ impl Machine {
     /// frame locals come before what it awaits); empties `list`.
     fn follow(
         &self,
-        r: &mut Scan,
+        r: &mut ScanBufs,
         mark: &[bool],
         list: &mut Vec<N>,
-        mut at: impl FnMut(&mut Scan, u32),
+        mut at: impl FnMut(&mut ScanBufs, u32),
     ) {
         // Until some node has to be followed through, the list is met in
         // order, as `walk` would pop it: no stack needed.
@@ -304,11 +304,11 @@ impl Machine {
     #[inline(always)]
     fn walk(
         &self,
-        r: &mut Scan,
+        r: &mut ScanBufs,
         mark: &[bool],
         stack: &mut Vec<Entry>,
         list: &mut Vec<N>,
-        mut at: impl FnMut(&mut Scan, u32),
+        mut at: impl FnMut(&mut ScanBufs, u32),
     ) {
         let mut entries = std::mem::take(&mut r.entries);
         let layout = self.layout();
@@ -341,7 +341,7 @@ impl Machine {
     /// `list` is scratch space, left empty.
     pub(super) fn refs_through_cells(
         &self,
-        r: &Scan,
+        r: &ScanBufs,
         y: N,
         list: &mut Vec<N>,
         out: &mut Vec<Entry>,
@@ -377,13 +377,23 @@ pub(super) enum Entry {
     Item(u32),
 }
 
+/// The replay's buffers, kept between collections: boxed, so that the
+/// replay takes them out of the machine and puts them back by pointer
+/// rather than by copying them (and dropping the default left behind);
+/// and the sort keys of a collection's list-order finalizers.
+#[derive(Default)]
+pub struct Scan {
+    bufs: Option<Box<ScanBufs>>,
+    pub(super) keyed: Vec<u64>,
+}
+
 /// The replay's buffers, kept between collections: the scanned objects in
 /// list order, the index among them of each graph node, which other nodes
 /// were followed through, each scanned object's state, the list as the
 /// scan extends it, what late referrers reach, the new order, and
 /// running gathers' argument coroutines that have no task yet.
 #[derive(Default)]
-pub struct Scan {
+pub struct ScanBufs {
     pub(super) items: Vec<It>,
     /// The items' sort keys (`scan_items`), and the items as listed
     /// before sorting.
