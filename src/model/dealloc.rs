@@ -13,7 +13,7 @@ use crate::ast::NodeId;
 /// the peeling queue. The graphs are small: indexing by graph index costs
 /// less than numbering the unmarked nodes apart.
 #[derive(Default)]
-pub struct Peel {
+pub struct PeelBufs {
     start: Vec<u32>,
     adj: Vec<u32>,
     indeg: Vec<u32>,
@@ -22,6 +22,14 @@ pub struct Peel {
     queue: Vec<u32>,
     /// `dealloc_order`'s depth-first stack: (node, next edge).
     stack: Vec<(u32, u32)>,
+}
+
+/// What a refcount check frees: its buffers, boxed so that a check takes
+/// them out of the machine and puts them back by pointer; and what is
+/// being dropped.
+#[derive(Default)]
+pub struct Peel {
+    bufs: Option<Box<PeelBufs>>,
     /// Objects something being dropped held (graph indices, which for a
     /// future is its id), in the order it lets go of them: a list (last
     /// item first), a frame's locals at its function's exit (`localsplus`
@@ -56,10 +64,12 @@ impl Machine {
         started: &mut Vec<(N, u32)>,
     ) -> Vec<u32> {
         self.planning_frees = true;
-        let mut pk = std::mem::take(&mut self.gc_peel);
+        let mut pk = self.gc_peel.bufs.take().unwrap_or_default();
+        let dropped = std::mem::take(&mut self.gc_peel.dropped);
         self.mark_cycle_kept(&mut pk, mark);
-        let order = self.dealloc_order(&mut pk, mark, started);
-        self.gc_peel = pk;
+        let order = self.dealloc_order(&mut pk, &dropped, mark, started);
+        self.gc_peel.dropped = dropped;
+        self.gc_peel.bufs = Some(pk);
         self.planning_frees = false;
         order
     }
@@ -68,7 +78,7 @@ impl Machine {
     /// cycle of unmarked nodes or reachable from one. Peeling the unmarked
     /// subgraph (repeatedly dropping nodes nothing unmarked points at)
     /// leaves exactly those, in time linear in the subgraph.
-    fn mark_cycle_kept(&mut self, pk: &mut Peel, mark: &mut [bool]) {
+    fn mark_cycle_kept(&mut self, pk: &mut PeelBufs, mark: &mut [bool]) {
         let total = mark.len();
         self.mark_absent(mark);
         pk.start.clear();
@@ -138,7 +148,8 @@ impl Machine {
     /// Reads the unmarked subgraph `mark_cycle_kept` just built.
     fn dealloc_order(
         &mut self,
-        pk: &mut Peel,
+        pk: &mut PeelBufs,
+        dropped: &[u32],
         mark: &[bool],
         started: &mut Vec<(N, u32)>,
     ) -> Vec<u32> {
@@ -162,12 +173,11 @@ impl Machine {
         // node whose last referrer goes later is entered from there, once.
         // What `dropped` lists counts one referrer more, released after
         // everything else that goes, in its order.
-        let dropped = std::mem::take(&mut pk.dropped);
         let held = |x: u32| {
             let i = x as usize;
             (i < total && !mark[i]).then_some(i)
         };
-        for &f in &dropped {
+        for &f in dropped {
             if let Some(k) = held(f) {
                 pk.indeg[k] += 1;
             }
@@ -180,12 +190,12 @@ impl Machine {
             }
         }
         let released = roots.len();
-        for &f in &dropped {
+        for &f in dropped {
             if let Some(k) = held(f) {
                 roots.push(k as u32);
             }
         }
-        let enter = |pk: &Peel, i: usize, stack: &mut Vec<(u32, u32)>, order: &mut Vec<u32>| {
+        let enter = |pk: &PeelBufs, i: usize, stack: &mut Vec<(u32, u32)>, order: &mut Vec<u32>| {
             if i < nfuts {
                 order.push(i as u32);
             }
@@ -218,7 +228,6 @@ impl Machine {
         }
         pk.stack = stack;
         pk.queue = roots;
-        pk.dropped = dropped;
         order
     }
 }
