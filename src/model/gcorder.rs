@@ -263,6 +263,8 @@ impl Machine {
     /// objects (frames, exceptions, task groups) through where they are
     /// met, as parts of the object that refers to them (a coroutine's
     /// frame locals come before what it awaits); empties `list`.
+    // Inlined into `reach`'s two calls: measured cheaper.
+    #[inline(always)]
     fn follow(
         &self,
         r: &mut ScanBufs,
