@@ -27,6 +27,7 @@ mod fut;
 mod gc;
 mod gcitems;
 pub(crate) mod gcorder;
+mod gcrefs;
 mod graph;
 mod machine;
 mod names;
