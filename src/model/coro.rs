@@ -191,9 +191,9 @@ impl Machine {
     pub fn run_coro(&mut self, t: u32, exc: Option<ExcId>) -> Out {
         let sig;
         let mut throwing = false;
-        if !self.task_mut(t).started {
+        if !self.task(t).started {
             self.task_mut(t).started = true;
-            let func = self.task_mut(t).func;
+            let func = self.task(t).func;
             if let Some(e) = exc {
                 // throw() into a coroutine that never ran raises at its
                 // first line: its frame is in the traceback (checked on
@@ -205,7 +205,7 @@ impl Machine {
             self.task_mut(t).floor = 0;
             self.task_mut(t).frames.push(Frame::Level { func });
             sig = Sig::Start;
-        } else if self.task_mut(t).frames.is_empty() {
+        } else if self.task(t).frames.is_empty() {
             // A coroutine already closed (by the collector): send() and
             // throw() alike raise RuntimeError, which replaces the thrown
             // exception, unchained (checked on 3.11.7, 3.12.1, 3.13.0).
@@ -214,7 +214,7 @@ impl Machine {
                 .msg(Cls::RUNTIME, "cannot reuse already awaited coroutine");
             return Out::Done(Comp::Raise(e));
         } else if let Some(e) = exc {
-            let n = self.task_mut(t).frames.len();
+            let n = self.task(t).frames.len();
             let lvl = self.innermost_level(t, n);
             self.task_mut(t).floor = lvl;
             // `_PyErr_ChainStackItem` in the innermost coroutine: only a
@@ -354,7 +354,7 @@ impl Machine {
                     }
                     // A function's body ended: the function finishes with
                     // it, as its step would, with no trip round the loop.
-                    if let Frame::Body { .. } = top
+                    let c = if let Frame::Body { .. } = top
                         && !self.handler_done
                         && n - 1 != stop
                         && let Some(&Frame::Level { func }) = self.frames_of(t).last()
@@ -362,10 +362,11 @@ impl Machine {
                         let c = self.level_step(func, c);
                         self.frames_of(t).pop();
                         self.level_done(t, Frame::Level { func }, true, n - 1, throwing, &c);
-                        sig = Sig::Child(c);
+                        c
                     } else {
-                        sig = Sig::Child(c);
-                    }
+                        c
+                    };
+                    sig = Sig::Child(c);
                 }
                 Act::Yield(f) => return Err(f),
                 Act::Suspend(f, fut) => {
@@ -418,7 +419,7 @@ impl Machine {
         }
         // A throw's exception leaving the coroutine it entered meets the
         // handlers of the one below.
-        if throwing && n > 1 && n - 1 == self.task_mut(t).floor {
+        if throwing && n > 1 && n - 1 == self.task(t).floor {
             let below = self.innermost_level(t, n - 1);
             self.task_mut(t).floor = below;
             let user_below =
@@ -443,7 +444,7 @@ impl Machine {
         // set of futures): what only they held dies before the caller goes
         // on. Not while a close runs: whoever closes it is clearing a
         // frame, whose later locals still hold what they hold.
-        if (user || !self.task_mut(t).closing) && self.gc_watch() {
+        if (user || !self.task(t).closing) && self.gc_watch() {
             // The frame lets go of its locals in `localsplus` order
             // (`Peel::dropped`).
             if let Frame::Level { func } = top {
