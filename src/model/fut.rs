@@ -312,9 +312,9 @@ impl Machine {
                         // with none after (`future_get_result`; checked on
                         // 3.11.7, 3.12.1, 3.13.0).
                         let tb = std::mem::take(&mut x.exc_tb);
-                        let old = std::mem::replace(self.tb_mut(e), tb);
+                        let mut old = std::mem::replace(self.tb_mut(e), tb);
                         self.tb_entries_lost(e, &old);
-                        super::machine::spare_tb(&mut self.spare_tbs, old);
+                        super::machine::keep_spare(&mut self.spare_tbs, &mut old);
                         Err(e)
                     }
                     None => Ok(x.result.clone()),

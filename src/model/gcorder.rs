@@ -379,10 +379,10 @@ pub(super) enum Entry {
     Item(u32),
 }
 
-/// The replay's buffers, kept between collections: boxed, so that the
-/// replay takes them out of the machine and puts them back by pointer
-/// rather than by copying them (and dropping the default left behind);
-/// and the sort keys of a collection's list-order finalizers.
+/// What collections keep between them: the replay's buffers, boxed so
+/// that the replay takes them out of the machine and puts them back by
+/// pointer rather than by copying them (and dropping the default left
+/// behind); and the sort keys of a collection's list-order finalizers.
 #[derive(Default)]
 pub struct Scan {
     bufs: Option<Box<ScanBufs>>,

@@ -293,16 +293,20 @@ pub struct Machine {
     pub star_at: std::collections::HashMap<(NodeId, u32), NodeId>,
 }
 
-/// How many emptied callback lists and frame stacks a machine keeps for
-/// reuse, and the largest it keeps.
+/// How many emptied lists of each kind a machine keeps for reuse, and
+/// the largest it keeps: so that one huge program does not pin its memory
+/// for good.
 const SPARE_MAX: usize = 4096;
 const SPARE_CAPACITY: usize = 64;
 
-/// Keeps an emptied traceback list for reuse, within the same bounds.
-pub fn spare_tb(spare: &mut Vec<Vec<super::gc::TbRef>>, mut tb: Vec<super::gc::TbRef>) {
-    if spare.len() < SPARE_MAX && tb.capacity() <= SPARE_CAPACITY {
-        tb.clear();
-        spare.push(tb);
+/// Takes `list`'s buffer, emptied, into `spare` for reuse, if the bounds
+/// allow; otherwise leaves `list` as it is.
+#[inline]
+pub fn keep_spare<T>(spare: &mut Vec<Vec<T>>, list: &mut Vec<T>) {
+    if spare.len() < SPARE_MAX && list.capacity() <= SPARE_CAPACITY {
+        let mut kept = std::mem::take(list);
+        kept.clear();
+        spare.push(kept);
     }
 }
 
@@ -423,27 +427,18 @@ impl Machine {
         // Only the last run's exceptions can have traceback entries.
         let excs_used = self.excs.len();
         self.excs.clear();
-        // Callback lists and frame stacks keep their capacity for the
-        // next run's futures and tasks; only so many, and only small ones,
-        // so that one huge program does not pin its memory for good.
+        // Callback lists, traceback lists and frame stacks keep their
+        // capacity for the next run's futures and tasks (`keep_spare`).
         // Taken in place: draining moved each whole record out first.
         for f in &mut self.futs {
-            if self.spare_cbs.len() < SPARE_MAX && f.callbacks.capacity() <= SPARE_CAPACITY {
-                let mut cbs = std::mem::take(&mut f.callbacks);
-                cbs.clear();
-                self.spare_cbs.push(cbs);
-            }
+            keep_spare(&mut self.spare_cbs, &mut f.callbacks);
             if f.exc_tb.capacity() != 0 {
-                spare_tb(&mut self.spare_tbs, std::mem::take(&mut f.exc_tb));
+                keep_spare(&mut self.spare_tbs, &mut f.exc_tb);
             }
         }
         self.futs.clear();
         for t in &mut self.tasks {
-            if self.spare_frames.len() < SPARE_MAX && t.frames.capacity() <= SPARE_CAPACITY {
-                let mut frames = std::mem::take(&mut t.frames);
-                frames.clear();
-                self.spare_frames.push(frames);
-            }
+            keep_spare(&mut self.spare_frames, &mut t.frames);
         }
         self.tasks.clear();
         self.task_order.clear();
@@ -461,11 +456,7 @@ impl Machine {
         self.escaped = None;
         self.run_once_kept.clear();
         for mut g in self.gathers.drain(..) {
-            if self.spare_args.len() < SPARE_MAX && g.args.capacity() <= SPARE_CAPACITY {
-                let mut args = std::mem::take(&mut g.args);
-                args.clear();
-                self.spare_args.push(args);
-            }
+            keep_spare(&mut self.spare_args, &mut g.args);
             if self.spare_gathers.len() < SPARE_MAX
                 && g.children.capacity().max(g.coro_keys.capacity()) <= SPARE_CAPACITY
             {
