@@ -1,8 +1,9 @@
-//! Combinators after `tasks.py`, `timeouts.py` and `taskgroups.py`:
-//! gather (with its message quirks and 3.12's synchronous completion),
-//! shield, timeout, wait_for (3.11's task-based one and 3.12+'s), TaskGroup
-//! (3.13's exit changes as flags), and the later steps of wait (its start
-//! and callbacks, and all of as_completed, are in `wait.rs`).
+//! Combinators after `tasks.py`, `timeouts.py` and `taskgroups.py`: the
+//! records every combinator keeps, shield, wait_for's frames (3.11's
+//! task-based one and the zero-timeout path), and the later steps of wait.
+//! gather's code is in `gather.rs`; wait's start and as_completed in
+//! `wait.rs`; timeout and 3.12+ wait_for in `timeout.rs`; TaskGroup in
+//! `taskgroup.rs`.
 
 use super::coro::{Act, Comp, Frame, NONE, Sig};
 use super::eventloop::HId;
@@ -12,7 +13,6 @@ use super::graph::N;
 use super::machine::Machine;
 use crate::ast::{Kind, NodeId, WaitWhen};
 use std::collections::VecDeque;
-use std::rc::Rc;
 
 /// What `ensure_future(fut, loop=loop)` raises for a future of another loop.
 pub(super) const OTHER_LOOP: &str =
@@ -159,150 +159,6 @@ impl Machine {
         }
     }
 
-    /// `asyncio.gather(...)` for node `node`: the outer future.
-    pub fn gather_new(&mut self, t: Option<u32>, node: NodeId) -> Result<FutId, ExcId> {
-        let Kind::Gather { return_exceptions } = *self.p().kind(node) else {
-            unreachable!()
-        };
-        let args = self.awaitables(t, node)?;
-        self.gather_of(t, args, return_exceptions)
-    }
-
-    /// `gather(*futs, return_exceptions=True)` over the shutdown's list
-    /// of leftover tasks (which stays a root meanwhile).
-    pub fn gather_shutdown_refs(&mut self) -> FutId {
-        let mut args = self.spare_args.pop().unwrap_or_default();
-        args.extend(self.shutdown_refs.iter().map(|&f| Ok(f)));
-        self.gather_of(None, args, true)
-            .expect("gathering existing futures creates no task")
-    }
-
-    fn gather_of(
-        &mut self,
-        t: Option<u32>,
-        args: Vec<Result<FutId, NodeId>>,
-        return_exceptions: bool,
-    ) -> Result<FutId, ExcId> {
-        if args.is_empty() {
-            let outer = self.new_fut(FKind::Plain);
-            self.set_result(outer, V::List(Rc::from(Vec::new())));
-            return Ok(outer);
-        }
-        let gid = self.gathers.len() as u32;
-        // Emptied lists of an earlier run's gather spare two allocations.
-        let spare = self.spare_gathers.pop().unwrap_or_default();
-        self.gathers.push(Gather {
-            return_exceptions,
-            children: spare.children,
-            coro_keys: spare.coro_keys,
-            ..Gather::default()
-        });
-        let mut done_futs = Vec::new();
-        // `gather(f(), g())` evaluates its arguments first: every coroutine
-        // is allocated before the first task wrapping one (the collector's
-        // list order, `gcorder.rs`).
-        let ncoros = args.iter().filter(|a| a.is_err()).count() as u32;
-        let first = self.reserve_gc_keys(ncoros);
-        let args_key = self.next_gc_key();
-        let list_key = self.next_gc_key();
-        let nargs = args.len();
-        let g = &mut self.gathers[gid as usize];
-        g.coro_keys.extend((0..ncoros).map(|k| first + 2 * k));
-        g.args_key = args_key;
-        g.list_key = list_key;
-        g.args = args;
-        g.children.reserve_exact(nargs);
-        self.gathering.push(gid);
-        // gather() takes its loop from its first argument: the future's
-        // own, or for a coroutine `events.get_event_loop()`. With no loop
-        // running that is the policy's loop (see `policy_task`).
-        let mut on_policy: Option<bool> = None;
-        for i in 0..nargs {
-            let a = self.gathers[gid as usize].args[i];
-            let fut = match a {
-                // `arg_to_fut`: a future seen before is a child again.
-                Ok(f) if self.gathers[gid as usize].children.contains(&f) => {
-                    self.gathers[gid as usize].children.push(f);
-                    continue;
-                }
-                a => {
-                    let is_coro = a.is_err();
-                    let policy = *on_policy.get_or_insert(is_coro && !self.running);
-                    if is_coro {
-                        let g = &mut self.gathers[gid as usize];
-                        self.made_coro_key = Some(g.coro_keys[g.coro_done as usize]);
-                        g.coro_done += 1;
-                    }
-                    let made = match (a, policy) {
-                        (Err(c), true) => {
-                            self.made_coro_key = None;
-                            Ok(self.policy_task(c))
-                        }
-                        (Ok(_), true) => Err(self.gather_refused(t, gid, Cls::VALUE, OTHER_LOOP)),
-                        (Err(_), false) if self.lp.closed => {
-                            Err(self.gather_refused(t, gid, Cls::RUNTIME, "Event loop is closed"))
-                        }
-                        (a, false) => {
-                            self.creating_gather = Some(gid);
-                            let made = self.ensure_future(a);
-                            self.creating_gather = None;
-                            made
-                        }
-                    };
-                    let f = match made {
-                        Ok(f) => f,
-                        Err(e) => {
-                            // Out of gather() itself; the children made so
-                            // far keep their callbacks (outer is still None).
-                            self.gathering.pop();
-                            return Err(e);
-                        }
-                    };
-                    if is_coro && let Some(x) = self.task_of(f) {
-                        self.tasks[x as usize].log_destroy_pending = false;
-                    }
-                    f
-                }
-            };
-            self.gathers[gid as usize].nfuts += 1;
-            if self.profile.gather_sync_done && self.done(fut) {
-                done_futs.push(fut);
-            } else if self.lp.closed && self.done(fut) {
-                // `add_done_callback` on a done future schedules the
-                // callback at once, and `call_soon` on a closed loop raises
-                // (3.11, where no done child is taken synchronously).
-                let e = self.gather_refused(t, gid, Cls::RUNTIME, "Event loop is closed");
-                self.gathering.pop();
-                return Err(e);
-            } else {
-                self.add_done_callback(fut, Cb::Gather(gid));
-            }
-            self.gathers[gid as usize].children.push(fut);
-        }
-        self.gathering.pop();
-        let outer = self.new_fut(FKind::Gather(gid));
-        self.gathers[gid as usize].outer = Some(outer);
-        for f in done_futs {
-            self.gather_done_cb(gid, f);
-        }
-        Ok(outer)
-    }
-
-    /// What `ensure_future` raises for gather()'s argument list `args`
-    /// when an argument belongs to another loop than the first one's: the
-    /// traceback's frames (gather's locals) hold the arguments and the
-    /// children made so far, which keep their callbacks (outer is None).
-    fn gather_refused(&mut self, t: Option<u32>, gid: u32, cls: Cls, msg: &str) -> ExcId {
-        self.made_coro_key = None;
-        let held: Vec<FutId> = self.gathers[gid as usize]
-            .args
-            .iter()
-            .filter_map(|a| a.ok())
-            .chain(self.gathers[gid as usize].children.iter().copied())
-            .collect();
-        self.raise_holding(t, cls, msg, &held)
-    }
-
     /// Raises a new `cls(msg)` out of a combinator's call where task `t`
     /// is; the call's frame, in the traceback, holds the futures `held`.
     pub(super) fn raise_holding(
@@ -334,64 +190,6 @@ impl Machine {
         self.policy_loop.push(N::Fut(f));
         self.policy_loop.push(N::Fn(func));
         f
-    }
-
-    /// gather's `_done_callback(fut)`.
-    pub fn gather_done_cb(&mut self, gid: u32, fut: FutId) {
-        let g = &mut self.gathers[gid as usize];
-        g.nfinished += 1;
-        let outer = g.outer;
-        let re = g.return_exceptions;
-        let Some(outer) = outer.filter(|&o| !self.done(o)) else {
-            if self.futs[fut as usize].state != FState::Cancelled {
-                self.exception(fut);
-            }
-            return;
-        };
-        if !re {
-            if self.futs[fut as usize].state == FState::Cancelled {
-                let exc = self.make_cancelled_error(fut);
-                self.set_exception(outer, exc);
-                return;
-            }
-            if let Some(exc) = self.exception(fut) {
-                self.set_exception(outer, exc);
-                return;
-            }
-        }
-        let g = &self.gathers[gid as usize];
-        if g.nfinished == g.nfuts {
-            let n = g.children.len();
-            // Collected straight into the list: one allocation.
-            let results: Rc<[V]> = (0..n)
-                .map(|k| {
-                    let c = self.gathers[gid as usize].children[k];
-                    if self.futs[c as usize].state == FState::Cancelled {
-                        let msg = self.futs[c as usize]
-                            .cancel_msg
-                            .clone()
-                            .unwrap_or_else(|| self.empty_msg.clone());
-                        V::Exc(self.excs.create(Cls::CANCELLED, Some(msg)))
-                    } else {
-                        match self.exception(c) {
-                            Some(e) => V::Exc(e),
-                            None => self.futs[c as usize].result.clone(),
-                        }
-                    }
-                })
-                .collect();
-            if self.gathers[gid as usize].cancel_requested {
-                // `fut` is the loop variable now: the last child.
-                let last = *self.gathers[gid as usize]
-                    .children
-                    .last()
-                    .expect("gather has children");
-                let exc = self.make_cancelled_error(last);
-                self.set_exception(outer, exc);
-            } else {
-                self.set_result(outer, V::List(results));
-            }
-        }
     }
 
     /// `asyncio.shield(aw)`.

@@ -24,6 +24,7 @@ mod exc;
 mod finalize;
 mod frames;
 mod fut;
+mod gather;
 mod gc;
 mod gcitems;
 pub(crate) mod gcorder;
