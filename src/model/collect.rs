@@ -190,7 +190,7 @@ impl Machine {
         for &x in &order {
             if let N::Coro(t) = x {
                 for fr in self.tasks[t as usize].frames.iter().skip(1) {
-                    if let Frame::Level { func } = *fr {
+                    if let Frame::Level { func, .. } = *fr {
                         aws.push((self.aw_place(func), t, func));
                     }
                 }
@@ -305,7 +305,11 @@ impl Machine {
         if self.futs[task.fut as usize].state != FState::Pending {
             return;
         }
-        if let Some(at) = task.frames.iter().position(|f| *f == Frame::Level { func }) {
+        if let Some(at) = task
+            .frames
+            .iter()
+            .position(|f| matches!(*f, Frame::Level { func: x, .. } if x == func))
+        {
             self.close_coro_from(t, at);
         }
     }

@@ -47,8 +47,15 @@ pub enum TryPh {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Frame {
-    /// A Python function's activation (`node` is the function node).
+    /// A Python function's activation (`func` is the function node)
+    /// and its body, walked as `Body` walks one: a function starts and
+    /// ends with one frame, one step. The readers of the stack see a
+    /// coroutine boundary here, as they would see a frame of its own.
+    /// `next` and `end` come first, where `Body` has them: a body's step
+    /// reads and writes them the same way in both, with no branch.
     Level {
+        next: NodeId,
+        end: NodeId,
         func: NodeId,
     },
     /// The statements from `next` to `end`; once one that may suspend
@@ -174,7 +181,7 @@ impl Machine {
     /// The program function task `t` runs in now: its innermost level.
     pub(super) fn innermost_fn(&self, t: u32) -> Option<NodeId> {
         self.task(t).frames.iter().rev().find_map(|f| match *f {
-            Frame::Level { func } => Some(func),
+            Frame::Level { func, .. } => Some(func),
             _ => None,
         })
     }
@@ -203,7 +210,8 @@ impl Machine {
                 return Out::Done(Comp::Raise(e));
             }
             self.task_mut(t).floor = 0;
-            self.task_mut(t).frames.push(Frame::Level { func });
+            let level = self.level(func);
+            self.task_mut(t).frames.push(level);
             sig = Sig::Start;
         } else if self.task(t).frames.is_empty() {
             // A coroutine already closed (by the collector): send() and
@@ -320,7 +328,7 @@ impl Machine {
             }
             let mut top = *self.frames_of(t).get(n - 1).unwrap_or_else(|| no_frame());
             // Most steps are a body's: a direct call, not the frame match.
-            let act = if let Frame::Body { .. } = top {
+            let act = if let Frame::Body { .. } | Frame::Level { .. } = top {
                 self.body(t, &mut top, sig)
             } else {
                 self.frame(t, &mut top, sig)
@@ -333,7 +341,7 @@ impl Machine {
             }
             match act {
                 Act::Push(f) => {
-                    if let Frame::Level { func } = f {
+                    if let Frame::Level { func, .. } = f {
                         // An awaited coroutine, made now, and its cells.
                         self.cells_key[func as usize] = self.next_gc_key();
                     }
@@ -345,25 +353,26 @@ impl Machine {
                     // it, or a body its step pushed and ran (`start_body`).
                     let frames = self.frames_of(t);
                     debug_assert!(frames.len() <= n + 1, "a step pushed two frames");
-                    let (n, top) = match frames.pop() {
-                        Some(body) if frames.len() == n => (n + 1, body),
-                        _ => (n, top),
+                    let (n, top) = match frames.get(n) {
+                        Some(&body) => (n + 1, body),
+                        None => (n, top),
                     };
-                    if finishes_with_work(&top) {
-                        self.frame_done(t, top, n, throwing, &c);
-                    }
-                    // A function's body ended: the function finishes with
-                    // it, as its step would, with no trip round the loop.
-                    let c = if let Frame::Body { .. } = top
-                        && !self.handler_done
-                        && n - 1 != stop
-                        && let Some(&Frame::Level { func }) = self.frames_of(t).last()
-                    {
+                    let c = if let Frame::Level { func, .. } = top {
+                        // A function's body ended, and the function with
+                        // it: what it returns, then its frame goes.
+                        if self.handler_done {
+                            self.handler_done = false;
+                            self.handler_released(&Sig::Child(c.clone()));
+                        }
                         let c = self.level_step(func, c);
                         self.frames_of(t).pop();
-                        self.level_done(t, Frame::Level { func }, true, n - 1, throwing, &c);
+                        self.level_done(t, top, true, n, throwing, &c);
                         c
                     } else {
+                        self.frames_of(t).pop();
+                        if finishes_with_work(&top) {
+                            self.frame_done(t, top, n, throwing, &c);
+                        }
                         c
                     };
                     sig = Sig::Child(c);
@@ -404,7 +413,7 @@ impl Machine {
     /// entries, the throw's floor, and what its locals held.
     #[inline(always)]
     fn level_done(&mut self, t: u32, top: Frame, user: bool, n: usize, throwing: bool, c: &Comp) {
-        if let Frame::Level { func } = top {
+        if let Frame::Level { func, .. } = top {
             // An exception leaving a function passed through its frame,
             // unless a re-raise left without it.
             if let Comp::Raise(e) = *c {
@@ -436,7 +445,7 @@ impl Machine {
         // holds.
         if let (Comp::Raise(e), false) = (c, self.frames_of(t).is_empty()) {
             let below = self.innermost_level(t, n - 1);
-            if let Some(&Frame::Level { func }) = self.task(t).frames.get(below) {
+            if let Some(&Frame::Level { func, .. }) = self.task(t).frames.get(below) {
                 self.tb_add(*e, func);
             }
         }
@@ -447,7 +456,7 @@ impl Machine {
         if (user || !self.task(t).closing) && self.gc_watch() {
             // The frame lets go of its locals in `localsplus` order
             // (`Peel::dropped`).
-            if let Frame::Level { func } = top {
+            if let Frame::Level { func, .. } = top {
                 self.frame_locals_dropped(func);
             }
             self.refcount_check_holding(c);

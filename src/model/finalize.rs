@@ -205,7 +205,9 @@ impl Machine {
                 && !fut.collected
             {
                 for fr in &self.tasks[t as usize].frames {
-                    let Frame::Level { func } = *fr else { continue };
+                    let Frame::Level { func, .. } = *fr else {
+                        continue;
+                    };
                     let (own, free) = self.fn_slots(func);
                     for &s in own.iter().chain(free) {
                         if let Some(super::names::Obj::Fut(x)) = self.slots[s as usize] {
@@ -441,7 +443,7 @@ impl Machine {
         let frames = &self.tasks[t as usize].frames;
         match lvl.checked_sub(1).map(|i| frames[i]) {
             Some(Frame::Timeout { aw, .. }) => aw != NONE,
-            Some(Frame::Body { next, .. }) => {
+            Some(Frame::Body { next, .. } | Frame::Level { next, .. }) => {
                 !self.profile.wait_for_via_timeout
                     && matches!(self.p().kind(next), crate::ast::Kind::WaitFor(None))
             }

@@ -74,22 +74,8 @@ fn runs_through(k: &Kind) -> bool {
 impl Machine {
     /// One step of the top frame.
     pub(super) fn frame(&mut self, t: u32, fr: &mut Frame, sig: Sig) -> Act {
-        let p = self.p();
         match *fr {
-            Frame::Level { func } => match sig {
-                Sig::Start => {
-                    let n = p.len() as NodeId;
-                    if func >= n {
-                        // A wrapped awaitable: a body of one statement.
-                        self.start_body(t, func - n, p.end(func - n))
-                    } else {
-                        self.start_body(t, func + 1, p.end(func))
-                    }
-                }
-                Sig::Child(c) => Act::Pop(self.level_step(func, c)),
-                _ => unreachable!("a level never receives send/throw"),
-            },
-            Frame::Body { .. } => self.body(t, fr, sig),
+            Frame::Level { .. } | Frame::Body { .. } => self.body(t, fr, sig),
             Frame::Await { fut } => match sig {
                 Sig::Start => {
                     if self.done(fut) {
@@ -133,6 +119,19 @@ impl Machine {
         }
     }
 
+    /// The frame of a call of `func`, about to start its body.
+    pub(super) fn level(&self, func: NodeId) -> Frame {
+        let p = self.p();
+        let n = p.len() as NodeId;
+        let (next, end) = if func >= n {
+            // A wrapped awaitable: a body of one statement.
+            (func - n, p.end(func - n))
+        } else {
+            (func + 1, p.end(func))
+        };
+        Frame::Level { func, next, end }
+    }
+
     /// A function's body finished with `c`: what the function returns.
     #[inline(always)]
     pub(super) fn level_step(&mut self, func: NodeId, c: Comp) -> Comp {
@@ -144,13 +143,13 @@ impl Machine {
         }
     }
 
-    /// A body's step: runs statements until one may suspend, which it
-    /// starts, or the body ends. It writes itself to the stack, whose
-    /// top it is, before the statement starts: what the statement does
-    /// may look at the stack.
+    /// A body's step (a function's too): runs statements until one may
+    /// suspend, which it starts, or the body ends. It writes itself to
+    /// the stack, whose top it is, before the statement starts: what the
+    /// statement does may look at the stack.
     pub(super) fn body(&mut self, t: u32, fr: &mut Frame, sig: Sig) -> Act {
         let p = self.p();
-        let Frame::Body { next, end } = *fr else {
+        let (Frame::Body { next, end } | Frame::Level { next, end, .. }) = *fr else {
             unreachable!("a body's step")
         };
         let mut n = match sig {
@@ -176,7 +175,9 @@ impl Machine {
         }
         // On the stack before the statement starts, whatever
         // looks at the stack meanwhile.
-        *fr = Frame::Body { next: n, end };
+        if let Frame::Body { next, .. } | Frame::Level { next, .. } = fr {
+            *next = n;
+        }
         if let Some(top) = self.frames_of(t).last_mut() {
             *top = *fr;
         }
@@ -312,7 +313,7 @@ impl Machine {
                 Ok(f) => self.await_fut(f),
                 Err(e) => Act::Again(Sig::Child(Comp::Raise(e))),
             },
-            Kind::Do => Act::Push(Frame::Level { func: node }),
+            Kind::Do => Act::Push(self.level(node)),
             Kind::Try => Act::Push(Frame::Try {
                 node,
                 ph: TryPh::Body,

@@ -514,7 +514,7 @@ impl Machine {
     #[inline(always)]
     pub(super) fn frame_edges(&self, t: u32, fr: &Frame, out: &mut Vec<N>) {
         match *fr {
-            Frame::Level { func } => out.push(N::Fn(func)),
+            Frame::Level { func, .. } => out.push(N::Fn(func)),
             Frame::Await { fut } | Frame::Sleep { fut, .. } => out.push(N::Fut(fut)),
             Frame::Try {
                 ph: super::coro::TryPh::Handler(e),

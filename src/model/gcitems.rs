@@ -36,7 +36,7 @@ impl Machine {
                 // objects of their own, each made just after its cells.
                 for fr in self.tasks[t as usize].frames.iter().skip(1) {
                     match *fr {
-                        Frame::Level { func } => sc.items.push(It::Aw(t, func)),
+                        Frame::Level { func, .. } => sc.items.push(It::Aw(t, func)),
                         Frame::Comb {
                             kind: super::comb::CombKind::AsCompleted,
                             a,
@@ -266,7 +266,7 @@ impl Machine {
                         .frames
                         .iter()
                         .filter_map(|f| match *f {
-                            Frame::Level { func } => Some(N::Fn(func)),
+                            Frame::Level { func, .. } => Some(N::Fn(func)),
                             _ => None,
                         }),
                 );

@@ -81,7 +81,9 @@ impl Machine {
             }
             It::Aw(t, func) => {
                 let frames = &self.tasks[t as usize].frames;
-                let at = frames.iter().position(|f| *f == Frame::Level { func });
+                let at = frames
+                    .iter()
+                    .position(|f| matches!(*f, Frame::Level { func: x, .. } if x == func));
                 self.coro_refs(
                     r,
                     t,
@@ -231,7 +233,7 @@ impl Machine {
         }
         r.ordered.extend(held.drain(..).map(Entry::Node));
         r.scratch = held;
-        if let Some(&Frame::Level { func }) = frames.get(end) {
+        if let Some(&Frame::Level { func, .. }) = frames.get(end) {
             r.ordered.push(Entry::Item(r.aw_loc[func as usize]));
         }
     }

@@ -91,9 +91,7 @@ impl Machine {
                         Err(e) => Act::Again(Sig::Child(Comp::Raise(e))),
                     }
                 } else {
-                    Act::Push(Frame::Level {
-                        func: self.aw_fn(aw),
-                    })
+                    Act::Push(self.level(self.aw_fn(aw)))
                 }
             }
             Sig::Child(c) => {
@@ -203,9 +201,7 @@ impl Machine {
                 // 3.11: `if timeout is None: return await fut`
                 return match arg {
                     Ok(f) => self.await_fut(f),
-                    Err(c) => Act::Push(Frame::Level {
-                        func: self.aw_fn(c),
-                    }),
+                    Err(c) => Act::Push(self.level(self.aw_fn(c))),
                 };
             }
             let tm = match self.timeout_new(t, timeout) {
