@@ -3,9 +3,73 @@
 //! FIFO), lazy removal of cancelled timers with the >100 / >half rebuild,
 //! and `_run_once`'s clock arithmetic in the same f64 order.
 
-use std::collections::VecDeque;
-
 pub type HId = u32;
+
+/// `_ready`, a FIFO of handles. Handles are never reused within a run, so
+/// a queue never holds more than the run made: a list and the index of
+/// its front, both reset with the loop, make popping an index bump
+/// (a `VecDeque` also wraps its head around a ring on every pop), and
+/// what is queued one slice.
+#[derive(Default)]
+pub struct Ready {
+    buf: Vec<HId>,
+    head: usize,
+}
+
+impl Ready {
+    #[inline]
+    pub fn push_back(&mut self, h: HId) {
+        self.buf.push(h);
+    }
+
+    #[inline]
+    pub fn pop_front(&mut self) -> Option<HId> {
+        let h = *self.buf.get(self.head)?;
+        self.head += 1;
+        Some(h)
+    }
+
+    #[inline]
+    pub fn len(&self) -> usize {
+        self.buf.len() - self.head
+    }
+
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.head == self.buf.len()
+    }
+
+    pub fn clear(&mut self) {
+        self.buf.clear();
+        self.head = 0;
+    }
+
+    /// The queued handles, front first.
+    #[inline]
+    pub fn as_slice(&self) -> &[HId] {
+        &self.buf[self.head..]
+    }
+
+    pub fn iter(&self) -> std::slice::Iter<'_, HId> {
+        self.as_slice().iter()
+    }
+}
+
+impl<'a> IntoIterator for &'a Ready {
+    type Item = &'a HId;
+    type IntoIter = std::slice::Iter<'a, HId>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.iter()
+    }
+}
+
+impl std::ops::Index<usize> for Ready {
+    type Output = HId;
+    #[inline]
+    fn index(&self, k: usize) -> &HId {
+        &self.as_slice()[k]
+    }
+}
 
 pub const MIN_SCHEDULED_TIMER_HANDLES: usize = 100;
 pub const MIN_CANCELLED_TIMER_HANDLES_FRACTION: f64 = 0.5;
@@ -30,7 +94,7 @@ pub struct Handle<C: Copy> {
 
 pub struct EventLoop<C: Copy> {
     pub handles: Vec<Handle<C>>,
-    pub ready: VecDeque<HId>,
+    pub ready: Ready,
     /// `_scheduled`, a heap ordered by `when` only.
     pub heap: Vec<HId>,
     pub timer_cancelled_count: usize,
@@ -50,7 +114,7 @@ impl<C: Copy> Default for EventLoop<C> {
     fn default() -> Self {
         EventLoop {
             handles: Vec::new(),
-            ready: VecDeque::new(),
+            ready: Ready::default(),
             heap: Vec::new(),
             timer_cancelled_count: 0,
             now: 0.0,

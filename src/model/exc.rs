@@ -113,7 +113,7 @@ pub struct Excs {
     /// earlier count may be stale (a member's or a linked exception's).
     epoch: u32,
     /// Per exception, its last encoding and the epoch it was made at;
-    /// `create` makes each one's entry.
+    /// made up to an exception when it is first encoded (many never are).
     encoded: std::cell::RefCell<Vec<Option<(u32, ExcRef)>>>,
     /// Bare encodings by class (`encode_bare`), kept between runs: an
     /// encoding is immutable, so traces may share one.
@@ -149,7 +149,6 @@ impl Excs {
             key: self.clock.get(),
             collected: false,
         });
-        self.encoded.get_mut().push(None);
         self.objs.len() as ExcId - 1
     }
 
@@ -216,12 +215,15 @@ impl Excs {
             return x;
         }
         let mut cache = self.encoded.borrow_mut();
-        if let Some((at, x)) = &cache[e as usize]
+        if let Some(Some((at, x))) = cache.get(e as usize)
             && *at == self.epoch
         {
             return x.clone();
         }
         let x = ExcRef::new(self.encode_depth(e, 0));
+        if cache.len() <= e as usize {
+            cache.resize(e as usize + 1, None);
+        }
         cache[e as usize] = Some((self.epoch, x.clone()));
         x
     }

@@ -98,6 +98,17 @@ pub struct Fut {
     pub key: u32,
 }
 
+/// `fin.clone()`, with the usual cases (a task that returned None, or
+/// raised) made in place rather than through the derived clones' matches.
+#[inline(always)]
+pub fn clone_fin(fin: &Fin) -> Fin {
+    match fin {
+        Fin::Result(crate::trace::Value::None) => Fin::Result(crate::trace::Value::None),
+        Fin::Exception(x) => Fin::Exception(x.clone()),
+        _ => fin.clone(),
+    }
+}
+
 /// A pending activation of `cancel`'s explicit recursion.
 pub enum CancelAct {
     /// Task `f` waits for the result of cancelling its `_fut_waiter`.
@@ -134,12 +145,15 @@ impl Fut {
 impl Machine {
     #[inline]
     pub fn new_fut(&mut self, kind: FKind) -> FutId {
-        let mut f = Fut::new(kind);
-        f.key = self.next_gc_key();
-        if let Some(cbs) = self.spare_cbs.pop() {
-            f.callbacks = cbs;
-        }
-        self.futs.push(f);
+        // Made whole in one expression, so that it is written once, in
+        // place, not built and then copied into the list.
+        let key = self.next_gc_key();
+        let callbacks = self.spare_cbs.pop().unwrap_or_default();
+        self.futs.push(Fut {
+            key,
+            callbacks,
+            ..Fut::new(kind)
+        });
         self.futs.len() as FutId - 1
     }
 
@@ -395,8 +409,9 @@ impl Machine {
     fn trace_done(&mut self, f: FutId) {
         let t = self.task_of(f).expect("traced callbacks are on tasks");
         let fin = self.fin(f);
-        self.tasks[t as usize].done_fin = Some(fin.clone());
-        self.tasks[t as usize].done_cancelling = self.tasks[t as usize].num_cancels;
+        let task = &mut self.tasks[t as usize];
+        task.done_fin = Some(clone_fin(&fin));
+        task.done_cancelling = task.num_cancels;
         self.ev(What::Done { task: t, fin });
     }
 

@@ -455,15 +455,9 @@ impl Machine {
         self.recursed = false;
         self.escaped = None;
         self.run_once_kept.clear();
-        for mut g in self.gathers.drain(..) {
-            keep_spare(&mut self.spare_args, &mut g.args);
-            if self.spare_gathers.len() < SPARE_MAX
-                && g.children.capacity().max(g.coro_keys.capacity()) <= SPARE_CAPACITY
-            {
-                g.children.clear();
-                g.coro_keys.clear();
-                self.spare_gathers.push(g);
-            }
+        // Most runs make no gather: `drain` costs its setup even then.
+        if !self.gathers.is_empty() {
+            self.recycle_gathers();
         }
         self.tgs.clear();
         self.timeouts.clear();
@@ -495,9 +489,15 @@ impl Machine {
         self.cur_tasks_key = super::coro::NONE;
         self.drive_excs.clear();
         self.made_coro_key = None;
-        self.inject.clear();
-        self.inject.extend_from_slice(inject);
-        self.wf11.clear();
+        if !(self.inject.is_empty() && inject.is_empty()) {
+            self.inject.clear();
+            self.inject.extend_from_slice(inject);
+        }
+        // A map that ever held an entry clears its whole table of
+        // control bytes, even empty.
+        if !self.wf11.is_empty() {
+            self.wf11.clear();
+        }
         self.tb_no_entry.clear();
         // Tracebacks keep their lists (empty is no traceback), within the
         // same bounds as callback lists.
@@ -521,8 +521,26 @@ impl Machine {
         self.collecting = false;
         self.held_by_freer.clear();
         self.aw_held.clear();
-        self.star.clear();
-        self.star_at.clear();
+        if !self.star.is_empty() {
+            self.star.clear();
+        }
+        if !self.star_at.is_empty() {
+            self.star_at.clear();
+        }
+    }
+
+    /// Takes the last run's gathers, their lists emptied, for reuse.
+    fn recycle_gathers(&mut self) {
+        for mut g in self.gathers.drain(..) {
+            keep_spare(&mut self.spare_args, &mut g.args);
+            if self.spare_gathers.len() < SPARE_MAX
+                && g.children.capacity().max(g.coro_keys.capacity()) <= SPARE_CAPACITY
+            {
+                g.children.clear();
+                g.coro_keys.clear();
+                self.spare_gathers.push(g);
+            }
+        }
     }
 }
 

@@ -133,10 +133,20 @@ impl Machine {
         // A KeyboardInterrupt that left the loop after main finished is
         // caught by the runtime's `_drive`; the shutdown runs as usual.
         self.escaped = None;
-        if self.gc_watch_end() {
+        // Whether a refcount death could still matter. Once it cannot,
+        // every task is done or freed: no task is left over for the
+        // shutdown to run, and nothing below runs program code or sets an
+        // exception, so it stays so; only a sweep asks again.
+        let mut watch = self.gc_watch_end();
+        if watch {
             self.refcount_check(true);
         }
-        self.shutdown();
+        // With no task left over, the shutdown makes the cyclic garbage
+        // reachable for the refcount checks to come, and none will come.
+        let forgot = watch;
+        if watch {
+            self.shutdown();
+        }
         // The table reads `cancelling()` live for tasks still alive; only
         // an uncancel() after completion makes that differ from the count
         // recorded at completion, so only then is liveness needed (that
@@ -146,19 +156,23 @@ impl Machine {
             .iter()
             .any(|t| t.num_cancels != t.done_cancelling && !t.freed && t.done_fin.is_some())
         {
+            if !forgot {
+                self.forget_cyclic();
+            }
             self.refcount_sweep();
+            watch = self.gc_watch_end();
         }
         let tasks = self.finals();
         // loop.close() drops the ready queue and the timers. When both are
         // empty it drops nothing, and the last check saw this same graph.
         let drops = !self.lp.ready.is_empty() || !self.lp.heap.is_empty();
-        if drops && self.gc_watch_end() {
+        if drops && watch && self.gc_watch_end() {
             self.loop_close_dropped();
         }
         self.lp.ready.clear();
         self.lp.heap.clear();
         self.lp.closed = true;
-        if drops && self.gc_watch_end() {
+        if drops && watch && self.gc_watch_end() {
             self.refcount_check(true);
         }
         self.gc_peel.dropped.clear();
@@ -168,11 +182,11 @@ impl Machine {
         // them at once), then the final collection runs.
         if !self.bg.is_empty() {
             self.bg.clear();
-            if self.gc_watch_end() {
+            if watch && self.gc_watch_end() {
                 self.refcount_check(true);
             }
         }
-        if self.gc_watch_end() {
+        if watch && self.gc_watch_end() {
             self.final_collect();
         }
         let events = std::mem::take(&mut self.events);
@@ -186,10 +200,10 @@ impl Machine {
 
     /// How main finished, as recorded at completion.
     fn main_fin(&self, main: FutId) -> crate::trace::Fin {
-        self.tasks[0]
-            .done_fin
-            .clone()
-            .unwrap_or_else(|| self.fin(main))
+        match &self.tasks[0].done_fin {
+            Some(fin) => super::fut::clone_fin(fin),
+            None => self.fin(main),
+        }
     }
 
     /// An event outside any task.
@@ -288,12 +302,23 @@ impl Machine {
     }
 
     fn run_handle(&mut self, _h: HId, cb: Hcb) {
-        match cb {
-            Hcb::Step(t, e) => {
-                if let Some(e) = self.step(t, (e != super::fut::NO_EXC).then_some(e)) {
-                    self.callback_raised(e);
-                }
+        // The usual handles, a task's step and its wakeup, come first.
+        // The compiler still dispatches through one jump table, but a
+        // wakeup no longer goes through a second one in `run_fut_cb`.
+        if let Hcb::Step(t, e) = cb {
+            if let Some(e) = self.step(t, (e != super::fut::NO_EXC).then_some(e)) {
+                self.callback_raised(e);
             }
+            return;
+        }
+        if let Hcb::FutCb(Cb::Wakeup(t), f) = cb {
+            if let Some(e) = self.wakeup(t, f) {
+                self.callback_raised(e);
+            }
+            return;
+        }
+        match cb {
+            Hcb::Step(..) => unreachable!("a step is run above"),
             Hcb::FutCb(cb, f) => self.run_fut_cb(cb, f),
             Hcb::SetResultUnlessCancelled(f) => {
                 if !self.futs[f as usize].done() {
@@ -543,32 +568,31 @@ impl Machine {
     }
 
     fn finals(&mut self) -> Vec<TaskFinal> {
-        let mut out = Vec::with_capacity(self.tasks.len());
         // The table is the done records' last reader: it takes them.
-        for t in &mut self.tasks {
-            // As the runtime reads it: a task that finished shows how, as
-            // recorded at completion (an awaiter may have taken the
-            // CancelledError holding the message since), even one a
-            // collection reported destroyed and a finalizer brought back;
-            // `cancelling()` is read live while the task is alive.
-            let gone = t.freed || t.destroyed;
-            let (state, cancelling) = match t.done_fin.take() {
-                Some(f) if gone => (State::Done(f), Some(t.done_cancelling)),
-                Some(f) => (State::Done(f), Some(t.num_cancels)),
-                None if gone => (State::Destroyed, None),
-                None => (State::Pending, Some(t.num_cancels)),
-            };
-            out.push(TaskFinal {
-                name: t.name.clone(),
-                state,
-                cancelling,
-            });
-        }
-        if self.recursed {
-            for t in &mut out {
-                t.cancelling = None;
-            }
-        }
-        out
+        // Collected from an iterator of known length: each row is written
+        // in place, with no capacity check.
+        let recursed = self.recursed;
+        self.tasks
+            .iter_mut()
+            .map(|t| {
+                // As the runtime reads it: a task that finished shows how, as
+                // recorded at completion (an awaiter may have taken the
+                // CancelledError holding the message since), even one a
+                // collection reported destroyed and a finalizer brought back;
+                // `cancelling()` is read live while the task is alive.
+                let gone = t.freed || t.destroyed;
+                let (state, cancelling) = match t.done_fin.take() {
+                    Some(f) if gone => (State::Done(f), Some(t.done_cancelling)),
+                    Some(f) => (State::Done(f), Some(t.num_cancels)),
+                    None if gone => (State::Destroyed, None),
+                    None => (State::Pending, Some(t.num_cancels)),
+                };
+                TaskFinal {
+                    name: t.name.clone(),
+                    state,
+                    cancelling: cancelling.filter(|_| !recursed),
+                }
+            })
+            .collect()
     }
 }

@@ -24,14 +24,19 @@ impl Machine {
             node,
         });
         let f = self.new_fut(FKind::Task(idx));
-        let mut task = super::machine::Task::new(f, func, name);
-        task.coro_key = self.made_coro_key.take();
-        if let Some(frames) = self.spare_frames.pop() {
-            task.frames = frames;
-        }
-        self.tasks.push(task);
+        let coro_key = self.made_coro_key.take();
+        // Its coroutine's place (`gc_key` of its `N::Coro`): made just
+        // before the task, unless made earlier.
+        self.cells_key[func as usize] = coro_key.unwrap_or(self.futs[f as usize].key - 1);
+        // Made whole in one expression, so that it is written once, in
+        // place, not built and then copied into the list.
+        let frames = self.spare_frames.pop().unwrap_or_default();
+        self.tasks.push(super::machine::Task {
+            coro_key,
+            frames,
+            ..super::machine::Task::new(f, func, name)
+        });
         self.task_order.push(f);
-        self.cells_key[func as usize] = self.gc_key(super::graph::N::Coro(idx));
         if self.profile.eager && self.running {
             let before = self.escaped;
             if let Some(e) = self.eager_start(idx) {
@@ -182,6 +187,12 @@ impl Machine {
                 }
             }
         }
+        // A step usually ends awaiting a future: that case is told apart
+        // by a conditional branch before the `match`, whose jump table's
+        // one indirect branch mispredicts whenever the outcome changes.
+        if let super::coro::Out::Yield(Some(w)) = out {
+            return self.step_awaits(t, f, w);
+        }
         match out {
             super::coro::Out::Done(c) => match c {
                 super::coro::Comp::Raise(e) => {
@@ -245,25 +256,30 @@ impl Machine {
             super::coro::Out::Yield(None) => {
                 self.lp.call_soon(Hcb::Step(t, NO_EXC));
             }
-            super::coro::Out::Yield(Some(w)) => {
-                if w == f {
-                    let e = self
-                        .excs
-                        .msg(Cls::RUNTIME, "Task cannot await on itself: <Task>");
-                    self.lp.call_soon(Hcb::Step(t, e));
-                } else {
-                    self.add_done_callback(w, Cb::Wakeup(t));
-                    self.tasks[t as usize].fut_waiter = Some(w);
-                    if self.tasks[t as usize].must_cancel {
-                        let msg = self.futs[f as usize].cancel_msg.clone();
-                        // Cancelling a task or gather here recurses in CPython too.
-                        match self.cancel(w, msg) {
-                            Ok(true) => self.tasks[t as usize].must_cancel = false,
-                            Ok(false) => {}
-                            Err(e) => return Some(e),
-                        }
-                    }
-                }
+            super::coro::Out::Yield(Some(_)) => unreachable!("handled above"),
+        }
+        None
+    }
+
+    /// The step of task `t` (future `f`) left its coroutine awaiting `w`.
+    #[inline(always)]
+    fn step_awaits(&mut self, t: u32, f: FutId, w: FutId) -> Option<ExcId> {
+        if w == f {
+            let e = self
+                .excs
+                .msg(Cls::RUNTIME, "Task cannot await on itself: <Task>");
+            self.lp.call_soon(Hcb::Step(t, e));
+            return None;
+        }
+        self.add_done_callback(w, Cb::Wakeup(t));
+        self.tasks[t as usize].fut_waiter = Some(w);
+        if self.tasks[t as usize].must_cancel {
+            let msg = self.futs[f as usize].cancel_msg.clone();
+            // Cancelling a task or gather here recurses in CPython too.
+            match self.cancel(w, msg) {
+                Ok(true) => self.tasks[t as usize].must_cancel = false,
+                Ok(false) => {}
+                Err(e) => return Some(e),
             }
         }
         None
