@@ -8,6 +8,9 @@ use std::rc::Rc;
 
 pub type ExcId = u32;
 
+/// How many encodings of exceptions with a message a machine keeps.
+const PLAIN_SLOTS: usize = 64;
+
 /// Every exception class a run can produce.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Cls {
@@ -54,6 +57,31 @@ impl Cls {
             Cls::AttributeError => "AttributeError",
             Cls::RecursionError => "RecursionError",
             Cls::SystemError => "SystemError",
+        }
+    }
+
+    /// A small number for each class, for hashing.
+    fn code(self) -> usize {
+        match self {
+            Cls::Prog(c) => match c {
+                ExcClass::ValueError => 0,
+                ExcClass::KeyError => 1,
+                ExcClass::RuntimeError => 2,
+                ExcClass::TypeError => 3,
+                ExcClass::TimeoutError => 4,
+                ExcClass::CancelledError => 5,
+                ExcClass::KeyboardInterrupt => 6,
+                ExcClass::User(n) => 7 + n as usize,
+            },
+            Cls::GeneratorExit => 1,
+            Cls::ExceptionGroup => 2,
+            Cls::BaseExceptionGroup => 3,
+            Cls::InvalidStateError => 4,
+            Cls::NameError => 5,
+            Cls::UnboundLocalError => 6,
+            Cls::AttributeError => 7,
+            Cls::RecursionError => 8,
+            Cls::SystemError => 9,
         }
     }
 
@@ -104,6 +132,9 @@ pub struct ExcObj {
     pub collected: bool,
 }
 
+/// A cached encoding of an exception with a message: class, message, encoding.
+type PlainEntry = (Cls, Rc<str>, ExcRef);
+
 /// The arena; cleared between runs. Every change to an exception goes
 /// through `get_mut`, which invalidates the encodings `encode` keeps.
 #[derive(Default)]
@@ -118,6 +149,12 @@ pub struct Excs {
     /// Bare encodings by class (`encode_bare`), kept between runs: an
     /// encoding is immutable, so traces may share one.
     bare: std::cell::RefCell<Vec<(Cls, ExcRef)>>,
+    /// Likewise for exceptions with a message but no members and no chain
+    /// (`encode_bare`), by class and message: messages come from a few
+    /// literals, and making one anew costs three allocations (the
+    /// encoding, its arguments, the string). A direct-mapped cache of
+    /// `PLAIN_SLOTS` (a list searched in turn mispredicted its exit).
+    plain: std::cell::RefCell<Vec<Option<PlainEntry>>>,
     /// The event loop's allocation clock (`EventLoop::clock`), shared.
     pub clock: std::rc::Rc<std::cell::Cell<u32>>,
 }
@@ -228,17 +265,21 @@ impl Excs {
         x
     }
 
-    /// The encoding of `e` if it is bare (no message, no members, no
-    /// chain: most CancelledErrors), one per class shared by every run.
+    /// The encoding of `e` if it is bare (no members, no chain: most
+    /// CancelledErrors), one per class, or per class and message, shared
+    /// by every run.
     fn encode_bare(&self, e: ExcId) -> Option<ExcRef> {
         let o = self.get(e);
-        if o.msg.is_some() || o.group.is_some() {
+        if o.group.is_some() {
             return None;
         }
         // `encode_depth`'s first link, which a cycle back to `e` ends.
         let next = o.cause.or(o.context.filter(|_| !o.suppress));
         if next.is_some_and(|n| n != e) {
             return None;
+        }
+        if let Some(m) = &o.msg {
+            return self.encode_plain(o.cls, m);
         }
         let mut bare = self.bare.borrow_mut();
         if let Some((_, x)) = bare.iter().find(|(c, _)| *c == o.cls) {
@@ -251,6 +292,34 @@ impl Excs {
             chain: Vec::new(),
         });
         bare.push((o.cls, x.clone()));
+        Some(x)
+    }
+
+    /// `encode_bare` of an exception with message `m`.
+    fn encode_plain(&self, cls: Cls, m: &Rc<str>) -> Option<ExcRef> {
+        let mut plain = self.plain.borrow_mut();
+        if plain.is_empty() {
+            plain.resize(PLAIN_SLOTS, None);
+        }
+        let b = m.as_bytes();
+        let h = cls.code() * 31
+            + b.len() * 7
+            + b.first().map_or(0, |&c| c as usize)
+            + b.last().map_or(0, |&c| 3 * c as usize);
+        let slot = &mut plain[h % PLAIN_SLOTS];
+        if let Some((c, pm, x)) = slot
+            && *c == cls
+            && **pm == **m
+        {
+            return Some(x.clone());
+        }
+        let x = ExcRef::new(Exc {
+            cls: cls.name().into(),
+            args: vec![Value::Str(String::from(&**m))],
+            group: None,
+            chain: Vec::new(),
+        });
+        *slot = Some((cls, m.clone(), x.clone()));
         Some(x)
     }
 
