@@ -145,16 +145,20 @@ impl Fut {
 impl Machine {
     #[inline]
     pub fn new_fut(&mut self, kind: FKind) -> FutId {
-        // Made whole in one expression, so that it is written once, in
-        // place, not built and then copied into the list.
         let key = self.next_gc_key();
         let callbacks = self.spare_cbs.pop().unwrap_or_default();
-        self.futs.push(Fut {
+        // Written in place: a `Fut` is too big to copy in registers, so
+        // `push` built it aside and copied it in with a call to `memcpy`.
+        let n = self.futs.len();
+        self.futs.reserve(1);
+        self.futs.spare_capacity_mut()[0].write(Fut {
             key,
             callbacks,
             ..Fut::new(kind)
         });
-        self.futs.len() as FutId - 1
+        // SAFETY: the element at `n`, within capacity, was just written.
+        unsafe { self.futs.set_len(n + 1) };
+        n as FutId
     }
 
     pub fn done(&self, f: FutId) -> bool {
