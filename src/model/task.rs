@@ -28,14 +28,16 @@ impl Machine {
         // Its coroutine's place (`gc_key` of its `N::Coro`): made just
         // before the task, unless made earlier.
         self.cells_key[func as usize] = coro_key.unwrap_or(self.futs[f as usize].key - 1);
-        // Made whole in one expression, so that it is written once, in
-        // place, not built and then copied into the list.
+        // Written in place: `push` built the task aside and copied it in.
         let frames = self.spare_frames.pop().unwrap_or_default();
-        self.tasks.push(super::machine::Task {
+        self.tasks.reserve(1);
+        self.tasks.spare_capacity_mut()[0].write(super::machine::Task {
             coro_key,
             frames,
             ..super::machine::Task::new(f, func, name)
         });
+        // SAFETY: the element at `idx`, within capacity, was just written.
+        unsafe { self.tasks.set_len(idx as usize + 1) };
         self.task_order.push(f);
         if self.profile.eager && self.running {
             let before = self.escaped;
