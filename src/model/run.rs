@@ -573,31 +573,32 @@ impl Machine {
     }
 
     fn finals(&mut self) -> Vec<TaskFinal> {
+        let mut out = Vec::with_capacity(self.tasks.len());
         // The table is the done records' last reader: it takes them.
-        // Collected from an iterator of known length: each row is written
-        // in place, with no capacity check.
-        let recursed = self.recursed;
-        self.tasks
-            .iter_mut()
-            .map(|t| {
-                // As the runtime reads it: a task that finished shows how, as
-                // recorded at completion (an awaiter may have taken the
-                // CancelledError holding the message since), even one a
-                // collection reported destroyed and a finalizer brought back;
-                // `cancelling()` is read live while the task is alive.
-                let gone = t.freed || t.destroyed;
-                let (state, cancelling) = match t.done_fin.take() {
-                    Some(f) if gone => (State::Done(f), Some(t.done_cancelling)),
-                    Some(f) => (State::Done(f), Some(t.num_cancels)),
-                    None if gone => (State::Destroyed, None),
-                    None => (State::Pending, Some(t.num_cancels)),
-                };
-                TaskFinal {
-                    name: t.name.clone(),
-                    state,
-                    cancelling: cancelling.filter(|_| !recursed),
-                }
-            })
-            .collect()
+        for t in &mut self.tasks {
+            // As the runtime reads it: a task that finished shows how, as
+            // recorded at completion (an awaiter may have taken the
+            // CancelledError holding the message since), even one a
+            // collection reported destroyed and a finalizer brought back;
+            // `cancelling()` is read live while the task is alive.
+            let gone = t.freed || t.destroyed;
+            let (state, cancelling) = match t.done_fin.take() {
+                Some(f) if gone => (State::Done(f), Some(t.done_cancelling)),
+                Some(f) => (State::Done(f), Some(t.num_cancels)),
+                None if gone => (State::Destroyed, None),
+                None => (State::Pending, Some(t.num_cancels)),
+            };
+            out.push(TaskFinal {
+                name: t.name.clone(),
+                state,
+                cancelling,
+            });
+        }
+        if self.recursed {
+            for t in &mut out {
+                t.cancelling = None;
+            }
+        }
+        out
     }
 }
