@@ -425,6 +425,43 @@ impl Machine {
     /// explicit stack does it. A task met again on the current path (an
     /// await cycle) raises RecursionError, as CPython eventually does.
     pub fn cancel(&mut self, f: FutId, msg: Option<Rc<str>>) -> Result<bool, ExcId> {
+        // Most cancels recurse at most once, into a plain future: done
+        // here, as `cancel_with` would, without its stack and path (no
+        // cycle can go through a plain future).
+        match self.futs[f as usize].kind {
+            FKind::Plain => return self.fut_cancel_checked(f, msg),
+            FKind::Task(t) => {
+                self.futs[f as usize].log_tb = false;
+                if self.futs[f as usize].done() {
+                    return Ok(false);
+                }
+                let waiter = self.tasks[t as usize].fut_waiter;
+                match waiter {
+                    None => {
+                        let task = &mut self.tasks[t as usize];
+                        task.num_cancels += 1;
+                        task.must_cancel = true;
+                        self.futs[f as usize].cancel_msg = msg;
+                        return Ok(true);
+                    }
+                    Some(w) if self.futs[w as usize].kind == FKind::Plain => {
+                        self.tasks[t as usize].num_cancels += 1;
+                        if !self.fut_cancel_checked(w, msg.clone())? {
+                            self.tasks[t as usize].must_cancel = true;
+                            self.futs[f as usize].cancel_msg = msg;
+                        }
+                        return Ok(true);
+                    }
+                    Some(_) => {}
+                }
+            }
+            FKind::Gather(_) => {}
+        }
+        self.cancel_deep(f, msg)
+    }
+
+    /// `cancel` through tasks and gathers, with the explicit stack.
+    fn cancel_deep(&mut self, f: FutId, msg: Option<Rc<str>>) -> Result<bool, ExcId> {
         // The explicit stack and the path are the machine's, reused.
         let (mut stack, mut on_path) = std::mem::take(&mut self.cancel_bufs);
         stack.clear();
