@@ -262,7 +262,13 @@ mod tests {
             shown.contains(&format!("outcome: main result [{}]", want.join(", "))),
             "{shown}"
         );
-        let g = m.gathers.last().expect("the run's gather is kept until the next run");
-        assert_eq!((g.children.len(), g.nfuts, g.nfinished), (2 * n, n as u32, n as u32));
+        let g = m
+            .gathers
+            .last()
+            .expect("the run's gather is kept until the next run");
+        assert_eq!(
+            (g.children.len(), g.nfuts, g.nfinished),
+            (2 * n, n as u32, n as u32)
+        );
     }
 }
