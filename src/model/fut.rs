@@ -147,18 +147,14 @@ impl Machine {
     pub fn new_fut(&mut self, kind: FKind) -> FutId {
         let key = self.next_gc_key();
         let callbacks = self.spare_cbs.pop().unwrap_or_default();
-        // Written in place: a `Fut` is too big to copy in registers, so
-        // `push` built it aside and copied it in with a call to `memcpy`.
-        let n = self.futs.len();
-        self.futs.reserve(1);
-        self.futs.spare_capacity_mut()[0].write(Fut {
-            key,
-            callbacks,
-            ..Fut::new(kind)
-        });
-        // SAFETY: the element at `n`, within capacity, was just written.
-        unsafe { self.futs.set_len(n + 1) };
-        n as FutId
+        super::machine::push_in_place!(
+            self.futs,
+            Fut {
+                key,
+                callbacks,
+                ..Fut::new(kind)
+            }
+        ) as FutId
     }
 
     pub fn done(&self, f: FutId) -> bool {

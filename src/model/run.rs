@@ -31,17 +31,8 @@ pub enum Hcb {
 
 impl Machine {
     pub fn ev(&mut self, what: What) {
-        // Written in place: `push` built the event aside and copied it in.
-        let n = self.events.len();
-        self.events.reserve(1);
-        self.events.spare_capacity_mut()[0].write(Event {
-            t: self.lp.now,
-            it: self.lp.iteration,
-            task: self.current,
-            what,
-        });
-        // SAFETY: the element at `n`, within capacity, was just written.
-        unsafe { self.events.set_len(n + 1) };
+        let (t, it, task) = (self.lp.now, self.lp.iteration, self.current);
+        super::machine::push_in_place!(self.events, Event { t, it, task, what });
     }
 
     /// Most values are scalars, made in place; the others out of line.

@@ -28,18 +28,16 @@ impl Machine {
         // Its coroutine's place (`gc_key` of its `N::Coro`): made just
         // before the task, unless made earlier.
         self.cells_key[func as usize] = coro_key.unwrap_or(self.futs[f as usize].key - 1);
-        // Written in place: `push` built the task aside and copied it in.
         let frames = self.spare_frames.pop().unwrap_or_default();
-        let n = self.tasks.len();
+        let n = super::machine::push_in_place!(
+            self.tasks,
+            super::machine::Task {
+                coro_key,
+                frames,
+                ..super::machine::Task::new(f, func, name)
+            }
+        );
         debug_assert_eq!(n, idx as usize);
-        self.tasks.reserve(1);
-        self.tasks.spare_capacity_mut()[0].write(super::machine::Task {
-            coro_key,
-            frames,
-            ..super::machine::Task::new(f, func, name)
-        });
-        // SAFETY: the element at `n`, within capacity, was just written.
-        unsafe { self.tasks.set_len(n + 1) };
         self.task_order.push(f);
         if self.profile.eager && self.running {
             let before = self.escaped;
