@@ -47,7 +47,7 @@ pub struct GcCache {
     /// Own slots of each function, by dense index.
     pub(super) own: Vec<Vec<u32>>,
     /// Free variables (closure cells) of each function, by dense index.
-    free: Vec<Vec<u32>>,
+    pub(super) free: Vec<Vec<u32>>,
     /// Whether a nested function reads each slot (so it is a cell).
     captured: Vec<bool>,
 }

@@ -244,6 +244,10 @@ impl Machine {
         if !later.is_empty() {
             self.follow(r, mark, later, |r, k| r.late.push(k));
         }
+        // Stand-ins are rare: an empty `drain` still costs its set-up.
+        if r.hop_nodes.is_empty() {
+            return;
+        }
         let ScanBufs {
             hop_nodes,
             young,
