@@ -8,13 +8,17 @@ use super::machine::Machine;
 use super::names::Obj;
 use crate::ast::NodeId;
 
-/// Reused buffers of `mark_cycle_kept`: the unmarked subgraph by graph
-/// index (a marked node has no edges), as adjacency lists; in-degrees and
-/// the peeling queue. The graphs are small: indexing by graph index costs
-/// less than numbering the unmarked nodes apart.
+/// Reused buffers of `mark_cycle_kept`: the unmarked nodes, and the
+/// subgraph they make by graph index (a marked node has no edges), as
+/// adjacency lists; in-degrees and the peeling queue. The graphs are
+/// small: indexing by graph index costs less than numbering the unmarked
+/// nodes apart, but the passes go over the unmarked ones only.
 #[derive(Default)]
 pub struct PeelBufs {
-    start: Vec<u32>,
+    unmarked: Vec<u32>,
+    /// Where each unmarked node's references are in `adj` (only those
+    /// entries are current).
+    span: Vec<(u32, u32)>,
     adj: Vec<u32>,
     indeg: Vec<u32>,
     /// The in-degrees before peeling, for `dealloc_order`.
@@ -81,19 +85,21 @@ impl Machine {
     fn mark_cycle_kept(&mut self, pk: &mut PeelBufs, mark: &mut [bool]) {
         let total = mark.len();
         self.mark_absent(mark);
-        pk.start.clear();
+        pk.unmarked.clear();
+        pk.unmarked
+            .extend((0..total as u32).filter(|&i| !mark[i as usize]));
+        if pk.span.len() < total {
+            pk.span.resize(total, (0, 0));
+        }
         pk.adj.clear();
         pk.indeg.clear();
         pk.indeg.resize(total, 0);
         let mut buf = std::mem::take(&mut self.gc_buf);
         let layout = self.layout();
-        for (i, &m) in mark.iter().enumerate() {
-            pk.start.push(pk.adj.len() as u32);
-            if m {
-                continue;
-            }
+        for &i in &pk.unmarked {
+            let from = pk.adj.len() as u32;
             buf.clear();
-            self.edges(self.node_of(i), &mut buf);
+            self.edges(self.node_of(i as usize), &mut buf);
             for &y in &buf {
                 let j = self.idx_in(layout, y);
                 if !mark[j] {
@@ -101,19 +107,19 @@ impl Machine {
                     pk.indeg[j] += 1;
                 }
             }
+            pk.span[i as usize] = (from, pk.adj.len() as u32);
         }
-        pk.start.push(pk.adj.len() as u32);
         self.gc_buf = buf;
         pk.indeg0.clear();
         pk.indeg0.extend_from_slice(&pk.indeg);
         pk.queue.clear();
-        for (i, &m) in mark.iter().enumerate() {
-            if !m && pk.indeg[i] == 0 {
-                pk.queue.push(i as u32);
+        for &i in &pk.unmarked {
+            if pk.indeg[i as usize] == 0 {
+                pk.queue.push(i);
             }
         }
         while let Some(k) = pk.queue.pop() {
-            let (a, b) = (pk.start[k as usize], pk.start[k as usize + 1]);
+            let (a, b) = pk.span[k as usize];
             for e in a..b {
                 let l = pk.adj[e as usize] as usize;
                 pk.indeg[l] -= 1;
@@ -122,9 +128,10 @@ impl Machine {
                 }
             }
         }
-        for (i, m) in mark.iter_mut().enumerate() {
-            if !*m && pk.indeg[i] > 0 {
-                *m = true;
+        for &i in &pk.unmarked {
+            let i = i as usize;
+            if pk.indeg[i] > 0 {
+                mark[i] = true;
                 // Futures come first in the graph.
                 if let Some(f) = self.futs.get_mut(i) {
                     f.cyclic = true;
@@ -158,8 +165,13 @@ impl Machine {
         started.clear();
         let nfuts = self.futs.len();
         let total = mark.len();
-        // Futures come first in the graph.
-        if mark[..nfuts.min(total)].iter().all(|&m| m) {
+        // Futures come first in the graph, and so in `unmarked`.
+        if !pk
+            .unmarked
+            .iter()
+            .take_while(|&&i| (i as usize) < nfuts)
+            .any(|&i| !mark[i as usize])
+        {
             return order;
         }
         // What a cycle keeps is closed under references (what a kept node
@@ -184,9 +196,9 @@ impl Machine {
         }
         let mut roots = std::mem::take(&mut pk.queue);
         roots.clear();
-        for (i, &m) in mark.iter().enumerate() {
-            if !m && pk.indeg[i] == 0 {
-                roots.push(i as u32);
+        for &i in &pk.unmarked {
+            if !mark[i as usize] && pk.indeg[i as usize] == 0 {
+                roots.push(i);
             }
         }
         let released = roots.len();
@@ -199,7 +211,7 @@ impl Machine {
             if i < nfuts {
                 order.push(i as u32);
             }
-            stack.push((i as u32, pk.start[i]));
+            stack.push((i as u32, pk.span[i].0));
         };
         for (j, &r) in roots.iter().enumerate() {
             if j >= released {
@@ -211,7 +223,7 @@ impl Machine {
             started.push((self.node_of(r as usize), order.len() as u32));
             enter(pk, r as usize, &mut stack, &mut order);
             while let Some(&mut (k, ref mut e)) = stack.last_mut() {
-                if *e == pk.start[k as usize + 1] {
+                if *e == pk.span[k as usize].1 {
                     stack.pop();
                     continue;
                 }
