@@ -110,6 +110,10 @@ pub(super) fn value_edges(xs: &[V], out: &mut Vec<N>) {
 
 /// What a traceback's entries keep alive.
 pub(super) fn tb_edges(tb: &[TbRef], out: &mut Vec<N>) {
+    // Most futures and exceptions have none: skip `extend`'s set-up.
+    if tb.is_empty() {
+        return;
+    }
     out.extend(tb.iter().map(|r| match *r {
         TbRef::Frame(f) => N::Frame(f),
         TbRef::Fut(f) | TbRef::LateFut(f) => N::Fut(f),
