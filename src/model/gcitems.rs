@@ -199,52 +199,82 @@ impl Machine {
         sc.tb_loc.resize(self.excs.len(), NONE);
         sc.ac_loc.clear();
         sc.ac_loc.resize(self.acs.len(), NONE);
+        sc.st.clear();
+        sc.st.resize(n, St::Unseen);
+        // Each object's index, and whether something outside the list
+        // reaches it first, in one pass. The loop, allocated before
+        // everything, is traversed first: its ready queue and timer heap
+        // reach their handles, which are then traversed in place.
+        // `_drive`'s shutdown list, held by its executing frame, likewise,
+        // and the exceptions in flight (others wait to be reached).
         for (i, &x) in sc.items.iter().enumerate() {
-            match x {
-                It::G(g) => sc.loc[self.idx(g)] = i as u32,
-                It::GCoro(g, j) => sc.gcoro_loc.push((g, j, i as u32)),
-                It::Wake(t) => sc.wake_loc[t as usize] = i as u32,
-                It::Hd(h) => sc.hd_loc[h as usize].0 = i as u32,
-                It::Wrap(h) => sc.hd_loc[h as usize].1 = i as u32,
-                It::Exc(e) => sc.loc[self.idx(N::Exc(e))] = i as u32,
-                It::Tm(tm) => sc.tm_loc[tm as usize] = i as u32,
-                It::Cell(s) => sc.cell_loc[s as usize] = i as u32,
-                It::Aw(_, func) => sc.aw_loc[func as usize] = i as u32,
-                It::GList(g) => sc.glist_loc[g as usize] = i as u32,
-                It::Tb(e) => sc.tb_loc[e as usize] = i as u32,
-                It::AcIter(a) => sc.ac_loc[a as usize] = i as u32,
-                It::Shutdown | It::CurTasks | It::GArgs(_) => {}
+            let at = i as u32;
+            let reached = match x {
+                It::G(g) => {
+                    sc.loc[self.idx(g)] = at;
+                    false
+                }
+                It::GCoro(g, j) => {
+                    sc.gcoro_loc.push((g, j, at));
+                    false
+                }
+                It::Wake(t) => {
+                    sc.wake_loc[t as usize] = at;
+                    false
+                }
+                It::Hd(h) => {
+                    sc.hd_loc[h as usize].0 = at;
+                    true
+                }
+                It::Wrap(h) => {
+                    sc.hd_loc[h as usize].1 = at;
+                    false
+                }
+                It::Exc(e) => {
+                    sc.loc[self.idx(N::Exc(e))] = at;
+                    self.inflight.contains(&e)
+                }
+                It::Tm(tm) => {
+                    sc.tm_loc[tm as usize] = at;
+                    false
+                }
+                It::Cell(s) => {
+                    sc.cell_loc[s as usize] = at;
+                    false
+                }
+                It::Aw(t, func) => {
+                    sc.aw_loc[func as usize] = at;
+                    // On 3.11 the frames of the running chain await
+                    // through a C call (`Profile::awaiting_frames_execute`):
+                    // the coroutine each awaits is referred to from a stack
+                    // the collector does not traverse.
+                    self.profile.awaiting_frames_execute && self.current == Some(t)
+                }
+                It::GList(g) => {
+                    sc.glist_loc[g as usize] = at;
+                    // A local of gather()'s executing frame.
+                    self.gathering.contains(&g)
+                }
+                It::Tb(e) => {
+                    sc.tb_loc[e as usize] = at;
+                    false
+                }
+                It::AcIter(a) => {
+                    sc.ac_loc[a as usize] = at;
+                    false
+                }
+                It::Shutdown | It::CurTasks | It::GArgs(_) => true,
                 It::Hop(_) => unreachable!("stand-ins join after the list is made"),
+            };
+            if reached {
+                sc.st[i] = St::Reached;
             }
         }
         sc.seen_other.clear();
         sc.seen_other.resize(total, false);
-        sc.st.clear();
-        sc.st.resize(n, St::Unseen);
         sc.young.clear();
         sc.young.extend(0..n as u32);
         sc.late.clear();
-        // The loop, allocated before everything, is traversed first: its
-        // ready queue and timer heap reach their handles, which are then
-        // traversed in place.
-        // `_drive`'s shutdown list, held by its executing frame, likewise,
-        // and the exceptions in flight (others wait to be reached).
-        for (i, &x) in sc.items.iter().enumerate() {
-            match x {
-                It::Hd(_) | It::Shutdown | It::CurTasks | It::GArgs(_) => sc.st[i] = St::Reached,
-                It::Exc(e) if self.inflight.contains(&e) => sc.st[i] = St::Reached,
-                // A local of gather()'s executing frame.
-                It::GList(g) if self.gathering.contains(&g) => sc.st[i] = St::Reached,
-                // On 3.11 the frames of the running chain await through a
-                // C call (`Profile::awaiting_frames_execute`): the coroutine
-                // each awaits is referred to from a stack the collector
-                // does not traverse.
-                It::Aw(t, _) if self.profile.awaiting_frames_execute && self.current == Some(t) => {
-                    sc.st[i] = St::Reached
-                }
-                _ => {}
-            }
-        }
     }
 
     /// What refers to scanned objects from outside the list: `direct`

@@ -371,7 +371,11 @@ impl Machine {
             }
             j += held as usize;
         }
-        out.extend(list.drain(..).skip(j).map(Entry::Node));
+        if j < list.len() {
+            out.extend(list.drain(..).skip(j).map(Entry::Node));
+        } else {
+            list.clear();
+        }
     }
 }
 
