@@ -460,7 +460,8 @@ impl Machine {
             }
             fresh.clear();
             for i in 0..total {
-                if !gone[i] && indeg[i] == 0 {
+                // One branch, rarely taken: `gone` follows no pattern.
+                if !gone[i] & (indeg[i] == 0) {
                     let x = self.node_of(i);
                     if !stack.contains(&x) {
                         fresh.push(x);

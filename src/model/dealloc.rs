@@ -85,9 +85,16 @@ impl Machine {
     fn mark_cycle_kept(&mut self, pk: &mut PeelBufs, mark: &mut [bool]) {
         let total = mark.len();
         self.mark_absent(mark);
+        // Listed without a branch per node: which nodes are marked follows
+        // no pattern a predictor learns.
         pk.unmarked.clear();
-        pk.unmarked
-            .extend((0..total as u32).filter(|&i| !mark[i as usize]));
+        pk.unmarked.resize(total, 0);
+        let mut n = 0;
+        for (i, &m) in mark.iter().enumerate() {
+            pk.unmarked[n] = i as u32;
+            n += !m as usize;
+        }
+        pk.unmarked.truncate(n);
         if pk.span.len() < total {
             pk.span.resize(total, (0, 0));
         }
