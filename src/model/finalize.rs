@@ -93,11 +93,13 @@ impl Machine {
         if self.gcs.is_some() {
             return;
         }
+        // Evaluated whole, leaving one branch to whoever asks: which
+        // futures are candidates follows no pattern a predictor learns.
         let cand = |m: &Machine, f: usize| {
             let x = &m.futs[f];
             !x.dead
-                && !x.cyclic
-                && (x.log_tb || (pending_too && !x.done() && matches!(x.kind, FKind::Task(_))))
+                & !x.cyclic
+                & (x.log_tb | (pending_too & !x.done() & matches!(x.kind, FKind::Task(_))))
         };
         // Only a failed future can have `log_tb` (each is listed once), and
         // it is done, so the two kinds of candidate never overlap: `first`
