@@ -370,6 +370,7 @@ impl Machine {
         // Nodes, not indices: a finalizer that creates objects moves the
         // indices (`fit`), and the stack outlives that.
         let (mut stack, mut fresh) = std::mem::take(&mut self.gc_cascade);
+        let mut live = std::mem::take(&mut self.gc_scan.live);
         stack.clear();
         'recompute: loop {
             self.fit(c);
@@ -380,12 +381,19 @@ impl Machine {
             let total = gone.len();
             indeg.clear();
             indeg.resize(total, 0);
+            // The nodes still there, listed without a branch per node
+            // (which are gone follows no pattern a predictor learns).
+            live.clear();
+            live.resize(total, 0);
+            let mut n = 0;
             for (i, &dead) in gone.iter().enumerate() {
-                if dead {
-                    continue;
-                }
+                live[n] = i as u32;
+                n += !dead as usize;
+            }
+            live.truncate(n);
+            for &i in &live {
                 buf.clear();
-                self.edges(self.node_of(i), &mut buf);
+                self.edges(self.node_of(i as usize), &mut buf);
                 for &y in &buf {
                     let j = self.idx_in(layout, y);
                     // An object that refers to itself is on a cycle: only
@@ -458,11 +466,11 @@ impl Machine {
                     indeg[j] += 1;
                 }
             }
+            // Revived frames are referred to: none is among these.
             fresh.clear();
-            for i in 0..total {
-                // One branch, rarely taken: `gone` follows no pattern.
-                if !gone[i] & (indeg[i] == 0) {
-                    let x = self.node_of(i);
+            for &i in &live {
+                if indeg[i as usize] == 0 {
+                    let x = self.node_of(i as usize);
                     if !stack.contains(&x) {
                         fresh.push(x);
                     }
@@ -511,5 +519,6 @@ impl Machine {
         self.gc_buf = buf;
         self.gc_indeg = indeg;
         self.gc_cascade = (stack, fresh);
+        self.gc_scan.live = live;
     }
 }
