@@ -4,6 +4,7 @@
 //! cancel messages, `_must_cancel`, `_fut_waiter`, `cancelling()` and
 //! `uncancel()`. Creating and stepping tasks is `task.rs`.
 
+pub use super::cbs::{Cb, Cbs};
 use super::exc::{Cls, ExcId};
 use super::machine::Machine;
 use super::run::Hcb;
@@ -40,33 +41,6 @@ pub enum FKind {
     Gather(u32),
 }
 
-/// A done callback.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Cb {
-    /// `Task.__wakeup` of a task.
-    Wakeup(u32),
-    /// The runtime's own callback: traced at once when scheduled.
-    Traced,
-    /// `_run_until_complete_cb`: stops the loop.
-    RunUntil,
-    /// gather's `_done_callback`.
-    Gather(u32),
-    /// shield's `_inner_done_callback` (outer).
-    ShieldInner(FutId),
-    /// shield's `_outer_done_callback` (inner).
-    ShieldOuter(FutId),
-    /// `bg.discard` of the background-set idiom.
-    BgDiscard,
-    /// `TaskGroup._on_task_done`.
-    TgDone(u32),
-    /// `_wait`'s `_on_completion`.
-    WaitDone(u32),
-    /// `functools.partial(_release_waiter, waiter)`.
-    Release(FutId),
-    /// `as_completed`'s `_on_completion`.
-    AcDone(u32),
-}
-
 #[derive(Clone, Debug)]
 pub struct Fut {
     pub kind: FKind,
@@ -79,7 +53,7 @@ pub struct Fut {
     pub cancel_msg: Option<Rc<str>>,
     pub cancelled_exc: Option<ExcId>,
     pub log_tb: bool,
-    pub callbacks: Vec<Cb>,
+    pub callbacks: Cbs,
     pub label: Option<crate::trace::Name>,
     /// The finalizer has run (reported or nothing to report).
     pub dead: bool,
@@ -128,7 +102,7 @@ impl Fut {
             cancel_msg: None,
             cancelled_exc: None,
             log_tb: false,
-            callbacks: Vec::new(),
+            callbacks: Cbs::default(),
             label: None,
             dead: false,
             collected: false,
@@ -146,12 +120,10 @@ impl Machine {
     #[inline]
     pub fn new_fut(&mut self, kind: FKind) -> FutId {
         let key = self.next_gc_key();
-        let callbacks = self.spare_cbs.pop().unwrap_or_default();
         super::machine::push_in_place!(
             self.futs,
             Fut {
                 key,
-                callbacks,
                 ..Fut::new(kind)
             }
         ) as FutId
@@ -175,7 +147,7 @@ impl Machine {
 
     /// `remove_done_callback`: removes every registration equal to `cb`.
     pub fn remove_done_callback(&mut self, f: FutId, cb: Cb) {
-        self.futs[f as usize].callbacks.retain(|c| *c != cb);
+        self.futs[f as usize].callbacks.remove(cb);
     }
 
     fn call_soon_cb(&mut self, cb: Cb, f: FutId) {
@@ -190,14 +162,11 @@ impl Machine {
     /// which ends with it.
     #[inline(always)]
     fn schedule_callbacks(&mut self, f: FutId) {
+        // A done future takes no more callbacks (`add_done_callback`
+        // schedules them at once): nothing is kept for it.
         let cbs = std::mem::take(&mut self.futs[f as usize].callbacks);
         for &cb in &cbs {
             self.call_soon_cb(cb, f);
-        }
-        let mut cbs = cbs;
-        cbs.clear();
-        if self.futs[f as usize].callbacks.is_empty() {
-            self.futs[f as usize].callbacks = cbs;
         }
     }
 
@@ -234,7 +203,7 @@ impl Machine {
         if !self.lp.closed || x.state != FState::Pending || x.callbacks.is_empty() {
             return None;
         }
-        let first = x.callbacks[0];
+        let first = x.callbacks.as_slice()[0];
         x.callbacks.clear();
         let e = self.excs.msg(Cls::RUNTIME, "Event loop is closed");
         let mut held = Vec::new();

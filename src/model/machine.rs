@@ -6,7 +6,7 @@ use super::Profile;
 use super::coro::Frame;
 use super::eventloop::EventLoop;
 use super::exc::{ExcId, Excs};
-use super::fut::{Cb, Fut, FutId, V};
+use super::fut::{Fut, FutId, V};
 use super::names::Obj;
 use super::run::Hcb;
 use super::scope::Scopes;
@@ -256,8 +256,7 @@ pub struct Machine {
     pub gc_indeg: Vec<u32>,
     /// The cascade's depth-first stack and the zeros each recount finds.
     pub gc_cascade: (Vec<super::graph::N>, Vec<super::graph::N>),
-    /// Emptied callback lists and frame stacks of earlier runs, for reuse.
-    pub spare_cbs: Vec<Vec<Cb>>,
+    /// Emptied frame stacks of earlier runs, for reuse.
     pub spare_frames: Vec<Vec<Frame>>,
     /// Emptied traceback lists (futures' `exc_tb`, replaced tracebacks).
     pub spare_tbs: Vec<Vec<super::gc::TbRef>>,
@@ -410,7 +409,6 @@ impl Machine {
             gc_order_futs: Vec::new(),
             gc_indeg: Vec::new(),
             gc_cascade: Default::default(),
-            spare_cbs: Vec::new(),
             spare_frames: Vec::new(),
             spare_tbs: Vec::new(),
             spare_gathers: Vec::new(),
@@ -446,11 +444,10 @@ impl Machine {
         // Only the last run's exceptions can have traceback entries.
         let excs_used = self.excs.len();
         self.excs.clear();
-        // Callback lists, traceback lists and frame stacks keep their
+        // Traceback lists and frame stacks keep their
         // capacity for the next run's futures and tasks (`keep_spare`).
         // Taken in place: draining moved each whole record out first.
         for f in &mut self.futs {
-            keep_spare(&mut self.spare_cbs, &mut f.callbacks);
             if f.exc_tb.capacity() != 0 {
                 keep_spare(&mut self.spare_tbs, &mut f.exc_tb);
             }

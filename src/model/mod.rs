@@ -15,6 +15,7 @@
 //! program or to an await chain, except eager task starts nested inside
 //! each other (bounded like CPython's own recursion).
 
+mod cbs;
 mod collect;
 mod comb;
 mod coro;
