@@ -266,7 +266,7 @@ impl Machine {
         self.ev(What::Start(node));
         if let Kind::Return(v) = self.p().kind(node) {
             self.ev(What::End { node, res: Res::Ok });
-            return Some(Comp::Ret(lit(v)));
+            return Some(Comp::Ret(self.lit(node, v)));
         }
         let c = match self.simple(Some(t), node) {
             Ok(v) => Comp::Norm(v),
@@ -403,11 +403,14 @@ pub fn clause(p: &crate::ast::Program, c: NodeId) -> Frame {
     }
 }
 
-pub fn lit(v: &crate::ast::Value) -> V {
-    match v {
-        crate::ast::Value::None => V::None,
-        crate::ast::Value::Bool(b) => V::Bool(*b),
-        crate::ast::Value::Int(i) => V::Int(*i),
-        crate::ast::Value::Str(s) => V::Str(std::rc::Rc::from(s.as_str())),
+impl Machine {
+    /// Node `node`'s literal `v`; a string is the program's shared constant.
+    pub fn lit(&mut self, node: NodeId, v: &crate::ast::Value) -> V {
+        match v {
+            crate::ast::Value::None => V::None,
+            crate::ast::Value::Bool(b) => V::Bool(*b),
+            crate::ast::Value::Int(i) => V::Int(*i),
+            crate::ast::Value::Str(s) => V::Str(self.sc.text(node, s)),
+        }
     }
 }

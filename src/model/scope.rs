@@ -5,8 +5,9 @@
 //! which statements are in tail position (`return _n(...)` in pygen),
 //! where each `try`'s clauses are, and task names.
 
-use crate::ast::{Kind, NodeId, Program, SpawnMode, Sym};
+use crate::ast::{Kind, NodeId, Program, SpawnMode, Sym, Value};
 use crate::trace::Name;
+use std::rc::Rc;
 
 pub const NONE: u32 = u32::MAX;
 
@@ -48,6 +49,10 @@ pub struct Scopes {
     /// `node` (itself possibly a spawn), made on first use: a name is
     /// shared, not copied, by every event and rerun that mentions it.
     names: Vec<Option<Name>>,
+    /// The text a node's code holds as a constant (a raise's, fail's or
+    /// cancel's message, a returned or resolved string), made on first
+    /// use like `names`: each run then shares it instead of allocating.
+    texts: Vec<Option<Rc<str>>>,
     /// Buffers only `compute` uses, reused between runs.
     scratch: Scratch,
 }
@@ -89,6 +94,7 @@ impl Scopes {
         reset(&mut self.scratch.fn_first, 2 * n, NONE);
         reset(&mut self.spawn_count, p.names.len(), 0);
         reset(&mut self.names, 2 * n, None);
+        reset(&mut self.texts, n, None);
         reset(&mut self.scratch.sym_first, p.names.len(), NONE);
         self.slot_sym.clear();
         self.slot_binder.clear();
@@ -317,10 +323,33 @@ impl Scopes {
         self.name_of(node, || Name::from(p.name(sym)))
     }
 
-    /// Makes every name the program can give, as its compiled code holds
-    /// them as constants.
+    /// The constant text `s` that node `node` holds (see `texts`).
+    pub fn text(&mut self, node: NodeId, s: &str) -> Rc<str> {
+        self.texts[node as usize]
+            .get_or_insert_with(|| Rc::from(s))
+            .clone()
+    }
+
+    /// Node `node`'s optional message `m`, shared (see `texts`).
+    pub fn message(&mut self, node: NodeId, m: &Option<String>) -> Option<Rc<str>> {
+        m.as_deref().map(|s| self.text(node, s))
+    }
+
+    /// Makes every name and text the program can give, as its compiled
+    /// code holds them as constants.
     pub fn make_names(&mut self, p: &Program) {
         for id in 0..p.len() as NodeId {
+            match p.kind(id) {
+                Kind::Raise(_, Some(m))
+                | Kind::Fail(_, _, Some(m))
+                | Kind::Cancel(_, Some(m))
+                | Kind::CancelSelf(Some(m))
+                | Kind::Return(Value::Str(m))
+                | Kind::Resolve(_, Value::Str(m)) => {
+                    self.text(id, m);
+                }
+                _ => {}
+            }
             match *p.kind(id) {
                 Kind::Spawn(..) => {
                     self.task_name(p, id);

@@ -8,11 +8,6 @@ use super::machine::Machine;
 use super::names::Obj;
 use super::run::Hcb;
 use crate::ast::{ExcClass, Kind, NodeId, SpawnMode};
-use std::rc::Rc;
-
-fn rc(s: &Option<String>) -> Option<Rc<str>> {
-    s.as_deref().map(Rc::from)
-}
 
 impl Machine {
     fn attr_error(&mut self, t: Option<u32>, o: Obj, attr: &str) -> ExcId {
@@ -104,7 +99,7 @@ impl Machine {
                 Ok(V::None)
             }
             Kind::Raise(c, m) => {
-                let e = self.excs.create(Cls::Prog(*c), rc(m));
+                let e = self.excs.create(Cls::Prog(*c), self.sc.message(node, m));
                 self.raise_here(t, e);
                 self.tb_here(t, e);
                 Err(e)
@@ -130,7 +125,8 @@ impl Machine {
                     ));
                 }
                 let closed = self.closed_loop_callbacks(f);
-                if !self.set_result(f, super::frames::lit(v)) {
+                let v = self.lit(node, v);
+                if !self.set_result(f, v) {
                     return Err(self.raise_new(t, Cls::InvalidStateError, "invalid state"));
                 }
                 self.raised_if(t, closed)
@@ -144,7 +140,7 @@ impl Machine {
                         "Task does not support set_exception operation",
                     ));
                 }
-                let e = self.excs.create(Cls::Prog(*c), rc(m));
+                let e = self.excs.create(Cls::Prog(*c), self.sc.message(node, m));
                 let closed = self.closed_loop_callbacks(f);
                 if !self.set_exception(f, e) {
                     return Err(self.raise_new(t, Cls::InvalidStateError, "invalid state"));
@@ -174,7 +170,8 @@ impl Machine {
             }
             Kind::Cancel(_, m) => {
                 let f = self.fut_or_attr(t, node, "cancel")?;
-                match self.cancel(f, rc(m)) {
+                let m = self.sc.message(node, m);
+                match self.cancel(f, m) {
                     Ok(b) => Ok(V::Bool(b)),
                     Err(e) => {
                         self.raise_here(t, e);
@@ -185,7 +182,8 @@ impl Machine {
             Kind::CancelSelf(m) => {
                 let x = self.target_task(t, node, false, "cancel")?;
                 let f = self.tasks[x as usize].fut;
-                match self.cancel(f, rc(m)) {
+                let m = self.sc.message(node, m);
+                match self.cancel(f, m) {
                     Ok(b) => Ok(V::Bool(b)),
                     Err(e) => {
                         self.raise_here(t, e);
