@@ -186,12 +186,18 @@ impl Machine {
         })
     }
 
-    fn innermost_level(&self, t: u32, below: usize) -> usize {
+    /// The innermost coroutine frame below depth `below` (0 if none) and
+    /// its `level_kind`. One pass over the slice, with no bounds check
+    /// per frame: it runs on every throw and every raise out of a frame.
+    #[inline]
+    fn innermost_level(&self, t: u32, below: usize) -> (usize, Option<bool>) {
         let fr = &self.task(t).frames;
-        (0..below.min(fr.len()))
+        fr[..below.min(fr.len())]
+            .iter()
+            .enumerate()
             .rev()
-            .find(|&i| level_kind(&fr[i]).is_some())
-            .unwrap_or(0)
+            .find_map(|(i, f)| level_kind(f).map(|k| (i, Some(k))))
+            .unwrap_or((0, None))
     }
 
     /// Resumes task `t`'s coroutine with `send(None)` or `throw(exc)`.
@@ -223,13 +229,13 @@ impl Machine {
             return Out::Done(Comp::Raise(e));
         } else if let Some(e) = exc {
             let n = self.task(t).frames.len();
-            let lvl = self.innermost_level(t, n);
+            let (lvl, kind) = self.innermost_level(t, n);
             self.task_mut(t).floor = lvl;
             // `_PyErr_ChainStackItem` in the innermost coroutine: only a
             // program function has handlers; asyncio's own (sleep,
             // wait_for, ...) have none where a throw lands.
             let lf = *self.frames_of(t).get(lvl).unwrap_or_else(|| no_frame());
-            if level_kind(&lf) == Some(true) {
+            if kind == Some(true) {
                 let h = self.handled_top(t);
                 self.excs.chain(e, h);
             } else if let Some(h) = self.frame_handling(t, &lf) {
@@ -237,6 +243,7 @@ impl Machine {
                 // `except CancelledError:` handler.
                 self.excs.chain(e, Some(h));
             }
+            self.throw_enters(t, e, kind);
             throwing = true;
             sig = Sig::Throw(e);
         } else {
@@ -262,7 +269,26 @@ impl Machine {
             Frame::Await { .. } | Frame::Sleep { .. } | Frame::Yield0 => Sig::Throw(ge),
             _ => Sig::Child(Comp::Raise(ge)),
         };
+        if let Sig::Throw(e) = sig {
+            let n = self.task(t).frames.len();
+            let (_, kind) = self.innermost_level(t, n);
+            self.throw_enters(t, e, kind);
+        }
         self.drive(t, sig, true, lvl).ok()
+    }
+
+    /// A throw of `e` raises in the innermost coroutine, whose
+    /// `level_kind` is `kind`. If that is one of asyncio's (wait_for,
+    /// sleep), the exception starts in its frame; before 3.12 that frame
+    /// keeps no `f_back`, so a program function's frame joins the
+    /// traceback only if the exception leaves that coroutine (3.11's
+    /// wait_for catches the cancel a timeout throws in). On 3.12+ its
+    /// `f_back` is the caller's. Done by drive's callers, which know the
+    /// level, rather than on drive's hot entry.
+    fn throw_enters(&mut self, t: u32, e: ExcId, kind: Option<bool>) {
+        if self.profile.frame_keeps_caller || kind != Some(false) {
+            self.tb_here(Some(t), e);
+        }
     }
 
     /// Task `t`, the hot loop's way to it and its frames: each indexing
@@ -299,21 +325,6 @@ impl Machine {
         throwing: bool,
         stop: usize,
     ) -> Result<Comp, Option<FutId>> {
-        if let (true, Sig::Throw(e)) = (throwing, &sig) {
-            // A throw raises in the innermost coroutine. If that is one of
-            // asyncio's (wait_for, sleep), the exception starts in its
-            // frame; before 3.12 that frame keeps no `f_back`, so a program
-            // function's frame joins the traceback only if the exception
-            // leaves that coroutine (3.11's wait_for catches the cancel a
-            // timeout throws in). On 3.12+ its `f_back` is the caller's.
-            let n = self.tasks[t as usize].frames.len();
-            let lvl = self.innermost_level(t, n);
-            if self.profile.frame_keeps_caller
-                || level_kind(&self.tasks[t as usize].frames[lvl]) != Some(false)
-            {
-                self.tb_here(Some(t), *e);
-            }
-        }
         loop {
             if self.handler_done {
                 self.handler_done = false;
@@ -414,54 +425,74 @@ impl Machine {
     #[inline(always)]
     fn level_done(&mut self, t: u32, top: Frame, user: bool, n: usize, throwing: bool, c: &Comp) {
         if let Frame::Level { func, .. } = top {
-            // An exception leaving a function passed through its frame,
-            // unless a re-raise left without it.
             if let Comp::Raise(e) = *c {
-                match self.tb_no_entry.iter().position(|&x| x == (e, func)) {
-                    Some(i) => {
-                        self.tb_no_entry.swap_remove(i);
-                    }
-                    None => self.tb_add(e, func),
-                }
+                self.raise_through(e, func);
             }
             self.frame_finished(t, func, n == 1);
         }
-        // A throw's exception leaving the coroutine it entered meets the
-        // handlers of the one below.
+        // The rarer parts are out of line: inlined, they made drive's
+        // register use and LTO's inlining of it unsteady.
         if throwing && n > 1 && n - 1 == self.task(t).floor {
-            let below = self.innermost_level(t, n - 1);
-            self.task_mut(t).floor = below;
-            let user_below =
-                level_kind(self.task(t).frames.get(below).unwrap_or_else(|| no_frame()))
-                    == Some(true);
-            if let (Comp::Raise(e), true) = (c, user_below) {
-                let h = self.handled_top(t);
-                self.excs.chain(*e, h);
-            }
+            self.throw_leaves(t, n, c);
         }
-        // An exception leaving a coroutine, the program's or one of
-        // asyncio's (a TimeoutError made inside as_completed), passes
-        // through the calling function's frame, which its traceback then
-        // holds.
         if let (Comp::Raise(e), false) = (c, self.frames_of(t).is_empty()) {
-            let below = self.innermost_level(t, n - 1);
-            if let Some(&Frame::Level { func, .. }) = self.task(t).frames.get(below) {
-                self.tb_add(*e, func);
-            }
+            self.raise_into_caller(t, n, *e);
         }
-        // One of asyncio's coroutines lets go of its locals too (`wait`'s
-        // set of futures): what only they held dies before the caller goes
-        // on. Not while a close runs: whoever closes it is clearing a
-        // frame, whose later locals still hold what they hold.
         if (user || !self.task(t).closing) && self.gc_watch() {
-            // The frame lets go of its locals in `localsplus` order
-            // (`Peel::dropped`).
-            if let Frame::Level { func, .. } = top {
-                self.frame_locals_dropped(func);
-            }
-            self.refcount_check_holding(c);
-            self.gc_peel.dropped.clear();
+            self.level_dropped(top, c);
         }
+    }
+
+    /// An exception leaving function `func` passed through its frame,
+    /// unless a re-raise left without it.
+    #[inline(never)]
+    fn raise_through(&mut self, e: ExcId, func: NodeId) {
+        match self.tb_no_entry.iter().position(|&x| x == (e, func)) {
+            Some(i) => {
+                self.tb_no_entry.swap_remove(i);
+            }
+            None => self.tb_add(e, func),
+        }
+    }
+
+    /// A throw's exception leaving the coroutine it entered (the stack
+    /// `n` deep before) meets the handlers of the one below.
+    #[inline(never)]
+    fn throw_leaves(&mut self, t: u32, n: usize, c: &Comp) {
+        let (below, kind) = self.innermost_level(t, n - 1);
+        self.task_mut(t).floor = below;
+        if let (Comp::Raise(e), Some(true)) = (c, kind) {
+            let h = self.handled_top(t);
+            self.excs.chain(*e, h);
+        }
+    }
+
+    /// An exception leaving a coroutine, the program's or one of
+    /// asyncio's (a TimeoutError made inside as_completed), passes
+    /// through the calling function's frame, which its traceback then
+    /// holds.
+    #[inline(never)]
+    fn raise_into_caller(&mut self, t: u32, n: usize, e: ExcId) {
+        let (below, _) = self.innermost_level(t, n - 1);
+        if let Some(&Frame::Level { func, .. }) = self.task(t).frames.get(below) {
+            self.tb_add(e, func);
+        }
+    }
+
+    /// One of asyncio's coroutines lets go of its locals too (`wait`'s
+    /// set of futures): what only they held dies before the caller goes
+    /// on. Not while a close runs: whoever closes it is clearing a
+    /// frame, whose later locals still hold what they hold.
+    #[cold]
+    #[inline(never)]
+    fn level_dropped(&mut self, top: Frame, c: &Comp) {
+        // The frame lets go of its locals in `localsplus` order
+        // (`Peel::dropped`).
+        if let Frame::Level { func, .. } = top {
+            self.frame_locals_dropped(func);
+        }
+        self.refcount_check_holding(c);
+        self.gc_peel.dropped.clear();
     }
 
     /// After an `except` clause, whose frame no longer holds the exception
