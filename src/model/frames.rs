@@ -72,7 +72,11 @@ fn runs_through(k: &Kind) -> bool {
 }
 
 impl Machine {
-    /// One step of the top frame.
+    /// One step of the top frame. Out of line: inlined into drive's loop,
+    /// the indexing sites of the frames it reaches (timeouts, groups,
+    /// combinators) each kept a panic location that drive's prologue
+    /// loaded into a stack slot on every call, 14 of them.
+    #[inline(never)]
     pub(super) fn frame(&mut self, t: u32, fr: &mut Frame, sig: Sig) -> Act {
         match *fr {
             Frame::Level { .. } | Frame::Body { .. } => self.body(t, fr, sig),
