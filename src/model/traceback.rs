@@ -145,22 +145,48 @@ impl Machine {
             return;
         }
         if !bottom {
-            if self.frame_kept[func as usize]
-                && let Some(caller) = self.innermost_fn(t)
-            {
-                self.frame_caller[func as usize] = caller;
-                self.frame_kept[caller as usize] = true;
+            // Not `frame_kept[func]`: inlined into drive's loop, each
+            // index's panic location was loaded on every call of drive.
+            let kept = match self.frame_kept.get(func as usize) {
+                Some(&k) => k,
+                None => no_function(func),
+            };
+            if kept {
+                self.caller_kept(t, func);
             }
             return;
         }
         if let Some(&start) = self.eager_stack.last()
             && start.task == t
         {
-            self.frame_back[func as usize] = Some(start);
-            if let Some(pf) = start.parent_fn {
-                self.frame_caller[func as usize] = pf;
-                self.frame_kept[pf as usize] = true;
-            }
+            self.eager_back(func, start);
         }
     }
+
+    /// Bottom frame `func` of an eager start's task keeps the frame that
+    /// started it. Out of line, like `caller_kept`.
+    #[inline(never)]
+    fn eager_back(&mut self, func: NodeId, start: super::machine::EagerStart) {
+        self.frame_back[func as usize] = Some(start);
+        if let Some(pf) = start.parent_fn {
+            self.frame_caller[func as usize] = pf;
+            self.frame_kept[pf as usize] = true;
+        }
+    }
+
+    /// Kept frame `func` keeps its caller's, the function task `t` runs
+    /// in now. Out of line, for drive's prologue (see `frame_finished`).
+    #[inline(never)]
+    fn caller_kept(&mut self, t: u32, func: NodeId) {
+        if let Some(caller) = self.innermost_fn(t) {
+            self.frame_caller[func as usize] = caller;
+            self.frame_kept[caller as usize] = true;
+        }
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn no_function(func: NodeId) -> ! {
+    unreachable!("function {func} is not in the program")
 }
