@@ -50,8 +50,11 @@ pub struct Scopes {
     /// shared, not copied, by every event and rerun that mentions it.
     names: Vec<Option<Name>>,
     /// The text a node's code holds as a constant (a raise's, fail's or
-    /// cancel's message, a returned or resolved string), made on first
-    /// use like `names`: each run then shares it instead of allocating.
+    /// cancel's message, a returned or resolved string), made by
+    /// `make_names` for the runs that share an analysis. Empty otherwise
+    /// (and when the program has no text): a run made with `compute` alone
+    /// runs once, and allocates each text when it is used, as a table
+    /// made for it would cost more than it saves.
     texts: Vec<Option<Rc<str>>>,
     /// Buffers only `compute` uses, reused between runs.
     scratch: Scratch,
@@ -94,7 +97,7 @@ impl Scopes {
         reset(&mut self.scratch.fn_first, 2 * n, NONE);
         reset(&mut self.spawn_count, p.names.len(), 0);
         reset(&mut self.names, 2 * n, None);
-        reset(&mut self.texts, n, None);
+        self.texts.clear();
         reset(&mut self.scratch.sym_first, p.names.len(), NONE);
         self.slot_sym.clear();
         self.slot_binder.clear();
@@ -324,14 +327,15 @@ impl Scopes {
     }
 
     /// The constant text `s` that node `node` holds (see `texts`).
-    pub fn text(&mut self, node: NodeId, s: &str) -> Rc<str> {
-        self.texts[node as usize]
-            .get_or_insert_with(|| Rc::from(s))
-            .clone()
+    pub fn text(&self, node: NodeId, s: &str) -> Rc<str> {
+        match self.texts.get(node as usize) {
+            Some(Some(x)) => x.clone(),
+            _ => Rc::from(s),
+        }
     }
 
-    /// Node `node`'s optional message `m`, shared (see `texts`).
-    pub fn message(&mut self, node: NodeId, m: &Option<String>) -> Option<Rc<str>> {
+    /// Node `node`'s optional message `m` (see `texts`).
+    pub fn message(&self, node: NodeId, m: &Option<String>) -> Option<Rc<str>> {
         m.as_deref().map(|s| self.text(node, s))
     }
 
@@ -340,21 +344,10 @@ impl Scopes {
     pub fn make_names(&mut self, p: &Program) {
         for id in 0..p.len() as NodeId {
             match p.kind(id) {
-                Kind::Raise(_, Some(m))
-                | Kind::Fail(_, _, Some(m))
-                | Kind::Cancel(_, Some(m))
-                | Kind::CancelSelf(Some(m))
-                | Kind::Return(Value::Str(m))
-                | Kind::Resolve(_, Value::Str(m)) => {
-                    self.text(id, m);
-                }
-                _ => {}
-            }
-            match *p.kind(id) {
                 Kind::Spawn(..) => {
                     self.task_name(p, id);
                 }
-                Kind::Future(s) => {
+                &Kind::Future(s) => {
                     self.label(p, id, s);
                 }
                 Kind::Let(_) if self.slot[id as usize] != NONE => {
@@ -366,6 +359,17 @@ impl Scopes {
                             self.awaitable_name(c);
                         }
                     }
+                }
+                Kind::Raise(_, Some(m))
+                | Kind::Fail(_, _, Some(m))
+                | Kind::Cancel(_, Some(m))
+                | Kind::CancelSelf(Some(m))
+                | Kind::Return(Value::Str(m))
+                | Kind::Resolve(_, Value::Str(m)) => {
+                    if self.texts.is_empty() {
+                        self.texts.resize(p.len(), None);
+                    }
+                    self.texts[id as usize] = Some(Rc::from(m.as_str()));
                 }
                 _ => {}
             }
