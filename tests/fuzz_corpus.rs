@@ -114,6 +114,13 @@ fn the_generator_corpora_hold_every_example() {
             kept += usize::from(passes);
         }
         eprintln!("kept {kept} of {} generated seeds", generated_seeds().len());
+        for example in files("examples", Some("ct")) {
+            let text = fs::read(&example).expect("example");
+            for dir in GENERATOR_CORPORA {
+                let name = example.file_name().expect("a file name");
+                fs::write(root.join(dir).join(name), &text).expect("corpus file");
+            }
+        }
     }
     for example in files("examples", Some("ct")) {
         let name = example.file_name().expect("a file name");
