@@ -70,6 +70,7 @@
 //! after the list.
 
 use super::coro::NONE;
+use super::fut::FutId;
 use super::gcitems::It;
 use super::graph::N;
 use super::machine::Machine;
@@ -97,11 +98,18 @@ impl Machine {
             N::Frame(f) => self.frame_key[f as usize],
             N::Coro(t) => {
                 let task = &self.tasks[t as usize];
-                task.coro_key
-                    .unwrap_or_else(|| self.futs[task.fut as usize].key - 1)
+                self.coro_place(task.coro_key, task.fut)
             }
             _ => unreachable!("only futures, coroutines and task groups have keys"),
         }
+    }
+
+    /// The list position of the coroutine of the task whose future is
+    /// `fut`: made just before that future, unless made earlier
+    /// (`coro_key`, as gather() makes its arguments first).
+    #[inline]
+    pub(super) fn coro_place(&self, coro_key: Option<u32>, fut: FutId) -> u32 {
+        coro_key.unwrap_or_else(|| self.futs[fut as usize].key - 1)
     }
 
     /// `enter_task`, or an eager start's `swap_current_task`, puts the task

@@ -25,9 +25,9 @@ impl Machine {
         });
         let f = self.new_fut(FKind::Task(idx));
         let coro_key = self.made_coro_key.take();
-        // Its coroutine's place (`gc_key` of its `N::Coro`): made just
-        // before the task, unless made earlier.
-        self.cells_key[func as usize] = coro_key.unwrap_or(self.futs[f as usize].key - 1);
+        // Its coroutine's place (`gc_key` of its `N::Coro`), before the
+        // task exists to ask.
+        self.cells_key[func as usize] = self.coro_place(coro_key, f);
         let frames = self.spare_frames.pop().unwrap_or_default();
         let n = super::machine::push_in_place!(
             self.tasks,
