@@ -409,7 +409,7 @@ pub fn clause(p: &crate::ast::Program, c: NodeId) -> Frame {
 
 impl Machine {
     /// Node `node`'s literal `v`; a string is the program's shared constant.
-    pub fn lit(&mut self, node: NodeId, v: &crate::ast::Value) -> V {
+    pub fn lit(&self, node: NodeId, v: &crate::ast::Value) -> V {
         match v {
             crate::ast::Value::None => V::None,
             crate::ast::Value::Bool(b) => V::Bool(*b),
