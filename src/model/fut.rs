@@ -403,17 +403,14 @@ impl Machine {
                 let waiter = self.tasks[t as usize].fut_waiter;
                 match waiter {
                     None => {
-                        let task = &mut self.tasks[t as usize];
-                        task.num_cancels += 1;
-                        task.must_cancel = true;
-                        self.futs[f as usize].cancel_msg = msg;
+                        self.tasks[t as usize].num_cancels += 1;
+                        self.cancel_at_next_step(f, t, msg);
                         return Ok(true);
                     }
                     Some(w) if self.futs[w as usize].kind == FKind::Plain => {
                         self.tasks[t as usize].num_cancels += 1;
                         if !self.fut_cancel_checked(w, msg.clone())? {
-                            self.tasks[t as usize].must_cancel = true;
-                            self.futs[f as usize].cancel_msg = msg;
+                            self.cancel_at_next_step(f, t, msg);
                         }
                         return Ok(true);
                     }
@@ -423,6 +420,15 @@ impl Machine {
             FKind::Gather(_) => {}
         }
         self.cancel_deep(f, msg)
+    }
+
+    /// `Task.cancel`'s end when no awaited future took the cancel: task
+    /// `t` (future `f`) is cancelled at its next step (`_must_cancel`),
+    /// with message `msg`.
+    #[inline(always)]
+    fn cancel_at_next_step(&mut self, f: FutId, t: u32, msg: Option<Rc<str>>) {
+        self.tasks[t as usize].must_cancel = true;
+        self.futs[f as usize].cancel_msg = msg;
     }
 
     /// `cancel` through tasks and gathers, with the explicit stack.
@@ -478,8 +484,7 @@ impl Machine {
                                 enter = Some(w);
                                 continue;
                             }
-                            task.must_cancel = true;
-                            self.futs[g as usize].cancel_msg = msg.clone();
+                            self.cancel_at_next_step(g, t, msg.clone());
                             ret = true;
                         }
                     }
@@ -514,8 +519,7 @@ impl Machine {
                     self.on_path[g as usize] = false;
                     if !ret {
                         let t = self.task_of(g).unwrap();
-                        self.tasks[t as usize].must_cancel = true;
-                        self.futs[g as usize].cancel_msg = msg.clone();
+                        self.cancel_at_next_step(g, t, msg.clone());
                     }
                     ret = true;
                 }
