@@ -381,16 +381,8 @@ impl Machine {
             let total = gone.len();
             indeg.clear();
             indeg.resize(total, 0);
-            // The nodes still there, listed without a branch per node
-            // (which are gone follows no pattern a predictor learns).
-            live.clear();
-            live.resize(total, 0);
-            let mut n = 0;
-            for (i, &dead) in gone.iter().enumerate() {
-                live[n] = i as u32;
-                n += !dead as usize;
-            }
-            live.truncate(n);
+            // The nodes still there.
+            super::graph::list_unset(gone, &mut live);
             for &i in &live {
                 buf.clear();
                 self.edges(self.node_of(i as usize), &mut buf);

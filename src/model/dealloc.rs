@@ -85,16 +85,7 @@ impl Machine {
     fn mark_cycle_kept(&mut self, pk: &mut PeelBufs, mark: &mut [bool]) {
         let total = mark.len();
         self.mark_absent(mark);
-        // Listed without a branch per node: which nodes are marked follows
-        // no pattern a predictor learns.
-        pk.unmarked.clear();
-        pk.unmarked.resize(total, 0);
-        let mut n = 0;
-        for (i, &m) in mark.iter().enumerate() {
-            pk.unmarked[n] = i as u32;
-            n += !m as usize;
-        }
-        pk.unmarked.truncate(n);
+        super::graph::list_unset(mark, &mut pk.unmarked);
         if pk.span.len() < total {
             pk.span.resize(total, (0, 0));
         }

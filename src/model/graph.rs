@@ -7,6 +7,22 @@ use super::exc::ExcId;
 use super::machine::Machine;
 use crate::ast::NodeId;
 
+/// Lists into `out` the indices whose flag in `set` is false, in order.
+/// Without a branch per index: which nodes are marked or gone follows no
+/// pattern a branch predictor learns, and the walks over a graph's
+/// remaining nodes (peeling, the cascade) start from this list.
+#[inline]
+pub fn list_unset(set: &[bool], out: &mut Vec<u32>) {
+    out.clear();
+    out.resize(set.len(), 0);
+    let mut n = 0;
+    for (i, &x) in set.iter().enumerate() {
+        out[n] = i as u32;
+        n += !x as usize;
+    }
+    out.truncate(n);
+}
+
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum N {
     Fut(u32),
