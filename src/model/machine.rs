@@ -494,7 +494,11 @@ impl Machine {
         self.frame_kept.resize(2 * p.len(), false);
         self.frame_key.clear();
         self.frame_key.resize(2 * p.len(), super::coro::NONE);
-        self.frame_back.clear();
+        // Only an eager start sets an entry: without eager tasks the list
+        // is all None, and only a longer program's new entries are written.
+        if self.profile.eager {
+            self.frame_back.clear();
+        }
         self.frame_back.resize(2 * p.len(), None);
         self.frame_caller.clear();
         self.frame_caller.resize(2 * p.len(), super::coro::NONE);
