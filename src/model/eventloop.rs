@@ -84,7 +84,6 @@ pub struct Handle<C: Copy> {
     pub when: f64,
     /// In the timer heap (`_scheduled`).
     pub scheduled: bool,
-    pub live: bool,
     /// Its place in the collector's list (`gcorder.rs`), and that of the
     /// object allocated just before it that only it refers to (a task's
     /// step wrapper, an `args` tuple, a bound method), where there is one.
@@ -148,22 +147,11 @@ impl<C: Copy> EventLoop<C> {
             cancelled: false,
             when,
             scheduled: false,
-            live: true,
             key,
             wrap_key: key - 1,
         };
         self.handles.push(h);
         self.handles.len() as HId - 1
-    }
-
-    /// Returns a handle's slot once nothing refers to it any more.
-    /// Handles are never reused within a run (frames keep their ids to
-    /// cancel them later); this only marks a handle as run or dropped.
-    pub fn release(&mut self, h: HId) {
-        let x = &mut self.handles[h as usize];
-        if !x.scheduled {
-            x.live = false;
-        }
     }
 
     pub fn call_soon(&mut self, cb: C) -> HId {
@@ -271,7 +259,6 @@ impl<C: Copy> EventLoop<C> {
             for h in old {
                 if self.handles[h as usize].cancelled {
                     self.handles[h as usize].scheduled = false;
-                    self.release(h);
                 } else {
                     self.heap.push(h);
                 }
@@ -286,7 +273,6 @@ impl<C: Copy> EventLoop<C> {
                 self.timer_cancelled_count -= 1;
                 let h = self.heappop();
                 self.handles[h as usize].scheduled = false;
-                self.release(h);
             }
         }
         let timeout = if !self.ready.is_empty() || self.stopping {

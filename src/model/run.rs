@@ -255,7 +255,6 @@ impl Machine {
             let h = self.lp.ready.pop_front().expect("ntodo handles are ready");
             let x = self.lp.handles[h as usize];
             if x.cancelled {
-                self.lp.release(h);
                 continue;
             }
             // `_run_once`'s local `handle` keeps the handle, and so its
@@ -263,7 +262,6 @@ impl Machine {
             self.running_handle = Some(x.cb);
             self.run_handle(h, x.cb);
             self.running_handle = None;
-            self.lp.release(h);
             if self.gc_watch() {
                 // The handle lets go of its `_args`, then its `_callback`
                 // (sorted `__slots__`), and so of what they hold in order.
