@@ -446,17 +446,20 @@ impl Machine {
         self.excs.clear();
         // Traceback lists and frame stacks keep their
         // capacity for the next run's futures and tasks (`keep_spare`).
-        // Taken in place: draining moved each whole record out first.
-        for f in &mut self.futs {
+        // Taken in place, in the pass that drops the records: draining
+        // moved each whole record out first.
+        let spare_tbs = &mut self.spare_tbs;
+        self.futs.retain_mut(|f| {
             if f.exc_tb.capacity() != 0 {
-                keep_spare(&mut self.spare_tbs, &mut f.exc_tb);
+                keep_spare(spare_tbs, &mut f.exc_tb);
             }
-        }
-        self.futs.clear();
-        for t in &mut self.tasks {
-            keep_spare(&mut self.spare_frames, &mut t.frames);
-        }
-        self.tasks.clear();
+            false
+        });
+        let spare_frames = &mut self.spare_frames;
+        self.tasks.retain_mut(|t| {
+            keep_spare(spare_frames, &mut t.frames);
+            false
+        });
         self.task_order.clear();
         self.lp.clear();
         self.slots.clear();
