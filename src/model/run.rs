@@ -288,7 +288,7 @@ impl Machine {
                         ret,
                     }),
                     Err(_) => self.ev(What::Phase(
-                        format!("inject cancel of {name} raised RecursionError").into(),
+                        concat(&["inject cancel of ", name, " raised RecursionError"]).into(),
                     )),
                 }
             }
@@ -432,13 +432,13 @@ impl Machine {
             let on = match t.fut_waiter {
                 None => "nothing".to_string(),
                 Some(w) => match self.futs[w as usize].kind {
-                    FKind::Task(x) => format!("task {}", self.tasks[x as usize].name),
+                    FKind::Task(x) => concat(&["task ", &self.tasks[x as usize].name]),
                     FKind::Gather(_) => match &self.futs[w as usize].label {
-                        Some(l) => format!("gather {l}"),
+                        Some(l) => concat(&["gather ", l]),
                         None => "gather".into(),
                     },
                     FKind::Plain => match &self.futs[w as usize].label {
-                        Some(l) => format!("future {l}"),
+                        Some(l) => concat(&["future ", l]),
                         None => "future".into(),
                     },
                 },
@@ -491,7 +491,7 @@ impl Machine {
                 };
                 let name = self.tasks[i as usize].name.clone();
                 self.ev_none(What::Phase(
-                    format!("cancel of {name} raised RecursionError").into(),
+                    concat(&["cancel of ", &name, " raised RecursionError"]).into(),
                 ));
             }
         }
@@ -590,4 +590,15 @@ impl Machine {
         }
         out
     }
+}
+
+/// `format!` of strings laid end to end, without the formatting
+/// machinery: for these short texts it cost several hundred instructions
+/// where the copies cost a few dozen.
+fn concat(parts: &[&str]) -> String {
+    let mut s = String::with_capacity(parts.iter().map(|p| p.len()).sum());
+    for p in parts {
+        s.push_str(p);
+    }
+    s
 }
