@@ -138,7 +138,7 @@ impl<C: Copy> EventLoop<C> {
         self.clock.set(0);
     }
 
-    fn alloc(&mut self, cb: C, when: f64) -> HId {
+    fn alloc(&mut self, cb: C, when: f64, scheduled: bool) -> HId {
         // Steps of two leave room for the object allocated just before.
         let key = self.clock.get() + 2;
         self.clock.set(key);
@@ -146,7 +146,7 @@ impl<C: Copy> EventLoop<C> {
             cb,
             cancelled: false,
             when,
-            scheduled: false,
+            scheduled,
             key,
             wrap_key: key - 1,
         };
@@ -155,14 +155,13 @@ impl<C: Copy> EventLoop<C> {
     }
 
     pub fn call_soon(&mut self, cb: C) -> HId {
-        let h = self.alloc(cb, 0.0);
+        let h = self.alloc(cb, 0.0, false);
         self.ready.push_back(h);
         h
     }
 
     pub fn call_at(&mut self, when: f64, cb: C) -> HId {
-        let h = self.alloc(cb, when);
-        self.handles[h as usize].scheduled = true;
+        let h = self.alloc(cb, when, true);
         self.heap.push(h);
         let n = self.heap.len();
         self.sift_down(0, n - 1);

@@ -118,7 +118,8 @@ impl Machine {
             self.lp.call_soon(Hcb::Step(t, NO_EXC));
             None
         } else {
-            self.step_run_and_handle(t, None, false)
+            let f = self.tasks[t as usize].fut;
+            self.step_run_and_handle(t, f, None, false)
         };
         self.eager_depth -= 1;
         self.stepping.pop();
@@ -158,7 +159,7 @@ impl Machine {
         if let Some(e) = exc {
             self.inflight.push(e);
         }
-        let raised = self.step_run_and_handle(t, exc, created);
+        let raised = self.step_run_and_handle(t, f, exc, created);
         if exc.is_some() && !created {
             self.inflight.pop();
         }
@@ -167,15 +168,21 @@ impl Machine {
         raised
     }
 
-    /// `__step_run_and_handle_result`. It raises only where it cancels
+    /// `__step_run_and_handle_result` of task `t` (future `f`, which its
+    /// callers have at hand). It raises only where it cancels
     /// the future the task just began to await, for a cancel that came
     /// during the step, and that cancel raised (RecursionError down an
     /// await cycle): the step leaves with it, the cancel still pending.
     /// Always inlined: it runs once per step, and as a call of its own
     /// it saved and restored registers every time.
     #[inline(always)]
-    fn step_run_and_handle(&mut self, t: u32, exc: Option<ExcId>, created: bool) -> Option<ExcId> {
-        let f = self.tasks[t as usize].fut;
+    fn step_run_and_handle(
+        &mut self,
+        t: u32,
+        f: FutId,
+        exc: Option<ExcId>,
+        created: bool,
+    ) -> Option<ExcId> {
         let out = self.run_coro(t, exc);
         if created {
             self.inflight.pop();
