@@ -140,14 +140,16 @@ impl Machine {
         }
         let mut exc = exc;
         let mut created = false;
-        if self.tasks[t as usize].must_cancel {
-            if !exc.is_some_and(|e| self.excs.cls(e).is_cancelled()) {
-                exc = Some(self.make_cancelled_error(f));
-                created = true;
-            }
-            self.tasks[t as usize].must_cancel = false;
+        // One lookup of the task for both flags (making the CancelledError
+        // reads neither).
+        let task = &mut self.tasks[t as usize];
+        task.fut_waiter = None;
+        if std::mem::take(&mut task.must_cancel)
+            && !exc.is_some_and(|e| self.excs.cls(e).is_cancelled())
+        {
+            exc = Some(self.make_cancelled_error(f));
+            created = true;
         }
-        self.tasks[t as usize].fut_waiter = None;
         let prev = self.current;
         self.current = Some(t);
         self.current_tasks_entered();
@@ -281,8 +283,9 @@ impl Machine {
             return None;
         }
         self.add_done_callback(w, Cb::Wakeup(t));
-        self.tasks[t as usize].fut_waiter = Some(w);
-        if self.tasks[t as usize].must_cancel {
+        let task = &mut self.tasks[t as usize];
+        task.fut_waiter = Some(w);
+        if task.must_cancel {
             let msg = self.futs[f as usize].cancel_msg.clone();
             // Cancelling a task or gather here recurses in CPython too.
             match self.cancel(w, msg) {
