@@ -552,18 +552,22 @@ impl Machine {
         }
     }
 
-    /// Takes the last run's gathers, their lists emptied, for reuse.
+    /// Takes the last run's gathers, their lists emptied (a long one let
+    /// go of), for reuse. Emptied in place and then appended in one copy:
+    /// draining moved each record out and then in again.
     fn recycle_gathers(&mut self) {
-        for mut g in self.gathers.drain(..) {
+        for g in &mut self.gathers {
             keep_spare(&mut self.spare_args, &mut g.args);
-            if self.spare_gathers.len() < SPARE_MAX
-                && g.children.capacity().max(g.coro_keys.capacity()) <= SPARE_CAPACITY
-            {
-                g.children.clear();
-                g.coro_keys.clear();
-                self.spare_gathers.push(g);
+            for list in [&mut g.children, &mut g.coro_keys] {
+                if list.capacity() > SPARE_CAPACITY {
+                    *list = Vec::new();
+                }
+                list.clear();
             }
         }
+        self.gathers
+            .truncate(SPARE_MAX.saturating_sub(self.spare_gathers.len()));
+        self.spare_gathers.append(&mut self.gathers);
     }
 }
 
