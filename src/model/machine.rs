@@ -1,6 +1,6 @@
 //! The machine's state: the task record, every arena and table a run
-//! uses, and their reset between programs (keeping their capacity, since
-//! a backend runs many programs on one machine).
+//! uses (`reset.rs` clears them between programs, keeping their capacity,
+//! since a backend runs many programs on one machine).
 
 use super::Profile;
 use super::coro::Frame;
@@ -295,8 +295,8 @@ pub struct Machine {
 /// How many emptied lists of each kind a machine keeps for reuse, and
 /// the largest it keeps: so that one huge program does not pin its memory
 /// for good.
-const SPARE_MAX: usize = 4096;
-const SPARE_CAPACITY: usize = 64;
+pub(super) const SPARE_MAX: usize = 4096;
+pub(super) const SPARE_CAPACITY: usize = 64;
 
 /// Takes `list`'s buffer, emptied, into `spare` for reuse, if the bounds
 /// allow; otherwise leaves `list` as it is.
@@ -431,143 +431,6 @@ impl Machine {
         // SAFETY: `prog` points at the program passed to `run`, which
         // outlives every call made while `run` executes; it is reset after.
         unsafe { &*self.prog }
-    }
-
-    /// Clears the machine for running `p`, making its analysis unless the
-    /// run uses one made beforehand.
-    pub(super) fn reset(&mut self, p: &Program, inject: &[Injection], analysed: bool) {
-        self.prog = p as *const Program;
-        if !analysed {
-            self.sc.compute(p);
-            self.gcx.invalidate();
-        }
-        // Only the last run's exceptions can have traceback entries.
-        let excs_used = self.excs.len();
-        self.excs.clear();
-        // Traceback lists and frame stacks keep their
-        // capacity for the next run's futures and tasks (`keep_spare`).
-        // Taken in place, in the pass that drops the records: draining
-        // moved each whole record out first.
-        let spare_tbs = &mut self.spare_tbs;
-        self.futs.retain_mut(|f| {
-            if f.exc_tb.capacity() != 0 {
-                keep_spare(spare_tbs, &mut f.exc_tb);
-            }
-            false
-        });
-        let spare_frames = &mut self.spare_frames;
-        self.tasks.retain_mut(|t| {
-            keep_spare(spare_frames, &mut t.frames);
-            false
-        });
-        self.task_order.clear();
-        self.lp.clear();
-        self.slots.clear();
-        self.slots.resize(self.sc.slot_sym.len(), None);
-        self.vals.clear();
-        // A run's events grow with its program: sized for it, the buffer
-        // rarely grows, and stays below malloc's mmap threshold.
-        self.events = Vec::with_capacity((4 * p.len()).clamp(128, 1024));
-        self.current = None;
-        self.running = false;
-        self.eager_depth = 0;
-        self.recursed = false;
-        self.escaped = None;
-        self.run_once_kept.clear();
-        // Most runs make no gather: `drain` costs its setup even then.
-        if !self.gathers.is_empty() {
-            self.recycle_gathers();
-        }
-        self.tgs.clear();
-        self.timeouts.clear();
-        self.waits.clear();
-        self.acs.clear();
-        self.bg.clear();
-        self.policy_loop.clear();
-        self.fn_done.clear();
-        self.fn_done.resize(2 * p.len(), false);
-        self.cells_key.clear();
-        self.cells_key.resize(2 * p.len(), super::coro::NONE);
-        self.aw_key.clear();
-        self.aw_key.resize(2 * p.len(), super::coro::NONE);
-        self.cell_key.clear();
-        self.cell_key
-            .resize(self.sc.slot_sym.len(), super::coro::NONE);
-        self.frame_kept.clear();
-        self.frame_kept.resize(2 * p.len(), false);
-        self.frame_key.clear();
-        self.frame_key.resize(2 * p.len(), super::coro::NONE);
-        // Only an eager start sets an entry: without eager tasks the list
-        // is all None, and only a longer program's new entries are written.
-        if self.profile.eager {
-            self.frame_back.clear();
-        }
-        self.frame_back.resize(2 * p.len(), None);
-        self.frame_caller.clear();
-        self.frame_caller.resize(2 * p.len(), super::coro::NONE);
-        self.creating_gather = None;
-        self.main_ref = None;
-        self.running_handle = None;
-        self.shutdown_refs.clear();
-        self.cur_tasks_key = super::coro::NONE;
-        self.drive_excs.clear();
-        self.made_coro_key = None;
-        if !(self.inject.is_empty() && inject.is_empty()) {
-            self.inject.clear();
-            self.inject.extend_from_slice(inject);
-        }
-        // A map that ever held an entry clears its whole table of
-        // control bytes, even empty.
-        if !self.wf11.is_empty() {
-            self.wf11.clear();
-        }
-        self.tb_no_entry.clear();
-        // Tracebacks keep their lists (empty is no traceback), within the
-        // same bounds as callback lists.
-        self.tbs.truncate(SPARE_MAX);
-        for tb in self.tbs.iter_mut().take(excs_used) {
-            if tb.capacity() > SPARE_CAPACITY {
-                *tb = Vec::new();
-            }
-            tb.clear();
-        }
-        self.tb_keys.clear();
-        self.inflight.clear();
-        self.held_tb.clear();
-        self.until = None;
-        self.on_path.clear();
-        self.stepping.clear();
-        self.eager_stack.clear();
-        self.gathering.clear();
-        self.failed.clear();
-        self.handler_done = false;
-        self.collecting = false;
-        self.held_by_freer.clear();
-        self.aw_held.clear();
-        if !self.star.is_empty() {
-            self.star.clear();
-        }
-        if !self.star_at.is_empty() {
-            self.star_at.clear();
-        }
-    }
-
-    /// Takes the last run's gathers, their lists emptied (a long one let
-    /// go of), for reuse. Emptied in place and then appended in one copy:
-    /// draining moved each record out and then in again.
-    fn recycle_gathers(&mut self) {
-        for g in &mut self.gathers {
-            keep_spare(&mut self.spare_args, &mut g.args);
-            for list in [&mut g.children, &mut g.coro_keys] {
-                if list.capacity() > SPARE_CAPACITY {
-                    *list = Vec::new();
-                }
-                list.clear();
-            }
-        }
-        self.gathers
-            .truncate(SPARE_MAX.saturating_sub(self.spare_gathers.len()));
-        self.spare_gathers.append(&mut self.gathers);
     }
 }
 

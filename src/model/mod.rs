@@ -35,6 +35,7 @@ mod machine;
 mod names;
 mod profile;
 mod reach;
+mod reset;
 mod run;
 mod scope;
 mod star;

@@ -288,7 +288,9 @@ impl Machine {
                         ret,
                     }),
                     Err(_) => self.ev(What::Phase(
-                        concat(&["inject cancel of ", name, " raised RecursionError"]).into(),
+                        ["inject cancel of ", name, " raised RecursionError"]
+                            .concat()
+                            .into(),
                     )),
                 }
             }
@@ -429,16 +431,18 @@ impl Machine {
             if t.freed || self.done(t.fut) {
                 continue;
             }
+            // Texts are joined with `concat`: `format!` spent hundreds of
+            // instructions in the formatting machinery on a few copies.
             let on = match t.fut_waiter {
                 None => "nothing".to_string(),
                 Some(w) => match self.futs[w as usize].kind {
-                    FKind::Task(x) => concat(&["task ", &self.tasks[x as usize].name]),
+                    FKind::Task(x) => ["task ", &self.tasks[x as usize].name[..]].concat(),
                     FKind::Gather(_) => match &self.futs[w as usize].label {
-                        Some(l) => concat(&["gather ", l]),
+                        Some(l) => ["gather ", &l[..]].concat(),
                         None => "gather".into(),
                     },
                     FKind::Plain => match &self.futs[w as usize].label {
-                        Some(l) => concat(&["future ", l]),
+                        Some(l) => ["future ", &l[..]].concat(),
                         None => "future".into(),
                     },
                 },
@@ -491,7 +495,9 @@ impl Machine {
                 };
                 let name = self.tasks[i as usize].name.clone();
                 self.ev_none(What::Phase(
-                    concat(&["cancel of ", &name, " raised RecursionError"]).into(),
+                    ["cancel of ", &name[..], " raised RecursionError"]
+                        .concat()
+                        .into(),
                 ));
             }
         }
@@ -590,15 +596,4 @@ impl Machine {
         }
         out
     }
-}
-
-/// `format!` of strings laid end to end, without the formatting
-/// machinery: for these short texts it cost several hundred instructions
-/// where the copies cost a few dozen.
-fn concat(parts: &[&str]) -> String {
-    let mut s = String::with_capacity(parts.iter().map(|p| p.len()).sum());
-    for p in parts {
-        s.push_str(p);
-    }
-    s
 }
