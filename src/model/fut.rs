@@ -72,13 +72,18 @@ pub struct Fut {
     pub key: u32,
 }
 
-/// `fin.clone()`, with the usual cases (a task that returned None, or
-/// raised) made in place rather than through the derived clones' matches.
+/// `fin.clone()`, with every case that allocates nothing (a task that
+/// returned a scalar, raised, or was cancelled without a message) made in
+/// place rather than through the derived clones' calls and matches.
 #[inline(always)]
 pub fn clone_fin(fin: &Fin) -> Fin {
+    use crate::trace::Value;
     match fin {
-        Fin::Result(crate::trace::Value::None) => Fin::Result(crate::trace::Value::None),
+        Fin::Result(Value::None) => Fin::Result(Value::None),
+        Fin::Result(Value::Bool(b)) => Fin::Result(Value::Bool(*b)),
+        Fin::Result(Value::Int(i)) => Fin::Result(Value::Int(*i)),
         Fin::Exception(x) => Fin::Exception(x.clone()),
+        Fin::Cancelled(None) => Fin::Cancelled(None),
         _ => fin.clone(),
     }
 }
