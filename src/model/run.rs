@@ -568,32 +568,31 @@ impl Machine {
     }
 
     fn finals(&mut self) -> Vec<TaskFinal> {
-        let mut out = Vec::with_capacity(self.tasks.len());
-        // The table is the done records' last reader: it takes them.
-        for t in &mut self.tasks {
-            // As the runtime reads it: a task that finished shows how, as
-            // recorded at completion (an awaiter may have taken the
-            // CancelledError holding the message since), even one a
-            // collection reported destroyed and a finalizer brought back;
-            // `cancelling()` is read live while the task is alive.
-            let gone = t.freed || t.destroyed;
-            let (state, cancelling) = match t.done_fin.take() {
-                Some(f) if gone => (State::Done(f), Some(t.done_cancelling)),
-                Some(f) => (State::Done(f), Some(t.num_cancels)),
-                None if gone => (State::Destroyed, None),
-                None => (State::Pending, Some(t.num_cancels)),
-            };
-            out.push(TaskFinal {
-                name: t.name.clone(),
-                state,
-                cancelling,
-            });
-        }
-        if self.recursed {
-            for t in &mut out {
-                t.cancelling = None;
-            }
-        }
-        out
+        // After an await cycle's RecursionError the counts are unknown.
+        let counted = !self.recursed;
+        // The table is the done records' last reader: it takes them. A
+        // mapped list is written in place, without a capacity check per task.
+        self.tasks
+            .iter_mut()
+            .map(|t| {
+                // As the runtime reads it: a task that finished shows how, as
+                // recorded at completion (an awaiter may have taken the
+                // CancelledError holding the message since), even one a
+                // collection reported destroyed and a finalizer brought back;
+                // `cancelling()` is read live while the task is alive.
+                let gone = t.freed || t.destroyed;
+                let (state, cancelling) = match t.done_fin.take() {
+                    Some(f) if gone => (State::Done(f), Some(t.done_cancelling)),
+                    Some(f) => (State::Done(f), Some(t.num_cancels)),
+                    None if gone => (State::Destroyed, None),
+                    None => (State::Pending, Some(t.num_cancels)),
+                };
+                TaskFinal {
+                    name: t.name.clone(),
+                    state,
+                    cancelling: cancelling.filter(|_| counted),
+                }
+            })
+            .collect()
     }
 }
