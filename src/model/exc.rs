@@ -149,6 +149,8 @@ pub struct Excs {
     /// Bare encodings by class (`encode_bare`), kept between runs: an
     /// encoding is immutable, so traces may share one.
     bare: std::cell::RefCell<Vec<(Cls, ExcRef)>>,
+    /// The bare CancelledError's, also in `bare`: read without a search.
+    bare_cancelled: std::cell::OnceCell<ExcRef>,
     /// Likewise for exceptions with a message but no members and no chain
     /// (`encode_bare`), by class and message: messages come from a few
     /// literals, and making one anew costs three allocations (the
@@ -247,7 +249,26 @@ impl Excs {
 
     /// The trace form of an exception, shared as events hold it: made
     /// again only if some exception changed since it was last made.
+    ///
+    /// The commonest case, a bare CancelledError once one was encoded, is
+    /// taken inline; the rest out of line.
+    #[inline(always)]
     pub fn encode(&self, e: ExcId) -> ExcRef {
+        let o = self.get(e);
+        if o.cls == Cls::CANCELLED
+            && o.msg.is_none()
+            && o.group.is_none()
+            && o.cause.is_none()
+            && o.context.is_none()
+            && let Some(x) = self.bare_cancelled.get()
+        {
+            return x.clone();
+        }
+        self.encode_out(e)
+    }
+
+    #[inline(never)]
+    fn encode_out(&self, e: ExcId) -> ExcRef {
         if let Some(x) = self.encode_bare(e) {
             return x;
         }
@@ -292,6 +313,9 @@ impl Excs {
             chain: Vec::new(),
         });
         bare.push((o.cls, x.clone()));
+        if o.cls == Cls::CANCELLED {
+            let _ = self.bare_cancelled.set(x.clone());
+        }
         Some(x)
     }
 
