@@ -183,8 +183,8 @@ impl Machine {
 
     /// Whether the candidates `cands` are all among what the roots hold
     /// one step away: the futures and tasks of the ready handles, `main`,
-    /// the background set and the tasks in a step, and the locals and cells
-    /// of the functions those tasks are running. All of that is reachable,
+    /// the background set, the tasks in a step and those the timers wake,
+    /// and the locals and cells of the functions those tasks are running. All of that is reachable,
     /// so the walk would find nothing dying. A candidate is usually a
     /// failed task or future that a local still names, or whose callbacks
     /// were just scheduled; this look costs a few slots instead of a walk
@@ -249,6 +249,34 @@ impl Machine {
         }
         for &t in &self.stepping {
             if look(self.tasks[t as usize].fut) {
+                return true;
+            }
+        }
+        // The timers, last: a task left sleeping (a leftover at the end of
+        // the run, mostly) is held by its sleep's future's wakeup, which
+        // the timer's handle holds; `Timeout._on_timeout` holds its task.
+        for &h in &self.lp.heap {
+            let x = self.lp.handles[h as usize];
+            if x.cancelled {
+                continue;
+            }
+            let done = match x.cb {
+                Hcb::SetResultUnlessCancelled(f) | Hcb::ReleaseWaiter(f) => {
+                    // A collected future's callbacks hold nothing (`fut_edges`).
+                    let fut = &self.futs[f as usize];
+                    look(f)
+                        || !fut.collected
+                            && (&fut.callbacks).into_iter().any(|&cb| match cb {
+                                Cb::Wakeup(t) => look(self.tasks[t as usize].fut),
+                                _ => false,
+                            })
+                }
+                Hcb::TimeoutFire(tm) => {
+                    look(self.tasks[self.timeouts[tm as usize].task as usize].fut)
+                }
+                _ => false,
+            };
+            if done {
                 return true;
             }
         }
