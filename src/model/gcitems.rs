@@ -21,34 +21,42 @@ impl Machine {
     pub(super) fn scan_items(&self, sc: &mut ScanBufs, mark: &[bool]) {
         let total = mark.len();
         sc.items.clear();
+        sc.keyed.clear();
         sc.wake_loc.clear();
         sc.wake_loc.resize(self.tasks.len(), NONE);
         for (f, fut) in self.futs.iter().enumerate() {
             if !mark[f] || fut.dead {
                 continue;
             }
-            sc.items.push(It::G(N::Fut(f as u32)));
+            self.list(sc, It::G(N::Fut(f as u32)), fut.key);
             if let FKind::Task(t) = fut.kind
                 && !fut.done()
             {
-                sc.items.push(It::G(N::Coro(t)));
+                let task = &self.tasks[t as usize];
+                self.list(
+                    sc,
+                    It::G(N::Coro(t)),
+                    self.coro_place(task.coro_key, task.fut),
+                );
                 // The program coroutines it awaits, one inside the other:
                 // objects of their own, each made just after its cells.
                 for fr in self.tasks[t as usize].frames.iter().skip(1) {
                     match *fr {
-                        Frame::Level { func, .. } => sc.items.push(It::Aw(t, func)),
+                        Frame::Level { func, .. } => {
+                            self.list(sc, It::Aw(t, func), self.aw_place(func))
+                        }
                         Frame::Comb {
                             kind: super::comb::CombKind::AsCompleted,
                             a,
                             ..
-                        } => sc.items.push(It::AcIter(a)),
+                        } => self.list(sc, It::AcIter(a), self.acs[a as usize].key),
                         _ => {}
                     }
                 }
             }
             for &cb in &fut.callbacks {
                 if let Cb::Wakeup(t) = cb {
-                    add_wake(sc, t);
+                    self.add_wake(sc, t);
                 }
             }
         }
@@ -57,7 +65,7 @@ impl Machine {
         for g in 0..self.tgs.len() as u32 {
             let i = self.idx(N::Tg(g));
             if i < total && mark[i] {
-                sc.items.push(It::G(N::Tg(g)));
+                self.list(sc, It::G(N::Tg(g)), self.tgs[g as usize].key);
             }
         }
         for &h in self.lp.ready.iter().chain(&self.lp.heap) {
@@ -65,12 +73,12 @@ impl Machine {
             if x.cancelled {
                 continue;
             }
-            sc.items.push(It::Hd(h));
+            self.list(sc, It::Hd(h), x.key);
             if has_wrap(x.cb) {
-                sc.items.push(It::Wrap(h));
+                self.list(sc, It::Wrap(h), x.wrap_key);
             }
             if let Hcb::FutCb(Cb::Wakeup(t), _) = x.cb {
-                add_wake(sc, t);
+                self.add_wake(sc, t);
             }
         }
         // Timeout objects: those of a live handler, and those the
@@ -81,13 +89,13 @@ impl Machine {
             match sc.items[k] {
                 It::Hd(h) => {
                     if let Hcb::TimeoutFire(tm) = self.lp.handles[h as usize].cb {
-                        add_tm(sc, tm);
+                        self.add_tm(sc, tm);
                     }
                 }
                 It::G(N::Coro(t)) => {
                     for f in &self.tasks[t as usize].frames {
                         if let Frame::Timeout { tm, .. } = *f {
-                            add_tm(sc, tm);
+                            self.add_tm(sc, tm);
                         }
                     }
                 }
@@ -103,14 +111,18 @@ impl Machine {
             // Empty ones too: they move like any object.
             for s in self.cells_of(f) {
                 sc.cell_loc[s as usize] = 0;
-                sc.items.push(It::Cell(s));
+                let key = match self.cell_key[s as usize] {
+                    NONE => self.cells_key[self.sc.slot_binder[s as usize] as usize],
+                    k => k,
+                };
+                self.list(sc, It::Cell(s), key);
             }
         }
         if !self.shutdown_refs.is_empty() {
-            sc.items.push(It::Shutdown);
+            self.list(sc, It::Shutdown, self.shutdown_key);
         }
         if self.current.is_some() && self.cur_tasks_key != NONE {
-            sc.items.push(It::CurTasks);
+            self.list(sc, It::CurTasks, self.cur_tasks_key);
         }
         // A gather's `children` list, while its gathering future lives or
         // gather() runs.
@@ -120,7 +132,7 @@ impl Machine {
                 i < total && mark[i]
             });
             if alive || self.gathering.contains(&(g as u32)) {
-                sc.items.push(It::GList(g as u32));
+                self.list(sc, It::GList(g as u32), x.list_key);
             }
         }
         // A running gather's argument tuple, and the coroutines in it that
@@ -128,9 +140,9 @@ impl Machine {
         // gather() runs).
         for &g in &self.gathering {
             let x = &self.gathers[g as usize];
-            sc.items.push(It::GArgs(g));
+            self.list(sc, It::GArgs(g), x.args_key);
             for j in x.coro_done..x.coro_keys.len() as u32 {
-                sc.items.push(It::GCoro(g, j));
+                self.list(sc, It::GCoro(g, j), x.coro_keys[j as usize]);
             }
         }
         // Every surviving exception sits where it was allocated; its
@@ -141,9 +153,11 @@ impl Machine {
         for e in 0..self.excs.len() as u32 {
             let i = self.idx(N::Exc(e));
             if i < total && mark[i] && !self.excs.get(e).collected {
-                sc.items.push(It::Exc(e));
-                if self.tb_keys.get(e as usize).is_some_and(|&k| k != NONE) {
-                    sc.items.push(It::Tb(e));
+                self.list(sc, It::Exc(e), self.excs.get(e).key);
+                if let Some(&k) = self.tb_keys.get(e as usize)
+                    && k != NONE
+                {
+                    self.list(sc, It::Tb(e), k);
                 }
             }
         }
@@ -152,7 +166,7 @@ impl Machine {
             if self.fn_done[f as usize] && self.frame_kept[f as usize] {
                 let i = self.idx(N::Frame(f));
                 if i < total && mark[i] && self.frame_key[f as usize] != NONE {
-                    sc.items.push(It::G(N::Frame(f)));
+                    self.list(sc, It::G(N::Frame(f)), self.frame_key[f as usize]);
                 }
             }
         }
@@ -160,31 +174,19 @@ impl Machine {
         // finished frame's, each the key of the object made just before it
         // (they sort after that one, in the order they are made: the
         // exception, its traceback entry, then the frame that ends), and a
-        // function's cells'.
-        let mut keyed = std::mem::take(&mut sc.keyed);
-        keyed.clear();
-        // A function's cells come just before its coroutine, made with
-        // the same key: ties keep the order listed. Each key carries the
-        // item's place in the list below it, so the keys are distinct and
-        // an unstable sort of plain integers (no buffer to allocate, and
-        // cheap on the short lists a collection sees) gives that order.
-        assert!(sc.items.len() <= PLACE as usize, "too many objects to scan");
-        keyed.extend(sc.items.iter().enumerate().map(|(i, &x)| {
-            let class = match x {
-                It::Cell(_) => 0,
-                It::Exc(_) => 2,
-                It::Tb(_) => 3,
-                It::G(N::Frame(_)) => 4,
-                _ => 1,
-            };
-            ((((self.item_key(x) as u64) << 3) | class) << PLACE_BITS) | i as u64
-        }));
+        // function's cells'. A function's cells come just before its
+        // coroutine, made with the same key: ties keep the order listed.
+        // Each key carries the item's place in the list below it (`list`),
+        // so the keys are distinct and an unstable sort of plain integers
+        // (no buffer to allocate, and cheap on the short lists a collection
+        // sees) gives that order.
+        let keyed = &mut sc.keyed;
+        assert!(keyed.len() <= PLACE as usize, "too many objects to scan");
         keyed.sort_unstable();
         std::mem::swap(&mut sc.items, &mut sc.listed);
         sc.items.clear();
         sc.items
-            .extend(keyed.iter().map(|&k| sc.listed[(k & PLACE) as usize]));
-        sc.keyed = keyed;
+            .extend(sc.keyed.iter().map(|&k| sc.listed[(k & PLACE) as usize]));
         let n = sc.items.len();
         sc.loc.clear();
         sc.loc.resize(total, NONE);
@@ -330,6 +332,43 @@ impl Machine {
         }
     }
 
+    /// Lists `x`, whose list position is `key`, among the scanned objects,
+    /// with its sort key: the position, then its class (see `scan_items`),
+    /// then its place in the list (so the keys are distinct). Inlined, the
+    /// class is a constant at each call.
+    #[inline(always)]
+    fn list(&self, sc: &mut ScanBufs, x: It, key: u32) {
+        debug_assert_eq!(key, self.item_key(x));
+        let class = match x {
+            It::Cell(_) => 0,
+            It::Exc(_) => 2,
+            It::Tb(_) => 3,
+            It::G(N::Frame(_)) => 4,
+            _ => 1,
+        };
+        let place = sc.items.len() as u64;
+        sc.keyed
+            .push(((((key as u64) << 3) | class) << PLACE_BITS) | place);
+        sc.items.push(x);
+    }
+
+    /// A task's `__wakeup` object, once among the scanned objects. Its
+    /// `wake_loc` only marks it added here; the index comes after sorting.
+    fn add_wake(&self, sc: &mut ScanBufs, t: u32) {
+        if sc.wake_loc[t as usize] == NONE {
+            sc.wake_loc[t as usize] = 0;
+            self.list(sc, It::Wake(t), self.tasks[t as usize].wake_key);
+        }
+    }
+
+    /// A Timeout object, once among the scanned objects; like `add_wake`.
+    fn add_tm(&self, sc: &mut ScanBufs, tm: u32) {
+        if sc.tm_loc[tm as usize] == NONE {
+            sc.tm_loc[tm as usize] = 0;
+            self.list(sc, It::Tm(tm), self.timeouts[tm as usize].key);
+        }
+    }
+
     /// The list position of a scanned object.
     #[inline]
     pub(super) fn item_key(&self, x: It) -> u32 {
@@ -467,21 +506,4 @@ pub(super) fn has_wrap(cb: Hcb) -> bool {
             | Hcb::ReleaseWaiter(_)
             | Hcb::TimeoutFire(_)
     )
-}
-
-/// A task's `__wakeup` object, once among the scanned objects. Its
-/// `wake_loc` only marks it added here; the index comes after sorting.
-fn add_wake(sc: &mut ScanBufs, t: u32) {
-    if sc.wake_loc[t as usize] == NONE {
-        sc.wake_loc[t as usize] = 0;
-        sc.items.push(It::Wake(t));
-    }
-}
-
-/// A Timeout object, once among the scanned objects; like `add_wake`.
-fn add_tm(sc: &mut ScanBufs, tm: u32) {
-    if sc.tm_loc[tm as usize] == NONE {
-        sc.tm_loc[tm as usize] = 0;
-        sc.items.push(It::Tm(tm));
-    }
 }
