@@ -86,8 +86,11 @@ pub enum Fin {
     Cancelled(Option<String>),
 }
 
+/// An explicit tag byte: the niche layout otherwise chosen made every
+/// event's drop decode its variant from a 64-bit field.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[repr(u8)]
 pub enum What {
     /// A node began executing.
     Start(u32),
