@@ -135,6 +135,23 @@ pub struct ExcObj {
 /// A cached encoding of an exception with a message: class, message, encoding.
 type PlainEntry = (Cls, Rc<str>, ExcRef);
 
+/// How many encodings of chained exceptions a machine keeps.
+const CHAINED_SLOTS: usize = 32;
+
+/// The longest `__cause__`/`__context__` chain an encoding shows.
+const CHAIN_MAX: usize = 8;
+
+/// An exception's chain by class, as `encode_depth` walks it.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct ChainKey {
+    len: u8,
+    links: [(Link, Cls); CHAIN_MAX],
+}
+
+/// A cached encoding of a chained exception without members: class,
+/// message, chain, encoding.
+type ChainedEntry = (Cls, Option<Rc<str>>, ChainKey, ExcRef);
+
 /// The arena; cleared between runs. Every change to an exception goes
 /// through `get_mut`, which invalidates the encodings `encode` keeps.
 #[derive(Default)]
@@ -157,6 +174,10 @@ pub struct Excs {
     /// encoding, its arguments, the string). A direct-mapped cache of
     /// `PLAIN_SLOTS` (a list searched in turn mispredicted its exit).
     plain: std::cell::RefCell<Vec<Option<PlainEntry>>>,
+    /// Likewise for exceptions with a chain but no members (mostly a
+    /// TimeoutError from a CancelledError), by class, message and chain:
+    /// otherwise each run made these anew and freed them at its end.
+    chained: std::cell::RefCell<Vec<Option<ChainedEntry>>>,
     /// The event loop's allocation clock (`EventLoop::clock`), shared.
     pub clock: std::rc::Rc<std::cell::Cell<u32>>,
 }
@@ -278,7 +299,11 @@ impl Excs {
         {
             return x.clone();
         }
-        let x = ExcRef::new(self.encode_depth(e, 0));
+        let x = if self.get(e).group.is_none() {
+            self.encode_chained(e)
+        } else {
+            ExcRef::new(self.encode_depth(e, 0))
+        };
         if cache.len() <= e as usize {
             cache.resize(e as usize + 1, None);
         }
@@ -347,6 +372,71 @@ impl Excs {
         Some(x)
     }
 
+    /// The encoding of `e`, which has no members, shared by every run.
+    fn encode_chained(&self, e: ExcId) -> ExcRef {
+        let o = self.get(e);
+        let key = self.chain_key(e);
+        let mut cached = self.chained.borrow_mut();
+        if cached.is_empty() {
+            cached.resize(CHAINED_SLOTS, None);
+        }
+        let mut h = o.cls.code() * 31 + key.len as usize * 7;
+        for &(l, c) in &key.links[..key.len as usize] {
+            h = h * 5 + c.code() * 2 + l as usize;
+        }
+        if let Some(m) = &o.msg {
+            h += m.len() * 11;
+        }
+        let slot = &mut cached[h % CHAINED_SLOTS];
+        if let Some((c, m, k, x)) = slot
+            && *c == o.cls
+            && *k == key
+            && m.as_deref() == o.msg.as_deref()
+        {
+            return x.clone();
+        }
+        let x = ExcRef::new(self.encode_depth(e, 0));
+        *slot = Some((o.cls, o.msg.clone(), key, x.clone()));
+        x
+    }
+
+    /// `e`'s chain as `encode_depth` walks it, by class.
+    fn chain_key(&self, e: ExcId) -> ChainKey {
+        let mut key = ChainKey {
+            len: 0,
+            links: [(Link::Cause, Cls::CANCELLED); CHAIN_MAX],
+        };
+        let mut seen = [e; CHAIN_MAX + 1];
+        let mut cur = e;
+        while (key.len as usize) < CHAIN_MAX {
+            let Some((link, next)) = self.next_link(cur) else {
+                break;
+            };
+            let n = key.len as usize;
+            if seen[..=n].contains(&next) {
+                break;
+            }
+            seen[n + 1] = next;
+            key.links[n] = (link, self.get(next).cls);
+            key.len += 1;
+            cur = next;
+        }
+        key
+    }
+
+    /// The link `encode_depth` follows from `c`: its cause, else its
+    /// context unless suppressed.
+    fn next_link(&self, c: ExcId) -> Option<(Link, ExcId)> {
+        let c = self.get(c);
+        if let Some(x) = c.cause {
+            Some((Link::Cause, x))
+        } else if let (Some(x), false) = (c.context, c.suppress) {
+            Some((Link::Context, x))
+        } else {
+            None
+        }
+    }
+
     fn encode_depth(&self, e: ExcId, depth: usize) -> Exc {
         let o = self.get(e);
         let args = match &o.msg {
@@ -362,10 +452,10 @@ impl Excs {
         });
         let mut chain = Vec::new();
         // The chain is at most 8 long, so what it has visited fits here.
-        let mut seen = [e; 9];
+        let mut seen = [e; CHAIN_MAX + 1];
         let mut nseen = 1;
         let mut cur = e;
-        while chain.len() < 8 {
+        while chain.len() < CHAIN_MAX {
             let c = self.get(cur);
             let (link, next) = if let Some(x) = c.cause {
                 (Link::Cause, x)
