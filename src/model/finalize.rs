@@ -106,13 +106,24 @@ impl Machine {
         // lists distinct futures, the first `NEAR` of them.
         let mut first = [0u32; NEAR];
         let mut left = 0;
-        for &f in &self.failed {
+        // A retrieved exception is retrieved for good (only
+        // `set_exception` sets `log_tb`, once per future): such a future
+        // leaves the list, which only ever asks about `log_tb`. Its order
+        // matters nowhere (the candidates are a set).
+        let mut k = 0;
+        while k < self.failed.len() {
+            let f = self.failed[k];
+            if !self.futs[f as usize].log_tb {
+                self.failed.swap_remove(k);
+                continue;
+            }
             if cand(self, f as usize) {
                 if left < NEAR {
                     first[left] = f;
                 }
                 left += 1;
             }
+            k += 1;
         }
         if pending_too {
             for t in &self.tasks {
