@@ -166,3 +166,31 @@ impl Machine {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::list_unset;
+
+    /// The word-at-a-time listing must agree with a plain filter on every
+    /// length (whole words and a remainder) and every mix of flags.
+    #[test]
+    fn list_unset_lists_exactly_the_unset_indices_in_order() {
+        let mut out = vec![7u32; 3];
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        for len in 0..70 {
+            for density in [0u64, 1, 4, 7, 8] {
+                let set: Vec<bool> = (0..len)
+                    .map(|_| {
+                        seed ^= seed << 13;
+                        seed ^= seed >> 7;
+                        seed ^= seed << 17;
+                        seed % 8 < density
+                    })
+                    .collect();
+                list_unset(&set, &mut out);
+                let want: Vec<u32> = (0..len as u32).filter(|&i| !set[i as usize]).collect();
+                assert_eq!(out, want, "flags {set:?}");
+            }
+        }
+    }
+}
