@@ -400,7 +400,9 @@ impl Excs {
         x
     }
 
-    /// `e`'s chain as `encode_depth` walks it, by class.
+    /// `e`'s `__cause__`/`__context__` chain by class: at most
+    /// `CHAIN_MAX` links, stopping where it comes back to an exception
+    /// already on it. Both the encoding and its cache key are made from it.
     fn chain_key(&self, e: ExcId) -> ChainKey {
         let mut key = ChainKey {
             len: 0,
@@ -450,28 +452,11 @@ impl Excs {
                 Vec::new()
             }
         });
-        let mut chain = Vec::new();
-        // The chain is at most 8 long, so what it has visited fits here.
-        let mut seen = [e; CHAIN_MAX + 1];
-        let mut nseen = 1;
-        let mut cur = e;
-        while chain.len() < CHAIN_MAX {
-            let c = self.get(cur);
-            let (link, next) = if let Some(x) = c.cause {
-                (Link::Cause, x)
-            } else if let (Some(x), false) = (c.context, c.suppress) {
-                (Link::Context, x)
-            } else {
-                break;
-            };
-            if seen[..nseen].contains(&next) {
-                break;
-            }
-            seen[nseen] = next;
-            nseen += 1;
-            chain.push((link, self.get(next).cls.name().into()));
-            cur = next;
-        }
+        let key = self.chain_key(e);
+        let chain = key.links[..key.len as usize]
+            .iter()
+            .map(|&(link, c)| (link, c.name().into()))
+            .collect();
         Exc {
             cls: o.cls.name().into(),
             args,
