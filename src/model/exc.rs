@@ -320,8 +320,7 @@ impl Excs {
             return None;
         }
         // `encode_depth`'s first link, which a cycle back to `e` ends.
-        let next = o.cause.or(o.context.filter(|_| !o.suppress));
-        if next.is_some_and(|n| n != e) {
+        if self.next_link(e).is_some_and(|(_, n)| n != e) {
             return None;
         }
         if let Some(m) = &o.msg {

@@ -111,11 +111,7 @@ impl Machine {
             // Empty ones too: they move like any object.
             for s in self.cells_of(f) {
                 sc.cell_loc[s as usize] = 0;
-                let key = match self.cell_key[s as usize] {
-                    NONE => self.cells_key[self.sc.slot_binder[s as usize] as usize],
-                    k => k,
-                };
-                self.list(sc, It::Cell(s), key);
+                self.list(sc, It::Cell(s), self.cell_place(s));
             }
         }
         if !self.shutdown_refs.is_empty() {
@@ -387,10 +383,7 @@ impl Machine {
             It::Tb(e) => self.tb_keys[e as usize],
             It::AcIter(a) => self.acs[a as usize].key,
             It::Tm(tm) => self.timeouts[tm as usize].key,
-            It::Cell(s) => match self.cell_key[s as usize] {
-                NONE => self.cells_key[self.sc.slot_binder[s as usize] as usize],
-                k => k,
-            },
+            It::Cell(s) => self.cell_place(s),
             It::Aw(_, func) => self.aw_place(func),
         }
     }
@@ -400,6 +393,15 @@ impl Machine {
     pub(super) fn aw_place(&self, func: crate::ast::NodeId) -> u32 {
         match self.aw_key[func as usize] {
             NONE => self.cells_key[func as usize],
+            k => k,
+        }
+    }
+
+    /// The list position of cell `s`: made with its function's cells,
+    /// until a collection moves it.
+    fn cell_place(&self, s: u32) -> u32 {
+        match self.cell_key[s as usize] {
+            NONE => self.cells_key[self.sc.slot_binder[s as usize] as usize],
             k => k,
         }
     }
