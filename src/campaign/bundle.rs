@@ -146,11 +146,17 @@ pub fn write(out: &Path, slug: &str, f: &Finding) -> std::io::Result<PathBuf> {
     result.map(|_| target)
 }
 
-/// Renames the finished `tmp` over `target`: the old bundle is moved aside
-/// first (a directory cannot be renamed over a non-empty one), then deleted.
-/// `recover` puts a moved-aside bundle back if a kill struck in between.
+/// Puts the finished `tmp` in place of `target`: swapped with the old
+/// bundle in one step where the system can. Elsewhere the old bundle is
+/// moved aside first (a directory cannot be renamed over a non-empty one),
+/// then deleted, and `recover` puts it back if a kill struck in between.
 fn replace_dir(tmp: &Path, target: &Path, out: &Path, slug: &str) -> std::io::Result<()> {
-    if target.exists() {
+    if target.exists() && exchange(tmp, target)? {
+        // `tmp` now holds the old bundle; a kill before it is gone leaves
+        // a `.tmp-` directory, which `recover` removes.
+        let _ = std::fs::remove_dir_all(tmp);
+        Ok(())
+    } else if target.exists() {
         let old = out.join(format!(".{slug}.old-{}-{}", std::process::id(), unique()));
         std::fs::rename(target, &old)?;
         std::fs::rename(tmp, target)?;
@@ -159,6 +165,41 @@ fn replace_dir(tmp: &Path, target: &Path, out: &Path, slug: &str) -> std::io::Re
     } else {
         std::fs::rename(tmp, target)
     }
+}
+
+/// Swaps `a` and `b` in one step, so that a kill never finds `b` missing
+/// (a reader of a killed campaign's state file must find every bundle it
+/// names). False where the system cannot, for the caller to move aside.
+#[cfg(target_os = "linux")]
+fn exchange(a: &Path, b: &Path) -> std::io::Result<bool> {
+    use std::os::unix::ffi::OsStrExt;
+    let a = std::ffi::CString::new(a.as_os_str().as_bytes())?;
+    let b = std::ffi::CString::new(b.as_os_str().as_bytes())?;
+    // SAFETY: both are NUL-terminated paths that outlive the call, which
+    // only reads them.
+    let r = unsafe {
+        libc::renameat2(
+            libc::AT_FDCWD,
+            a.as_ptr(),
+            libc::AT_FDCWD,
+            b.as_ptr(),
+            libc::RENAME_EXCHANGE,
+        )
+    };
+    if r == 0 {
+        return Ok(true);
+    }
+    let e = std::io::Error::last_os_error();
+    // An old kernel or a file system without the flag.
+    match e.raw_os_error() {
+        Some(libc::EINVAL | libc::ENOSYS | libc::EOPNOTSUPP) => Ok(false),
+        _ => Err(e),
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn exchange(_: &Path, _: &Path) -> std::io::Result<bool> {
+    Ok(false)
 }
 
 /// Cleans up after a killed writer: half-written bundles are removed and a
@@ -511,5 +552,31 @@ mod tests {
     fn trace_files_are_named_after_the_backend() {
         assert_eq!(trace_file("cpython:3.11"), "cpython-3.11.trace");
         assert_eq!(trace_file("model:3.13+eager"), "model-3.13-eager.trace");
+    }
+
+    /// A killed campaign's state named a finding whose bundle was
+    /// moved aside for its minimized form. The replacement must leave the
+    /// new bundle in place and nothing hidden behind it.
+    #[test]
+    fn replacing_a_bundle_leaves_only_the_new_one() {
+        let out = std::env::temp_dir().join(format!("ct-replace-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&out);
+        let (target, tmp) = (out.join("slug"), out.join(".slug.tmp-1-1"));
+        std::fs::create_dir_all(&target).unwrap();
+        std::fs::write(target.join("case.ct"), "old").unwrap();
+        std::fs::create_dir_all(&tmp).unwrap();
+        std::fs::write(tmp.join("case.ct"), "new").unwrap();
+        replace_dir(&tmp, &target, &out, "slug").unwrap();
+        assert_eq!(
+            std::fs::read_to_string(target.join("case.ct")).unwrap(),
+            "new"
+        );
+        let names: Vec<_> = std::fs::read_dir(&out)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
+        assert_eq!(names, vec![std::ffi::OsString::from("slug")]);
+        let _ = std::fs::remove_dir_all(&out);
     }
 }
