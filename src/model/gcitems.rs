@@ -24,6 +24,8 @@ impl Machine {
         sc.keyed.clear();
         sc.wake_loc.clear();
         sc.wake_loc.resize(self.tasks.len(), NONE);
+        sc.tm_loc.clear();
+        sc.tm_loc.resize(self.timeouts.len(), NONE);
         for (f, fut) in self.futs.iter().enumerate() {
             if !mark[f] || fut.dead {
                 continue;
@@ -39,17 +41,19 @@ impl Machine {
                     self.coro_place(task.coro_key, task.fut),
                 );
                 // The program coroutines it awaits, one inside the other:
-                // objects of their own, each made just after its cells.
-                for fr in self.tasks[t as usize].frames.iter().skip(1) {
+                // objects of their own, each made just after its cells; and
+                // the Timeout objects its `async with`s hold.
+                for (k, fr) in self.tasks[t as usize].frames.iter().enumerate() {
                     match *fr {
-                        Frame::Level { func, .. } => {
+                        Frame::Level { func, .. } if k > 0 => {
                             self.list(sc, It::Aw(t, func), self.aw_place(func))
                         }
                         Frame::Comb {
                             kind: super::comb::CombKind::AsCompleted,
                             a,
                             ..
-                        } => self.list(sc, It::AcIter(a), self.acs[a as usize].key),
+                        } if k > 0 => self.list(sc, It::AcIter(a), self.acs[a as usize].key),
+                        Frame::Timeout { tm, .. } => self.add_tm(sc, tm),
                         _ => {}
                     }
                 }
@@ -77,41 +81,30 @@ impl Machine {
             if has_wrap(x.cb) {
                 self.list(sc, It::Wrap(h), x.wrap_key);
             }
-            if let Hcb::FutCb(Cb::Wakeup(t), _) = x.cb {
-                self.add_wake(sc, t);
-            }
-        }
-        // Timeout objects: those of a live handler, and those the
-        // `async with` of a surviving coroutine holds.
-        sc.tm_loc.clear();
-        sc.tm_loc.resize(self.timeouts.len(), NONE);
-        for k in 0..sc.items.len() {
-            match sc.items[k] {
-                It::Hd(h) => {
-                    if let Hcb::TimeoutFire(tm) = self.lp.handles[h as usize].cb {
-                        self.add_tm(sc, tm);
-                    }
-                }
-                It::G(N::Coro(t)) => {
-                    for f in &self.tasks[t as usize].frames {
-                        if let Frame::Timeout { tm, .. } = *f {
-                            self.add_tm(sc, tm);
-                        }
-                    }
-                }
+            match x.cb {
+                Hcb::FutCb(Cb::Wakeup(t), _) => self.add_wake(sc, t),
+                Hcb::TimeoutFire(tm) => self.add_tm(sc, tm),
                 _ => {}
             }
         }
         sc.cell_loc.clear();
         sc.cell_loc.resize(self.slots.len(), NONE);
         for &f in &self.gcx.ids {
-            if self.cells_key[f as usize] == NONE {
-                continue;
+            if self.cells_key[f as usize] != NONE {
+                // Empty ones too: they move like any object.
+                for s in self.cells_of(f) {
+                    sc.cell_loc[s as usize] = 0;
+                    self.list(sc, It::Cell(s), self.cell_place(s));
+                }
             }
-            // Empty ones too: they move like any object.
-            for s in self.cells_of(f) {
-                sc.cell_loc[s as usize] = 0;
-                self.list(sc, It::Cell(s), self.cell_place(s));
+            // A frame object that took over a finished frame. (Its class
+            // in the sort key, not where it is listed, puts it after the
+            // objects whose key it shares, but for other such frames.)
+            if self.fn_done[f as usize] && self.frame_kept[f as usize] {
+                let i = self.idx(N::Frame(f));
+                if i < total && mark[i] && self.frame_key[f as usize] != NONE {
+                    self.list(sc, It::G(N::Frame(f)), self.frame_key[f as usize]);
+                }
             }
         }
         if !self.shutdown_refs.is_empty() {
@@ -154,15 +147,6 @@ impl Machine {
                     && k != NONE
                 {
                     self.list(sc, It::Tb(e), k);
-                }
-            }
-        }
-        // Frame objects that took over a finished frame.
-        for &f in &self.gcx.ids {
-            if self.fn_done[f as usize] && self.frame_kept[f as usize] {
-                let i = self.idx(N::Frame(f));
-                if i < total && mark[i] && self.frame_key[f as usize] != NONE {
-                    self.list(sc, It::G(N::Frame(f)), self.frame_key[f as usize]);
                 }
             }
         }
