@@ -24,6 +24,22 @@ pub struct Collection {
     final_collect: bool,
 }
 
+impl Collection {
+    /// Whether a future or task coroutine among the garbage is still
+    /// there with its finalizer not run. A cascade changes nothing outside
+    /// the collection but by running such finalizers, and once none is
+    /// left none comes back: nothing is made garbage again, what a
+    /// finalizer creates is not this collection's to finalize, and the
+    /// collection's own turns skip what is finalized. So from then on
+    /// what the cascade would deallocate goes unseen.
+    fn finalizers_left(&self) -> bool {
+        let l = self.layout;
+        let left = |i: usize| !self.gone[i] && !self.fin_done[i];
+        let coros = l.futs + l.tgs + l.acs;
+        (0..l.futs).any(left) || (coros..coros + l.tasks).any(left)
+    }
+}
+
 impl Machine {
     /// `gc.collect()` from a `(gc)` statement.
     pub fn gc_collect(&mut self) {
@@ -317,7 +333,9 @@ impl Machine {
     /// During a collection: deallocates what just lost its last reference.
     pub fn cascade_now(&mut self) {
         if let Some(mut c) = self.gcs.take() {
-            self.cascade(&mut c, true);
+            if c.finalizers_left() {
+                self.cascade(&mut c, true);
+            }
             self.gcs = Some(c);
         }
     }
