@@ -339,12 +339,16 @@ impl Machine {
             }
             let mut top = *self.frames_of(t).get(n - 1).unwrap_or_else(|| no_frame());
             // Most steps are a body's: a direct call, not the frame match.
-            let act = if let Frame::Body { .. } | Frame::Level { .. } = top {
+            // A body writes itself to the stack before it starts a
+            // statement, the only way it leaves other than finishing: only
+            // the other frames' steps are written back here.
+            let body = matches!(top, Frame::Body { .. } | Frame::Level { .. });
+            let act = if body {
                 self.body(t, &mut top, sig)
             } else {
                 self.frame(t, &mut top, sig)
             };
-            if !matches!(act, Act::Pop(_)) {
+            if !body && !matches!(act, Act::Pop(_)) {
                 *self
                     .frames_of(t)
                     .get_mut(n - 1)
