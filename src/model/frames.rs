@@ -178,12 +178,15 @@ impl Machine {
             }
         }
         // On the stack before the statement starts, whatever
-        // looks at the stack meanwhile.
-        if let Frame::Body { next, .. } | Frame::Level { next, .. } = fr {
-            *next = n;
-        }
-        if let Some(top) = self.frames_of(t).last_mut() {
-            *top = *fr;
+        // looks at the stack meanwhile. The stack's top is this frame as
+        // it came in: only a statement further on is news to it.
+        if n != next {
+            if let Frame::Body { next, .. } | Frame::Level { next, .. } = fr {
+                *next = n;
+            }
+            if let Some(top) = self.frames_of(t).last_mut() {
+                *top = *fr;
+            }
         }
         self.ev(What::Start(n));
         self.dispatch(t, n)
