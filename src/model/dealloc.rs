@@ -85,6 +85,13 @@ impl Machine {
     fn mark_cycle_kept(&mut self, pk: &mut PeelBufs, mark: &mut [bool]) {
         let total = mark.len();
         self.mark_absent(mark);
+        // So is the coroutine of a task that ran to its end: no frames
+        // left, it refers to nothing. Not in `mark_absent`: a collection
+        // orders the coroutines it finalizes by that bitmap.
+        let coros = self.idx(N::Coro(0));
+        for (t, task) in self.tasks.iter().enumerate() {
+            mark[coros + t] |= task.started & task.frames.is_empty();
+        }
         super::graph::list_unset(mark, &mut pk.unmarked);
         if pk.span.len() < total {
             pk.span.resize(total, (0, 0));
