@@ -248,3 +248,31 @@ impl Machine {
         order
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Profile;
+
+    /// `mark_cycle_kept` leaves out the coroutine of a started task with
+    /// no frames left, as inert: `coro_edges` must find nothing in it.
+    #[test]
+    fn a_finished_tasks_coroutine_refers_to_nothing() {
+        let mut seen = 0;
+        for size in [10usize, 50] {
+            for p in crate::bench::programs(7, 100, size) {
+                let mut m = Machine::new(Profile::new(3, 12, false).unwrap());
+                m.run(&p, &[]);
+                let mut out = Vec::new();
+                for (t, task) in m.tasks.iter().enumerate() {
+                    if task.started && task.frames.is_empty() {
+                        m.edges(N::Coro(t as u32), &mut out);
+                        assert!(out.is_empty(), "task {t}: {out:?}");
+                        seen += 1;
+                    }
+                }
+            }
+        }
+        assert!(seen > 0, "no finished task to look at");
+    }
+}
