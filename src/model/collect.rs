@@ -35,7 +35,7 @@ impl Collection {
     fn finalizers_left(&self) -> bool {
         let l = self.layout;
         let left = |i: usize| !self.gone[i] && !self.fin_done[i];
-        let coros = l.futs + l.tgs + l.acs;
+        let coros = l.coros_base();
         (0..l.futs).any(left) || (coros..coros + l.tasks).any(left)
     }
 }

@@ -94,7 +94,7 @@ impl Machine {
         }
         // And a function without free variables whose coroutine is not
         // made yet (`cells_key`): only its own code binds its locals.
-        let fns = self.frames_base(self.layout()) - self.gcx.ids.len();
+        let fns = self.fns_base(self.layout());
         for (k, &f) in self.gcx.ids.iter().enumerate() {
             mark[fns + k] |=
                 (self.cells_key[f as usize] == super::coro::NONE) & self.gcx.free[k].is_empty();

@@ -187,6 +187,12 @@ impl Machine {
             if let Some(top) = self.frames_of(t).last_mut() {
                 *top = *fr;
             }
+        } else {
+            debug_assert_eq!(
+                self.frames_of(t).last(),
+                Some(&*fr),
+                "a body's frame on top"
+            );
         }
         self.ev(What::Start(n));
         self.dispatch(t, n)

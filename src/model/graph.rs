@@ -84,6 +84,12 @@ impl Layout {
             N::Fn(_) | N::Frame(_) | N::Exc(_) => true,
         }
     }
+
+    /// The graph index of the first task coroutine: coroutines follow
+    /// the futures, task groups and as_completeds.
+    pub fn coros_base(self) -> usize {
+        self.futs + self.tgs + self.acs
+    }
 }
 
 impl Machine {
@@ -133,11 +139,18 @@ impl Machine {
         }
     }
 
+    /// The graph index of the first function in `l`'s layout: function
+    /// `ids[k]` is at this plus `k`, `ids` being in dense order.
+    #[inline]
+    pub(super) fn fns_base(&self, l: Layout) -> usize {
+        l.coros_base() + l.tasks
+    }
+
     /// The graph index of the first frame in `l`'s layout: frame `ids[k]`
-    /// is at this plus `k`, `ids` being in dense order.
+    /// is at this plus `k`.
     #[inline]
     pub(super) fn frames_base(&self, l: Layout) -> usize {
-        l.futs + l.tgs + l.acs + l.tasks + self.gcx.ids.len()
+        self.fns_base(l) + self.gcx.ids.len()
     }
 
     #[inline]
