@@ -223,7 +223,7 @@ impl Machine {
         } else if let Some(e) = self.exception(inner) {
             self.set_exception(outer, e);
         } else {
-            let v = self.futs[inner as usize].result.clone();
+            let v = self.futs[inner as usize].result;
             self.set_result(outer, v);
         }
     }

@@ -142,8 +142,8 @@ impl Machine {
 
     pub fn load(&self, c: PC) -> Comp {
         match c {
-            PC::Norm(i) => Comp::Norm(self.vals[i as usize].clone()),
-            PC::Ret(i) => Comp::Ret(self.vals[i as usize].clone()),
+            PC::Norm(i) => Comp::Norm(self.vals[i as usize]),
+            PC::Ret(i) => Comp::Ret(self.vals[i as usize]),
             PC::Raise(e) => Comp::Raise(e),
         }
     }

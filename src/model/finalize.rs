@@ -176,10 +176,10 @@ impl Machine {
             super::coro::Comp::Raise(e)
             | super::coro::Comp::Norm(V::Exc(e))
             | super::coro::Comp::Ret(V::Exc(e)) => self.inflight.push(*e),
-            super::coro::Comp::Norm(V::List(xs)) | super::coro::Comp::Ret(V::List(xs)) => {
+            super::coro::Comp::Norm(v @ V::List(..)) | super::coro::Comp::Ret(v @ V::List(..)) => {
                 let mut held = std::mem::take(&mut self.gc_buf);
                 held.clear();
-                super::gc::value_edges(xs, &mut held);
+                super::value::value_edges(&self.lists, *v, &mut held);
                 self.inflight.extend(held.iter().filter_map(|n| match *n {
                     N::Exc(e) => Some(e),
                     _ => None,

@@ -259,15 +259,9 @@ impl Machine {
             }
             c => {
                 self.ev(What::End { node, res: Res::Ok });
-                if let Comp::Norm(_) = c {
-                    // Most statements end with None, which holds nothing:
-                    // no call to drop it.
-                    if let Comp::Norm(V::None) = c {
-                        std::mem::forget(c);
-                    }
-                    None
-                } else {
-                    Some(c)
+                match c {
+                    Comp::Norm(_) => None,
+                    c => Some(c),
                 }
             }
         }
@@ -413,17 +407,5 @@ pub fn clause(p: &crate::ast::Program, c: NodeId) -> Frame {
     Frame::Body {
         next: c,
         end: p.end(c),
-    }
-}
-
-impl Machine {
-    /// Node `node`'s literal `v`; a string is the program's shared constant.
-    pub fn lit(&self, node: NodeId, v: &crate::ast::Value) -> V {
-        match v {
-            crate::ast::Value::None => V::None,
-            crate::ast::Value::Bool(b) => V::Bool(*b),
-            crate::ast::Value::Int(i) => V::Int(*i),
-            crate::ast::Value::Str(s) => V::Str(self.sc.text(node, s)),
-        }
     }
 }

@@ -8,23 +8,33 @@ pub use super::cbs::{Cb, Cbs};
 use super::exc::{Cls, ExcId};
 use super::machine::Machine;
 use super::run::Hcb;
+use crate::ast::NodeId;
 use crate::trace::{Fin, What};
 use std::rc::Rc;
 
 pub type FutId = u32;
 pub const NO_EXC: u32 = u32::MAX;
 
-/// A Python value the model passes around.
-#[derive(Clone, Debug, Default)]
+/// A Python value the model passes around. It owns nothing, so neither it
+/// nor what carries it needs drop code.
+#[derive(Clone, Copy, Debug, Default)]
 pub enum V {
     #[default]
     None,
     Bool(bool),
     Int(i64),
-    Str(Rc<str>),
-    List(Rc<[V]>),
+    /// The string literal of this node (`Machine::lit_text`): a program's
+    /// strings are all constants.
+    Str(NodeId),
+    /// The `len` values from `at` in `Machine::lists`: a list is never
+    /// changed once made, and lives no longer than its run.
+    List(u32, u32),
     Exc(ExcId),
 }
+
+// Frames' completions and the step loop's signals carry a `V` and are
+// moved every step: two words keep them small.
+const _: () = assert!(std::mem::size_of::<V>() == 16);
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FState {
@@ -279,7 +289,7 @@ impl Machine {
         let x = &mut self.futs[f as usize];
         if x.state == FState::Finished && x.exc.is_none() {
             x.log_tb = false;
-            return Ok(x.result.clone());
+            return Ok(x.result);
         }
         self.result_raised(f)
     }
@@ -305,7 +315,7 @@ impl Machine {
                         super::machine::keep_spare(&mut self.spare_tbs, &mut old);
                         Err(e)
                     }
-                    None => Ok(x.result.clone()),
+                    None => Ok(x.result),
                 }
             }
         }

@@ -8,7 +8,6 @@ use super::exc::{Cls, ExcId};
 use super::fut::{Cb, FKind, FState, FutId, V};
 use super::machine::Machine;
 use crate::ast::{Kind, NodeId};
-use std::rc::Rc;
 
 /// Up to this many arguments, gather() finds a repeated one by searching
 /// the children made so far, which is faster than a set at that size.
@@ -41,7 +40,7 @@ impl Machine {
     ) -> Result<FutId, ExcId> {
         if args.is_empty() {
             let outer = self.new_fut(FKind::Plain);
-            self.set_result(outer, V::List(Rc::from(Vec::new())));
+            self.set_result(outer, V::List(0, 0));
             return Ok(outer);
         }
         let gid = self.gathers.len() as u32;
@@ -198,24 +197,23 @@ impl Machine {
         let g = &self.gathers[gid as usize];
         if g.nfinished == g.nfuts {
             let n = g.children.len();
-            // Collected straight into the list: one allocation.
-            let results: Rc<[V]> = (0..n)
-                .map(|k| {
-                    let c = self.gathers[gid as usize].children[k];
-                    if self.futs[c as usize].state == FState::Cancelled {
-                        let msg = self.futs[c as usize]
-                            .cancel_msg
-                            .clone()
-                            .unwrap_or_else(|| self.empty_msg.clone());
-                        V::Exc(self.excs.create(Cls::CANCELLED, Some(msg)))
-                    } else {
-                        match self.exception(c) {
-                            Some(e) => V::Exc(e),
-                            None => self.futs[c as usize].result.clone(),
-                        }
+            let at = self.lists.len();
+            for k in 0..n {
+                let c = self.gathers[gid as usize].children[k];
+                let v = if self.futs[c as usize].state == FState::Cancelled {
+                    let msg = self.futs[c as usize]
+                        .cancel_msg
+                        .clone()
+                        .unwrap_or_else(|| self.empty_msg.clone());
+                    V::Exc(self.excs.create(Cls::CANCELLED, Some(msg)))
+                } else {
+                    match self.exception(c) {
+                        Some(e) => V::Exc(e),
+                        None => self.futs[c as usize].result,
                     }
-                })
-                .collect();
+                };
+                self.lists.push(v);
+            }
             if self.gathers[gid as usize].cancel_requested {
                 // `fut` is the loop variable now: the last child.
                 let last = *self.gathers[gid as usize]
@@ -225,7 +223,7 @@ impl Machine {
                 let exc = self.make_cancelled_error(last);
                 self.set_exception(outer, exc);
             } else {
-                self.set_result(outer, V::List(results));
+                self.set_result(outer, V::List(at as u32, n as u32));
             }
         }
     }

@@ -87,27 +87,6 @@ impl TbRef {
     }
 }
 
-/// The exceptions a result list holds (`gather(..., return_exceptions=True)`
-/// returns them), and so their tracebacks.
-pub(super) fn value_edges(xs: &[V], out: &mut Vec<N>) {
-    // Nested lists (a gather of gathers) go on a stack made only then.
-    let mut nested: Vec<&[V]> = Vec::new();
-    let mut cur = xs;
-    loop {
-        for x in cur {
-            match x {
-                V::Exc(e) => out.push(N::Exc(*e)),
-                V::List(ys) => nested.push(ys),
-                _ => {}
-            }
-        }
-        match nested.pop() {
-            Some(ys) => cur = ys,
-            None => return,
-        }
-    }
-}
-
 /// What a traceback's entries keep alive.
 pub(super) fn tb_edges(tb: &[TbRef], out: &mut Vec<N>) {
     // Most futures and exceptions have none: skip `extend`'s set-up.
@@ -340,8 +319,8 @@ impl Machine {
         if let Some(e) = fut.exc {
             out.push(N::Exc(e));
         }
-        if let V::List(xs) = &fut.result {
-            value_edges(xs, out);
+        if let V::List(..) = fut.result {
+            super::value::value_edges(&self.lists, fut.result, out);
         }
         if tb {
             tb_edges(&fut.exc_tb, out);

@@ -119,6 +119,8 @@ pub struct Machine {
     pub slots: Vec<Option<Obj>>,
     /// Values of frames' pending completions.
     pub vals: Vec<V>,
+    /// The items of every list value made in this run (see `V::List`).
+    pub lists: Vec<V>,
     pub events: Vec<Event>,
     pub current: Option<u32>,
     pub running: bool,
@@ -352,6 +354,7 @@ impl Machine {
             lp,
             slots: Vec::new(),
             vals: Vec::new(),
+            lists: Vec::new(),
             events: Vec::new(),
             current: None,
             running: false,

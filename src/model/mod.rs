@@ -44,6 +44,7 @@ mod task;
 mod taskgroup;
 mod timeout;
 mod traceback;
+mod value;
 mod wait;
 
 pub use profile::Profile;

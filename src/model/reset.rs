@@ -40,6 +40,7 @@ impl Machine {
         self.slots.clear();
         self.slots.resize(self.sc.slot_sym.len(), None);
         self.vals.clear();
+        self.lists.clear();
         // A run's events grow with its program: sized for it, the buffer
         // rarely grows, and stays below malloc's mmap threshold.
         self.events = Vec::with_capacity((4 * p.len()).clamp(128, 1024));

@@ -7,7 +7,7 @@ use super::eventloop::HId;
 use super::fut::{Cb, FKind, FutId, V};
 use super::machine::Machine;
 use crate::ast::{NodeId, Program};
-use crate::trace::{Event, Injection, Outcome, State, TaskFinal, Trace, Value, Waiting, What};
+use crate::trace::{Event, Injection, Outcome, State, TaskFinal, Trace, Waiting, What};
 use std::rc::Rc;
 
 /// What a loop handle runs.
@@ -33,28 +33,6 @@ impl Machine {
     pub fn ev(&mut self, what: What) {
         let (t, it, task) = (self.lp.now, self.lp.iteration, self.current);
         super::machine::push_in_place!(self.events, Event { t, it, task, what });
-    }
-
-    /// Most values are scalars, made in place; the others out of line.
-    #[inline(always)]
-    pub fn value(&self, v: &V) -> Value {
-        match v {
-            V::None => Value::None,
-            V::Bool(b) => Value::Bool(*b),
-            V::Int(i) => Value::Int(*i),
-            _ => self.value_held(v),
-        }
-    }
-
-    fn value_held(&self, v: &V) -> Value {
-        match v {
-            V::None | V::Bool(_) | V::Int(_) => unreachable!("a scalar is made in place"),
-            V::Str(s) => Value::Str(String::from(&**s)),
-            V::List(xs) => Value::List(xs.iter().map(|x| self.value(x)).collect()),
-            V::Exc(e) => Value::Obj {
-                obj: self.excs.cls(*e).name().to_string(),
-            },
-        }
     }
 
     pub fn run(&mut self, p: &Program, inject: &[Injection]) -> Trace {

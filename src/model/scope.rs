@@ -5,7 +5,7 @@
 //! which statements are in tail position (`return _n(...)` in pygen),
 //! where each `try`'s clauses are, and task names.
 
-use crate::ast::{Kind, NodeId, Program, SpawnMode, Sym, Value};
+use crate::ast::{Kind, NodeId, Program, SpawnMode, Sym};
 use crate::trace::Name;
 use std::rc::Rc;
 
@@ -50,7 +50,7 @@ pub struct Scopes {
     /// shared, not copied, by every event and rerun that mentions it.
     names: Vec<Option<Name>>,
     /// The text a node's code holds as a constant (a raise's, fail's or
-    /// cancel's message, a returned or resolved string), made by
+    /// cancel's message; a string value names its node instead), made by
     /// `make_names` for the runs that share an analysis. Empty otherwise
     /// (and when the program has no text): a run made with `compute` alone
     /// runs once, and allocates each text when it is used, as a table
@@ -363,9 +363,7 @@ impl Scopes {
                 Kind::Raise(_, Some(m))
                 | Kind::Fail(_, _, Some(m))
                 | Kind::Cancel(_, Some(m))
-                | Kind::CancelSelf(Some(m))
-                | Kind::Return(Value::Str(m))
-                | Kind::Resolve(_, Value::Str(m)) => {
+                | Kind::CancelSelf(Some(m)) => {
                     if self.texts.is_empty() {
                         self.texts.resize(p.len(), None);
                     }
