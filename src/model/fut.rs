@@ -22,7 +22,7 @@ pub enum V {
     #[default]
     None,
     Bool(bool),
-    Int(i64),
+    Int(I64),
     /// The string literal of this node (`Machine::lit_text`): a program's
     /// strings are all constants.
     Str(NodeId),
@@ -32,9 +32,14 @@ pub enum V {
     Exc(ExcId),
 }
 
-// Frames' completions and the step loop's signals carry a `V` and are
-// moved every step: two words keep them small.
-const _: () = assert!(std::mem::size_of::<V>() == 16);
+/// An `i64` aligned to 4: `V` is then 12 bytes, and a completion
+/// (`Comp`), which the step loop moves every step, 16.
+#[derive(Clone, Copy, Debug)]
+#[repr(C, packed(4))]
+pub struct I64(pub i64);
+
+const _: () = assert!(std::mem::size_of::<V>() == 12);
+const _: () = assert!(std::mem::size_of::<super::coro::Comp>() == 16);
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FState {

@@ -1,7 +1,7 @@
 //! Values: the `V` a literal makes, a list's items and the exceptions
 //! they hold, and a `V` as a trace shows it.
 
-use super::fut::V;
+use super::fut::{I64, V};
 use super::graph::N;
 use super::machine::Machine;
 use crate::ast::{Kind, NodeId, Value as Lit};
@@ -13,7 +13,7 @@ impl Machine {
         match v {
             Lit::None => V::None,
             Lit::Bool(b) => V::Bool(*b),
-            Lit::Int(i) => V::Int(*i),
+            Lit::Int(i) => V::Int(I64(*i)),
             Lit::Str(_) => V::Str(node),
         }
     }
@@ -37,7 +37,7 @@ impl Machine {
         match v {
             V::None => Value::None,
             V::Bool(b) => Value::Bool(*b),
-            V::Int(i) => Value::Int(*i),
+            &V::Int(I64(i)) => Value::Int(i),
             _ => self.value_held(v),
         }
     }
