@@ -261,7 +261,7 @@ impl Machine {
                         return Act::Pop(r);
                     }
                     let n = x.futs.iter().filter(|&&f| self.done(f)).count();
-                    Act::Pop(Comp::Norm(V::Int(super::fut::I64(n as i64))))
+                    Act::Pop(Comp::Norm(V::int(n as i64)))
                 }
                 _ => unreachable!(),
             },

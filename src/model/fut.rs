@@ -38,6 +38,13 @@ pub enum V {
 #[repr(C, packed(4))]
 pub struct I64(pub i64);
 
+impl V {
+    /// An int value, its `i64` stored aligned to 4 (`I64`).
+    pub fn int(i: i64) -> V {
+        V::Int(I64(i))
+    }
+}
+
 const _: () = assert!(std::mem::size_of::<V>() == 12);
 const _: () = assert!(std::mem::size_of::<super::coro::Comp>() == 16);
 

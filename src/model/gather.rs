@@ -223,7 +223,8 @@ impl Machine {
                 let exc = self.make_cancelled_error(last);
                 self.set_exception(outer, exc);
             } else {
-                self.set_result(outer, V::List(at as u32, n as u32));
+                let list = self.list_since(at);
+                self.set_result(outer, list);
             }
         }
     }

@@ -3,7 +3,7 @@
 //! callbacks (`t` is `None` there).
 
 use super::exc::{Cls, ExcId};
-use super::fut::{Cb, FKind, I64, V};
+use super::fut::{Cb, FKind, V};
 use super::machine::Machine;
 use super::names::Obj;
 use super::run::Hcb;
@@ -193,11 +193,11 @@ impl Machine {
             }
             Kind::Uncancel(s) => {
                 let x = self.target_task(t, node, s.is_some(), "uncancel")?;
-                Ok(V::Int(I64(self.uncancel(x) as i64)))
+                Ok(V::int(self.uncancel(x) as i64))
             }
             Kind::Cancelling(s) => {
                 let x = self.target_task(t, node, s.is_some(), "cancelling")?;
-                Ok(V::Int(I64(self.cancelling(x) as i64)))
+                Ok(V::int(self.cancelling(x) as i64))
             }
             Kind::Done(_) => {
                 let f = self.fut_or_attr(t, node, "done")?;

@@ -13,7 +13,7 @@ impl Machine {
         match v {
             Lit::None => V::None,
             Lit::Bool(b) => V::Bool(*b),
-            Lit::Int(i) => V::Int(I64(*i)),
+            Lit::Int(i) => V::int(*i),
             Lit::Str(_) => V::Str(node),
         }
     }
@@ -24,6 +24,11 @@ impl Machine {
             Kind::Return(Lit::Str(s)) | Kind::Resolve(_, Lit::Str(s)) => s,
             _ => unreachable!("a string value comes from a literal"),
         }
+    }
+
+    /// The list of the items pushed to `lists` since it was `at` long.
+    pub fn list_since(&self, at: usize) -> V {
+        V::List(at as u32, (self.lists.len() - at) as u32)
     }
 
     /// The items of the list `V::List(at, len)`.

@@ -157,11 +157,9 @@ impl Machine {
         }
         loop {
             if self.acs[a as usize].left == 0 {
-                let at = self.lists.len() as u32;
-                let results = &mut self.acs[a as usize].results;
-                let len = results.len() as u32;
-                self.lists.append(results);
-                return Act::Pop(Comp::Norm(V::List(at, len)));
+                let at = self.lists.len();
+                self.lists.append(&mut self.acs[a as usize].results);
+                return Act::Pop(Comp::Norm(self.list_since(at)));
             }
             let Some(item) = self.acs[a as usize].queue.pop_front() else {
                 let getter = self.new_fut(FKind::Plain);
