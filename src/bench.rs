@@ -47,7 +47,15 @@ pub fn measure(backends: &mut [Box<dyn Backend>], programs: &[Program]) -> Vec<R
     for round in programs.chunks(chunk) {
         for b in backends.iter_mut() {
             let start = Instant::now();
-            let events: u64 = round.iter().map(|p| b.run(p).events.len() as u64).sum();
+            let events: u64 = round
+                .iter()
+                .map(|p| {
+                    let trace = b.run(p);
+                    let events = trace.events.len() as u64;
+                    b.recycle(trace);
+                    events
+                })
+                .sum();
             let secs = start.elapsed().as_secs_f64();
             add(&mut rows, b.name(), "run", round.len(), events, secs);
             if let Some((secs, events)) = b.run_in_process(round) {

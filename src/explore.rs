@@ -239,6 +239,7 @@ pub fn explore_capped(
     let base = backend.run(program);
     report.record(program, version, &[], &base);
     let firsts = points(&base);
+    backend.recycle(base);
     report.points = firsts.len();
     let mut planned = 1 + firsts.len();
     for p in &firsts {
@@ -249,12 +250,14 @@ pub fn explore_capped(
         let trace = backend.run_with(program, &inject);
         report.record(program, version, &inject, &trace);
         if cancels < 2 || trace.backend_failed() {
+            backend.recycle(trace);
             continue;
         }
         let seconds: Vec<Injection> = points(&trace)
             .into_iter()
             .filter(|q| q.iteration >= p.iteration && q != p)
             .collect();
+        backend.recycle(trace);
         planned += seconds.len();
         for q in seconds {
             if report.runs >= max_runs {
@@ -263,6 +266,7 @@ pub fn explore_capped(
             let inject = vec![p.clone(), q];
             let trace = backend.run_with(program, &inject);
             report.record(program, version, &inject, &trace);
+            backend.recycle(trace);
         }
     }
     report.skipped = planned - report.runs;

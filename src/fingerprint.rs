@@ -45,7 +45,9 @@ pub fn write(
             let program = generate::program(seed, size);
             write!(out, "{size} {seed}")?;
             for b in backends.iter_mut() {
-                write!(out, " {:016x}", hash(&b.run(&program)))?;
+                let trace = b.run(&program);
+                write!(out, " {:016x}", hash(&trace))?;
+                b.recycle(trace);
             }
             writeln!(out)?;
         }

@@ -25,6 +25,12 @@ pub trait Backend: Send {
     /// Runs one program, injecting cancels between loop iterations
     /// (exploration); with no injections it is `run`.
     fn run_with(&mut self, program: &Program, inject: &[Injection]) -> Trace;
+    /// Takes back a trace this backend returned, once the caller is done
+    /// with it, so that later runs can reuse its memory. Callers that run
+    /// many programs give every trace back; the default just drops it.
+    fn recycle(&mut self, trace: Trace) {
+        drop(trace);
+    }
     /// For benchmarks: runs all `programs` inside the backend with no
     /// transport in between, returning (seconds, events), if the backend has
     /// such a mode. The default says it has none.
@@ -237,6 +243,12 @@ impl Backend for PanicGuard {
                     self.name
                 )))
             }
+        }
+    }
+
+    fn recycle(&mut self, trace: Trace) {
+        if let Some(b) = self.inner.as_mut() {
+            b.recycle(trace);
         }
     }
 

@@ -72,6 +72,17 @@ impl Verdict {
     pub fn trace(&self, spec: &str) -> Option<&Trace> {
         self.traces.iter().find(|(s, _)| s == spec).map(|(_, t)| t)
     }
+
+    /// Gives each trace back to the backend that made it, once the verdict
+    /// has been read: `backends` in the group's order, as `judge` took them.
+    /// A campaign judges program after program, and the model reuses the
+    /// buffers of the traces it gets back (`Backend::recycle`).
+    pub fn give_back<'a>(self, backends: impl IntoIterator<Item = &'a mut Opened>) {
+        for (o, (spec, trace)) in backends.into_iter().zip(self.traces) {
+            debug_assert_eq!(o.spec, spec, "traces go back to their own backend");
+            o.backend.recycle(trace);
+        }
+    }
 }
 
 /// Runs `program` on every backend, diffs the traces against the first's
@@ -184,10 +195,10 @@ pub fn minimize_failure(
     budget: Budget,
 ) -> (Program, Stats) {
     let mut keeps = |c: &Program| {
-        judge(c, backends)
-            .failures
-            .iter()
-            .any(|f| f.signature == failure.signature)
+        let v = judge(c, backends);
+        let kept = v.failures.iter().any(|f| f.signature == failure.signature);
+        v.give_back(backends.iter_mut().map(|o| &mut **o));
+        kept
     };
     minimize::minimize(program, &mut keeps, budget)
 }

@@ -203,6 +203,7 @@ impl Shared {
                     };
                     self.found(f, &program, Some(origin), &verdict, g);
                 }
+                verdict.give_back(g.iter_mut());
             }
             c.divergent = div as u64;
             c.known_gap = gap as u64;

@@ -122,6 +122,8 @@ pub struct Machine {
     /// The items of every list value made in this run (see `V::List`).
     pub lists: Vec<V>,
     pub events: Vec<Event>,
+    /// The task table's list, given back with a trace (`recycle`).
+    pub(super) finals: Vec<crate::trace::TaskFinal>,
     pub current: Option<u32>,
     pub running: bool,
     pub eager_depth: u32,
@@ -356,6 +358,7 @@ impl Machine {
             vals: Vec::new(),
             lists: Vec::new(),
             events: Vec::new(),
+            finals: Vec::new(),
             current: None,
             running: false,
             eager_depth: 0,

@@ -93,6 +93,10 @@ impl Backend for ModelBackend {
 
     /// Analyses every program first, then times only running them: the
     /// CPython backend likewise compiles every program before timing.
+    fn recycle(&mut self, trace: Trace) {
+        self.machine.recycle(trace);
+    }
+
     fn run_in_process(&mut self, programs: &[Program]) -> Option<(f64, u64)> {
         let mut analyses: Vec<_> = programs.iter().map(|p| self.machine.analyse(p)).collect();
         let start = std::time::Instant::now();
@@ -104,12 +108,16 @@ impl Backend for ModelBackend {
     }
 }
 
-/// One program of the benchmark's timed loop: the run and the drop of its
-/// trace, which a campaign pays too. Kept out of line so that a profiler
-/// can count exactly the timed work (callgrind `--toggle-collect` on it).
+/// One program of the benchmark's timed loop: the run and giving its
+/// trace back (`Backend::recycle`), as a campaign does. Kept out of line
+/// so that a profiler can count exactly the timed work (callgrind
+/// `--toggle-collect` on it).
 #[inline(never)]
 fn timed_run(m: &mut machine::Machine, p: &Program, a: &mut machine::Analysis) -> u64 {
-    m.run_analysed(p, a, &[]).events.len() as u64
+    let trace = m.run_analysed(p, a, &[]);
+    let events = trace.events.len() as u64;
+    m.recycle(trace);
+    events
 }
 
 /// Runs one program on a fresh model with `profile`.
@@ -151,6 +159,40 @@ mod tests {
                 run(p, profile),
                 "plain run after an empty one"
             );
+        }
+    }
+
+    /// A backend given its traces back (`Backend::recycle`) lends their
+    /// buffers to the next runs, and so does one given another machine's
+    /// trace: neither may change a single trace, on any profile.
+    #[test]
+    fn a_backend_given_its_traces_back_gives_the_same_traces() {
+        let programs: Vec<Program> = [10usize, 50]
+            .iter()
+            .flat_map(|&size| crate::bench::programs(7, 150, size))
+            .collect();
+        for spec in [
+            "model:3.11",
+            "model:3.12",
+            "model:3.12+eager",
+            "model:3.13",
+            "model:3.13+eager",
+        ] {
+            let parsed = crate::backend::Spec::parse(spec).expect("a model spec");
+            let mut b = crate::backend::open(&parsed).expect("the model opens");
+            let crate::backend::Family::Model(major, minor) = parsed.family else {
+                unreachable!("a model spec");
+            };
+            let profile = Profile::new(major, minor, parsed.eager).expect("a modelled version");
+            for (i, p) in programs.iter().enumerate() {
+                let fresh = run(p, profile);
+                let trace = b.run(p);
+                assert_eq!(trace, fresh, "program {i}, {spec}");
+                b.recycle(trace);
+                if i % 3 == 0 {
+                    b.recycle(fresh);
+                }
+            }
         }
     }
 }

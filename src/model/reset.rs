@@ -5,7 +5,7 @@
 
 use super::machine::{Machine, SPARE_CAPACITY, SPARE_MAX, keep_spare};
 use crate::ast::Program;
-use crate::trace::Injection;
+use crate::trace::{Injection, Trace};
 
 impl Machine {
     /// Clears the machine for running `p`, making its analysis unless the
@@ -42,8 +42,13 @@ impl Machine {
         self.vals.clear();
         self.lists.clear();
         // A run's events grow with its program: sized for it, the buffer
-        // rarely grows, and stays below malloc's mmap threshold.
-        self.events = Vec::with_capacity((4 * p.len()).clamp(128, 1024));
+        // rarely grows, and stays below malloc's mmap threshold. One given
+        // back with the last trace (`recycle`) is used if large enough.
+        let want = (4 * p.len()).clamp(128, 1024);
+        self.events.clear();
+        if self.events.capacity() < want {
+            self.events = Vec::with_capacity(want);
+        }
         self.current = None;
         self.running = false;
         self.eager_depth = 0;
@@ -144,5 +149,32 @@ impl Machine {
         self.gathers
             .truncate(SPARE_MAX.saturating_sub(self.spare_gathers.len()));
         self.spare_gathers.append(&mut self.gathers);
+    }
+}
+
+/// The largest lists a given-back trace lends the next run: one huge
+/// program's buffers are not pinned for good.
+const KEPT_EVENTS: usize = 1 << 16;
+const KEPT_TASKS: usize = 1 << 12;
+
+impl Machine {
+    /// Takes back a trace this machine made, once its reader is done with
+    /// it: its events and task table are emptied here, and their buffers
+    /// serve the next run instead of being freed and allocated again.
+    pub fn recycle(&mut self, trace: Trace) {
+        let Trace {
+            mut events,
+            outcome,
+            mut tasks,
+        } = trace;
+        drop(outcome);
+        if events.capacity() > self.events.capacity() && events.capacity() <= KEPT_EVENTS {
+            events.clear();
+            self.events = events;
+        }
+        if tasks.capacity() > self.finals.capacity() && tasks.capacity() <= KEPT_TASKS {
+            tasks.clear();
+            self.finals = tasks;
+        }
     }
 }

@@ -550,27 +550,27 @@ impl Machine {
         let counted = !self.recursed;
         // The table is the done records' last reader: it takes them. A
         // mapped list is written in place, without a capacity check per task.
-        self.tasks
-            .iter_mut()
-            .map(|t| {
-                // As the runtime reads it: a task that finished shows how, as
-                // recorded at completion (an awaiter may have taken the
-                // CancelledError holding the message since), even one a
-                // collection reported destroyed and a finalizer brought back;
-                // `cancelling()` is read live while the task is alive.
-                let gone = t.freed || t.destroyed;
-                let (state, cancelling) = match t.done_fin.take() {
-                    Some(f) if gone => (State::Done(f), Some(t.done_cancelling)),
-                    Some(f) => (State::Done(f), Some(t.num_cancels)),
-                    None if gone => (State::Destroyed, None),
-                    None => (State::Pending, Some(t.num_cancels)),
-                };
-                TaskFinal {
-                    name: t.name.clone(),
-                    state,
-                    cancelling: cancelling.filter(|_| counted),
-                }
-            })
-            .collect()
+        let mut finals = std::mem::take(&mut self.finals);
+        finals.clear();
+        finals.extend(self.tasks.iter_mut().map(|t| {
+            // As the runtime reads it: a task that finished shows how, as
+            // recorded at completion (an awaiter may have taken the
+            // CancelledError holding the message since), even one a
+            // collection reported destroyed and a finalizer brought back;
+            // `cancelling()` is read live while the task is alive.
+            let gone = t.freed || t.destroyed;
+            let (state, cancelling) = match t.done_fin.take() {
+                Some(f) if gone => (State::Done(f), Some(t.done_cancelling)),
+                Some(f) => (State::Done(f), Some(t.num_cancels)),
+                None if gone => (State::Destroyed, None),
+                None => (State::Pending, Some(t.num_cancels)),
+            };
+            TaskFinal {
+                name: t.name.clone(),
+                state,
+                cancelling: cancelling.filter(|_| counted),
+            }
+        }));
+        finals
     }
 }
