@@ -64,9 +64,12 @@ pub type ExcRef = std::sync::Arc<Exc>;
 /// An exception class name.
 pub type ClsName = std::borrow::Cow<'static, str>;
 
-/// How a node ended.
+/// How a node ended. An explicit tag byte, as for `What`: most events
+/// are statement ends, and dropping one otherwise decoded `Ok` from the
+/// value's tag.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[repr(u8)]
 pub enum Res {
     /// A simple statement produced this value.
     Val(Value),
