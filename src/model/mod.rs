@@ -91,12 +91,12 @@ impl Backend for ModelBackend {
         self.machine.run(program, inject)
     }
 
-    /// Analyses every program first, then times only running them: the
-    /// CPython backend likewise compiles every program before timing.
     fn recycle(&mut self, trace: Trace) {
         self.machine.recycle(trace);
     }
 
+    /// Analyses every program first, then times only running them: the
+    /// CPython backend likewise compiles every program before timing.
     fn run_in_process(&mut self, programs: &[Program]) -> Option<(f64, u64)> {
         let mut analyses: Vec<_> = programs.iter().map(|p| self.machine.analyse(p)).collect();
         let start = std::time::Instant::now();
