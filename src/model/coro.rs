@@ -496,7 +496,7 @@ impl Machine {
             self.frame_locals_dropped(func);
         }
         self.refcount_check_holding(c);
-        self.gc_peel.dropped.clear();
+        self.gc_peel.clear();
     }
 
     /// After an `except` clause, whose frame no longer holds the exception

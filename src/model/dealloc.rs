@@ -43,13 +43,59 @@ pub struct Peel {
     /// these, one by one. Set and cleared around one check by whoever
     /// drops them.
     pub dropped: Vec<u32>,
+    /// What is being dropped and not listed in `dropped` yet: listing it
+    /// walks its references, and most checks find nothing dying, so
+    /// `refcount_frees` lists it, the first step of freeing anything.
+    /// Nothing changes meanwhile: a check runs no code before it frees.
+    later: Option<Drops>,
+}
+
+/// Something being dropped whose references `dropped` does not list yet.
+#[derive(Clone, Copy)]
+enum Drops {
+    /// A handle that ran (`run.rs::handle_dropped`).
+    Handle(super::run::Hcb),
+    /// A frame at its function's exit.
+    Locals(NodeId),
+}
+
+impl Peel {
+    /// Forgets what was dropped, once the check after it is done.
+    pub fn clear(&mut self) {
+        self.dropped.clear();
+        self.later = None;
+    }
 }
 
 impl Machine {
-    /// Lists the futures `func`'s frame holds, in the order clearing it
-    /// lets go of them, as what one refcount check drops.
+    /// `func`'s frame lets go of its locals, as what one refcount check
+    /// drops: the futures they hold, in `localsplus` order.
     pub(super) fn frame_locals_dropped(&mut self, func: NodeId) {
+        self.drop_later(Drops::Locals(func));
+    }
+
+    /// Handle `cb` ran and lets go of what it holds, as what one refcount
+    /// check drops (`run.rs::handle_dropped`).
+    pub(super) fn handle_dropped_later(&mut self, cb: super::run::Hcb) {
+        self.drop_later(Drops::Handle(cb));
+    }
+
+    fn drop_later(&mut self, x: Drops) {
         self.gc_prepare();
+        self.list_dropped();
+        self.gc_peel.later = Some(x);
+    }
+
+    /// Lists in `dropped` what is being dropped but not listed yet.
+    fn list_dropped(&mut self) {
+        match self.gc_peel.later.take() {
+            None => {}
+            Some(Drops::Handle(cb)) => self.handle_dropped(cb),
+            Some(Drops::Locals(func)) => self.list_locals(func),
+        }
+    }
+
+    fn list_locals(&mut self, func: NodeId) {
         let d = self.gcx.dense[func as usize] as usize;
         for &s in &self.gcx.own[d] {
             if let Some(Obj::Fut(f)) = self.slots[s as usize] {
@@ -67,6 +113,7 @@ impl Machine {
         mark: &mut [bool],
         started: &mut Vec<(N, u32)>,
     ) -> Vec<u32> {
+        self.list_dropped();
         self.planning_frees = true;
         let mut pk = self.gc_peel.bufs.take().unwrap_or_default();
         let dropped = std::mem::take(&mut self.gc_peel.dropped);

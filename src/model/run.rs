@@ -243,9 +243,9 @@ impl Machine {
             if self.gc_watch() {
                 // The handle lets go of its `_args`, then its `_callback`
                 // (sorted `__slots__`), and so of what they hold in order.
-                self.handle_dropped(x.cb);
+                self.handle_dropped_later(x.cb);
                 self.refcount_check(false);
-                self.gc_peel.dropped.clear();
+                self.gc_peel.clear();
             }
             if self.escaped.is_some() {
                 return true;
@@ -533,7 +533,7 @@ impl Machine {
     /// arguments, then its callback and what that callback's function or
     /// closure holds (a `call_later` callback's closure may be what holds
     /// a task).
-    fn handle_dropped(&mut self, cb: Hcb) {
+    pub(super) fn handle_dropped(&mut self, cb: Hcb) {
         let mut held = std::mem::take(&mut self.gc_buf);
         held.clear();
         self.handle_edges(cb, &mut held);
