@@ -358,7 +358,7 @@ impl Machine {
                 Act::Push(f) => {
                     if let Frame::Level { func, .. } = f {
                         // An awaited coroutine, made now, and its cells.
-                        self.cells_key[func as usize] = self.next_gc_key();
+                        self.fns[func as usize].cells = self.next_gc_key();
                     }
                     self.frames_of(t).push(f);
                     sig = Sig::Start;

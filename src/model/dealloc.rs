@@ -140,11 +140,11 @@ impl Machine {
             mark[coros + t] |= task.started & task.frames.is_empty();
         }
         // And a function without free variables whose coroutine is not
-        // made yet (`cells_key`): only its own code binds its locals.
+        // made yet (`FnKeys::cells`): only its own code binds its locals.
         let fns = self.fns_base(self.layout());
         for (k, &f) in self.gcx.ids.iter().enumerate() {
             mark[fns + k] |=
-                (self.cells_key[f as usize] == super::coro::NONE) & self.gcx.free[k].is_empty();
+                (self.fns[f as usize].cells == super::coro::NONE) & self.gcx.free[k].is_empty();
         }
         super::graph::list_unset(mark, &mut pk.unmarked);
         if pk.span.len() < total {
@@ -329,7 +329,7 @@ mod tests {
                 // The graph's function list, made if the run asked a
                 // collection question (a fresh machine has none before).
                 for (k, &f) in m.gcx.ids.iter().enumerate() {
-                    if m.cells_key[f as usize] == crate::model::coro::NONE
+                    if m.fns[f as usize].cells == crate::model::coro::NONE
                         && m.gcx.free[k].is_empty()
                     {
                         m.edges(N::Fn(f), &mut out);

@@ -444,7 +444,7 @@ impl Machine {
                         out.extend(g.children.iter().map(|&c| N::Fut(c)));
                     }
                 }
-                let caller = self.frame_caller[func as usize];
+                let caller = self.fns[func as usize].caller;
                 if caller != NONE {
                     out.push(N::Frame(caller));
                 }

@@ -90,7 +90,7 @@ impl Machine {
         sc.cell_loc.clear();
         sc.cell_loc.resize(self.slots.len(), NONE);
         for &f in &self.gcx.ids {
-            if self.cells_key[f as usize] != NONE {
+            if self.fns[f as usize].cells != NONE {
                 // Empty ones too: they move like any object.
                 for s in self.cells_of(f) {
                     sc.cell_loc[s as usize] = 0;
@@ -102,8 +102,8 @@ impl Machine {
             // objects whose key it shares, but for other such frames.)
             if self.fn_done[f as usize] && self.frame_kept[f as usize] {
                 let i = self.idx(N::Frame(f));
-                if i < total && mark[i] && self.frame_key[f as usize] != NONE {
-                    self.list(sc, It::G(N::Frame(f)), self.frame_key[f as usize]);
+                if i < total && mark[i] && self.fns[f as usize].frame != NONE {
+                    self.list(sc, It::G(N::Frame(f)), self.fns[f as usize].frame);
                 }
             }
         }
@@ -174,7 +174,7 @@ impl Machine {
         sc.hd_loc.resize(self.lp.handles.len(), (NONE, NONE));
         sc.gcoro_loc.clear();
         sc.aw_loc.clear();
-        sc.aw_loc.resize(self.aw_key.len(), NONE);
+        sc.aw_loc.resize(self.fns.len(), NONE);
         sc.glist_loc.clear();
         sc.glist_loc.resize(self.gathers.len(), NONE);
         sc.tb_loc.clear();
@@ -375,8 +375,8 @@ impl Machine {
     /// The list position of the coroutine of `func`, awaited by another:
     /// made just after its cells, until a collection moves it.
     pub(super) fn aw_place(&self, func: crate::ast::NodeId) -> u32 {
-        match self.aw_key[func as usize] {
-            NONE => self.cells_key[func as usize],
+        match self.fns[func as usize].aw {
+            NONE => self.fns[func as usize].cells,
             k => k,
         }
     }
@@ -385,7 +385,7 @@ impl Machine {
     /// until a collection moves it.
     fn cell_place(&self, s: u32) -> u32 {
         match self.cell_key[s as usize] {
-            NONE => self.cells_key[self.sc.slot_binder[s as usize] as usize],
+            NONE => self.fns[self.sc.slot_binder[s as usize] as usize].cells,
             k => k,
         }
     }
@@ -396,7 +396,7 @@ impl Machine {
             It::G(N::Fut(f)) => self.futs[f as usize].key = key,
             It::G(N::Coro(t)) => self.tasks[t as usize].coro_key = Some(key),
             It::G(N::Tg(g)) => self.tgs[g as usize].key = key,
-            It::G(N::Frame(f)) => self.frame_key[f as usize] = key,
+            It::G(N::Frame(f)) => self.fns[f as usize].frame = key,
             It::Wake(t) => self.tasks[t as usize].wake_key = key,
             It::Hd(h) => self.lp.handles[h as usize].key = key,
             It::Wrap(h) => self.lp.handles[h as usize].wrap_key = key,
@@ -410,7 +410,7 @@ impl Machine {
             It::AcIter(a) => self.acs[a as usize].key = key,
             It::Tm(tm) => self.timeouts[tm as usize].key = key,
             It::Cell(s) => self.cell_key[s as usize] = key,
-            It::Aw(_, func) => self.aw_key[func as usize] = key,
+            It::Aw(_, func) => self.fns[func as usize].aw = key,
             It::Hop(_) => unreachable!("a stand-in has no place"),
             It::G(_) => {
                 unreachable!("only futures, coroutines and task groups are scanned graph nodes")

@@ -95,7 +95,7 @@ impl Machine {
         match x {
             N::Fut(f) => self.futs[f as usize].key,
             N::Tg(g) => self.tgs[g as usize].key,
-            N::Frame(f) => self.frame_key[f as usize],
+            N::Frame(f) => self.fns[f as usize].frame,
             N::Coro(t) => {
                 let task = &self.tasks[t as usize];
                 self.coro_place(task.coro_key, task.fut)

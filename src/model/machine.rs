@@ -75,6 +75,36 @@ impl Task {
     }
 }
 
+/// A function's places in the collector's list, and its frame's
+/// `f_back`: each NONE until set. An unset record is all ones, so a reset
+/// fills the table with one `memset`.
+#[derive(Clone, Copy, Debug)]
+pub struct FnKeys {
+    /// Its cells' place, made with its coroutine (`MAKE_CELL` runs before
+    /// `RETURN_GENERATOR`).
+    pub cells: u32,
+    /// Its coroutine's place, when another coroutine awaits it, once a
+    /// collection moved it (before, its cells' place).
+    pub aw: u32,
+    /// Where its frame object joined the collector's list, when the frame
+    /// finished (CPython tracks a frame object only once it takes over its
+    /// finished frame).
+    pub frame: u32,
+    /// The program function whose frame a finished, kept frame of it took
+    /// as `f_back` (3.12+): the one that awaited it, or, for an eager
+    /// task's coroutine, the one that created the task.
+    pub caller: NodeId,
+}
+
+impl FnKeys {
+    pub const UNSET: FnKeys = FnKeys {
+        cells: super::coro::NONE,
+        aw: super::coro::NONE,
+        frame: super::coro::NONE,
+        caller: super::coro::NONE,
+    };
+}
+
 /// An eager first step in progress, and what the frames between it and
 /// its creator hold: the task (`create_task`'s local `task`), the
 /// creating program function, the task that was current, and the gather
@@ -142,30 +172,18 @@ pub struct Machine {
     pub policy_loop: Vec<super::graph::N>,
     /// Functions whose frames have finished (their locals are gone).
     pub fn_done: Vec<bool>,
-    /// Per function: the collector-list place of its cells, made with its
-    /// coroutine (`MAKE_CELL` runs before `RETURN_GENERATOR`); NONE until
-    /// then. Per slot: a cell's own place once a collection moved it.
-    pub cells_key: Vec<u32>,
+    /// Per function, its collector-list places: one table for four, so a
+    /// reset fills one.
+    pub fns: Vec<FnKeys>,
+    /// Per slot: a cell's own place once a collection moved it.
     pub cell_key: Vec<u32>,
-    /// Per function: the place of its coroutine, when another coroutine
-    /// awaits it, once a collection moved it (before, its cells' place).
-    pub aw_key: Vec<u32>,
     /// Functions whose frame something may keep (a traceback, or a kept
     /// frame's `f_back`): the others' frame nodes are referenced by nothing.
     pub frame_kept: Vec<bool>,
-    /// Per function: where its frame object joined the collector's list,
-    /// when the frame finished (CPython tracks a frame object only once it
-    /// takes over its finished frame); NONE before.
-    pub frame_key: Vec<u32>,
     /// For an eager task's coroutine function that finished inside its
     /// eager first step: the start whose `f_back` chain (the factory's
     /// `task`, `gather()`'s locals) its frame keeps.
     pub frame_back: Vec<Option<EagerStart>>,
-    /// Per function: the program function whose frame a finished, kept
-    /// frame of it took as `f_back` (3.12+): the one that awaited it, or,
-    /// for an eager task's coroutine, the one that created the task; NONE
-    /// if none.
-    pub frame_caller: Vec<NodeId>,
     /// The gather whose `gather()` call is creating a child right now: set
     /// around each child's `ensure_future`, taken by the eager start it
     /// causes (so a task the child spawns in turn does not see it).
@@ -337,7 +355,7 @@ impl Machine {
     /// object something keeps joins the collector's list now.
     pub fn fn_finished(&mut self, func: crate::ast::NodeId) {
         self.fn_done[func as usize] = true;
-        self.frame_key[func as usize] = self.lp.clock.get();
+        self.fns[func as usize].frame = self.lp.clock.get();
     }
 
     pub fn new(profile: Profile) -> Machine {
@@ -373,13 +391,10 @@ impl Machine {
             bg: Vec::new(),
             policy_loop: Vec::new(),
             fn_done: Vec::new(),
-            cells_key: Vec::new(),
-            aw_key: Vec::new(),
+            fns: Vec::new(),
             cell_key: Vec::new(),
             frame_kept: Vec::new(),
-            frame_key: Vec::new(),
             frame_back: Vec::new(),
-            frame_caller: Vec::new(),
             creating_gather: None,
             running_handle: None,
             main_ref: None,

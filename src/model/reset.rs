@@ -3,7 +3,7 @@
 //! buffers worth keeping (frame stacks, traceback and argument lists,
 //! gathers) set aside for reuse within `machine.rs`'s bounds.
 
-use super::machine::{Machine, SPARE_CAPACITY, SPARE_MAX, keep_spare};
+use super::machine::{FnKeys, Machine, SPARE_CAPACITY, SPARE_MAX, keep_spare};
 use crate::ast::Program;
 use crate::trace::{Injection, Trace};
 
@@ -67,25 +67,19 @@ impl Machine {
         self.policy_loop.clear();
         self.fn_done.clear();
         self.fn_done.resize(2 * p.len(), false);
-        self.cells_key.clear();
-        self.cells_key.resize(2 * p.len(), super::coro::NONE);
-        self.aw_key.clear();
-        self.aw_key.resize(2 * p.len(), super::coro::NONE);
+        self.fns.clear();
+        self.fns.resize(2 * p.len(), FnKeys::UNSET);
         self.cell_key.clear();
         self.cell_key
             .resize(self.sc.slot_sym.len(), super::coro::NONE);
         self.frame_kept.clear();
         self.frame_kept.resize(2 * p.len(), false);
-        self.frame_key.clear();
-        self.frame_key.resize(2 * p.len(), super::coro::NONE);
         // Only an eager start sets an entry: without eager tasks the list
         // is all None, and only a longer program's new entries are written.
         if self.profile.eager {
             self.frame_back.clear();
         }
         self.frame_back.resize(2 * p.len(), None);
-        self.frame_caller.clear();
-        self.frame_caller.resize(2 * p.len(), super::coro::NONE);
         self.creating_gather = None;
         self.main_ref = None;
         self.running_handle = None;

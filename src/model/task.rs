@@ -27,7 +27,7 @@ impl Machine {
         let coro_key = self.made_coro_key.take();
         // Its coroutine's place (`gc_key` of its `N::Coro`), before the
         // task exists to ask.
-        self.cells_key[func as usize] = self.coro_place(coro_key, f);
+        self.fns[func as usize].cells = self.coro_place(coro_key, f);
         let frames = self.spare_frames.pop().unwrap_or_default();
         let n = super::machine::push_in_place!(
             self.tasks,

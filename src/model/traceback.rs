@@ -169,7 +169,7 @@ impl Machine {
     fn eager_back(&mut self, func: NodeId, start: super::machine::EagerStart) {
         self.frame_back[func as usize] = Some(start);
         if let Some(pf) = start.parent_fn {
-            self.frame_caller[func as usize] = pf;
+            self.fns[func as usize].caller = pf;
             self.frame_kept[pf as usize] = true;
         }
     }
@@ -179,7 +179,7 @@ impl Machine {
     #[inline(never)]
     fn caller_kept(&mut self, t: u32, func: NodeId) {
         if let Some(caller) = self.innermost_fn(t) {
-            self.frame_caller[func as usize] = caller;
+            self.fns[func as usize].caller = caller;
             self.frame_kept[caller as usize] = true;
         }
     }
