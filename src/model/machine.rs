@@ -286,6 +286,11 @@ pub struct Machine {
     pub spare_gathers: Vec<super::comb::Gather>,
     /// Emptied argument lists of gathers, for `awaitables` to fill.
     pub spare_args: Vec<Vec<Result<FutId, NodeId>>>,
+    /// Task groups and as_completed iterators of earlier runs, their
+    /// lists emptied, and emptied lists of waits' futures, for reuse.
+    pub spare_tgs: Vec<super::comb::TaskGroup>,
+    pub spare_acs: Vec<super::comb::AsCompleted>,
+    pub spare_futs: Vec<Vec<FutId>>,
     /// Tasks in the middle of a step (the running one and eager parents).
     pub stepping: Vec<u32>,
     /// Tasks in their eager first step, with the creating function.
@@ -434,6 +439,9 @@ impl Machine {
             spare_tbs: Vec::new(),
             spare_gathers: Vec::new(),
             spare_args: Vec::new(),
+            spare_tgs: Vec::new(),
+            spare_acs: Vec::new(),
+            spare_futs: Vec::new(),
             stepping: Vec::new(),
             eager_stack: Vec::new(),
             gathering: Vec::new(),

@@ -28,9 +28,15 @@ impl Machine {
         };
         let g = self.tgs.len() as u32;
         let key = self.next_gc_key();
+        // An earlier run's group, its lists emptied, spares their allocations.
+        let spare = self.spare_tgs.pop().unwrap_or_default();
         self.tgs.push(TaskGroup {
             parent,
             key,
+            tasks: spare.tasks,
+            errors: spare.errors,
+            caught: spare.caught,
+            exit_tb: spare.exit_tb,
             ..TaskGroup::default()
         });
         self.bind(node, Obj::Tg(g));
@@ -164,10 +170,12 @@ impl Machine {
                 let pend = self.store(c);
                 self.tgs[g as usize].exiting = true;
                 if e != NONE {
-                    let tb = self.tbs.get(e as usize).cloned().unwrap_or_default();
                     let tg = &mut self.tgs[g as usize];
                     tg.exit_exc = Some(e);
-                    tg.exit_tb = tb;
+                    tg.exit_tb.clear();
+                    if let Some(tb) = self.tbs.get(e as usize) {
+                        tg.exit_tb.extend_from_slice(tb);
+                    }
                 }
                 if e != NONE
                     && super::stmt::is_base_error(self.excs.cls(e))

@@ -6,7 +6,7 @@ use super::comb::{AsCompleted, CombKind, Wait};
 use super::coro::{Act, Comp, Frame, NONE, Sig};
 use super::exc::Cls;
 use super::fut::{Cb, FKind, FState, FutId, V};
-use super::machine::Machine;
+use super::machine::{Machine, keep_spare};
 use super::run::Hcb;
 use crate::ast::{Kind, NodeId, WaitWhen};
 
@@ -25,23 +25,26 @@ impl Machine {
             let e = self.raise_new(Some(t), Cls::VALUE, "Set of Tasks/Futures is empty.");
             return Act::Again(Sig::Child(Comp::Raise(e)));
         }
-        let mut futs: Vec<FutId> = Vec::new();
-        for a in args.into_iter().flatten() {
+        let mut futs: Vec<FutId> = self.spare_futs.pop().unwrap_or_default();
+        for &a in args.iter().flatten() {
             if !futs.contains(&a) {
                 futs.push(a);
             }
         }
+        keep_spare(&mut self.spare_args, &mut { args });
         let waiter = self.new_fut(FKind::Plain);
         let timer = timeout.map(|d| self.lp.call_later(d.0, Hcb::ReleaseWaiter(waiter)));
         let w = self.waits.len() as u32;
+        let n = futs.len();
         self.waits.push(Wait {
-            futs: futs.clone(),
+            futs,
             waiter,
             timer,
-            counter: futs.len() as i64,
+            counter: n as i64,
             when,
         });
-        for f in futs {
+        for i in 0..n {
+            let f = self.waits[w as usize].futs[i];
             self.add_done_callback(f, Cb::WaitDone(w));
         }
         Act::Push(Frame::Comb {
@@ -94,8 +97,11 @@ impl Machine {
             return Act::Again(Sig::Child(Comp::Raise(e)));
         }
         let key = self.next_gc_key();
-        let mut todo: Vec<FutId> = Vec::new();
-        for a in args {
+        // An earlier run's iterator, its lists emptied, spares their
+        // allocations.
+        let spare = self.spare_acs.pop().unwrap_or_default();
+        let mut todo = spare.todo;
+        for &a in &args {
             let f = match self.ensure_future(a) {
                 Ok(f) => f,
                 Err(e) => return Act::Again(Sig::Child(Comp::Raise(e))),
@@ -104,6 +110,7 @@ impl Machine {
                 todo.push(f);
             }
         }
+        keep_spare(&mut self.spare_args, &mut { args });
         let ac = self.acs.len() as u32;
         for &f in &todo {
             self.add_done_callback(f, Cb::AcDone(ac));
@@ -113,9 +120,14 @@ impl Machine {
             _ => None,
         };
         let left = todo.len() as u32;
+        let mut all = spare.all;
+        all.extend_from_slice(&todo);
         self.acs.push(AsCompleted {
-            all: todo.clone(),
+            all,
             todo,
+            queue: spare.queue,
+            getters: spare.getters,
+            results: spare.results,
             cycle: timer.is_some(),
             timer,
             left,
