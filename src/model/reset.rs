@@ -237,7 +237,7 @@ impl Machine {
             self.events = events;
         }
         if tasks.capacity() > self.finals.capacity() && tasks.capacity() <= KEPT_TASKS {
-            tasks.clear();
+            empty_finals(&mut tasks);
             self.finals = tasks;
         }
     }
@@ -268,6 +268,36 @@ fn empty_events(events: &mut Vec<crate::trace::Event>) {
             );
             if owns {
                 std::ptr::drop_in_place(what);
+            }
+        }
+    }
+}
+
+/// Empties the task table, dropping each entry's name, and its state only
+/// if that owns something: most tasks returned a scalar or were cancelled
+/// without a message.
+fn empty_finals(tasks: &mut Vec<crate::trace::TaskFinal>) {
+    use crate::trace::{Fin, State, Value};
+    let n = tasks.len();
+    let base = tasks.as_mut_ptr();
+    // SAFETY: as in `empty_events`; a `TaskFinal` owns its name and its
+    // state, nothing else.
+    unsafe {
+        tasks.set_len(0);
+        for i in 0..n {
+            let tf = &mut *base.add(i);
+            std::ptr::drop_in_place(&mut tf.name);
+            let owns = !matches!(
+                tf.state,
+                State::Pending
+                    | State::Destroyed
+                    | State::Done(
+                        Fin::Result(Value::None | Value::Bool(_) | Value::Int(_))
+                            | Fin::Cancelled(None)
+                    )
+            );
+            if owns {
+                std::ptr::drop_in_place(&mut tf.state);
             }
         }
     }
