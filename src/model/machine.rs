@@ -14,7 +14,8 @@ use crate::ast::{NodeId, Program};
 use crate::trace::{Event, Fin, Injection};
 use std::rc::Rc;
 
-/// A task's model state beyond its future.
+/// A task's model state beyond its future. Its name, frames and
+/// `done_fin` are all it owns (`reset.rs::empty_tasks` drops only those).
 #[derive(Clone, Debug)]
 pub struct Task {
     pub fut: FutId,
