@@ -273,10 +273,12 @@ impl Machine {
 }
 
 /// Empties `events`, dropping only the events that own something. Most
-/// (a node's start, a simple end) own nothing, and `clear` called their
+/// (a node's start, a simple end, a task's scalar result, a phase) own
+/// nothing, and `clear` called their
 /// drop glue one by one all the same (110 instructions a small program).
 fn empty_events(events: &mut Vec<crate::trace::Event>) {
-    use crate::trace::{Res, Value, What};
+    use crate::trace::{Fin, Res, Value, What};
+    use std::borrow::Cow;
     let n = events.len();
     let base = events.as_mut_ptr();
     // SAFETY: the length is zero first, so a drop that panicked could
@@ -294,6 +296,12 @@ fn empty_events(events: &mut Vec<crate::trace::Event>) {
                         res: Res::Ok | Res::Val(Value::None | Value::Bool(_) | Value::Int(_)),
                         ..
                     }
+                    | What::Done {
+                        fin: Fin::Result(Value::None | Value::Bool(_) | Value::Int(_))
+                            | Fin::Cancelled(None),
+                        ..
+                    }
+                    | What::Phase(Cow::Borrowed(_))
             );
             if owns {
                 std::ptr::drop_in_place(what);
