@@ -127,8 +127,13 @@ impl Machine {
     /// called one by one, cost 70 instructions a small program.
     fn empty_futs(&mut self) {
         use super::cbs::Cbs;
+        use super::fut::Fut;
+        // The fields below named `_` are taken to own nothing.
         const { assert!(!std::mem::needs_drop::<super::fut::V>()) };
         const { assert!(!std::mem::needs_drop::<super::fut::FKind>()) };
+        const { assert!(!std::mem::needs_drop::<super::fut::FState>()) };
+        const { assert!(!std::mem::needs_drop::<Option<super::exc::ExcId>>()) };
+        const { assert!(!std::mem::needs_drop::<super::fut::Cb>()) };
         let n = self.futs.len();
         let base = self.futs.as_mut_ptr();
         // SAFETY: the length is zero first, so a drop that panicked could
@@ -142,10 +147,32 @@ impl Machine {
                 if f.exc_tb.capacity() != 0 {
                     keep_spare(&mut self.spare_tbs, &mut f.exc_tb);
                 }
-                let owns = f.exc_tb.capacity() != 0
-                    || f.cancel_msg.is_some()
-                    || f.label.is_some()
-                    || matches!(f.callbacks, Cbs::Many(_));
+                // Every field named: a new one must say here whether it
+                // owns something, or it would leak.
+                let Fut {
+                    kind: _,
+                    state: _,
+                    result: _,
+                    exc: _,
+                    exc_tb,
+                    cancel_msg,
+                    cancelled_exc: _,
+                    log_tb: _,
+                    callbacks,
+                    label,
+                    dead: _,
+                    collected: _,
+                    cyclic: _,
+                    finalized: _,
+                    key: _,
+                } = f;
+                let owns = exc_tb.capacity() != 0
+                    || cancel_msg.is_some()
+                    || label.is_some()
+                    || match callbacks {
+                        Cbs::Few(..) => false,
+                        Cbs::Many(_) => true,
+                    };
                 if owns {
                     std::ptr::drop_in_place(f);
                 }
@@ -167,6 +194,28 @@ impl Machine {
             self.tasks.set_len(0);
             for i in 0..n {
                 let t = &mut *base.add(i);
+                // Every field named: a new one must say here whether it
+                // owns something, or it would leak. The others are plain.
+                let super::machine::Task {
+                    fut: _,
+                    func: _,
+                    name: _,
+                    frames: _,
+                    started: _,
+                    fut_waiter: _,
+                    must_cancel: _,
+                    num_cancels: _,
+                    log_destroy_pending: _,
+                    floor: _,
+                    destroyed: _,
+                    freed: _,
+                    done_fin: _,
+                    done_cancelling: _,
+                    closing: _,
+                    coro_finalized: _,
+                    coro_key: _,
+                    wake_key: _,
+                } = t;
                 keep_spare(&mut self.spare_frames, &mut t.frames);
                 std::ptr::drop_in_place(&mut t.name);
                 if t.frames.capacity() != 0 {
@@ -281,8 +330,9 @@ impl Machine {
 /// nothing, and `clear` called their
 /// drop glue one by one all the same (110 instructions a small program).
 fn empty_events(events: &mut Vec<crate::trace::Event>) {
-    use crate::trace::{Fin, Res, Value, What};
+    use crate::trace::{Event, Fin, Res, Value, What};
     use std::borrow::Cow;
+    const { assert!(!std::mem::needs_drop::<Option<u32>>()) };
     let n = events.len();
     let base = events.as_mut_ptr();
     // SAFETY: the length is zero first, so a drop that panicked could
@@ -291,19 +341,27 @@ fn empty_events(events: &mut Vec<crate::trace::Event>) {
     unsafe {
         events.set_len(0);
         for i in 0..n {
-            let what = &mut (*base.add(i)).what;
+            // Every field named, outside `what` and inside the variants
+            // taken to own nothing: a new field must say here whether it
+            // owns something, or it would leak.
+            let Event {
+                t: _,
+                it: _,
+                task: _,
+                what,
+            } = &mut *base.add(i);
             let owns = !matches!(
                 what,
                 What::Start(_)
-                    | What::Inject { .. }
+                    | What::Inject { task: _, ret: _ }
                     | What::End {
+                        node: _,
                         res: Res::Ok | Res::Val(Value::None | Value::Bool(_) | Value::Int(_)),
-                        ..
                     }
                     | What::Done {
+                        task: _,
                         fin: Fin::Result(Value::None | Value::Bool(_) | Value::Int(_))
                             | Fin::Cancelled(None),
-                        ..
                     }
                     | What::Phase(Cow::Borrowed(_))
             );
@@ -318,7 +376,8 @@ fn empty_events(events: &mut Vec<crate::trace::Event>) {
 /// if that owns something: most tasks returned a scalar or were cancelled
 /// without a message.
 fn empty_finals(tasks: &mut Vec<crate::trace::TaskFinal>) {
-    use crate::trace::{Fin, State, Value};
+    use crate::trace::{Fin, State, TaskFinal, Value};
+    const { assert!(!std::mem::needs_drop::<Option<u32>>()) };
     let n = tasks.len();
     let base = tasks.as_mut_ptr();
     // SAFETY: as in `empty_events`; a `TaskFinal` owns its name and its
@@ -326,10 +385,16 @@ fn empty_finals(tasks: &mut Vec<crate::trace::TaskFinal>) {
     unsafe {
         tasks.set_len(0);
         for i in 0..n {
-            let tf = &mut *base.add(i);
-            std::ptr::drop_in_place(&mut tf.name);
+            // Every field named: a new one must say here whether it owns
+            // something, or it would leak.
+            let TaskFinal {
+                name,
+                state,
+                cancelling: _,
+            } = &mut *base.add(i);
+            std::ptr::drop_in_place(name);
             let owns = !matches!(
-                tf.state,
+                state,
                 State::Pending
                     | State::Destroyed
                     | State::Done(
@@ -338,7 +403,7 @@ fn empty_finals(tasks: &mut Vec<crate::trace::TaskFinal>) {
                     )
             );
             if owns {
-                std::ptr::drop_in_place(&mut tf.state);
+                std::ptr::drop_in_place(state);
             }
         }
     }
