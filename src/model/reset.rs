@@ -134,50 +134,42 @@ impl Machine {
         const { assert!(!std::mem::needs_drop::<super::fut::FState>()) };
         const { assert!(!std::mem::needs_drop::<Option<super::exc::ExcId>>()) };
         const { assert!(!std::mem::needs_drop::<super::fut::Cb>()) };
-        let n = self.futs.len();
-        let base = self.futs.as_mut_ptr();
-        // SAFETY: the length is zero first, so a drop that panicked could
-        // leak the rest but never drop one twice; each of the `n` futures
-        // is visited once and dropped in place at most once. One not
-        // dropped owns nothing: its other fields are plain data.
-        unsafe {
-            self.futs.set_len(0);
-            for i in 0..n {
-                let f = &mut *base.add(i);
-                if f.exc_tb.capacity() != 0 {
-                    keep_spare(&mut self.spare_tbs, &mut f.exc_tb);
-                }
-                // Every field named: a new one must say here whether it
-                // owns something, or it would leak.
-                let Fut {
-                    kind: _,
-                    state: _,
-                    result: _,
-                    exc: _,
-                    exc_tb,
-                    cancel_msg,
-                    cancelled_exc: _,
-                    log_tb: _,
-                    callbacks,
-                    label,
-                    dead: _,
-                    collected: _,
-                    cyclic: _,
-                    finalized: _,
-                    key: _,
-                } = f;
-                let owns = exc_tb.capacity() != 0
-                    || cancel_msg.is_some()
-                    || label.is_some()
-                    || match callbacks {
-                        Cbs::Few(..) => false,
-                        Cbs::Many(_) => true,
-                    };
-                if owns {
-                    std::ptr::drop_in_place(f);
-                }
+        let spare_tbs = &mut self.spare_tbs;
+        empty_in_place(&mut self.futs, |f| {
+            if f.exc_tb.capacity() != 0 {
+                keep_spare(spare_tbs, &mut f.exc_tb);
             }
-        }
+            // Every field named: a new one must say here whether it
+            // owns something, or it would leak.
+            let Fut {
+                kind: _,
+                state: _,
+                result: _,
+                exc: _,
+                exc_tb,
+                cancel_msg,
+                cancelled_exc: _,
+                log_tb: _,
+                callbacks,
+                label,
+                dead: _,
+                collected: _,
+                cyclic: _,
+                finalized: _,
+                key: _,
+            } = f;
+            let owns = exc_tb.capacity() != 0
+                || cancel_msg.is_some()
+                || label.is_some()
+                || match callbacks {
+                    Cbs::Few(..) => false,
+                    Cbs::Many(_) => true,
+                };
+            if owns {
+                // SAFETY: handed out once, forgotten after.
+                unsafe { std::ptr::drop_in_place(f) };
+            }
+        });
     }
 
     /// Empties `tasks`, their frame stacks kept for reuse, dropping each
@@ -186,53 +178,47 @@ impl Machine {
     /// a small program).
     fn empty_tasks(&mut self) {
         use crate::trace::{Fin, Value};
-        let n = self.tasks.len();
-        let base = self.tasks.as_mut_ptr();
-        // SAFETY: as in `empty_futs`; a task owns its name, frames and
-        // final outcome, nothing else.
-        unsafe {
-            self.tasks.set_len(0);
-            for i in 0..n {
-                let t = &mut *base.add(i);
-                // Every field named: a new one must say here whether it
-                // owns something, or it would leak. The others are plain.
-                let super::machine::Task {
-                    fut: _,
-                    func: _,
-                    name: _,
-                    frames: _,
-                    started: _,
-                    fut_waiter: _,
-                    must_cancel: _,
-                    num_cancels: _,
-                    log_destroy_pending: _,
-                    floor: _,
-                    destroyed: _,
-                    freed: _,
-                    done_fin: _,
-                    done_cancelling: _,
-                    closing: _,
-                    coro_finalized: _,
-                    coro_key: _,
-                    wake_key: _,
-                } = t;
-                keep_spare(&mut self.spare_frames, &mut t.frames);
-                std::ptr::drop_in_place(&mut t.name);
-                if t.frames.capacity() != 0 {
-                    std::ptr::drop_in_place(&mut t.frames);
-                }
-                let owns = !matches!(
-                    t.done_fin,
-                    None | Some(
-                        Fin::Result(Value::None | Value::Bool(_) | Value::Int(_))
-                            | Fin::Cancelled(None)
-                    )
-                );
-                if owns {
-                    std::ptr::drop_in_place(&mut t.done_fin);
-                }
+        let spare_frames = &mut self.spare_frames;
+        empty_in_place(&mut self.tasks, |t| {
+            // Every field named: a new one must say here whether it
+            // owns something, or it would leak. The others are plain.
+            let super::machine::Task {
+                fut: _,
+                func: _,
+                name: _,
+                frames: _,
+                started: _,
+                fut_waiter: _,
+                must_cancel: _,
+                num_cancels: _,
+                log_destroy_pending: _,
+                floor: _,
+                destroyed: _,
+                freed: _,
+                done_fin: _,
+                done_cancelling: _,
+                closing: _,
+                coro_finalized: _,
+                coro_key: _,
+                wake_key: _,
+            } = t;
+            keep_spare(spare_frames, &mut t.frames);
+            // SAFETY (the three drops): handed out once, forgotten after.
+            unsafe { std::ptr::drop_in_place(&mut t.name) };
+            if t.frames.capacity() != 0 {
+                unsafe { std::ptr::drop_in_place(&mut t.frames) };
             }
-        }
+            let owns = !matches!(
+                t.done_fin,
+                None | Some(
+                    Fin::Result(Value::None | Value::Bool(_) | Value::Int(_))
+                        | Fin::Cancelled(None)
+                )
+            );
+            if owns {
+                unsafe { std::ptr::drop_in_place(&mut t.done_fin) };
+            }
+        });
     }
 
     /// Takes the last run's gathers, their lists emptied (a long one let
@@ -327,49 +313,42 @@ impl Machine {
 
 /// Empties `events`, dropping only the events that own something. Most
 /// (a node's start, a simple end, a task's scalar result, a phase) own
-/// nothing, and `clear` called their
-/// drop glue one by one all the same (110 instructions a small program).
+/// nothing, and `clear` called their drop glue one by one all the same
+/// (110 instructions a small program).
 fn empty_events(events: &mut Vec<crate::trace::Event>) {
     use crate::trace::{Event, Fin, Res, Value, What};
     use std::borrow::Cow;
     const { assert!(!std::mem::needs_drop::<Option<u32>>()) };
-    let n = events.len();
-    let base = events.as_mut_ptr();
-    // SAFETY: the length is zero first, so a drop that panicked could
-    // leak the rest but never drop one twice; each of the `n` events is
-    // visited once, and dropped in place at most once.
-    unsafe {
-        events.set_len(0);
-        for i in 0..n {
-            // Every field named, outside `what` and inside the variants
-            // taken to own nothing: a new field must say here whether it
-            // owns something, or it would leak.
-            let Event {
-                t: _,
-                it: _,
-                task: _,
-                what,
-            } = &mut *base.add(i);
-            let owns = !matches!(
-                what,
-                What::Start(_)
-                    | What::Inject { task: _, ret: _ }
-                    | What::End {
-                        node: _,
-                        res: Res::Ok | Res::Val(Value::None | Value::Bool(_) | Value::Int(_)),
-                    }
-                    | What::Done {
-                        task: _,
-                        fin: Fin::Result(Value::None | Value::Bool(_) | Value::Int(_))
-                            | Fin::Cancelled(None),
-                    }
-                    | What::Phase(Cow::Borrowed(_))
-            );
-            if owns {
-                std::ptr::drop_in_place(what);
-            }
+    empty_in_place(events, |e| {
+        // Every field named, outside `what` and inside the variants
+        // taken to own nothing: a new field must say here whether it
+        // owns something, or it would leak.
+        let Event {
+            t: _,
+            it: _,
+            task: _,
+            what,
+        } = e;
+        let owns = !matches!(
+            what,
+            What::Start(_)
+                | What::Inject { task: _, ret: _ }
+                | What::End {
+                    node: _,
+                    res: Res::Ok | Res::Val(Value::None | Value::Bool(_) | Value::Int(_)),
+                }
+                | What::Done {
+                    task: _,
+                    fin: Fin::Result(Value::None | Value::Bool(_) | Value::Int(_))
+                        | Fin::Cancelled(None),
+                }
+                | What::Phase(Cow::Borrowed(_))
+        );
+        if owns {
+            // SAFETY: handed out once, forgotten after.
+            unsafe { std::ptr::drop_in_place(what) };
         }
-    }
+    });
 }
 
 /// Empties the task table, dropping each entry's name, and its state only
@@ -378,33 +357,46 @@ fn empty_events(events: &mut Vec<crate::trace::Event>) {
 fn empty_finals(tasks: &mut Vec<crate::trace::TaskFinal>) {
     use crate::trace::{Fin, State, TaskFinal, Value};
     const { assert!(!std::mem::needs_drop::<Option<u32>>()) };
-    let n = tasks.len();
-    let base = tasks.as_mut_ptr();
-    // SAFETY: as in `empty_events`; a `TaskFinal` owns its name and its
-    // state, nothing else.
+    empty_in_place(tasks, |tf| {
+        // Every field named: a new one must say here whether it owns
+        // something, or it would leak.
+        let TaskFinal {
+            name,
+            state,
+            cancelling: _,
+        } = tf;
+        // SAFETY (both drops): handed out once, forgotten after.
+        unsafe { std::ptr::drop_in_place(name) };
+        let owns = !matches!(
+            state,
+            State::Pending
+                | State::Destroyed
+                | State::Done(
+                    Fin::Result(Value::None | Value::Bool(_) | Value::Int(_))
+                        | Fin::Cancelled(None)
+                )
+        );
+        if owns {
+            unsafe { std::ptr::drop_in_place(state) };
+        }
+    });
+}
+
+/// Empties `list` without running its drop glue: `release` gets each
+/// record once, and the record is forgotten after it, so `release` drops
+/// in place what the record owns (what it leaves leaks). Most records the
+/// model empties own nothing, and the glue, called one by one, decoded
+/// each all the same.
+fn empty_in_place<T>(list: &mut Vec<T>, mut release: impl FnMut(&mut T)) {
+    let n = list.len();
+    let base = list.as_mut_ptr();
+    // SAFETY: the length is zero first, so a `release` that panicked
+    // could leak the rest but never have one dropped twice; each of the
+    // `n` records is handed out exactly once.
     unsafe {
-        tasks.set_len(0);
+        list.set_len(0);
         for i in 0..n {
-            // Every field named: a new one must say here whether it owns
-            // something, or it would leak.
-            let TaskFinal {
-                name,
-                state,
-                cancelling: _,
-            } = &mut *base.add(i);
-            std::ptr::drop_in_place(name);
-            let owns = !matches!(
-                state,
-                State::Pending
-                    | State::Destroyed
-                    | State::Done(
-                        Fin::Result(Value::None | Value::Bool(_) | Value::Int(_))
-                            | Fin::Cancelled(None)
-                    )
-            );
-            if owns {
-                std::ptr::drop_in_place(state);
-            }
+            release(&mut *base.add(i));
         }
     }
 }
