@@ -227,12 +227,8 @@ impl Machine {
     fn recycle_gathers(&mut self) {
         for g in &mut self.gathers {
             keep_spare(&mut self.spare_args, &mut g.args);
-            for list in [&mut g.children, &mut g.coro_keys] {
-                if list.capacity() > SPARE_CAPACITY {
-                    *list = Vec::new();
-                }
-                list.clear();
-            }
+            empty(&mut g.children);
+            empty(&mut g.coro_keys);
         }
         self.gathers
             .truncate(SPARE_MAX.saturating_sub(self.spare_gathers.len()));
@@ -246,12 +242,6 @@ impl Machine {
     /// for reuse: each list allocated anew and freed by the next reset
     /// cost about 60 instructions a small program.
     fn recycle_combs(&mut self) {
-        fn empty<T>(list: &mut Vec<T>) {
-            if list.capacity() > SPARE_CAPACITY {
-                *list = Vec::new();
-            }
-            list.clear();
-        }
         fn empty_queue<T>(queue: &mut std::collections::VecDeque<T>) {
             if queue.capacity() > SPARE_CAPACITY {
                 *queue = Default::default();
@@ -282,6 +272,14 @@ impl Machine {
             .truncate(SPARE_MAX.saturating_sub(self.spare_acs.len()));
         self.spare_acs.append(&mut self.acs);
     }
+}
+
+/// Empties a record's list for its reuse, letting go of a long one.
+fn empty<T>(list: &mut Vec<T>) {
+    if list.capacity() > SPARE_CAPACITY {
+        *list = Vec::new();
+    }
+    list.clear();
 }
 
 /// The largest lists a given-back trace lends the next run: one huge
