@@ -129,15 +129,20 @@ pub fn run(program: &Program, profile: Profile) -> Trace {
 mod tests {
     use super::*;
 
+    /// 150 bench programs of size 10 and 150 of size 50, from `seed`.
+    fn small_and_medium(seed: u64) -> Vec<Program> {
+        [10usize, 50]
+            .iter()
+            .flat_map(|&size| crate::bench::programs(seed, 150, size))
+            .collect()
+    }
+
     /// The in-process benchmark runs programs with analyses made
     /// beforehand; that must not change a single trace, nor the analysis
     /// (it is reused), nor the next ordinary run on the same machine.
     #[test]
     fn runs_with_an_analysis_made_beforehand_give_the_same_traces() {
-        let programs: Vec<Program> = [10usize, 50]
-            .iter()
-            .flat_map(|&size| crate::bench::programs(11, 150, size))
-            .collect();
+        let programs = small_and_medium(11);
         for (major, minor, eager) in [(3, 11, false), (3, 12, false), (3, 13, true)] {
             let profile = Profile::new(major, minor, eager).expect("a modelled version");
             let mut m = machine::Machine::new(profile);
@@ -167,10 +172,7 @@ mod tests {
     /// trace: neither may change a single trace, on any profile.
     #[test]
     fn a_backend_given_its_traces_back_gives_the_same_traces() {
-        let programs: Vec<Program> = [10usize, 50]
-            .iter()
-            .flat_map(|&size| crate::bench::programs(7, 150, size))
-            .collect();
+        let programs = small_and_medium(7);
         for spec in [
             "model:3.11",
             "model:3.12",

@@ -230,9 +230,7 @@ impl Machine {
             empty(&mut g.children);
             empty(&mut g.coro_keys);
         }
-        self.gathers
-            .truncate(SPARE_MAX.saturating_sub(self.spare_gathers.len()));
-        self.spare_gathers.append(&mut self.gathers);
+        pool(&mut self.spare_gathers, &mut self.gathers);
     }
 }
 
@@ -254,9 +252,7 @@ impl Machine {
             empty(&mut g.caught);
             empty(&mut g.exit_tb);
         }
-        self.tgs
-            .truncate(SPARE_MAX.saturating_sub(self.spare_tgs.len()));
-        self.spare_tgs.append(&mut self.tgs);
+        pool(&mut self.spare_tgs, &mut self.tgs);
         for w in &mut self.waits {
             keep_spare(&mut self.spare_futs, &mut w.futs);
         }
@@ -268,10 +264,15 @@ impl Machine {
             empty_queue(&mut a.queue);
             empty_queue(&mut a.getters);
         }
-        self.acs
-            .truncate(SPARE_MAX.saturating_sub(self.spare_acs.len()));
-        self.spare_acs.append(&mut self.acs);
+        pool(&mut self.spare_acs, &mut self.acs);
     }
+}
+
+/// Moves a run's records, their lists emptied, to their spares, up to
+/// `SPARE_MAX` of them, in one copy.
+fn pool<T>(spare: &mut Vec<T>, used: &mut Vec<T>) {
+    used.truncate(SPARE_MAX.saturating_sub(spare.len()));
+    spare.append(used);
 }
 
 /// Empties a record's list for its reuse, letting go of a long one.

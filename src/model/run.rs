@@ -548,8 +548,9 @@ impl Machine {
     fn finals(&mut self) -> Vec<TaskFinal> {
         // After an await cycle's RecursionError the counts are unknown.
         let counted = !self.recursed;
-        // The table is the done records' last reader: it takes them. A
-        // mapped list is written in place, without a capacity check per task.
+        // The table is the done records' last reader: it takes them. Its
+        // list is the last given-back trace's (`recycle`), filled in one
+        // reserve, without a capacity check per task.
         let mut finals = std::mem::take(&mut self.finals);
         finals.clear();
         finals.extend(self.tasks.iter_mut().map(|t| {
