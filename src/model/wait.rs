@@ -17,7 +17,7 @@ impl Machine {
         let Kind::Wait { when, timeout } = *self.p().kind(node) else {
             unreachable!()
         };
-        let args = match self.awaitables(Some(t), node) {
+        let mut args = match self.awaitables(Some(t), node) {
             Ok(a) => a,
             Err(e) => return Act::Again(Sig::Child(Comp::Raise(e))),
         };
@@ -31,7 +31,7 @@ impl Machine {
                 futs.push(a);
             }
         }
-        keep_spare(&mut self.spare_args, &mut { args });
+        keep_spare(&mut self.spare_args, &mut args);
         let waiter = self.new_fut(FKind::Plain);
         let timer = timeout.map(|d| self.lp.call_later(d.0, Hcb::ReleaseWaiter(waiter)));
         let w = self.waits.len() as u32;
@@ -81,7 +81,7 @@ impl Machine {
         let Kind::AsCompleted { timeout } = *self.p().kind(node) else {
             unreachable!()
         };
-        let args = match self.awaitables(Some(t), node) {
+        let mut args = match self.awaitables(Some(t), node) {
             Ok(a) => a,
             Err(e) => return Act::Again(Sig::Child(Comp::Raise(e))),
         };
@@ -110,7 +110,7 @@ impl Machine {
                 todo.push(f);
             }
         }
-        keep_spare(&mut self.spare_args, &mut { args });
+        keep_spare(&mut self.spare_args, &mut args);
         let ac = self.acs.len() as u32;
         for &f in &todo {
             self.add_done_callback(f, Cb::AcDone(ac));
