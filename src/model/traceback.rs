@@ -63,13 +63,26 @@ impl Machine {
             }
         }
         let i = e as usize;
-        if self.tb_keys.len() <= i || self.tbs.len() <= i {
+        // One bounds check per list: the growth, rare, goes out of line
+        // and comes back here.
+        let key = self.lp.clock.get();
+        let (Some(k), Some(tb)) = (self.tb_keys.get_mut(i), self.tbs.get_mut(i)) else {
             self.tb_grow(i);
-        }
-        self.tb_keys[i] = self.lp.clock.get();
-        let tb = &mut self.tbs[i];
+            return self.tb_ref_entry(e, r);
+        };
+        *k = key;
         // Duplicates only cost memory; checking the last entry keeps a
         // traceback through a million frames linear.
+        if tb.last() != Some(&r) {
+            tb.push(r);
+        }
+    }
+
+    /// `tb_ref`'s entry, once the lists have room for `e`.
+    #[cold]
+    fn tb_ref_entry(&mut self, e: ExcId, r: TbRef) {
+        self.tb_keys[e as usize] = self.lp.clock.get();
+        let tb = &mut self.tbs[e as usize];
         if tb.last() != Some(&r) {
             tb.push(r);
         }
