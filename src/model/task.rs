@@ -23,7 +23,11 @@ impl Machine {
             name: name.clone(),
             node,
         });
-        let f = self.new_fut(FKind::Task(idx));
+        // A task started eagerly gets the runtime's done callback after its
+        // first step; any other, made pending, gets it in its record as it
+        // is made (nothing reads the list before).
+        let eager = self.profile.eager && self.running;
+        let f = self.new_fut_with(FKind::Task(idx), !eager as u8);
         let coro_key = self.made_coro_key.take();
         // Its coroutine's place (`gc_key` of its `N::Coro`), before the
         // task exists to ask.
@@ -39,7 +43,7 @@ impl Machine {
         );
         debug_assert_eq!(n, idx as usize);
         self.task_order.push(f);
-        if self.profile.eager && self.running {
+        if eager {
             let before = self.escaped;
             if let Some(e) = self.eager_start(idx) {
                 // The step raised (a cancel that came during it recursed
@@ -65,10 +69,10 @@ impl Machine {
                 self.eager_start_raised(idx, e);
                 return Err(e);
             }
+            self.add_done_callback(f, Cb::Traced);
         } else {
             self.lp.call_soon(Hcb::Step(idx, NO_EXC));
         }
-        self.add_done_callback(f, Cb::Traced);
         Ok(f)
     }
 
