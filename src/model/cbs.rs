@@ -61,11 +61,22 @@ impl Cbs {
     }
     #[inline]
     pub fn push(&mut self, cb: Cb) {
+        if let Cbs::Few(n, a) = self
+            && (*n as usize) < a.len()
+        {
+            a[*n as usize] = cb;
+            *n += 1;
+            return;
+        }
+        self.push_more(cb);
+    }
+
+    /// `push` past the record's room, out of line: its allocation made
+    /// every push save and restore registers.
+    #[cold]
+    #[inline(never)]
+    fn push_more(&mut self, cb: Cb) {
         match self {
-            Cbs::Few(n, a) if (*n as usize) < a.len() => {
-                a[*n as usize] = cb;
-                *n += 1;
-            }
             Cbs::Few(_, a) => {
                 let mut v = Vec::with_capacity(2 * a.len());
                 v.extend_from_slice(a);

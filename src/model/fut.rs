@@ -173,11 +173,19 @@ impl Machine {
         if let Cb::Wakeup(t) = cb {
             self.tasks[t as usize].wake_key = self.next_gc_key();
         }
-        if self.futs[f as usize].done() {
-            self.call_soon_cb(cb, f);
-        } else {
-            self.futs[f as usize].callbacks.push(cb);
+        let x = &mut self.futs[f as usize];
+        if x.done() {
+            return self.call_soon_cb_now(cb, f);
         }
+        x.callbacks.push(cb);
+    }
+
+    /// A callback added to a done future, scheduled at once: rare, so out
+    /// of line, leaving `add_done_callback` no registers to save.
+    #[cold]
+    #[inline(never)]
+    fn call_soon_cb_now(&mut self, cb: Cb, f: FutId) {
+        self.call_soon_cb(cb, f);
     }
 
     /// `remove_done_callback`: removes every registration equal to `cb`.
