@@ -206,7 +206,24 @@ impl Machine {
     #[inline(always)]
     fn schedule_callbacks(&mut self, f: FutId) {
         // A done future takes no more callbacks (`add_done_callback`
-        // schedules them at once): nothing is kept for it.
+        // schedules them at once): nothing is kept for it. The usual
+        // record of one or two is read and emptied in place, without
+        // moving the list out and checking what to drop.
+        match &mut self.futs[f as usize].callbacks {
+            Cbs::Few(n, a) => {
+                let (n, a) = (std::mem::take(n), *a);
+                for &cb in &a[..n as usize] {
+                    self.call_soon_cb(cb, f);
+                }
+            }
+            Cbs::Many(_) => self.schedule_many(f),
+        }
+    }
+
+    /// `schedule_callbacks` of more than two, out of line.
+    #[cold]
+    #[inline(never)]
+    fn schedule_many(&mut self, f: FutId) {
         let cbs = std::mem::take(&mut self.futs[f as usize].callbacks);
         for &cb in &cbs {
             self.call_soon_cb(cb, f);
