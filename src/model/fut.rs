@@ -1,15 +1,15 @@
 //! Futures and tasks, after `futures.py`, `tasks.py` and the C `_asyncio`
-//! module: states, done callbacks (always through `call_soon`, also when
-//! added to a done future), results and the tracebacks they give back,
-//! cancel messages, `_must_cancel`, `_fut_waiter`, `cancelling()` and
-//! `uncancel()`. Creating and stepping tasks is `task.rs`.
+//! module: states, results and the tracebacks they give back, cancel
+//! messages, `_must_cancel`, `_fut_waiter`, `cancelling()` and
+//! `uncancel()`. Done callbacks (always through `call_soon`, also when
+//! added to a done future) are `cbs.rs`; creating and stepping tasks is
+//! `task.rs`.
 
 pub use super::cbs::{Cb, Cbs};
 use super::exc::{Cls, ExcId};
 use super::machine::Machine;
-use super::run::Hcb;
 use crate::ast::NodeId;
-use crate::trace::{Fin, What};
+use crate::trace::Fin;
 use std::rc::Rc;
 
 pub type FutId = u32;
@@ -166,68 +166,6 @@ impl Machine {
 
     pub fn done(&self, f: FutId) -> bool {
         self.futs[f as usize].done()
-    }
-
-    #[inline]
-    pub fn add_done_callback(&mut self, f: FutId, cb: Cb) {
-        if let Cb::Wakeup(t) = cb {
-            self.tasks[t as usize].wake_key = self.next_gc_key();
-        }
-        let x = &mut self.futs[f as usize];
-        if x.done() {
-            return self.call_soon_cb_now(cb, f);
-        }
-        x.callbacks.push(cb);
-    }
-
-    /// A callback added to a done future, scheduled at once: rare, so out
-    /// of line, leaving `add_done_callback` no registers to save.
-    #[cold]
-    #[inline(never)]
-    fn call_soon_cb_now(&mut self, cb: Cb, f: FutId) {
-        self.call_soon_cb(cb, f);
-    }
-
-    /// `remove_done_callback`: removes every registration equal to `cb`.
-    pub fn remove_done_callback(&mut self, f: FutId, cb: Cb) {
-        self.futs[f as usize].callbacks.remove(cb);
-    }
-
-    fn call_soon_cb(&mut self, cb: Cb, f: FutId) {
-        if cb == Cb::Traced {
-            self.trace_done(f);
-        } else {
-            self.lp.call_soon(Hcb::FutCb(cb, f));
-        }
-    }
-
-    /// Always inlined into the three ways a future finishes, each of
-    /// which ends with it.
-    #[inline(always)]
-    fn schedule_callbacks(&mut self, f: FutId) {
-        // A done future takes no more callbacks (`add_done_callback`
-        // schedules them at once): nothing is kept for it. The usual
-        // record of one or two is read and emptied in place, without
-        // moving the list out and checking what to drop.
-        match &mut self.futs[f as usize].callbacks {
-            Cbs::Few(n, a) => {
-                let (n, a) = (std::mem::take(n), *a);
-                for &cb in &a[..n as usize] {
-                    self.call_soon_cb(cb, f);
-                }
-            }
-            Cbs::Many(_) => self.schedule_many(f),
-        }
-    }
-
-    /// `schedule_callbacks` of more than two, out of line.
-    #[cold]
-    #[inline(never)]
-    fn schedule_many(&mut self, f: FutId) {
-        let cbs = std::mem::take(&mut self.futs[f as usize].callbacks);
-        for &cb in &cbs {
-            self.call_soon_cb(cb, f);
-        }
     }
 
     /// `Future.cancel(msg)`.
@@ -430,22 +368,6 @@ impl Machine {
                 None => Fin::Result(self.value(&x.result)),
             },
         }
-    }
-
-    /// Out of line: inlined, it made `call_soon_cb`, which runs for every
-    /// callback, save and restore registers only it needs.
-    #[inline(never)]
-    fn trace_done(&mut self, f: FutId) {
-        let t = self.task_of(f).expect("traced callbacks are on tasks");
-        let fin = self.fin(f);
-        let task = &mut self.tasks[t as usize];
-        // A task finishes once, so there is no earlier record: not
-        // dropping one spares a check of what it holds.
-        let old = task.done_fin.replace(clone_fin(&fin));
-        debug_assert!(old.is_none(), "a task finishes once");
-        std::mem::forget(old);
-        task.done_cancelling = task.num_cancels;
-        self.ev(What::Done { task: t, fin });
     }
 
     /// `Task.cancel(msg)`, `_GatheringFuture.cancel(msg)` or
