@@ -198,18 +198,23 @@ impl Excs {
         &mut self.objs[e as usize]
     }
 
+    /// The new exception is written straight into the arena: built and
+    /// then moved, it went through the stack.
     pub fn create(&mut self, cls: Cls, msg: Option<Rc<str>>) -> ExcId {
-        self.objs.push(ExcObj {
-            cls,
-            msg,
-            group: None,
-            cause: None,
-            context: None,
-            suppress: false,
-            key: self.clock.get(),
-            collected: false,
-        });
-        self.objs.len() as ExcId - 1
+        let key = self.clock.get();
+        super::machine::push_in_place!(
+            self.objs,
+            ExcObj {
+                cls,
+                msg,
+                group: None,
+                cause: None,
+                context: None,
+                suppress: false,
+                key,
+                collected: false,
+            }
+        ) as ExcId
     }
 
     pub fn msg(&mut self, cls: Cls, msg: &str) -> ExcId {
