@@ -200,6 +200,6 @@ impl Machine {
         debug_assert!(old.is_none(), "a task finishes once");
         std::mem::forget(old);
         task.done_cancelling = task.num_cancels;
-        self.ev(What::Done { task: t, fin });
+        super::run::ev_in_place!(self, What::Done { task: t, fin });
     }
 }

@@ -18,11 +18,14 @@ impl Machine {
         let idx = self.tasks.len() as u32;
         let n = self.p().len() as NodeId;
         let node = if func >= n { func - n } else { func };
-        self.ev(What::Create {
-            task: idx,
-            name: name.clone(),
-            node,
-        });
+        super::run::ev_in_place!(
+            self,
+            What::Create {
+                task: idx,
+                name: name.clone(),
+                node,
+            }
+        );
         // A task started eagerly gets the runtime's done callback after its
         // first step; any other, made pending, gets it in its record as it
         // is made (nothing reads the list before).
