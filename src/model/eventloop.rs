@@ -163,8 +163,11 @@ impl<C: Copy> EventLoop<C> {
     pub fn call_at(&mut self, when: f64, cb: C) -> HId {
         let h = self.alloc(cb, when, true);
         self.heap.push(h);
+        // A timer alone in the heap (the usual case) has nowhere to move.
         let n = self.heap.len();
-        self.sift_down(0, n - 1);
+        if n > 1 {
+            self.sift_down(0, n - 1);
+        }
         h
     }
 
