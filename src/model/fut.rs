@@ -158,7 +158,7 @@ impl Machine {
             self.futs,
             Fut {
                 key,
-                callbacks: Cbs::Few(traced, [Cb::Traced; 2]),
+                callbacks: Cbs::Few(traced, [Cb::Traced; super::cbs::FEW]),
                 ..Fut::new(kind)
             }
         ) as FutId
