@@ -4,10 +4,10 @@
 
 use super::coro::{Act, Comp, Frame, Sig, TryPh};
 use super::exc::Cls;
-use super::fut::{FutId, V};
+use super::fut::{FutId, I64, V};
 use super::machine::Machine;
 use crate::ast::{Kind, NodeId};
-use crate::trace::{Res, What};
+use crate::trace::{Res, Value, What};
 
 /// Statements that end with a value (TRACE.md).
 pub fn valued(k: &Kind) -> bool {
@@ -249,8 +249,28 @@ impl Machine {
                 Some(Comp::Raise(e))
             }
             Comp::Norm(v) if valued(k) => {
-                let res = Res::Val(self.value(&v));
-                self.ev(What::End { node, res });
+                // Each scalar's event is made whole, in place: a `Value`
+                // made first was moved byte by byte into the event's
+                // packed layout.
+                let what = match v {
+                    V::None => What::End {
+                        node,
+                        res: Res::Val(Value::None),
+                    },
+                    V::Bool(b) => What::End {
+                        node,
+                        res: Res::Val(Value::Bool(b)),
+                    },
+                    V::Int(I64(i)) => What::End {
+                        node,
+                        res: Res::Val(Value::Int(i)),
+                    },
+                    _ => What::End {
+                        node,
+                        res: Res::Val(self.value_held(&v)),
+                    },
+                };
+                self.ev(what);
                 if self.sc.tail[node as usize] {
                     Some(Comp::Ret(v))
                 } else {

@@ -47,7 +47,7 @@ impl Machine {
         }
     }
 
-    fn value_held(&self, v: &V) -> Value {
+    pub(super) fn value_held(&self, v: &V) -> Value {
         match *v {
             V::None | V::Bool(_) | V::Int(_) => unreachable!("a scalar is made in place"),
             V::Str(node) => Value::Str(self.lit_text(node).to_string()),
