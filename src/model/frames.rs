@@ -291,7 +291,9 @@ impl Machine {
     }
 
     /// Runs statement `node` (one `runs_through` accepts) from its start
-    /// event to its end event.
+    /// event to its end event. Inlined into body's loop, which runs it
+    /// for most statements; out of line, it was a call each.
+    #[inline(always)]
     fn run_through(&mut self, t: u32, node: NodeId) -> Option<Comp> {
         self.ev(What::Start(node));
         if let Kind::Return(v) = self.p().kind(node) {
