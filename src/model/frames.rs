@@ -309,7 +309,9 @@ impl Machine {
 
     /// Starts statement `node` in task `t` (its start event is out), one
     /// that may suspend: what it pushes finishes it with a `Child` to the
-    /// body running it, as does an `Again(Child)`.
+    /// body running it, as does an `Again(Child)`. Inlined into body,
+    /// its one caller, which ends with it.
+    #[inline(always)]
     fn dispatch(&mut self, t: u32, node: NodeId) -> Act {
         let p = self.p();
         match p.kind(node) {
