@@ -14,6 +14,7 @@
 
 use super::eventloop::HId;
 use super::exc::{Cls, ExcId};
+use super::frames::finishes_with_work;
 use super::fut::{FutId, V};
 use super::machine::Machine;
 use crate::ast::NodeId;
@@ -318,8 +319,7 @@ impl Machine {
 
     /// Runs task `t`'s frames until the stack is `stop` frames deep
     /// (Ok: the completion) or the coroutine yields (Err: what it yields).
-    /// Inlined into its two callers: a call of its own cost every resume
-    /// a second prologue and the move of its result into an `Out`.
+    /// Inlined into its two callers: a call less on every resume.
     #[inline(always)]
     fn drive(
         &mut self,
@@ -406,8 +406,7 @@ impl Machine {
     }
 
     /// Frame `top` finished with `c`, the stack `n` frames deep before.
-    /// Always inlined: with drive inlined in its callers, LTO put it out
-    /// of line, a call on every pop of a frame other than a body.
+    /// Inlined: LTO left it a call on every pop of a frame not a body's.
     #[inline(always)]
     fn frame_done(&mut self, t: u32, top: Frame, n: usize, throwing: bool, c: &Comp) {
         if let Some(user) = level_kind(&top) {
@@ -556,20 +555,6 @@ pub fn level_kind(f: &Frame) -> Option<bool> {
         Frame::Timeout { aw, .. } if aw != NONE => Some(false),
         _ => None,
     }
-}
-
-/// Whether `frame_done` has anything to do for `f`: it is a coroutine
-/// (`level_kind`) or a timeout block. One test of the kind, for the hot
-/// path; it must cover every frame `level_kind` calls a coroutine.
-fn finishes_with_work(f: &Frame) -> bool {
-    matches!(
-        f,
-        Frame::Level { .. }
-            | Frame::Sleep { .. }
-            | Frame::Yield0
-            | Frame::Comb { .. }
-            | Frame::Timeout { .. }
-    )
 }
 
 impl Machine {

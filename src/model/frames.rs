@@ -71,6 +71,21 @@ fn runs_through(k: &Kind) -> bool {
     }
 }
 
+/// Whether drive's `frame_done` has anything to do for `f`: it is a
+/// coroutine (`coro::level_kind`) or a timeout block. One test of the
+/// kind, for the hot path; it must cover every frame `level_kind` calls
+/// a coroutine.
+pub(super) fn finishes_with_work(f: &Frame) -> bool {
+    matches!(
+        f,
+        Frame::Level { .. }
+            | Frame::Sleep { .. }
+            | Frame::Yield0
+            | Frame::Comb { .. }
+            | Frame::Timeout { .. }
+    )
+}
+
 impl Machine {
     /// One step of the top frame. Out of line: inlined into drive's loop,
     /// the indexing sites of the frames it reaches (timeouts, groups,
