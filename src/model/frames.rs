@@ -212,7 +212,7 @@ impl Machine {
                 "a body's frame on top"
             );
         }
-        self.ev(What::Start(n));
+        super::run::ev_in_place!(self, What::Start(n));
         self.dispatch(t, n)
     }
 
@@ -296,7 +296,7 @@ impl Machine {
                 }
             }
             c => {
-                self.ev(What::End { node, res: Res::Ok });
+                super::run::ev_in_place!(self, What::End { node, res: Res::Ok });
                 match c {
                     Comp::Norm(_) => None,
                     c => Some(c),
@@ -310,9 +310,9 @@ impl Machine {
     /// for most statements; out of line, it was a call each.
     #[inline(always)]
     fn run_through(&mut self, t: u32, node: NodeId) -> Option<Comp> {
-        self.ev(What::Start(node));
+        super::run::ev_in_place!(self, What::Start(node));
         if let Kind::Return(v) = self.p().kind(node) {
-            self.ev(What::End { node, res: Res::Ok });
+            super::run::ev_in_place!(self, What::End { node, res: Res::Ok });
             return Some(Comp::Ret(self.lit(node, v)));
         }
         let c = match self.simple(Some(t), node) {
