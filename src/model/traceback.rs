@@ -66,25 +66,9 @@ impl Machine {
         // One bounds check per list: the growth, rare, goes out of line
         // and comes back here.
         let key = self.lp.clock.get();
-        let (Some(k), Some(tb)) = (self.tb_keys.get_mut(i), self.tbs.get_mut(i)) else {
-            self.tb_grow(i);
-            return self.tb_ref_entry(e, r);
-        };
-        *k = key;
-        // Duplicates only cost memory; checking the last entry keeps a
-        // traceback through a million frames linear.
-        if tb.last() != Some(&r) {
-            tb.push(r);
-        }
-    }
-
-    /// `tb_ref`'s entry, once the lists have room for `e`.
-    #[cold]
-    fn tb_ref_entry(&mut self, e: ExcId, r: TbRef) {
-        self.tb_keys[e as usize] = self.lp.clock.get();
-        let tb = &mut self.tbs[e as usize];
-        if tb.last() != Some(&r) {
-            tb.push(r);
+        match (self.tb_keys.get_mut(i), self.tbs.get_mut(i)) {
+            (Some(k), Some(tb)) => tb_entry(k, tb, key, r),
+            _ => self.tb_grow(i, key, r),
         }
     }
 
@@ -97,18 +81,19 @@ impl Machine {
         }
     }
 
-    /// Room for exception `i`'s key and more: the keys are cleared for
-    /// every run, and growing them one exception at a time cost a call
-    /// per new exception. Past what was used they read as no key (NONE),
-    /// as a missing one does.
+    /// `tb_ref`'s entry for exception `i`, after making room for its key
+    /// and more: the keys are cleared for every run, and growing them one
+    /// exception at a time cost a call per new exception. Past what was
+    /// used they read as no key (NONE), as a missing one does.
     #[cold]
-    fn tb_grow(&mut self, i: usize) {
+    fn tb_grow(&mut self, i: usize, key: u32, r: TbRef) {
         let want = (i + 1).max(2 * self.tb_keys.len()).max(16);
         if self.tb_keys.len() <= i {
             self.tb_keys.resize(want, NONE);
         }
         // The lists stay exact: the reset empties each one kept.
         self.tb_mut(i as ExcId);
+        tb_entry(&mut self.tb_keys[i], &mut self.tbs[i], key, r);
     }
 
     /// Like `tb_ref`, for what a frame in `e`'s traceback reaches later
@@ -195,6 +180,18 @@ impl Machine {
             self.fns[func as usize].caller = caller;
             self.frame_kept[caller as usize] = true;
         }
+    }
+}
+
+/// Adds entry `r` to a traceback `tb` (unless it is the last one) and
+/// gives it collector key `key`, in `k`.
+#[inline(always)]
+fn tb_entry(k: &mut u32, tb: &mut Vec<TbRef>, key: u32, r: TbRef) {
+    *k = key;
+    // Duplicates only cost memory; checking the last entry keeps a
+    // traceback through a million frames linear.
+    if tb.last() != Some(&r) {
+        tb.push(r);
     }
 }
 
