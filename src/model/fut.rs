@@ -146,19 +146,19 @@ impl Fut {
 impl Machine {
     #[inline]
     pub fn new_fut(&mut self, kind: FKind) -> FutId {
-        self.new_fut_with(kind, 0)
+        self.new_fut_with(kind, false)
     }
 
-    /// A new future whose done callbacks are its first `traced` (0 or 1)
-    /// runtime callbacks, `Cb::Traced`, written with the record.
+    /// A new future, `traced`: with the runtime's done callback,
+    /// `Cb::Traced`, written with the record.
     #[inline]
-    pub fn new_fut_with(&mut self, kind: FKind, traced: u8) -> FutId {
+    pub fn new_fut_with(&mut self, kind: FKind, traced: bool) -> FutId {
         let key = self.next_gc_key();
         super::machine::push_in_place!(
             self.futs,
             Fut {
                 key,
-                callbacks: Cbs::Few(traced, [Cb::Traced; super::cbs::FEW]),
+                callbacks: Cbs::Few(traced as u8, [Cb::Traced; super::cbs::FEW]),
                 ..Fut::new(kind)
             }
         ) as FutId

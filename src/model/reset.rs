@@ -11,6 +11,22 @@ use super::machine::{FnKeys, Machine, SPARE_CAPACITY, SPARE_MAX, keep_spare};
 use crate::ast::Program;
 use crate::trace::{Injection, Trace};
 
+/// A value that owns nothing (no string, no list), as a pattern: its drop
+/// glue would do nothing.
+macro_rules! plain_value {
+    () => {
+        crate::trace::Value::None | crate::trace::Value::Bool(_) | crate::trace::Value::Int(_)
+    };
+}
+
+/// How a task finished, owning nothing, as a pattern: a scalar result or
+/// a cancel without a message.
+macro_rules! plain_fin {
+    () => {
+        crate::trace::Fin::Result(plain_value!()) | crate::trace::Fin::Cancelled(None)
+    };
+}
+
 impl Machine {
     /// Clears the machine for running `p`, making its analysis unless the
     /// run uses one made beforehand.
@@ -177,7 +193,6 @@ impl Machine {
     /// something (the drop glue, called one by one, cost 30 instructions
     /// a small program).
     fn empty_tasks(&mut self) {
-        use crate::trace::{Fin, Value};
         let spare_frames = &mut self.spare_frames;
         empty_in_place(&mut self.tasks, |t| {
             // Every field named: a new one must say here whether it
@@ -208,13 +223,7 @@ impl Machine {
             if t.frames.capacity() != 0 {
                 unsafe { std::ptr::drop_in_place(&mut t.frames) };
             }
-            let owns = !matches!(
-                t.done_fin,
-                None | Some(
-                    Fin::Result(Value::None | Value::Bool(_) | Value::Int(_))
-                        | Fin::Cancelled(None)
-                )
-            );
+            let owns = !matches!(t.done_fin, None | Some(plain_fin!()));
             if owns {
                 unsafe { std::ptr::drop_in_place(&mut t.done_fin) };
             }
@@ -293,7 +302,7 @@ impl Machine {
     /// it: its events and task table are emptied here, and their buffers
     /// serve the next run instead of being freed and allocated again.
     pub fn recycle(&mut self, trace: Trace) {
-        use crate::trace::{Fin, Outcome, Value};
+        use crate::trace::Outcome;
         let Trace {
             mut events,
             outcome,
@@ -301,16 +310,10 @@ impl Machine {
         } = trace;
         // Most outcomes are main's scalar result or a plain cancel: their
         // drop glue, called all the same, cost 40 instructions a run.
-        let owns = !matches!(
-            outcome,
-            Outcome::Main(
-                Fin::Result(Value::None | Value::Bool(_) | Value::Int(_)) | Fin::Cancelled(None)
-            )
-        );
-        if owns {
-            drop(outcome);
-        } else {
+        if matches!(outcome, Outcome::Main(plain_fin!())) {
             std::mem::forget(outcome);
+        } else {
+            drop(outcome);
         }
         if events.capacity() > self.events.capacity() && events.capacity() <= KEPT_EVENTS {
             empty_events(&mut events);
@@ -328,7 +331,7 @@ impl Machine {
 /// nothing, and `clear` called their drop glue one by one all the same
 /// (110 instructions a small program).
 fn empty_events(events: &mut Vec<crate::trace::Event>) {
-    use crate::trace::{Event, Fin, Res, Value, What};
+    use crate::trace::{Event, Fin, Res, What};
     use std::borrow::Cow;
     const { assert!(!std::mem::needs_drop::<Option<u32>>()) };
     empty_in_place(events, |e| {
@@ -346,12 +349,11 @@ fn empty_events(events: &mut Vec<crate::trace::Event>) {
             | What::Inject { task: _, ret: _ }
             | What::End {
                 node: _,
-                res: Res::Ok | Res::Val(Value::None | Value::Bool(_) | Value::Int(_)),
+                res: Res::Ok | Res::Val(plain_value!()),
             }
             | What::Done {
                 task: _,
-                fin:
-                    Fin::Result(Value::None | Value::Bool(_) | Value::Int(_)) | Fin::Cancelled(None),
+                fin: plain_fin!(),
             }
             | What::Phase(Cow::Borrowed(_)) => {}
             // A task's creation and an exception own one shared pointer
@@ -380,7 +382,7 @@ fn empty_events(events: &mut Vec<crate::trace::Event>) {
 /// if that owns something: most tasks returned a scalar or were cancelled
 /// without a message.
 fn empty_finals(tasks: &mut Vec<crate::trace::TaskFinal>) {
-    use crate::trace::{Fin, State, TaskFinal, Value};
+    use crate::trace::{State, TaskFinal};
     const { assert!(!std::mem::needs_drop::<Option<u32>>()) };
     empty_in_place(tasks, |tf| {
         // Every field named: a new one must say here whether it owns
@@ -394,12 +396,7 @@ fn empty_finals(tasks: &mut Vec<crate::trace::TaskFinal>) {
         unsafe { std::ptr::drop_in_place(name) };
         let owns = !matches!(
             state,
-            State::Pending
-                | State::Destroyed
-                | State::Done(
-                    Fin::Result(Value::None | Value::Bool(_) | Value::Int(_))
-                        | Fin::Cancelled(None)
-                )
+            State::Pending | State::Destroyed | State::Done(plain_fin!())
         );
         if owns {
             unsafe { std::ptr::drop_in_place(state) };

@@ -30,7 +30,7 @@ impl Machine {
         // first step; any other, made pending, gets it in its record as it
         // is made (nothing reads the list before).
         let eager = self.profile.eager && self.running;
-        let f = self.new_fut_with(FKind::Task(idx), !eager as u8);
+        let f = self.new_fut_with(FKind::Task(idx), !eager);
         let coro_key = self.made_coro_key.take();
         // Its coroutine's place (`gc_key` of its `N::Coro`), before the
         // task exists to ask.
