@@ -20,6 +20,7 @@ mod collect;
 mod comb;
 mod coro;
 mod dealloc;
+mod ending;
 mod eventloop;
 mod exc;
 mod finalize;

@@ -1,0 +1,192 @@
+//! After main: the deterministic shutdown (leftover tasks cancelled in
+//! creation order, then `gather(*tasks, return_exceptions=True)`), what
+//! `loop.close()` lets go of, the deadlock list and the final task table.
+//! `run.rs` calls them in that order once `run_until_complete` returns.
+
+use super::fut::FKind;
+use super::machine::Machine;
+use super::run::Hcb;
+use crate::trace::{State, TaskFinal, Waiting, What};
+
+impl Machine {
+    /// Pending tasks and what each awaits, for a deadlock outcome.
+    pub(super) fn waiting(&self) -> Vec<Waiting> {
+        let mut out = Vec::new();
+        for (i, t) in self.tasks.iter().enumerate() {
+            if t.freed || self.done(t.fut) {
+                continue;
+            }
+            // Texts are joined with `concat`: `format!` spent hundreds of
+            // instructions in the formatting machinery on a few copies.
+            let on = match t.fut_waiter {
+                None => "nothing".to_string(),
+                Some(w) => match self.futs[w as usize].kind {
+                    FKind::Task(x) => ["task ", &self.tasks[x as usize].name[..]].concat(),
+                    FKind::Gather(_) => match &self.futs[w as usize].label {
+                        Some(l) => ["gather ", &l[..]].concat(),
+                        None => "gather".into(),
+                    },
+                    FKind::Plain => match &self.futs[w as usize].label {
+                        Some(l) => ["future ", &l[..]].concat(),
+                        None => "future".into(),
+                    },
+                },
+            };
+            out.push(Waiting { task: i as u32, on });
+        }
+        out
+    }
+
+    pub(super) fn shutdown(&mut self) {
+        // `all_tasks()` hands back leftover tasks that only a garbage cycle
+        // kept: from here on they are reachable again.
+        self.forget_cyclic();
+        // The leftover tasks' futures, in creation order; the list keeps
+        // its capacity between runs. A task reported destroyed is not among
+        // them even if a finalizer brought it back: the collector cleared
+        // the loop's weak reference to it first.
+        let mut futs = std::mem::take(&mut self.shutdown_refs);
+        futs.clear();
+        futs.extend(
+            self.tasks
+                .iter()
+                .filter(|t| !self.done(t.fut) && !t.freed && !t.destroyed)
+                .map(|t| t.fut),
+        );
+        if futs.is_empty() {
+            self.shutdown_refs = futs;
+            return;
+        }
+        self.ev_none(What::Phase("shutdown".into()));
+        self.shutdown_key = self.next_gc_key();
+        // `_cancel_all_tasks`'s list keeps them from here on, and
+        // `_drive`'s loop variable `t` the last of them for good.
+        // The list keeps its buffer for the next run: `tb_ref` adds to
+        // none of it.
+        if let Some(&last) = futs.last() {
+            let mut excs = std::mem::take(&mut self.drive_excs);
+            for &e in &excs {
+                self.tb_ref_through_f_back(e, super::gc::TbRef::Fut(last));
+            }
+            excs.clear();
+            self.drive_excs = excs;
+        }
+        self.shutdown_refs = futs;
+        for i in 0..self.shutdown_refs.len() {
+            let f = self.shutdown_refs[i];
+            if self.cancel(f, None).is_err() {
+                let FKind::Task(i) = self.futs[f as usize].kind else {
+                    unreachable!("a leftover is a task")
+                };
+                let name = self.tasks[i as usize].name.clone();
+                self.ev_none(What::Phase(
+                    ["cancel of ", &name[..], " raised RecursionError"]
+                        .concat()
+                        .into(),
+                ));
+            }
+        }
+        let g = self.gather_shutdown_refs();
+        match self.run_until_complete(g) {
+            Err(()) => self.ev_none(What::Phase("stuck".into())),
+            // A KeyboardInterrupt leaves run_until_complete even when the
+            // gather finished in the same iteration (a task created by a
+            // callback in it, eager, raised it); main's
+            // `_run_until_complete_cb`, left scheduled by one, stops this
+            // loop before the gather is done.
+            Ok(()) if self.escaped.is_some() || !self.done(g) => {
+                self.ev_none(What::Phase("escaped".into()))
+            }
+            Ok(()) => {}
+        }
+        self.futs[g as usize].log_tb = false;
+        // run_until_complete returns and the gather goes, while the list
+        // still holds the tasks. `tasks = None` then drops the list, last
+        // item first, but `_drive`'s loop variable `t` keeps the last
+        // leftover task until `_drive` returns, just after. One check
+        // frees them in that order (`Peel::dropped`).
+        let n = self.shutdown_refs.len();
+        let dropped = self.shutdown_refs[..n - 1].iter().rev();
+        self.gc_peel.dropped.extend(dropped);
+        self.gc_peel.dropped.push(self.shutdown_refs[n - 1]);
+        self.shutdown_refs.clear();
+        if self.gc_watch_end() {
+            self.refcount_check(true);
+        }
+        self.gc_peel.dropped.clear();
+    }
+
+    /// `loop.close()` clears `_ready`, a deque, first to last, then
+    /// `_scheduled`, a list, last to first: what their handles hold
+    /// (futures, callback functions) is let go of in that order
+    /// (`Peel::dropped`). A cancelled handle holds nothing.
+    pub(super) fn loop_close_dropped(&mut self) {
+        let n = self.lp.ready.len();
+        for k in (0..n).chain((0..self.lp.heap.len()).rev().map(|k| n + k)) {
+            let h = if k < n {
+                self.lp.ready[k]
+            } else {
+                self.lp.heap[k - n]
+            };
+            let x = self.lp.handles[h as usize];
+            if !x.cancelled {
+                self.handle_dropped(x.cb);
+            }
+        }
+    }
+
+    /// Lists what a handle being dropped holds as what one refcount check
+    /// drops (`Peel::dropped`), in the order it lets go of it: its
+    /// arguments, then its callback and what that callback's function or
+    /// closure holds (a `call_later` callback's closure may be what holds
+    /// a task).
+    pub(super) fn handle_dropped(&mut self, cb: Hcb) {
+        let mut held = std::mem::take(&mut self.gc_buf);
+        held.clear();
+        self.handle_edges(cb, &mut held);
+        self.gc_prepare();
+        for &n in &held {
+            let i = self.idx(n) as u32;
+            self.gc_peel.dropped.push(i);
+        }
+        self.gc_buf = held;
+    }
+
+    pub(super) fn finals(&mut self) -> Vec<TaskFinal> {
+        // After an await cycle's RecursionError the counts are unknown.
+        let counted = !self.recursed;
+        // The table is the done records' last reader: it takes them. Its
+        // list is the last given-back trace's (`recycle`), filled in one
+        // reserve, without a capacity check per task.
+        let mut finals = std::mem::take(&mut self.finals);
+        finals.clear();
+        finals.extend(self.tasks.iter_mut().map(|t| {
+            // As the runtime reads it: a task that finished shows how, as
+            // recorded at completion (an awaiter may have taken the
+            // CancelledError holding the message since), even one a
+            // collection reported destroyed and a finalizer brought back;
+            // `cancelling()` is read live while the task is alive.
+            // The count and the state apart: a tuple of both, matched
+            // together, was copied through the stack twice per task.
+            let gone = t.freed || t.destroyed;
+            let done = t.done_fin.is_some();
+            let count = if done && gone {
+                t.done_cancelling
+            } else {
+                t.num_cancels
+            };
+            let cancelling = (counted && (done || !gone)).then_some(count);
+            let state = match t.done_fin.take() {
+                Some(f) => State::Done(f),
+                None if gone => State::Destroyed,
+                None => State::Pending,
+            };
+            TaskFinal {
+                name: t.name.clone(),
+                state,
+                cancelling,
+            }
+        }));
+        finals
+    }
+}
