@@ -53,7 +53,7 @@ pub struct Peel {
 /// Something being dropped whose references `dropped` does not list yet.
 #[derive(Clone, Copy)]
 enum Drops {
-    /// A handle that ran (`run.rs::handle_dropped`).
+    /// A handle that ran (`ending.rs::handle_dropped`).
     Handle(super::run::Hcb),
     /// A frame at its function's exit.
     Locals(NodeId),
@@ -75,7 +75,7 @@ impl Machine {
     }
 
     /// Handle `cb` ran and lets go of what it holds, as what one refcount
-    /// check drops (`run.rs::handle_dropped`).
+    /// check drops (`ending.rs::handle_dropped`).
     pub(super) fn handle_dropped_later(&mut self, cb: super::run::Hcb) {
         self.drop_later(Drops::Handle(cb));
     }

@@ -10,10 +10,10 @@
 //! follow `tasks.py`, `timeouts.py` and
 //! `taskgroups.py`; who holds what, and so when an object dies, is in
 //! `gc.rs`; the machine's state and its reset between programs in
-//! `machine.rs`; the run itself, shutdown and the final task table in
-//! `run.rs`. Nothing recurses on the Rust stack in proportion to the
-//! program or to an await chain, except eager task starts nested inside
-//! each other (bounded like CPython's own recursion).
+//! `machine.rs`; the run itself in `run.rs`, and its shutdown and final
+//! task table in `ending.rs`. Nothing recurses on the Rust stack in
+//! proportion to the program or to an await chain, except eager task
+//! starts nested inside each other (bounded like CPython's own recursion).
 
 mod cbs;
 mod collect;
