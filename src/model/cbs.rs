@@ -54,11 +54,17 @@ pub enum Cbs {
 impl Default for Cbs {
     #[inline]
     fn default() -> Cbs {
-        Cbs::Few(0, [Cb::Traced; FEW])
+        Cbs::traced(false)
     }
 }
 
 impl Cbs {
+    /// A new future's list: empty, or, `traced`, holding the runtime's
+    /// own callback (`Cb::Traced`) a pending task gets as it is made.
+    #[inline]
+    pub fn traced(traced: bool) -> Cbs {
+        Cbs::Few(traced as u8, [Cb::Traced; FEW])
+    }
     #[inline]
     pub fn as_slice(&self) -> &[Cb] {
         match self {

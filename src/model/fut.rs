@@ -158,7 +158,7 @@ impl Machine {
             self.futs,
             Fut {
                 key,
-                callbacks: Cbs::Few(traced as u8, [Cb::Traced; super::cbs::FEW]),
+                callbacks: Cbs::traced(traced),
                 ..Fut::new(kind)
             }
         ) as FutId
