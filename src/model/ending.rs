@@ -167,7 +167,10 @@ impl Machine {
             // collection reported destroyed and a finalizer brought back;
             // `cancelling()` is read live while the task is alive.
             // The count and the state apart: a tuple of both, matched
-            // together, was copied through the stack twice per task.
+            // together, was copied through the stack twice per task. The
+            // name first: cloned after the state was taken, it kept the
+            // state in a stack copy of its own across the clone.
+            let name = t.name.clone();
             let gone = t.freed || t.destroyed;
             let done = t.done_fin.is_some();
             let count = if done && gone {
@@ -182,7 +185,7 @@ impl Machine {
                 None => State::Pending,
             };
             TaskFinal {
-                name: t.name.clone(),
+                name,
                 state,
                 cancelling,
             }
