@@ -85,6 +85,15 @@ impl Cls {
         }
     }
 
+    /// A distinct small number for each class.
+    fn slot(self) -> usize {
+        match self {
+            Cls::Prog(ExcClass::User(n)) => 16 + n as usize,
+            Cls::Prog(_) => self.code(),
+            _ => 6 + self.code(),
+        }
+    }
+
     /// A subclass of `Exception` (as opposed to only `BaseException`).
     pub fn is_exception(self) -> bool {
         !matches!(
@@ -163,9 +172,11 @@ pub struct Excs {
     /// Per exception, its last encoding and the epoch it was made at;
     /// made up to an exception when it is first encoded (many never are).
     encoded: std::cell::RefCell<Vec<Option<(u32, ExcRef)>>>,
-    /// Bare encodings by class (`encode_bare`), kept between runs: an
-    /// encoding is immutable, so traces may share one.
-    bare: std::cell::RefCell<Vec<(Cls, ExcRef)>>,
+    /// Bare encodings by class (`encode_bare`), at the class's `slot`,
+    /// kept between runs: an encoding is immutable, so traces may share
+    /// one. (Searched as a list, comparing classes cost more than making
+    /// the encoding it found had.)
+    bare: std::cell::RefCell<Vec<Option<ExcRef>>>,
     /// The bare CancelledError's, also in `bare`: read without a search.
     bare_cancelled: std::cell::OnceCell<ExcRef>,
     /// Likewise for exceptions with a message but no members and no chain
@@ -332,7 +343,8 @@ impl Excs {
             return self.encode_plain(o.cls, m);
         }
         let mut bare = self.bare.borrow_mut();
-        if let Some((_, x)) = bare.iter().find(|(c, _)| *c == o.cls) {
+        let slot = o.cls.slot();
+        if let Some(Some(x)) = bare.get(slot) {
             return Some(x.clone());
         }
         let x = ExcRef::new(Exc {
@@ -341,7 +353,10 @@ impl Excs {
             group: None,
             chain: Vec::new(),
         });
-        bare.push((o.cls, x.clone()));
+        if bare.len() <= slot {
+            bare.resize(slot + 1, None);
+        }
+        bare[slot] = Some(x.clone());
         if o.cls == Cls::CANCELLED {
             let _ = self.bare_cancelled.set(x.clone());
         }
