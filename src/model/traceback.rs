@@ -55,37 +55,59 @@ impl Machine {
 
     /// Exception `e`'s traceback holds a frame whose locals hold `r`
     /// (`Timeout.__aexit__`'s `self._task`, a TaskGroup, wait_for's `fut`).
+    /// Every rare path leaves by a tail call, so the common one saves and
+    /// restores no registers.
     pub fn tb_ref(&mut self, e: ExcId, r: TbRef) {
         if let TbRef::Frame(f) = r {
             self.frame_kept[f as usize] = true;
             if !self.tb_no_entry.is_empty() {
-                self.tb_entry_made(e, f);
+                return self.tb_entry_made(e, f, r);
             }
         }
+        self.tb_entry(e, r)
+    }
+
+    /// `tb_ref` past its frame: the entry itself. One bounds check per
+    /// list; making room (for the key, or a new entry), rare, goes out of
+    /// line.
+    #[inline(always)]
+    fn tb_entry(&mut self, e: ExcId, r: TbRef) {
         let i = e as usize;
-        // One bounds check per list: the growth, rare, goes out of line
-        // and comes back here.
         let key = self.lp.clock.get();
-        match (self.tb_keys.get_mut(i), self.tbs.get_mut(i)) {
-            (Some(k), Some(tb)) => tb_entry(k, tb, key, r),
-            _ => self.tb_grow(i, key, r),
+        if let (Some(k), Some(tb)) = (self.tb_keys.get_mut(i), self.tbs.get_mut(i)) {
+            // Duplicates only cost memory; checking the last entry keeps a
+            // traceback through a million frames linear.
+            if tb.last() == Some(&r) {
+                *k = key;
+                return;
+            }
+            if tb.len() < tb.capacity() {
+                tb.push(r);
+                *k = key;
+                return;
+            }
         }
+        self.tb_grow(i, key, r)
     }
 
     // `tb_ref`'s rare paths, out of line: it runs for every frame an
     // exception passes.
     #[cold]
-    fn tb_entry_made(&mut self, e: ExcId, f: NodeId) {
+    #[inline(never)]
+    fn tb_entry_made(&mut self, e: ExcId, f: NodeId, r: TbRef) {
         if let Some(i) = self.tb_no_entry.iter().position(|&x| x == (e, f)) {
             self.tb_no_entry.swap_remove(i);
         }
+        self.tb_entry(e, r)
     }
 
     /// `tb_ref`'s entry for exception `i`, after making room for its key
-    /// and more: the keys are cleared for every run, and growing them one
-    /// exception at a time cost a call per new exception. Past what was
-    /// used they read as no key (NONE), as a missing one does.
+    /// and more (the keys are cleared for every run, and growing them one
+    /// exception at a time cost a call per new exception; past what was
+    /// used they read as no key, NONE, as a missing one does), or for a
+    /// new entry in its list.
     #[cold]
+    #[inline(never)]
     fn tb_grow(&mut self, i: usize, key: u32, r: TbRef) {
         let want = (i + 1).max(2 * self.tb_keys.len()).max(16);
         if self.tb_keys.len() <= i {
@@ -93,7 +115,11 @@ impl Machine {
         }
         // The lists stay exact: the reset empties each one kept.
         self.tb_mut(i as ExcId);
-        tb_entry(&mut self.tb_keys[i], &mut self.tbs[i], key, r);
+        self.tb_keys[i] = key;
+        let tb = &mut self.tbs[i];
+        if tb.last() != Some(&r) {
+            tb.push(r);
+        }
     }
 
     /// Like `tb_ref`, for what a frame in `e`'s traceback reaches later
@@ -180,18 +206,6 @@ impl Machine {
             self.fns[func as usize].caller = caller;
             self.frame_kept[caller as usize] = true;
         }
-    }
-}
-
-/// Adds entry `r` to a traceback `tb` (unless it is the last one) and
-/// gives it collector key `key`, in `k`.
-#[inline(always)]
-fn tb_entry(k: &mut u32, tb: &mut Vec<TbRef>, key: u32, r: TbRef) {
-    *k = key;
-    // Duplicates only cost memory; checking the last entry keeps a
-    // traceback through a million frames linear.
-    if tb.last() != Some(&r) {
-        tb.push(r);
     }
 }
 
