@@ -196,9 +196,21 @@ impl Machine {
     /// the callback and the future, until it dies. Drops the callbacks and
     /// returns the exception, for the caller to finish the future and raise
     /// it; None when nothing would be scheduled.
+    /// The loop is closed only at the very end: checked inline, before a
+    /// call every cancel of a future made.
+    #[inline(always)]
     pub fn closed_loop_callbacks(&mut self, f: FutId) -> Option<ExcId> {
+        if !self.lp.closed {
+            return None;
+        }
+        self.closed_loop_callbacks_out(f)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn closed_loop_callbacks_out(&mut self, f: FutId) -> Option<ExcId> {
         let x = &mut self.futs[f as usize];
-        if !self.lp.closed || x.state != FState::Pending || x.callbacks.is_empty() {
+        if x.state != FState::Pending || x.callbacks.is_empty() {
             return None;
         }
         let first = x.callbacks.as_slice()[0];
