@@ -322,6 +322,10 @@ impl Machine {
     /// held (the frames of an earlier await). The exception is in flight
     /// meanwhile.
     pub fn result_freeing(&mut self, f: FutId) -> Result<V, ExcId> {
+        // A cancelled future's, the common case here, drops nothing.
+        if self.futs[f as usize].state == FState::Cancelled {
+            return Err(self.make_cancelled_error(f));
+        }
         let drops_tb = self.futs[f as usize].state == FState::Finished
             && self.futs[f as usize]
                 .exc
@@ -344,6 +348,9 @@ impl Machine {
         if x.state == FState::Finished && x.exc.is_none() {
             x.log_tb = false;
             return None;
+        }
+        if x.state == FState::Cancelled {
+            return Some(self.make_cancelled_error(f));
         }
         self.result_freeing(f).err()
     }
