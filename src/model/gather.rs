@@ -46,12 +46,15 @@ impl Machine {
         let gid = self.gathers.len() as u32;
         // Emptied lists of an earlier run's gather spare two allocations.
         let spare = self.spare_gathers.pop().unwrap_or_default();
-        self.gathers.push(Gather {
-            return_exceptions,
-            children: spare.children,
-            coro_keys: spare.coro_keys,
-            ..Gather::default()
-        });
+        super::machine::push_in_place!(
+            self.gathers,
+            Gather {
+                return_exceptions,
+                children: spare.children,
+                coro_keys: spare.coro_keys,
+                ..Gather::default()
+            }
+        );
         let mut done_futs = Vec::new();
         // `gather(f(), g())` evaluates its arguments first: every coroutine
         // is allocated before the first task wrapping one (the collector's
