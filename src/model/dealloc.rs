@@ -8,9 +8,9 @@ use super::machine::Machine;
 use super::names::Obj;
 use crate::ast::NodeId;
 
-/// Reused buffers of `mark_cycle_kept`: the unmarked nodes, and the
-/// subgraph they make by graph index (a marked node has no edges), as
-/// adjacency lists; in-degrees and the peeling queue. The graphs are
+/// Reused buffers of a refcount check's freeing: the unmarked nodes, and
+/// the subgraph they make by graph index (a marked node has no edges), as
+/// adjacency lists; in-degrees, and `dealloc_order`'s roots and stack. The graphs are
 /// small: indexing by graph index costs less than numbering the unmarked
 /// nodes apart, but the passes go over the unmarked ones only.
 #[derive(Default)]
@@ -21,8 +21,7 @@ pub struct PeelBufs {
     span: Vec<(u32, u32)>,
     adj: Vec<u32>,
     indeg: Vec<u32>,
-    /// The in-degrees before peeling, for `dealloc_order`.
-    indeg0: Vec<u32>,
+    /// `dealloc_order`'s roots.
     queue: Vec<u32>,
     /// `dealloc_order`'s depth-first stack: (node, next edge).
     stack: Vec<(u32, u32)>,
@@ -117,19 +116,19 @@ impl Machine {
         self.planning_frees = true;
         let mut pk = self.gc_peel.bufs.take().unwrap_or_default();
         let dropped = std::mem::take(&mut self.gc_peel.dropped);
-        self.mark_cycle_kept(&mut pk, mark);
+        self.unmarked_subgraph(&mut pk, mark);
         let order = self.dealloc_order(&mut pk, &dropped, mark, started);
+        self.mark_cycle_kept(&pk, mark);
         self.gc_peel.dropped = dropped;
         self.gc_peel.bufs = Some(pk);
         self.planning_frees = false;
         order
     }
 
-    /// Marks the unmarked nodes that a garbage cycle keeps: those on a
-    /// cycle of unmarked nodes or reachable from one. Peeling the unmarked
-    /// subgraph (repeatedly dropping nodes nothing unmarked points at)
-    /// leaves exactly those, in time linear in the subgraph.
-    fn mark_cycle_kept(&mut self, pk: &mut PeelBufs, mark: &mut [bool]) {
+    /// Lists the unmarked nodes and builds the subgraph they make, with
+    /// each node's in-degree in it, leaving out the nodes that refer to
+    /// nothing (`mark_absent`, and the two kinds below).
+    fn unmarked_subgraph(&mut self, pk: &mut PeelBufs, mark: &mut [bool]) {
         let total = mark.len();
         self.mark_absent(mark);
         // So is the coroutine of a task that ran to its end: no frames
@@ -169,24 +168,14 @@ impl Machine {
             pk.span[i as usize] = (from, pk.adj.len() as u32);
         }
         self.gc_buf = buf;
-        pk.indeg0.clear();
-        pk.indeg0.extend_from_slice(&pk.indeg);
-        pk.queue.clear();
-        for &i in &pk.unmarked {
-            if pk.indeg[i as usize] == 0 {
-                pk.queue.push(i);
-            }
-        }
-        while let Some(k) = pk.queue.pop() {
-            let (a, b) = pk.span[k as usize];
-            for e in a..b {
-                let l = pk.adj[e as usize] as usize;
-                pk.indeg[l] -= 1;
-                if pk.indeg[l] == 0 {
-                    pk.queue.push(l as u32);
-                }
-            }
-        }
+    }
+
+    /// Marks the unmarked nodes that a garbage cycle keeps: those on a
+    /// cycle of unmarked nodes or reachable from one. `dealloc_order`
+    /// entered every other node (a node whose referrers all went goes
+    /// too), taking its in-degree to zero; one a cycle keeps always has a
+    /// referrer left that a cycle keeps, so it keeps its in-degree.
+    fn mark_cycle_kept(&mut self, pk: &PeelBufs, mark: &mut [bool]) {
         for &i in &pk.unmarked {
             let i = i as usize;
             if pk.indeg[i] > 0 {
@@ -199,19 +188,22 @@ impl Machine {
         }
     }
 
-    /// The futures `mark` leaves out (garbage that no cycle keeps, so a
-    /// DAG), in the order refcounting deallocates them: the objects nothing
-    /// else references go first, lowest first; deallocating one drops its
-    /// references in order, and one whose last reference that was goes at
-    /// once, depth first, before the next (what `Py_DECREF` does). Each
-    /// future appears when its deallocation starts, as its finalizer runs.
+    /// The futures the unmarked subgraph holds that no garbage cycle
+    /// keeps, in the order refcounting deallocates them: the objects
+    /// nothing else references go first, lowest first; deallocating one
+    /// drops its references in order, and one whose last reference that
+    /// was goes at once, depth first, before the next (what `Py_DECREF`
+    /// does). Each future appears when its deallocation starts, as its
+    /// finalizer runs. What a cycle keeps is never entered: it keeps a
+    /// referrer that a cycle keeps, which is never entered either.
     ///
     /// `started` gets the objects entered as a start of that depth-first
     /// order (not reached from another one), in order, each with the
     /// length of the order when it was entered: each is let go of by
     /// whoever drops it, in turn, and holds what it reaches till then.
     ///
-    /// Reads the unmarked subgraph `mark_cycle_kept` just built.
+    /// Reads the unmarked subgraph `unmarked_subgraph` just built, and
+    /// leaves in-degrees above zero just on the nodes a cycle keeps.
     fn dealloc_order(
         &mut self,
         pk: &mut PeelBufs,
@@ -224,20 +216,6 @@ impl Machine {
         started.clear();
         let nfuts = self.futs.len();
         let total = mark.len();
-        // Futures come first in the graph, and so in `unmarked`.
-        if !pk
-            .unmarked
-            .iter()
-            .take_while(|&&i| (i as usize) < nfuts)
-            .any(|&i| !mark[i as usize])
-        {
-            return order;
-        }
-        // What a cycle keeps is closed under references (what a kept node
-        // refers to is kept too), and a node referring to itself is kept:
-        // so a node left has every referrer among the nodes left, none
-        // itself, and its in-degree before peeling counts just those.
-        std::mem::swap(&mut pk.indeg, &mut pk.indeg0);
         let mut stack = std::mem::take(&mut pk.stack);
         stack.clear();
         // The roots are the nodes nothing references before any goes: a
@@ -256,7 +234,7 @@ impl Machine {
         let mut roots = std::mem::take(&mut pk.queue);
         roots.clear();
         for &i in &pk.unmarked {
-            if !mark[i as usize] && pk.indeg[i as usize] == 0 {
+            if pk.indeg[i as usize] == 0 {
                 roots.push(i);
             }
         }
@@ -288,7 +266,7 @@ impl Machine {
                 }
                 let child = pk.adj[*e as usize] as usize;
                 *e += 1;
-                if child == k as usize || mark[child] {
+                if child == k as usize {
                     continue;
                 }
                 pk.indeg[child] -= 1;
@@ -308,7 +286,7 @@ mod tests {
     use super::*;
     use crate::model::Profile;
 
-    /// `mark_cycle_kept` leaves out, as inert, the coroutine of a started
+    /// `unmarked_subgraph` leaves out, as inert, the coroutine of a started
     /// task with no frames left and a function without free variables
     /// whose coroutine is not made: their edges must be none.
     #[test]
