@@ -116,9 +116,23 @@ impl Machine {
         self.planning_frees = true;
         let mut pk = self.gc_peel.bufs.take().unwrap_or_default();
         let dropped = std::mem::take(&mut self.gc_peel.dropped);
-        self.unmarked_subgraph(&mut pk, mark);
-        let order = self.dealloc_order(&mut pk, &dropped, mark, started);
-        self.mark_cycle_kept(&pk, mark);
+        let order = if self.unmarked_subgraph(&mut pk, mark) {
+            // Every future left is kept by a cycle, and nothing reports.
+            started.clear();
+            for &i in &pk.unmarked {
+                match self.futs.get_mut(i as usize) {
+                    Some(f) => f.cyclic = true,
+                    None => break,
+                }
+            }
+            let mut order = std::mem::take(&mut self.gc_order_futs);
+            order.clear();
+            order
+        } else {
+            let order = self.dealloc_order(&mut pk, &dropped, mark, started);
+            self.mark_cycle_kept(&pk, mark);
+            order
+        };
         self.gc_peel.dropped = dropped;
         self.gc_peel.bufs = Some(pk);
         self.planning_frees = false;
@@ -127,10 +141,18 @@ impl Machine {
 
     /// Lists the unmarked nodes and builds the subgraph they make, with
     /// each node's in-degree in it, leaving out the nodes that refer to
-    /// nothing (`mark_absent`, and the two kinds below).
-    fn unmarked_subgraph(&mut self, pk: &mut PeelBufs, mark: &mut [bool]) {
+    /// nothing (`mark_absent`, and the two kinds below). True, with only
+    /// the futures' references listed, if each unmarked future is
+    /// referred to by one: then a cycle keeps every one of them (going
+    /// back from referrer to referrer must come round), as is common (a
+    /// pending task and the future it waits on, whose wakeup holds it).
+    fn unmarked_subgraph(&mut self, pk: &mut PeelBufs, mark: &mut [bool]) -> bool {
         let total = mark.len();
-        self.mark_absent(mark);
+        // What `mark_absent` marks, in one pass over the functions with
+        // what follows.
+        for (f, fut) in self.futs.iter().enumerate() {
+            mark[f] |= fut.dead;
+        }
         // So is the coroutine of a task that ran to its end: no frames
         // left, it refers to nothing. Not in `mark_absent`: a collection
         // orders the coroutines it finalizes by that bitmap.
@@ -141,9 +163,12 @@ impl Machine {
         // And a function without free variables whose coroutine is not
         // made yet (`FnKeys::cells`): only its own code binds its locals.
         let fns = self.fns_base(self.layout());
+        let frames = fns + self.gcx.ids.len();
         for (k, &f) in self.gcx.ids.iter().enumerate() {
-            mark[fns + k] |=
-                (self.fns[f as usize].cells == super::coro::NONE) & self.gcx.free[k].is_empty();
+            let f = f as usize;
+            mark[fns + k] |= self.gcx.free[k].is_empty()
+                & (self.fn_done[f] | (self.fns[f].cells == super::coro::NONE));
+            mark[frames + k] |= !self.frame_kept[f];
         }
         super::graph::list_unset(mark, &mut pk.unmarked);
         if pk.span.len() < total {
@@ -154,7 +179,19 @@ impl Machine {
         pk.indeg.resize(total, 0);
         let mut buf = std::mem::take(&mut self.gc_buf);
         let layout = self.layout();
-        for &i in &pk.unmarked {
+        // Futures come first in the graph, and so in `unmarked`.
+        let nfuts = pk
+            .unmarked
+            .partition_point(|&i| (i as usize) < self.futs.len());
+        for (k, &i) in pk.unmarked.iter().enumerate() {
+            if k == nfuts
+                && pk.unmarked[..nfuts]
+                    .iter()
+                    .all(|&f| pk.indeg[f as usize] > 0)
+            {
+                self.gc_buf = buf;
+                return true;
+            }
             let from = pk.adj.len() as u32;
             buf.clear();
             self.edges(self.node_of(i as usize), &mut buf);
@@ -168,6 +205,7 @@ impl Machine {
             pk.span[i as usize] = (from, pk.adj.len() as u32);
         }
         self.gc_buf = buf;
+        nfuts == pk.unmarked.len() && pk.unmarked.iter().all(|&f| pk.indeg[f as usize] > 0)
     }
 
     /// Marks the unmarked nodes that a garbage cycle keeps: those on a

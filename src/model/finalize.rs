@@ -214,6 +214,12 @@ impl Machine {
     fn free_garbage(&mut self, mark: &mut [bool]) {
         let mut started = std::mem::take(&mut self.gc_dealloc_roots);
         let order = self.refcount_frees(mark, &mut started);
+        // Mostly only cycles are left: nothing to free.
+        if order.is_empty() {
+            self.gc_dealloc_roots = started;
+            self.gc_order_futs = order;
+            return;
+        }
         // The objects the deallocation starts from, each let go of by
         // whoever drops them (a list being cleared, a frame letting go of
         // its locals, the loop's queues at `close()`) in turn: until its
