@@ -178,24 +178,46 @@ impl Machine {
         pk.indeg.clear();
         pk.indeg.resize(total, 0);
         let mut buf = std::mem::take(&mut self.gc_buf);
-        let layout = self.layout();
         // Futures come first in the graph, and so in `unmarked`.
-        let nfuts = pk
-            .unmarked
-            .partition_point(|&i| (i as usize) < self.futs.len());
-        for (k, &i) in pk.unmarked.iter().enumerate() {
-            if k == nfuts
-                && pk.unmarked[..nfuts]
-                    .iter()
-                    .all(|&f| pk.indeg[f as usize] > 0)
-            {
-                self.gc_buf = buf;
-                return true;
-            }
+        let (nfuts, n) = (
+            pk.unmarked
+                .partition_point(|&i| (i as usize) < self.futs.len()),
+            pk.unmarked.len(),
+        );
+        self.list_refs(pk, mark, &mut buf, 0..nfuts, true);
+        let all_kept = pk.unmarked[..nfuts]
+            .iter()
+            .all(|&f| pk.indeg[f as usize] > 0);
+        if !all_kept {
+            self.list_refs(pk, mark, &mut buf, nfuts..n, false);
+        }
+        self.gc_buf = buf;
+        all_kept
+    }
+
+    /// Lists the references of the unmarked nodes `unmarked[ks]` (all
+    /// futures if `futs`) to unmarked nodes, counting in-degrees.
+    #[inline(always)]
+    fn list_refs(
+        &self,
+        pk: &mut PeelBufs,
+        mark: &[bool],
+        buf: &mut Vec<N>,
+        ks: std::ops::Range<usize>,
+        futs: bool,
+    ) {
+        let layout = self.layout();
+        for k in ks {
+            let i = pk.unmarked[k];
             let from = pk.adj.len() as u32;
             buf.clear();
-            self.edges(self.node_of(i as usize), &mut buf);
-            for &y in &buf {
+            let x = if futs {
+                N::Fut(i)
+            } else {
+                self.node_of(i as usize)
+            };
+            self.edges(x, buf);
+            for &y in buf.iter() {
                 let j = self.idx_in(layout, y);
                 if !mark[j] {
                     pk.adj.push(j as u32);
@@ -204,8 +226,6 @@ impl Machine {
             }
             pk.span[i as usize] = (from, pk.adj.len() as u32);
         }
-        self.gc_buf = buf;
-        nfuts == pk.unmarked.len() && pk.unmarked.iter().all(|&f| pk.indeg[f as usize] > 0)
     }
 
     /// Marks the unmarked nodes that a garbage cycle keeps: those on a
