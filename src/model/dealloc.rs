@@ -103,9 +103,10 @@ impl Machine {
         }
     }
 
-    /// What refcounting frees now, given `mark` (everything reachable):
-    /// marks what garbage cycles keep too, then returns the futures left
-    /// out in the order they are deallocated; `started` gets the objects
+    /// What refcounting frees now, given `mark` (everything reachable,
+    /// which this uses up): flags the futures garbage cycles keep
+    /// `cyclic`, then returns the futures left out in the order they are
+    /// deallocated; `started` gets the objects
     /// the deallocation starts from (see `dealloc_order`).
     pub(super) fn refcount_frees(
         &mut self,
@@ -130,7 +131,7 @@ impl Machine {
             order
         } else {
             let order = self.dealloc_order(&mut pk, &dropped, mark, started);
-            self.mark_cycle_kept(&pk, mark);
+            self.flag_cycle_kept(&pk);
             order
         };
         self.gc_peel.dropped = dropped;
@@ -228,21 +229,19 @@ impl Machine {
         }
     }
 
-    /// Marks the unmarked nodes that a garbage cycle keeps: those on a
-    /// cycle of unmarked nodes or reachable from one. `dealloc_order`
-    /// entered every other node (a node whose referrers all went goes
-    /// too), taking its in-degree to zero; one a cycle keeps always has a
-    /// referrer left that a cycle keeps, so it keeps its in-degree.
-    fn mark_cycle_kept(&mut self, pk: &PeelBufs, mark: &mut [bool]) {
+    /// Flags the unmarked futures that a garbage cycle keeps (those on a
+    /// cycle of unmarked nodes or reachable from one) as `cyclic`.
+    /// `dealloc_order` entered every other node (a node whose referrers
+    /// all went goes too), taking its in-degree to zero; one a cycle
+    /// keeps always has a referrer left that a cycle keeps, so it keeps
+    /// its in-degree.
+    fn flag_cycle_kept(&mut self, pk: &PeelBufs) {
+        // Futures come first in the graph, and so in `unmarked`.
         for &i in &pk.unmarked {
-            let i = i as usize;
-            if pk.indeg[i] > 0 {
-                mark[i] = true;
-                // Futures come first in the graph.
-                if let Some(f) = self.futs.get_mut(i) {
-                    f.cyclic = true;
-                }
-            }
+            let Some(f) = self.futs.get_mut(i as usize) else {
+                break;
+            };
+            f.cyclic |= pk.indeg[i as usize] > 0;
         }
     }
 

@@ -208,9 +208,8 @@ impl Machine {
         self.gc_mark = mark;
     }
 
-    /// Refcounting frees what `mark` (everything reachable) leaves out and
-    /// no garbage cycle keeps, in its deallocation order; `mark` ends up
-    /// covering what stays.
+    /// Refcounting frees what `mark` (everything reachable, used up here)
+    /// leaves out and no garbage cycle keeps, in its deallocation order.
     fn free_garbage(&mut self, mark: &mut [bool]) {
         let mut started = std::mem::take(&mut self.gc_dealloc_roots);
         let order = self.refcount_frees(mark, &mut started);
