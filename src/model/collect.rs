@@ -388,7 +388,6 @@ impl Machine {
         // Nodes, not indices: a finalizer that creates objects moves the
         // indices (`fit`), and the stack outlives that.
         let (mut stack, mut fresh) = std::mem::take(&mut self.gc_cascade);
-        let mut live = std::mem::take(&mut self.gc_scan.live);
         stack.clear();
         'recompute: loop {
             self.fit(c);
@@ -399,18 +398,15 @@ impl Machine {
             let total = gone.len();
             indeg.clear();
             indeg.resize(total, 0);
-            // The nodes still there.
-            super::graph::list_unset(gone, &mut live);
-            for &i in &live {
-                buf.clear();
-                self.edges(self.node_of(i as usize), &mut buf);
-                for &y in &buf {
-                    let j = self.idx_in(layout, y);
-                    // An object that refers to itself is on a cycle: only
-                    // the collection's own turn finalizes it.
-                    if j < total {
-                        indeg[j] += 1;
-                    }
+            // What the nodes still there refer to, all at once.
+            buf.clear();
+            self.edges_of_unset(gone, layout, &mut buf);
+            for &y in &buf {
+                let j = self.idx_in(layout, y);
+                // An object that refers to itself is on a cycle: only
+                // the collection's own turn finalizes it.
+                if j < total {
+                    indeg[j] += 1;
                 }
             }
             // A frame freed before (no traceback held it, so its frame
@@ -478,9 +474,9 @@ impl Machine {
             }
             // Revived frames are referred to: none is among these.
             fresh.clear();
-            for &i in &live {
-                if indeg[i as usize] == 0 {
-                    let x = self.node_of(i as usize);
+            for i in 0..total {
+                if !gone[i] && indeg[i] == 0 {
+                    let x = self.node_of(i);
                     if !stack.contains(&x) {
                         fresh.push(x);
                     }
@@ -529,6 +525,5 @@ impl Machine {
         self.gc_buf = buf;
         self.gc_indeg = indeg;
         self.gc_cascade = (stack, fresh);
-        self.gc_scan.live = live;
     }
 }

@@ -367,7 +367,7 @@ impl Machine {
     }
 
     #[inline(never)]
-    fn fut_edges(&self, f: u32, out: &mut Vec<N>) {
+    pub(super) fn fut_edges(&self, f: u32, out: &mut Vec<N>) {
         let fut = &self.futs[f as usize];
         if fut.collected {
             // A collected cycle through it is gone.
@@ -386,14 +386,14 @@ impl Machine {
     }
 
     #[inline(never)]
-    fn fn_edges(&self, func: NodeId, out: &mut Vec<N>) {
+    pub(super) fn fn_edges(&self, func: NodeId, out: &mut Vec<N>) {
         let (own, free) = self.fn_slots(func);
         self.slot_edges(own, out);
         self.slot_edges(free, out);
     }
 
     #[inline(never)]
-    fn coro_edges(&self, t: u32, out: &mut Vec<N>) {
+    pub(super) fn coro_edges(&self, t: u32, out: &mut Vec<N>) {
         let task = &self.tasks[t as usize];
         if !task.started {
             out.push(N::Fn(task.func));
@@ -404,7 +404,7 @@ impl Machine {
     }
 
     #[inline(never)]
-    fn rare_edges(&self, x: N, out: &mut Vec<N>) {
+    pub(super) fn rare_edges(&self, x: N, out: &mut Vec<N>) {
         match x {
             N::Fut(_) | N::Fn(_) | N::Coro(_) => unreachable!("`edges` handles these"),
             N::Tg(g) => {

@@ -398,14 +398,11 @@ pub(super) enum Entry {
 /// What collections keep between them: the replay's buffers, boxed so
 /// that the replay takes them out of the machine and puts them back by
 /// pointer rather than by copying them (and dropping the default left
-/// behind); the sort keys of a collection's list-order finalizers; and
-/// the nodes its cascade counts.
+/// behind); and the sort keys of a collection's list-order finalizers.
 #[derive(Default)]
 pub struct Scan {
     bufs: Option<Box<ScanBufs>>,
     pub(super) keyed: Vec<u64>,
-    /// The graph indices a collection's cascade still counts.
-    pub(super) live: Vec<u32>,
 }
 
 /// The replay's buffers, kept between collections: the scanned objects in
