@@ -20,8 +20,10 @@ impl Machine {
     /// what the loop and the runtime reach first.
     pub(super) fn scan_items(&self, sc: &mut ScanBufs, mark: &[bool]) {
         let total = mark.len();
+        // Read once: the machine holds cells, so a write to `sc` would have
+        // the compiler read the counts again for every index.
+        let layout = self.layout();
         sc.items.clear();
-        sc.keyed.clear();
         sc.wake_loc.clear();
         sc.wake_loc.resize(self.tasks.len(), NONE);
         sc.tm_loc.clear();
@@ -67,7 +69,7 @@ impl Machine {
         // Task groups: a local of the function running `async with`, they
         // reach their parent task and children where they stand.
         for g in 0..self.tgs.len() as u32 {
-            let i = self.idx(N::Tg(g));
+            let i = self.idx_in(layout, N::Tg(g));
             if i < total && mark[i] {
                 self.list(sc, It::G(N::Tg(g)), self.tgs[g as usize].key);
             }
@@ -101,7 +103,7 @@ impl Machine {
             // in the sort key, not where it is listed, puts it after the
             // objects whose key it shares, but for other such frames.)
             if self.fn_done[f as usize] && self.frame_kept[f as usize] {
-                let i = self.idx(N::Frame(f));
+                let i = self.idx_in(layout, N::Frame(f));
                 if i < total && mark[i] && self.fns[f as usize].frame != NONE {
                     self.list(sc, It::G(N::Frame(f)), self.fns[f as usize].frame);
                 }
@@ -117,7 +119,7 @@ impl Machine {
         // gather() runs.
         for (g, x) in self.gathers.iter().enumerate() {
             let alive = x.outer.is_some_and(|o| {
-                let i = self.idx(N::Fut(o));
+                let i = self.idx_in(layout, N::Fut(o));
                 i < total && mark[i]
             });
             if alive || self.gathering.contains(&(g as u32)) {
@@ -140,7 +142,7 @@ impl Machine {
         // traceback and frame objects, checked with `gc.get_objects()` on
         // 3.12.1).
         for e in 0..self.excs.len() as u32 {
-            let i = self.idx(N::Exc(e));
+            let i = self.idx_in(layout, N::Exc(e));
             if i < total && mark[i] && !self.excs.get(e).collected {
                 self.list(sc, It::Exc(e), self.excs.get(e).key);
                 if let Some(&k) = self.tb_keys.get(e as usize)
@@ -157,16 +159,11 @@ impl Machine {
         // function's cells'. A function's cells come just before its
         // coroutine, made with the same key: ties keep the order listed.
         // Each key carries the item's place in the list below it (`list`),
-        // so the keys are distinct and an unstable sort of plain integers
-        // (no buffer to allocate, and cheap on the short lists a collection
-        // sees) gives that order.
-        let keyed = &mut sc.keyed;
-        assert!(keyed.len() <= PLACE as usize, "too many objects to scan");
-        keyed.sort_unstable();
-        std::mem::swap(&mut sc.items, &mut sc.listed);
-        sc.items.clear();
-        sc.items
-            .extend(sc.keyed.iter().map(|&k| sc.listed[(k & PLACE) as usize]));
+        // so the keys are distinct and an unstable sort by key (no buffer
+        // to allocate, and cheap on the short lists a collection sees)
+        // gives that order, the items sorted with their keys.
+        assert!(sc.items.len() <= PLACE as usize, "too many objects to scan");
+        sc.items.sort_unstable_by_key(|&(k, _)| k);
         let n = sc.items.len();
         sc.loc.clear();
         sc.loc.resize(total, NONE);
@@ -189,11 +186,11 @@ impl Machine {
         // reach their handles, which are then traversed in place.
         // `_drive`'s shutdown list, held by its executing frame, likewise,
         // and the exceptions in flight (others wait to be reached).
-        for (i, &x) in sc.items.iter().enumerate() {
+        for (i, &(_, x)) in sc.items.iter().enumerate() {
             let at = i as u32;
             let reached = match x {
                 It::G(g) => {
-                    sc.loc[self.idx(g)] = at;
+                    sc.loc[self.idx_in(layout, g)] = at;
                     false
                 }
                 It::GCoro(g, j) => {
@@ -213,7 +210,7 @@ impl Machine {
                     false
                 }
                 It::Exc(e) => {
-                    sc.loc[self.idx(N::Exc(e))] = at;
+                    sc.loc[self.idx_in(layout, N::Exc(e))] = at;
                     self.inflight.contains(&e)
                 }
                 It::Tm(tm) => {
@@ -252,10 +249,7 @@ impl Machine {
                 sc.st[i] = St::Reached;
             }
         }
-        sc.seen_other.clear();
-        sc.seen_other.resize(total, false);
         sc.young.clear();
-        sc.young.extend(0..n as u32);
         sc.late.clear();
     }
 
@@ -327,9 +321,8 @@ impl Machine {
             _ => 1,
         };
         let place = sc.items.len() as u64;
-        sc.keyed
-            .push(((((key as u64) << 3) | class) << PLACE_BITS) | place);
-        sc.items.push(x);
+        sc.items
+            .push((((((key as u64) << 3) | class) << PLACE_BITS) | place, x));
     }
 
     /// A task's `__wakeup` object, once among the scanned objects. Its

@@ -75,6 +75,10 @@ use super::gcitems::It;
 use super::graph::N;
 use super::machine::Machine;
 
+/// `ScanBufs::loc` of a node that is not scanned but has been followed
+/// through (`follow`).
+const SEEN: u32 = NONE - 1;
+
 /// Where a scanned object stands in the replayed `move_unreachable`.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(super) enum St {
@@ -154,15 +158,19 @@ impl Machine {
     fn replay_scan(&mut self, mark: &[bool]) {
         let mut sc = self.gc_scan.bufs.take().unwrap_or_default();
         self.scan_items(&mut sc, mark);
-        let mut order = std::mem::take(&mut sc.order);
-        order.clear();
+        // Each object traversed takes the next position, behind everything
+        // allocated so far (the scan reads no position).
+        let mut key = self.lp.clock.get();
         let mut direct = std::mem::take(&mut sc.direct);
         let mut later = std::mem::take(&mut sc.later);
         self.outside_refs(&mut direct, &mut later);
         self.reach(&mut sc, mark, &mut direct, &mut later);
+        // The list as the scan extends it: the objects in list order, then
+        // `young`, what it moved to the end.
+        let n = sc.items.len();
         let mut i = 0;
         loop {
-            if i == sc.young.len() {
+            if i == n + sc.young.len() {
                 // The late referrers' turn: what they reach and the scan set
                 // aside goes to the end.
                 let mut moved = false;
@@ -181,18 +189,19 @@ impl Machine {
                 }
                 continue;
             }
-            let x = sc.young[i] as usize;
+            let x = if i < n { i } else { sc.young[i - n] as usize };
             i += 1;
             match sc.st[x] {
                 St::Reached => {
                     sc.st[x] = St::Done;
-                    let item = sc.items[x];
+                    let item = sc.items[x].1;
                     if let It::Hop(y) = item {
                         direct.push(y);
                         self.reach(&mut sc, mark, &mut direct, &mut later);
                         continue;
                     }
-                    order.push(item);
+                    key += 2;
+                    self.set_item_key(item, key);
                     self.refs_of(&mut sc, item, &mut direct, &mut later);
                     self.reach(&mut sc, mark, &mut direct, &mut later);
                 }
@@ -204,14 +213,11 @@ impl Machine {
         // another way) keeps its order, behind the rest.
         for (k, &s) in sc.st.iter().enumerate() {
             if s != St::Done {
-                order.push(sc.items[k]);
+                key += 2;
+                self.set_item_key(sc.items[k].1, key);
             }
         }
-        for &x in &order {
-            let key = self.next_gc_key();
-            self.set_item_key(x, key);
-        }
-        sc.order = order;
+        self.lp.clock.set(key);
         sc.direct = direct;
         sc.later = later;
         self.gc_scan.bufs = Some(sc);
@@ -265,7 +271,7 @@ impl Machine {
         } = r;
         for y in hop_nodes.drain(..) {
             young.push(items.len() as u32);
-            items.push(It::Hop(y));
+            items.push((0, It::Hop(y)));
             st.push(St::Reached);
         }
     }
@@ -292,8 +298,8 @@ impl Machine {
             let i = self.idx_in(layout, y);
             if i < mark.len() && mark[i] {
                 match r.loc[i] {
-                    NONE if !r.seen_other[i] => break,
-                    NONE => {}
+                    NONE => break,
+                    SEEN => {}
                     k => at(r, k),
                 }
             }
@@ -338,13 +344,14 @@ impl Machine {
             if i >= mark.len() || !mark[i] {
                 continue;
             }
-            let k = r.loc[i];
-            if k != NONE {
-                at(r, k);
-            } else if !r.seen_other[i] {
-                r.seen_other[i] = true;
-                self.refs_through_cells(r, y, list, &mut entries);
-                stack.extend(entries.drain(..).rev());
+            match r.loc[i] {
+                SEEN => {}
+                NONE => {
+                    r.loc[i] = SEEN;
+                    self.refs_through_cells(r, y, list, &mut entries);
+                    stack.extend(entries.drain(..).rev());
+                }
+                k => at(r, k),
             }
         }
         r.entries = entries;
@@ -406,21 +413,20 @@ pub struct Scan {
 }
 
 /// The replay's buffers, kept between collections: the scanned objects in
-/// list order, the index among them of each graph node, which other nodes
-/// were followed through, each scanned object's state, the list as the
-/// scan extends it, what late referrers reach, the new order, and
-/// running gathers' argument coroutines that have no task yet.
+/// list order, the index among them of each graph node (or whether it was
+/// followed through), each scanned object's state, the list as the scan
+/// extends it, what late referrers reach, and running gathers' argument
+/// coroutines that have no task yet.
 #[derive(Default)]
 pub struct ScanBufs {
-    pub(super) items: Vec<It>,
-    /// The items' sort keys (`scan_items`), and the items as listed
-    /// before sorting.
-    pub(super) keyed: Vec<u64>,
-    pub(super) listed: Vec<It>,
+    /// The scanned objects, each with its sort key (`scan_items`).
+    pub(super) items: Vec<(u64, It)>,
     /// `follow`'s stack.
     pub(super) stack: Vec<Entry>,
     /// What `refs_through_cells` makes of one followed object's references.
     pub(super) entries: Vec<Entry>,
+    /// Index among the scanned objects of each graph node, `NONE` for
+    /// other nodes, `SEEN` once one of those has been followed through.
     pub(super) loc: Vec<u32>,
     /// Index among the scanned objects of each task's `__wakeup` object,
     /// and of each handle and its step wrapper.
@@ -443,11 +449,9 @@ pub struct ScanBufs {
     pub(super) direct_it: Vec<u32>,
     /// What an object without a place holds, met one object later.
     pub(super) hop_nodes: Vec<N>,
-    pub(super) seen_other: Vec<bool>,
     pub(super) st: Vec<St>,
     pub(super) young: Vec<u32>,
     pub(super) late: Vec<u32>,
-    pub(super) order: Vec<It>,
     pub(super) direct: Vec<N>,
     pub(super) later: Vec<N>,
     /// Index among the scanned objects of each running gather's argument
