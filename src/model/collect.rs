@@ -236,14 +236,20 @@ impl Machine {
                 next_aw += 1;
                 self.finalize_awaited(t, func);
             }
-            let Some(mut c) = self.gcs.take() else {
+            let Some(c) = &self.gcs else {
                 break;
             };
-            self.fit(&mut c);
+            // Re-indexed in place unless a finalizer made objects: moving
+            // the collection out and back for every turn cost more.
+            if c.layout != self.layout() || c.gone.len() < self.total_nodes() {
+                let mut c = self.gcs.take().expect("a collection in progress");
+                self.fit(&mut c);
+                self.gcs = Some(c);
+            }
             let i = self.idx(x);
+            let c = self.gcs.as_mut().expect("a collection in progress");
             let skip = c.gone[i] || c.fin_done[i];
             c.fin_done[i] = true;
-            self.gcs = Some(c);
             if skip {
                 continue;
             }
@@ -332,10 +338,9 @@ impl Machine {
 
     /// During a collection: deallocates what just lost its last reference.
     pub fn cascade_now(&mut self) {
-        if let Some(mut c) = self.gcs.take() {
-            if c.finalizers_left() {
-                self.cascade(&mut c, true);
-            }
+        if self.gcs.as_ref().is_some_and(Collection::finalizers_left) {
+            let mut c = self.gcs.take().expect("a collection in progress");
+            self.cascade(&mut c, true);
             self.gcs = Some(c);
         }
     }
