@@ -406,12 +406,12 @@ impl Machine {
             // What the nodes still there refer to, all at once.
             buf.clear();
             self.edges_of_unset(gone, layout, &mut buf);
+            // (`indeg` has `total` entries: one bounds check, not two.)
             for &y in &buf {
-                let j = self.idx_in(layout, y);
                 // An object that refers to itself is on a cycle: only
                 // the collection's own turn finalizes it.
-                if j < total {
-                    indeg[j] += 1;
+                if let Some(d) = indeg.get_mut(self.idx_in(layout, y)) {
+                    *d += 1;
                 }
             }
             // A frame freed before (no traceback held it, so its frame
@@ -479,8 +479,8 @@ impl Machine {
             }
             // Revived frames are referred to: none is among these.
             fresh.clear();
-            for i in 0..total {
-                if !gone[i] && indeg[i] == 0 {
+            for (i, (&g, &d)) in gone.iter().zip(indeg.iter()).enumerate() {
+                if !g && d == 0 {
                     let x = self.node_of(i);
                     if !stack.contains(&x) {
                         fresh.push(x);
