@@ -25,7 +25,16 @@ impl Machine {
     /// the exception's own traceback no longer does: once a `result()`
     /// has reset the exception's traceback, the saved one is a chain of
     /// traceback objects of its own, which only the future reaches.
+    // The check inline (few futures saved a traceback), the work apart.
+    #[inline(always)]
     fn saved_tb_apart(&self, f: u32, direct: &mut Vec<N>) {
+        if !self.futs[f as usize].exc_tb.is_empty() {
+            self.saved_tb_apart_now(f, direct);
+        }
+    }
+
+    #[inline(never)]
+    fn saved_tb_apart_now(&self, f: u32, direct: &mut Vec<N>) {
         let fut = &self.futs[f as usize];
         let Some(e) = fut.exc else { return };
         let now = self.tbs.get(e as usize).map_or(&[][..], |t| &t[..]);
