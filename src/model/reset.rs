@@ -116,7 +116,12 @@ impl Machine {
             }
             tb.clear();
         }
-        self.tb_keys.clear();
+        // Keys past what the last run used read NONE already: refilling
+        // only those keeps the list's length, so a run's first traceback
+        // does not go out of line to grow it.
+        self.tb_keys.truncate(SPARE_MAX);
+        let used = excs_used.min(self.tb_keys.len());
+        self.tb_keys[..used].fill(super::coro::NONE);
         self.inflight.clear();
         self.held_tb.clear();
         self.until = None;

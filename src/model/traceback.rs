@@ -102,10 +102,9 @@ impl Machine {
     }
 
     /// `tb_ref`'s entry for exception `i`, after making room for its key
-    /// and more (the keys are cleared for every run, and growing them one
-    /// exception at a time cost a call per new exception; past what was
-    /// used they read as no key, NONE, as a missing one does), or for a
-    /// new entry in its list.
+    /// and more (growing them one exception at a time cost a call per new
+    /// exception; past what was used they read as no key, NONE, as a
+    /// missing one does), or for a new entry in its list.
     #[cold]
     #[inline(never)]
     fn tb_grow(&mut self, i: usize, key: u32, r: TbRef) {
