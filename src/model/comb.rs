@@ -70,6 +70,9 @@ pub struct TaskGroup {
     /// its frame, and so these.
     pub exit_exc: Option<ExcId>,
     pub exit_tb: Vec<super::gc::TbRef>,
+    /// How the body finished, which `__aexit__` passes on when it raises
+    /// nothing: kept here, not in the frame, as `exit_exc` is.
+    pub pend: super::coro::PC,
     /// Its place in the collector's list (`gcorder.rs`): allocated by
     /// `TaskGroup()`, before `__aenter__`.
     pub key: u32,

@@ -39,6 +39,12 @@ pub enum PC {
     Raise(ExcId),
 }
 
+impl Default for PC {
+    fn default() -> Self {
+        PC::Raise(NONE)
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TryPh {
     Body,
@@ -82,20 +88,20 @@ pub enum Frame {
     },
     /// `async with timeout(...)` (also inside 3.12+ `wait_for`): `aw` is
     /// the awaitable node of a wait_for, or NONE for a timeout block.
+    /// `__aexit__` finishes in the step that starts it, so the frame
+    /// never holds what it handles.
     Timeout {
         tm: u32,
         node: NodeId,
         aw: NodeId,
-        ph: u8,
-        exc: ExcId,
     },
-    /// `async with TaskGroup() as NAME`.
+    /// `async with TaskGroup() as NAME`: phase 1 runs the body, 2 and 3
+    /// are `__aexit__`, whose arguments and pending completion the group's
+    /// record keeps (`exit_exc`, `pend`), so the frame stays small.
     Tg {
         tg: u32,
         node: NodeId,
         ph: u8,
-        exc: ExcId,
-        pend: PC,
     },
     /// wait_for's other paths, wait, as_completed: see comb.rs.
     Comb {
@@ -105,6 +111,9 @@ pub enum Frame {
         c: u32,
     },
 }
+
+// Every step copies the top frame: keep it two words.
+const _: () = assert!(std::mem::size_of::<Frame>() == 16);
 
 pub const NONE: u32 = u32::MAX;
 
@@ -569,8 +578,7 @@ impl Machine {
                 ph: TryPh::Finally(PC::Raise(e)),
                 ..
             } => Some(e),
-            Frame::Timeout { ph: 2, exc, .. } if exc != NONE => Some(exc),
-            Frame::Tg { ph, exc, .. } if ph >= 2 && exc != NONE => Some(exc),
+            Frame::Tg { tg, ph, .. } if ph >= 2 => self.tgs[tg as usize].exit_exc,
             Frame::Comb {
                 kind: super::comb::CombKind::WaitFor11,
                 a,

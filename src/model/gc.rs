@@ -520,9 +520,12 @@ impl Machine {
     #[inline(never)]
     fn rare_frame_edges(&self, t: u32, fr: &Frame, out: &mut Vec<N>) {
         match *fr {
-            Frame::Tg { tg, exc, ph, .. } => {
+            Frame::Tg { tg, ph, .. } => {
                 out.push(N::Tg(tg));
-                if exc != NONE {
+                // Set as phase 2 starts, in the step that leaves phase 1.
+                if ph >= 2
+                    && let Some(exc) = self.tgs[tg as usize].exit_exc
+                {
                     // `__aexit__`'s arguments `exc` and `tb`: the traceback
                     // as it was on entry, whatever `exc` holds since.
                     out.push(N::Exc(exc));
@@ -534,16 +537,13 @@ impl Machine {
                     out.extend(self.tgs[tg as usize].propagate.map(N::Exc));
                 }
             }
-            Frame::Timeout { tm, exc, .. } => {
+            Frame::Timeout { tm, .. } => {
                 // `async with` holds the Timeout, whose `_task` is the
                 // task that entered it: a cycle through a task that
                 // awaits nothing holding it back (timeouts.py, 3.11-3.13).
                 out.push(N::Fut(
                     self.tasks[self.timeouts[tm as usize].task as usize].fut,
                 ));
-                if exc != NONE {
-                    out.push(N::Exc(exc));
-                }
             }
             Frame::Comb { kind, a, b, .. } => match kind {
                 super::comb::CombKind::Wait => {

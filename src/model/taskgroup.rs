@@ -3,7 +3,7 @@
 //! changes to when the parent is uncancelled behind a profile flag.
 
 use super::comb::TaskGroup;
-use super::coro::{Act, Comp, Frame, NONE, PC, Sig};
+use super::coro::{Act, Comp, Frame, NONE, Sig};
 use super::exc::{Cls, ExcId};
 use super::fut::{Cb, FKind, FState, FutId, V};
 use super::machine::Machine;
@@ -40,13 +40,7 @@ impl Machine {
             ..TaskGroup::default()
         });
         self.bind(node, Obj::Tg(g));
-        Act::Push(Frame::Tg {
-            tg: g,
-            node,
-            ph: 1,
-            exc: NONE,
-            pend: PC::Raise(NONE),
-        })
+        Act::Push(Frame::Tg { tg: g, node, ph: 1 })
     }
 
     pub fn tg_create_task(
@@ -150,14 +144,7 @@ impl Machine {
     }
 
     pub fn tg_frame(&mut self, t: u32, fr: &mut Frame, sig: Sig) -> Act {
-        let Frame::Tg {
-            tg: g,
-            node,
-            ph,
-            exc,
-            pend,
-        } = *fr
-        else {
+        let Frame::Tg { tg: g, node, ph } = *fr else {
             unreachable!()
         };
         let p = self.p();
@@ -168,6 +155,7 @@ impl Machine {
                 // __aexit__(et, exc)
                 let e = if let Comp::Raise(e) = c { e } else { NONE };
                 let pend = self.store(c);
+                self.tgs[g as usize].pend = pend;
                 self.tgs[g as usize].exiting = true;
                 if e != NONE {
                     let tg = &mut self.tgs[g as usize];
@@ -198,13 +186,7 @@ impl Machine {
                     // Out of `__aexit__`, handling the body's exception.
                     return self.aexit_raise(t, g, x, Some(e), false);
                 }
-                *fr = Frame::Tg {
-                    tg: g,
-                    node,
-                    ph: 2,
-                    exc: e,
-                    pend,
-                };
+                *fr = Frame::Tg { tg: g, node, ph: 2 };
                 Act::Again(Sig::Start)
             }
             (2, Sig::Start) => {
@@ -217,16 +199,10 @@ impl Machine {
                             w
                         }
                     };
-                    *fr = Frame::Tg {
-                        tg: g,
-                        node,
-                        ph: 3,
-                        exc,
-                        pend,
-                    };
+                    *fr = Frame::Tg { tg: g, node, ph: 3 };
                     return self.await_fut(w);
                 }
-                self.tg_finish(t, g, exc, pend)
+                self.tg_finish(t, g)
             }
             (3, Sig::Child(c)) => {
                 if let Comp::Raise(x) = c {
@@ -245,21 +221,16 @@ impl Machine {
                     }
                 }
                 self.tgs[g as usize].on_completed_fut = None;
-                *fr = Frame::Tg {
-                    tg: g,
-                    node,
-                    ph: 2,
-                    exc,
-                    pend,
-                };
+                *fr = Frame::Tg { tg: g, node, ph: 2 };
                 Act::Again(Sig::Start)
             }
             _ => unreachable!("taskgroup frame got an unexpected signal"),
         }
     }
 
-    fn tg_finish(&mut self, t: u32, g: u32, exc: ExcId, pend: PC) -> Act {
+    fn tg_finish(&mut self, t: u32, g: u32) -> Act {
         let p13 = self.profile.taskgroup_313_exit;
+        let exc = self.tgs[g as usize].exit_exc.unwrap_or(NONE);
         // What `__aexit__` handles as it raises: the body's exception, which
         // the `async with` passes in from its implicit handler, or else what
         // the frame of the `async with` itself handles (its `except`).
@@ -312,7 +283,7 @@ impl Machine {
             self.excs.get_mut(me).suppress = true;
             return self.aexit_raise(t, g, me, handled, true);
         }
-        Act::Pop(self.load(pend))
+        Act::Pop(self.load(self.tgs[g as usize].pend))
     }
 
     /// `x` raised out of `__aexit__` while it handles `handled`. It passes

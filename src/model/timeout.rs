@@ -55,13 +55,7 @@ impl Machine {
             Ok(tm) => tm,
             Err(e) => return Act::Again(Sig::Child(Comp::Raise(e))),
         };
-        Act::Push(Frame::Timeout {
-            tm,
-            node,
-            aw: NONE,
-            ph: 1,
-            exc: NONE,
-        })
+        Act::Push(Frame::Timeout { tm, node, aw: NONE })
     }
 
     pub fn timeout_fire(&mut self, tm: u32) {
@@ -208,13 +202,7 @@ impl Machine {
                 Ok(tm) => tm,
                 Err(e) => return Act::Again(Sig::Child(Comp::Raise(e))),
             };
-            return Act::Push(Frame::Timeout {
-                tm,
-                node,
-                aw,
-                ph: 1,
-                exc: NONE,
-            });
+            return Act::Push(Frame::Timeout { tm, node, aw });
         }
         // 3.11 with a positive timeout.
         let waiter = self.new_fut(FKind::Plain);
