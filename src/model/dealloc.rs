@@ -208,6 +208,8 @@ impl Machine {
         futs: bool,
     ) {
         let layout = self.layout();
+        // As long as `mark`: an index `mark` takes needs no second check.
+        let indeg = &mut pk.indeg[..mark.len()];
         for k in ks {
             let i = pk.unmarked[k];
             let from = pk.adj.len() as u32;
@@ -222,7 +224,7 @@ impl Machine {
                 let j = self.idx_in(layout, y);
                 if !mark[j] {
                     pk.adj.push(j as u32);
-                    pk.indeg[j] += 1;
+                    indeg[j] += 1;
                 }
             }
             pk.span[i as usize] = (from, pk.adj.len() as u32);
