@@ -151,25 +151,27 @@ impl Machine {
         let total = mark.len();
         // What `mark_absent` marks, in one pass over the functions with
         // what follows.
-        for (f, fut) in self.futs.iter().enumerate() {
-            mark[f] |= fut.dead;
+        // Zipped with their stretch of the bitmap: no bounds check on it.
+        for (m, fut) in mark.iter_mut().zip(&self.futs) {
+            *m |= fut.dead;
         }
         // So is the coroutine of a task that ran to its end: no frames
         // left, it refers to nothing. Not in `mark_absent`: a collection
         // orders the coroutines it finalizes by that bitmap.
         let coros = self.idx(N::Coro(0));
-        for (t, task) in self.tasks.iter().enumerate() {
-            mark[coros + t] |= task.started & task.frames.is_empty();
+        for (m, task) in mark[coros..].iter_mut().zip(&self.tasks) {
+            *m |= task.started & task.frames.is_empty();
         }
         // And a function without free variables whose coroutine is not
         // made yet (`FnKeys::cells`): only its own code binds its locals.
         let fns = self.fns_base(self.layout());
-        let frames = fns + self.gcx.ids.len();
-        for (k, &f) in self.gcx.ids.iter().enumerate() {
+        let nf = self.gcx.ids.len();
+        let (fn_marks, frame_marks) = mark[fns..fns + 2 * nf].split_at_mut(nf);
+        let keys = self.gcx.ids.iter().zip(&self.gcx.free);
+        for (((&f, free), fm), km) in keys.zip(fn_marks).zip(frame_marks) {
             let f = f as usize;
-            mark[fns + k] |= self.gcx.free[k].is_empty()
-                & (self.fn_done[f] | (self.fns[f].cells == super::coro::NONE));
-            mark[frames + k] |= !self.frame_kept[f];
+            *fm |= free.is_empty() & (self.fn_done[f] | (self.fns[f].cells == super::coro::NONE));
+            *km |= !self.frame_kept[f];
         }
         super::graph::list_unset(mark, &mut pk.unmarked);
         if pk.span.len() < total {
