@@ -384,6 +384,8 @@ impl Machine {
     }
 
     /// Gives a scanned object its new list position.
+    // Inlined into the replay's loop, its one hot caller: measured cheaper.
+    #[inline(always)]
     pub(super) fn set_item_key(&mut self, x: It, key: u32) {
         match x {
             It::G(N::Fut(f)) => self.futs[f as usize].key = key,
