@@ -360,6 +360,8 @@ impl Machine {
     /// What function or frame `y` refers to, into `out`, as `follow`
     /// visits it: what a cell of theirs holds is reached through the cell.
     /// `list` is scratch space, left empty.
+    // Inlined into `walk`: measured cheaper.
+    #[inline(always)]
     pub(super) fn refs_through_cells(
         &self,
         r: &ScanBufs,
