@@ -241,7 +241,12 @@ impl Machine {
         if !r.ordered.is_empty() {
             let mut stack = std::mem::take(&mut r.stack);
             stack.clear();
-            stack.extend(r.ordered.drain(..).rev());
+            // Pushes, not `extend(drain)`: that stays a call under LTO, dear
+            // on these few entries.
+            for &e in r.ordered.iter().rev() {
+                stack.push(e);
+            }
+            r.ordered.clear();
             let mut scratch = std::mem::take(&mut r.scratch);
             self.walk(r, mark, &mut stack, &mut scratch, at);
             r.scratch = scratch;
@@ -313,7 +318,9 @@ impl Machine {
         // goes on top, ahead of the rest of the list.
         let mut stack = std::mem::take(&mut r.stack);
         stack.clear();
-        stack.extend(list.drain(from..).rev().map(Entry::Node));
+        for &y in list[from..].iter().rev() {
+            stack.push(Entry::Node(y));
+        }
         list.clear();
         self.walk(r, mark, &mut stack, list, at);
         r.stack = stack;
@@ -349,7 +356,10 @@ impl Machine {
                 NONE => {
                     r.loc[i] = SEEN;
                     self.refs_through_cells(r, y, list, &mut entries);
-                    stack.extend(entries.drain(..).rev());
+                    for &e in entries.iter().rev() {
+                        stack.push(e);
+                    }
+                    entries.clear();
                 }
                 k => at(r, k),
             }

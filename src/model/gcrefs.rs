@@ -243,7 +243,11 @@ impl Machine {
                 _ => self.frame_edges(t, f, &mut held),
             }
         }
-        r.ordered.extend(held.drain(..).map(Entry::Node));
+        // Pushes, not `extend(drain)`: see `reach`.
+        for &y in &held {
+            r.ordered.push(Entry::Node(y));
+        }
+        held.clear();
         r.scratch = held;
         if let Some(&Frame::Level { func, .. }) = frames.get(end) {
             r.ordered.push(Entry::Item(r.aw_loc[func as usize]));
