@@ -287,19 +287,28 @@ impl Machine {
             direct.push(N::Coro(e.task));
             // The task current before this eager step: `swap_current_task`
             // hands it back as a new reference, held until the step ends.
-            direct.extend(e.prev.map(|p| N::Fut(self.tasks[p as usize].fut)));
+            if let Some(p) = e.prev {
+                direct.push(N::Fut(self.tasks[p as usize].fut));
+            }
         }
         direct.extend(self.bg.iter().map(|&f| N::Fut(f)));
-        direct.extend(self.main_ref.map(N::Fut));
+        // Pushes, not `extend` of an `Option`: that stays a call under LTO.
+        if let Some(f) = self.main_ref {
+            direct.push(N::Fut(f));
+        }
         // `run_until_complete`'s executing frame holds its future.
-        direct.extend(self.until.map(N::Fut));
+        if let Some(f) = self.until {
+            direct.push(N::Fut(f));
+        }
         for &g in &self.gathering {
             direct.extend(self.gathers[g as usize].children.iter().map(|&c| N::Fut(c)));
         }
         // `_drive`'s loop variable `t`, also a local of its executing
         // frame: the last leftover task, once the shutdown has cancelled
         // them all.
-        direct.extend(self.shutdown_refs.last().map(|&f| N::Fut(f)));
+        if let Some(&f) = self.shutdown_refs.last() {
+            direct.push(N::Fut(f));
+        }
         // Through the running handle: late.
         if let Some(cb) = self.running_handle {
             self.handle_edges(cb, later);

@@ -67,7 +67,10 @@ impl Machine {
                 // with that exception, which stands for it.
                 if let FKind::Task(t) = self.futs[f as usize].kind {
                     direct.push(N::Coro(t));
-                    direct.extend(self.tasks[t as usize].fut_waiter.map(N::Fut));
+                    // Not `extend` of an `Option`: that stays a call under LTO.
+                    if let Some(w) = self.tasks[t as usize].fut_waiter {
+                        direct.push(N::Fut(w));
+                    }
                     self.fut_value_edges(f, false, direct);
                     self.saved_tb_apart(f, direct);
                 } else {
@@ -135,7 +138,11 @@ impl Machine {
                 }
             }
             It::Shutdown => direct.extend(self.shutdown_refs.iter().map(|&f| N::Fut(f))),
-            It::CurTasks => direct.extend(self.current.map(|t| N::Fut(self.tasks[t as usize].fut))),
+            It::CurTasks => {
+                if let Some(t) = self.current {
+                    direct.push(N::Fut(self.tasks[t as usize].fut));
+                }
+            }
             It::GArgs(g) => self.gather_args_refs(r, g),
             // `list_traverse` goes last item first.
             It::GList(g) => r.ordered.extend(
