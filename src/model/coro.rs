@@ -505,12 +505,12 @@ impl Machine {
     #[inline(never)]
     fn level_dropped(&mut self, top: Frame, c: &Comp) {
         // The frame lets go of its locals in `localsplus` order
-        // (`Peel::dropped`).
+        // (`Frees::dropped`).
         if let Frame::Level { func, .. } = top {
             self.frame_locals_dropped(func);
         }
         self.refcount_check_holding(c);
-        self.gc_peel.clear();
+        self.gc_frees.clear();
     }
 
     /// After an `except` clause, whose frame no longer holds the exception

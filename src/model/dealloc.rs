@@ -10,11 +10,12 @@ use crate::ast::NodeId;
 
 /// Reused buffers of a refcount check's freeing: the unmarked nodes, and
 /// the subgraph they make by graph index (a marked node has no edges), as
-/// adjacency lists; in-degrees, and `dealloc_order`'s roots and stack. The graphs are
-/// small: indexing by graph index costs less than numbering the unmarked
-/// nodes apart, but the passes go over the unmarked ones only.
+/// adjacency lists; in-degrees, and `dealloc_order`'s roots and stack.
+/// The graphs are small: indexing by graph index costs less than
+/// numbering the unmarked nodes apart, but the passes go over the
+/// unmarked ones only.
 #[derive(Default)]
-pub struct PeelBufs {
+pub struct FreeBufs {
     unmarked: Vec<u32>,
     /// Where each unmarked node's references are in `adj` (only those
     /// entries are current).
@@ -31,8 +32,8 @@ pub struct PeelBufs {
 /// them out of the machine and puts them back by pointer; and what is
 /// being dropped.
 #[derive(Default)]
-pub struct Peel {
-    bufs: Option<Box<PeelBufs>>,
+pub struct Frees {
+    bufs: Option<Box<FreeBufs>>,
     /// Objects something being dropped held (graph indices, which for a
     /// future is its id), in the order it lets go of them: a list (last
     /// item first), a frame's locals at its function's exit (`localsplus`
@@ -58,7 +59,7 @@ enum Drops {
     Locals(NodeId),
 }
 
-impl Peel {
+impl Frees {
     /// Forgets what was dropped, once the check after it is done.
     pub fn clear(&mut self) {
         self.dropped.clear();
@@ -82,12 +83,12 @@ impl Machine {
     fn drop_later(&mut self, x: Drops) {
         self.gc_prepare();
         self.list_dropped();
-        self.gc_peel.later = Some(x);
+        self.gc_frees.later = Some(x);
     }
 
     /// Lists in `dropped` what is being dropped but not listed yet.
     fn list_dropped(&mut self) {
-        match self.gc_peel.later.take() {
+        match self.gc_frees.later.take() {
             None => {}
             Some(Drops::Handle(cb)) => self.handle_dropped(cb),
             Some(Drops::Locals(func)) => self.list_locals(func),
@@ -98,7 +99,7 @@ impl Machine {
         let d = self.gcx.dense[func as usize] as usize;
         for &s in &self.gcx.own[d] {
             if let Some(Obj::Fut(f)) = self.slots[s as usize] {
-                self.gc_peel.dropped.push(f);
+                self.gc_frees.dropped.push(f);
             }
         }
     }
@@ -115,8 +116,8 @@ impl Machine {
     ) -> Vec<u32> {
         self.list_dropped();
         self.planning_frees = true;
-        let mut pk = self.gc_peel.bufs.take().unwrap_or_default();
-        let dropped = std::mem::take(&mut self.gc_peel.dropped);
+        let mut pk = self.gc_frees.bufs.take().unwrap_or_default();
+        let dropped = std::mem::take(&mut self.gc_frees.dropped);
         let order = if self.unmarked_subgraph(&mut pk, mark) {
             // Every future left is kept by a cycle, and nothing reports.
             started.clear();
@@ -134,8 +135,8 @@ impl Machine {
             self.flag_cycle_kept(&pk);
             order
         };
-        self.gc_peel.dropped = dropped;
-        self.gc_peel.bufs = Some(pk);
+        self.gc_frees.dropped = dropped;
+        self.gc_frees.bufs = Some(pk);
         self.planning_frees = false;
         order
     }
@@ -147,7 +148,7 @@ impl Machine {
     /// referred to by one: then a cycle keeps every one of them (going
     /// back from referrer to referrer must come round), as is common (a
     /// pending task and the future it waits on, whose wakeup holds it).
-    fn unmarked_subgraph(&mut self, pk: &mut PeelBufs, mark: &mut [bool]) -> bool {
+    fn unmarked_subgraph(&mut self, pk: &mut FreeBufs, mark: &mut [bool]) -> bool {
         let total = mark.len();
         // What `mark_absent` marks, in one pass over the functions with
         // what follows.
@@ -203,7 +204,7 @@ impl Machine {
     #[inline(always)]
     fn list_refs(
         &self,
-        pk: &mut PeelBufs,
+        pk: &mut FreeBufs,
         mark: &[bool],
         buf: &mut Vec<N>,
         ks: std::ops::Range<usize>,
@@ -239,7 +240,7 @@ impl Machine {
     /// all went goes too), taking its in-degree to zero; one a cycle
     /// keeps always has a referrer left that a cycle keeps, so it keeps
     /// its in-degree.
-    fn flag_cycle_kept(&mut self, pk: &PeelBufs) {
+    fn flag_cycle_kept(&mut self, pk: &FreeBufs) {
         // Futures come first in the graph, and so in `unmarked`.
         for &i in &pk.unmarked {
             let Some(f) = self.futs.get_mut(i as usize) else {
@@ -267,7 +268,7 @@ impl Machine {
     /// leaves in-degrees above zero just on the nodes a cycle keeps.
     fn dealloc_order(
         &mut self,
-        pk: &mut PeelBufs,
+        pk: &mut FreeBufs,
         dropped: &[u32],
         mark: &[bool],
         started: &mut Vec<(N, u32)>,
@@ -305,7 +306,7 @@ impl Machine {
                 roots.push(k as u32);
             }
         }
-        let enter = |pk: &PeelBufs, i: usize, stack: &mut Vec<(u32, u32)>, order: &mut Vec<u32>| {
+        let enter = |pk: &FreeBufs, i: usize, stack: &mut Vec<(u32, u32)>, order: &mut Vec<u32>| {
             if i < nfuts {
                 order.push(i as u32);
             }

@@ -104,22 +104,22 @@ impl Machine {
         // still holds the tasks. `tasks = None` then drops the list, last
         // item first, but `_drive`'s loop variable `t` keeps the last
         // leftover task until `_drive` returns, just after. One check
-        // frees them in that order (`Peel::dropped`).
+        // frees them in that order (`Frees::dropped`).
         let n = self.shutdown_refs.len();
         let dropped = self.shutdown_refs[..n - 1].iter().rev();
-        self.gc_peel.dropped.extend(dropped);
-        self.gc_peel.dropped.push(self.shutdown_refs[n - 1]);
+        self.gc_frees.dropped.extend(dropped);
+        self.gc_frees.dropped.push(self.shutdown_refs[n - 1]);
         self.shutdown_refs.clear();
         if self.gc_watch_end() {
             self.refcount_check(true);
         }
-        self.gc_peel.dropped.clear();
+        self.gc_frees.dropped.clear();
     }
 
     /// `loop.close()` clears `_ready`, a deque, first to last, then
     /// `_scheduled`, a list, last to first: what their handles hold
     /// (futures, callback functions) is let go of in that order
-    /// (`Peel::dropped`). A cancelled handle holds nothing.
+    /// (`Frees::dropped`). A cancelled handle holds nothing.
     pub(super) fn loop_close_dropped(&mut self) {
         let n = self.lp.ready.len();
         for k in (0..n).chain((0..self.lp.heap.len()).rev().map(|k| n + k)) {
@@ -136,7 +136,7 @@ impl Machine {
     }
 
     /// Lists what a handle being dropped holds as what one refcount check
-    /// drops (`Peel::dropped`), in the order it lets go of it: its
+    /// drops (`Frees::dropped`), in the order it lets go of it: its
     /// arguments, then its callback and what that callback's function or
     /// closure holds (a `call_later` callback's closure may be what holds
     /// a task).
@@ -147,7 +147,7 @@ impl Machine {
         self.gc_prepare();
         for &n in &held {
             let i = self.idx(n) as u32;
-            self.gc_peel.dropped.push(i);
+            self.gc_frees.dropped.push(i);
         }
         self.gc_buf = held;
     }

@@ -435,9 +435,9 @@ impl Machine {
             self.gc_mark = mark;
             return;
         }
-        let dropped = std::mem::take(&mut self.gc_peel.dropped);
+        let dropped = std::mem::take(&mut self.gc_frees.dropped);
         self.free_garbage(&mut mark);
-        self.gc_peel.dropped = dropped;
+        self.gc_frees.dropped = dropped;
         self.gc_mark = mark;
     }
 

@@ -17,7 +17,7 @@
 //! gaps): the `except ... as e` variable of the runtime; the order in which
 //! several objects are dropped at one moment (creation order is used,
 //! except for a frame's locals at its function's exit, a handle that ran
-//! and the loop's handles at `loop.close()`, listed as `Peel::dropped`);
+//! and the loop's handles at `loop.close()`, listed as `Frees::dropped`);
 //! and the locals naming nested functions (pygen's `_aw12 = ...`), so a
 //! function object whose closure holds a future is dropped on its own, not
 //! in its place among its definer's locals. How a collection reorders the

@@ -258,7 +258,7 @@ pub struct Machine {
     pub gc_stack: Vec<super::graph::N>,
     pub gc_buf: Vec<super::graph::N>,
     pub gcx: super::gc::GcCache,
-    pub gc_peel: super::dealloc::Peel,
+    pub gc_frees: super::dealloc::Frees,
     /// Reused buffers of collections: a spare (gone, finalized) pair, the
     /// finalization order, and `cascade`'s in-degrees and zero-heap.
     pub gc_spare: (Vec<bool>, Vec<bool>),
@@ -426,7 +426,7 @@ impl Machine {
             gc_stack: Vec::new(),
             gc_buf: Vec::new(),
             gcx: Default::default(),
-            gc_peel: Default::default(),
+            gc_frees: Default::default(),
             gc_spare: Default::default(),
             gc_order: Vec::new(),
             gc_aws: Vec::new(),

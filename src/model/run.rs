@@ -169,7 +169,7 @@ impl Machine {
         if drops && watch && self.gc_watch_end() {
             self.refcount_check(true);
         }
-        self.gc_peel.dropped.clear();
+        self.gc_frees.dropped.clear();
         // `ev_none`, with the event written in place: a call of `ev`
         // cost 15 instructions a run more.
         let cur = self.current.take();
@@ -279,7 +279,7 @@ impl Machine {
                 // (sorted `__slots__`), and so of what they hold in order.
                 self.handle_dropped_later(x.cb);
                 self.refcount_check(false);
-                self.gc_peel.clear();
+                self.gc_frees.clear();
             }
             if self.escaped.is_some() {
                 return true;
