@@ -109,6 +109,11 @@ pub struct EventLoop<C: Copy> {
     pub clock: std::rc::Rc<std::cell::Cell<u32>>,
 }
 
+/// How far apart the allocation clock gives out positions: each step
+/// leaves room for the object allocated just before (a handle's step
+/// wrapper, a task's coroutine), which takes the key one less.
+pub const KEY_STEP: u32 = 2;
+
 impl<C: Copy> Default for EventLoop<C> {
     fn default() -> Self {
         EventLoop {
@@ -139,8 +144,7 @@ impl<C: Copy> EventLoop<C> {
     }
 
     fn alloc(&mut self, cb: C, when: f64, scheduled: bool) -> HId {
-        // Steps of two leave room for the object allocated just before.
-        let key = self.clock.get() + 2;
+        let key = self.clock.get() + KEY_STEP;
         self.clock.set(key);
         let h = Handle {
             cb,

@@ -70,6 +70,7 @@
 //! after the list.
 
 use super::coro::NONE;
+use super::eventloop::KEY_STEP;
 use super::fut::FutId;
 use super::gcitems::It;
 use super::graph::N;
@@ -127,8 +128,7 @@ impl Machine {
 
     /// A new position after every object allocated so far.
     pub(super) fn next_gc_key(&mut self) -> u32 {
-        // Steps of two leave each task's coroutine the key before its own.
-        let key = self.lp.clock.get() + 2;
+        let key = self.lp.clock.get() + KEY_STEP;
         self.lp.clock.set(key);
         key
     }
@@ -136,8 +136,8 @@ impl Machine {
     /// `n` new positions, two apart, for objects allocated now but handed
     /// out later (the coroutines of a gather's arguments); the first.
     pub(super) fn reserve_gc_keys(&mut self, n: u32) -> u32 {
-        let first = self.lp.clock.get() + 2;
-        self.lp.clock.set(first - 2 + 2 * n);
+        let first = self.lp.clock.get() + KEY_STEP;
+        self.lp.clock.set(first - KEY_STEP + KEY_STEP * n);
         first
     }
 
@@ -200,7 +200,7 @@ impl Machine {
                         self.reach(&mut sc, mark, &mut direct, &mut later);
                         continue;
                     }
-                    key += 2;
+                    key += KEY_STEP;
                     self.set_item_key(item, key);
                     self.refs_of(&mut sc, item, &mut direct, &mut later);
                     self.reach(&mut sc, mark, &mut direct, &mut later);
@@ -213,7 +213,7 @@ impl Machine {
         // another way) keeps its order, behind the rest.
         for (k, &s) in sc.st.iter().enumerate() {
             if s != St::Done {
-                key += 2;
+                key += KEY_STEP;
                 self.set_item_key(sc.items[k].1, key);
             }
         }

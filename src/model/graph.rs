@@ -9,10 +9,10 @@ use crate::ast::NodeId;
 
 /// Lists into `out` the indices whose flag in `set` is false, in order.
 /// A refcount free (`dealloc.rs`) starts from this list of the nodes left
-/// unmarked, and few are: most are reachable. So eight flags are read as one word and a word of set flags is passed
-/// over at once; the unset ones in a word are found by their bits, not a
-/// branch per index (which nodes remain follows no pattern a branch
-/// predictor learns).
+/// unmarked, and few are: most are reachable. So eight flags are read as
+/// one word and a word of set flags is passed over at once; the unset ones
+/// in a word are found by their bits, not a branch per index (which nodes
+/// remain follows no pattern a branch predictor learns).
 #[inline]
 pub fn list_unset(set: &[bool], out: &mut Vec<u32>) {
     out.clear();
