@@ -484,3 +484,51 @@ impl Excs {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{Cls, ExcClass};
+
+    /// Every class, by a match that stops compiling when one is added:
+    /// add it to `all` too.
+    fn all() -> Vec<Cls> {
+        let every = |c: Cls| match c {
+            Cls::Prog(_)
+            | Cls::GeneratorExit
+            | Cls::ExceptionGroup
+            | Cls::BaseExceptionGroup
+            | Cls::InvalidStateError
+            | Cls::NameError
+            | Cls::UnboundLocalError
+            | Cls::AttributeError
+            | Cls::RecursionError
+            | Cls::SystemError => c,
+        };
+        let mut v: Vec<Cls> = ExcClass::BUILTINS.iter().map(|&c| Cls::Prog(c)).collect();
+        v.extend((0..=9).map(|n| Cls::Prog(ExcClass::User(n))));
+        v.extend([
+            Cls::GeneratorExit,
+            Cls::ExceptionGroup,
+            Cls::BaseExceptionGroup,
+            Cls::InvalidStateError,
+            Cls::NameError,
+            Cls::UnboundLocalError,
+            Cls::AttributeError,
+            Cls::RecursionError,
+            Cls::SystemError,
+        ]);
+        v.into_iter().map(every).collect()
+    }
+
+    /// `encode_bare` keeps one encoding per slot: two classes sharing one
+    /// would be encoded as each other.
+    #[test]
+    fn every_exception_class_has_its_own_bare_encoding_slot() {
+        let all = all();
+        for (i, a) in all.iter().enumerate() {
+            for b in &all[i + 1..] {
+                assert_ne!(a.slot(), b.slot(), "{a:?} and {b:?} share a slot");
+            }
+        }
+    }
+}

@@ -196,8 +196,9 @@ impl Machine {
     /// the callback and the future, until it dies. Drops the callbacks and
     /// returns the exception, for the caller to finish the future and raise
     /// it; None when nothing would be scheduled.
-    /// The loop is closed only at the very end: checked inline, before a
-    /// call every cancel of a future made.
+    /// The loop closes only at the very end of a run, so the check is
+    /// inline: every cancel of a future makes it, and it used to cost a
+    /// call.
     #[inline(always)]
     pub fn closed_loop_callbacks(&mut self, f: FutId) -> Option<ExcId> {
         if !self.lp.closed {
