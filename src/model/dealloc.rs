@@ -121,20 +121,13 @@ impl Machine {
         let order = if self.unmarked_subgraph(&mut pk, mark) {
             // Every future left is kept by a cycle, and nothing reports.
             started.clear();
-            for &i in &pk.unmarked {
-                match self.futs.get_mut(i as usize) {
-                    Some(f) => f.cyclic = true,
-                    None => break,
-                }
-            }
             let mut order = std::mem::take(&mut self.gc_order_futs);
             order.clear();
             order
         } else {
-            let order = self.dealloc_order(&mut pk, &dropped, mark, started);
-            self.flag_cycle_kept(&pk);
-            order
+            self.dealloc_order(&mut pk, &dropped, mark, started)
         };
+        self.flag_cycle_kept(&pk);
         self.gc_frees.dropped = dropped;
         self.gc_frees.bufs = Some(pk);
         self.planning_frees = false;
@@ -239,7 +232,9 @@ impl Machine {
     /// `dealloc_order` entered every other node (a node whose referrers
     /// all went goes too), taking its in-degree to zero; one a cycle
     /// keeps always has a referrer left that a cycle keeps, so it keeps
-    /// its in-degree.
+    /// its in-degree. When `unmarked_subgraph` found every future
+    /// referred to, no order ran and each has its in-degree: all are
+    /// flagged.
     fn flag_cycle_kept(&mut self, pk: &FreeBufs) {
         // Futures come first in the graph, and so in `unmarked`.
         for &i in &pk.unmarked {
