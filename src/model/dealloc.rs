@@ -112,7 +112,7 @@ impl Machine {
     pub(super) fn refcount_frees(
         &mut self,
         mark: &mut [bool],
-        started: &mut Vec<(N, u32)>,
+        started: &mut Vec<(u32, u32)>,
     ) -> Vec<u32> {
         self.list_dropped();
         self.planning_frees = true;
@@ -255,7 +255,7 @@ impl Machine {
     /// referrer that a cycle keeps, which is never entered either.
     ///
     /// `started` gets the objects entered as a start of that depth-first
-    /// order (not reached from another one), in order, each with the
+    /// order (not reached from another one; graph indices), in order, each with the
     /// length of the order when it was entered: each is let go of by
     /// whoever drops it, in turn, and holds what it reaches till then.
     ///
@@ -266,7 +266,7 @@ impl Machine {
         pk: &mut FreeBufs,
         dropped: &[u32],
         mark: &[bool],
-        started: &mut Vec<(N, u32)>,
+        started: &mut Vec<(u32, u32)>,
     ) -> Vec<u32> {
         let mut order = std::mem::take(&mut self.gc_order_futs);
         order.clear();
@@ -314,7 +314,7 @@ impl Machine {
                     continue;
                 }
             }
-            started.push((self.node_of(r as usize), order.len() as u32));
+            started.push((r, order.len() as u32));
             enter(pk, r as usize, &mut stack, &mut order);
             while let Some(&mut (k, ref mut e)) = stack.last_mut() {
                 if *e == pk.span[k as usize].1 {

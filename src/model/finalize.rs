@@ -224,14 +224,27 @@ impl Machine {
         // its locals, the loop's queues at `close()`) in turn: until its
         // turn, one is still referenced, so a check run while an earlier
         // one's coroutine closes leaves it and what it holds (a timer's
-        // callback, the task its closure holds).
+        // callback, the task its closure holds). Only closing a pending
+        // task's coroutine runs code, and so checks, meanwhile; a report
+        // does not. Without one (nearly always) nothing reads them, and
+        // nothing changes before the loop reaches such a task: listing
+        // them is left out, and their nodes are made from the indices in
+        // the layout `started` was taken in, before any code runs.
+        let closes = order.iter().any(|&f| {
+            let x = &self.futs[f as usize];
+            matches!(x.kind, FKind::Task(_)) && x.state == FState::Pending
+        });
         let base = self.held_by_freer.len();
-        self.held_by_freer
-            .extend(started.iter().rev().map(|&(x, _)| x));
+        if closes {
+            for k in (0..started.len()).rev() {
+                let x = self.node_of(started[k].0 as usize);
+                self.held_by_freer.push(x);
+            }
+        }
         let mut next = 0;
         for (k, &f) in order.iter().enumerate() {
             // Whoever drops the starts up to this one has let go of them.
-            while next < started.len() && started[next].1 as usize <= k {
+            while closes && next < started.len() && started[next].1 as usize <= k {
                 self.held_by_freer.pop();
                 next += 1;
             }

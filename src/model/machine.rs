@@ -267,8 +267,9 @@ pub struct Machine {
     pub gc_aws: Vec<(u32, u32, NodeId)>,
     pub gc_order_futs: Vec<u32>,
     /// `free_garbage`'s buffer for the objects a deallocation starts
-    /// from, each with the place in the order where its turn comes.
-    pub gc_dealloc_roots: Vec<(super::graph::N, u32)>,
+    /// from (graph indices), each with the place in the order where its
+    /// turn comes.
+    pub gc_dealloc_roots: Vec<(u32, u32)>,
     /// Of those, the ones whose turn has not come yet, innermost
     /// deallocation last: roots meanwhile (`reach.rs`).
     pub held_by_freer: Vec<super::graph::N>,
