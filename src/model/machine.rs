@@ -314,6 +314,9 @@ pub struct Machine {
     /// frame object of a function still running counts as holding its
     /// locals, which it takes over if that coroutine is closed now.
     pub(super) planning_frees: bool,
+    /// The last `held_near_roots` that found every candidate found the
+    /// last of them among `main`'s locals: the next looks there first.
+    pub(super) near_main: std::cell::Cell<bool>,
     /// The main task's name, made once per machine.
     pub main_name: crate::trace::Name,
     /// `except*` state per (try node, task).
@@ -450,6 +453,7 @@ impl Machine {
             failed: Vec::new(),
             collecting: false,
             planning_frees: false,
+            near_main: std::cell::Cell::new(false),
             handler_done: false,
             main_name: "main".into(),
             star: Default::default(),

@@ -208,6 +208,17 @@ impl Machine {
             }
             found == all
         };
+        // Where the candidates are does not change the answer, only the
+        // work: a failed task that `main` names stays there for many
+        // checks in a row, so where the last look found them goes first.
+        let main_first = self.near_main.get();
+        if main_first
+            && let Some(f) = self.main_ref
+            && look(f)
+        {
+            return true;
+        }
+        self.near_main.set(false);
         // Plain loops rather than iterator chains: measured cheaper.
         for &h in &self.lp.ready {
             let x = self.lp.handles[h as usize];
@@ -237,9 +248,11 @@ impl Machine {
                 return true;
             }
         }
-        if let Some(f) = self.main_ref
+        if !main_first
+            && let Some(f) = self.main_ref
             && look(f)
         {
+            self.near_main.set(true);
             return true;
         }
         for &f in &self.bg {
