@@ -22,21 +22,44 @@ pub struct Collection {
     layout: super::graph::Layout,
     /// The runtime's final collection (the loop is closed: no handles).
     final_collect: bool,
+    /// Whether program coroutines tasks await may still be closed at
+    /// their places (`finalize_closing`'s `aws`).
+    aws_left: bool,
 }
 
-impl Collection {
-    /// Whether a future or task coroutine among the garbage is still
-    /// there with its finalizer not run. A cascade changes nothing outside
-    /// the collection but by running such finalizers, and once none is
-    /// left none comes back: nothing is made garbage again, what a
-    /// finalizer creates is not this collection's to finalize, and the
-    /// collection's own turns skip what is finalized. So from then on
-    /// what the cascade would deallocate goes unseen.
-    fn finalizers_left(&self) -> bool {
-        let l = self.layout;
-        let left = |i: usize| !self.gone[i] && !self.fin_done[i];
+impl Machine {
+    /// Whether a cascade now could change what the collection does. A
+    /// cascade only decides when the finalizers of the garbage left run:
+    /// now, depth first, or at their turns. That shows only if program code
+    /// runs after it (a coroutine still to close, an awaited one still to
+    /// close at its place, or the close in progress going on), or if two
+    /// finalizers left report (their reports could swap). Otherwise every
+    /// finalizer left runs once either way, setting the same flags, with
+    /// at most one report; and nothing comes back once they ran (what a
+    /// finalizer creates is not this collection's to finalize). So what
+    /// the cascade would deallocate goes unseen.
+    fn cascade_matters(&self, c: &Collection) -> bool {
+        if c.aws_left || self.tasks.iter().any(|t| t.closing && !t.frames.is_empty()) {
+            return true;
+        }
+        let l = c.layout;
+        let left = |i: usize| !c.gone[i] && !c.fin_done[i];
         let coros = l.coros_base();
-        (0..l.futs).any(left) || (coros..coros + l.tasks).any(left)
+        let mut reports = 0;
+        for f in (0..l.futs).filter(|&f| left(f)) {
+            let fut = &self.futs[f];
+            let pending = fut.state == FState::Pending;
+            reports += match fut.kind {
+                FKind::Task(t) => (pending && self.tasks[t as usize].log_destroy_pending) as u32,
+                _ => 0,
+            } + (fut.log_tb && !fut.dead && !fut.finalized) as u32;
+            if reports > 1 {
+                return true;
+            }
+        }
+        (0..l.tasks).any(|t| {
+            left(coros + t) && self.futs[self.tasks[t].fut as usize].state == FState::Pending
+        })
     }
 }
 
@@ -223,6 +246,7 @@ impl Machine {
             fin_done,
             layout: self.layout(),
             final_collect,
+            aws_left: !aws.is_empty(),
         };
         // Objects with no referrers at all were freed before: drop them
         // silently first.
@@ -248,6 +272,7 @@ impl Machine {
             }
             let i = self.idx(x);
             let c = self.gcs.as_mut().expect("a collection in progress");
+            c.aws_left = next_aw < aws.len();
             let skip = c.gone[i] || c.fin_done[i];
             c.fin_done[i] = true;
             if skip {
@@ -338,7 +363,7 @@ impl Machine {
 
     /// During a collection: deallocates what just lost its last reference.
     pub fn cascade_now(&mut self) {
-        if self.gcs.as_ref().is_some_and(Collection::finalizers_left) {
+        if self.gcs.as_ref().is_some_and(|c| self.cascade_matters(c)) {
             let mut c = self.gcs.take().expect("a collection in progress");
             self.cascade(&mut c, true);
             self.gcs = Some(c);
