@@ -27,6 +27,15 @@ pub struct Collection {
     aws_left: bool,
 }
 
+/// `cascade`'s buffers, kept between collections: its depth-first
+/// stack, the zeros each recount finds, and which nodes refer to nothing.
+#[derive(Default)]
+pub struct CascadeBufs {
+    stack: Vec<N>,
+    fresh: Vec<N>,
+    empty: Vec<bool>,
+}
+
 impl Machine {
     /// Whether a cascade now could change what the collection does. A
     /// cascade only decides when the finalizers of the garbage left run:
@@ -417,7 +426,11 @@ impl Machine {
         let mut indeg = std::mem::take(&mut self.gc_indeg);
         // Nodes, not indices: a finalizer that creates objects moves the
         // indices (`fit`), and the stack outlives that.
-        let (mut stack, mut fresh) = std::mem::take(&mut self.gc_cascade);
+        let CascadeBufs {
+            mut stack,
+            mut fresh,
+            mut empty,
+        } = std::mem::take(&mut self.gc_cascade);
         stack.clear();
         'recompute: loop {
             self.fit(c);
@@ -430,7 +443,11 @@ impl Machine {
             indeg.resize(total, 0);
             // What the nodes still there refer to, all at once.
             buf.clear();
-            self.edges_of_unset(gone, layout, &mut buf);
+            if finalize {
+                self.edges_of_unset::<false>(gone, layout, &mut buf, &mut empty);
+            } else {
+                self.edges_of_unset::<true>(gone, layout, &mut buf, &mut empty);
+            }
             // (`indeg` has `total` entries: one bounds check, not two.)
             for &y in &buf {
                 // An object that refers to itself is on a cycle: only
@@ -504,8 +521,16 @@ impl Machine {
             }
             // Revived frames are referred to: none is among these.
             fresh.clear();
-            for (i, (&g, &d)) in gone.iter().zip(indeg.iter()).enumerate() {
-                if !g && d == 0 {
+            for i in 0..total {
+                if !gone[i] && indeg[i] == 0 {
+                    // With no finalizer to run, nothing starts over: what
+                    // refers to nothing goes now, whatever its turn, as it
+                    // frees nothing else (most of what nothing refers to
+                    // at the start: functions that never ran, exceptions).
+                    if !finalize && empty[i] {
+                        gone[i] = true;
+                        continue;
+                    }
                     let x = self.node_of(i);
                     if !stack.contains(&x) {
                         fresh.push(x);
@@ -554,6 +579,10 @@ impl Machine {
         }
         self.gc_buf = buf;
         self.gc_indeg = indeg;
-        self.gc_cascade = (stack, fresh);
+        self.gc_cascade = CascadeBufs {
+            stack,
+            fresh,
+            empty,
+        };
     }
 }

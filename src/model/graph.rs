@@ -39,6 +39,26 @@ pub fn list_unset(set: &[bool], out: &mut Vec<u32>) {
     out.truncate(n);
 }
 
+/// `edges_of_unset`'s step for node `i` (then the next), whose flag is
+/// `set`: its edges, and with `EMPTY` whether there were none.
+#[inline(always)]
+fn visit<const EMPTY: bool>(
+    out: &mut Vec<N>,
+    empty: &mut [bool],
+    i: &mut usize,
+    set: bool,
+    edges: impl FnOnce(&mut Vec<N>),
+) {
+    if !set {
+        let before = out.len();
+        edges(out);
+        if EMPTY {
+            empty[*i] = out.len() == before;
+        }
+    }
+    *i += 1;
+}
+
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum N {
     Fut(u32),
@@ -154,12 +174,24 @@ impl Machine {
 
     /// What every node whose flag in `set` (by `l`'s indices) is false
     /// refers to, pushed onto `out`: a collection's cascade counts
-    /// in-degrees from it. Kind by kind, so no index is turned back into
-    /// a node (`node_of`), and all at once: listing the unset indices
-    /// first, then each node's edges apart, cost a tenth more of the
-    /// cascade.
-    pub(super) fn edges_of_unset(&self, set: &[bool], l: Layout, out: &mut Vec<N>) {
+    /// in-degrees from it. With `EMPTY`, `empty` tells by index which of
+    /// those nodes refer to nothing. Kind by kind, so no index is turned
+    /// back into a node (`node_of`), and all at once: listing the unset
+    /// indices first, then each node's edges apart, cost a tenth more of
+    /// the cascade.
+    pub(super) fn edges_of_unset<const EMPTY: bool>(
+        &self,
+        set: &[bool],
+        l: Layout,
+        out: &mut Vec<N>,
+        empty: &mut Vec<bool>,
+    ) {
         let nf = self.gcx.ids.len();
+        if EMPTY {
+            empty.clear();
+            empty.resize(set.len(), false);
+        }
+        let mut i = 0;
         let (futs, rest) = set.split_at(l.futs);
         let (tgs, rest) = rest.split_at(l.tgs);
         let (acs, rest) = rest.split_at(l.acs);
@@ -167,39 +199,33 @@ impl Machine {
         let (fns, rest) = rest.split_at(nf);
         let (frames, excs) = rest.split_at(nf);
         for (f, &s) in futs.iter().enumerate() {
-            if !s {
-                self.fut_edges(f as u32, out);
-            }
+            visit::<EMPTY>(out, empty, &mut i, s, |o| self.fut_edges(f as u32, o));
         }
         for (g, &s) in tgs.iter().enumerate() {
-            if !s {
-                self.rare_edges(N::Tg(g as u32), out);
-            }
+            visit::<EMPTY>(out, empty, &mut i, s, |o| {
+                self.rare_edges(N::Tg(g as u32), o)
+            });
         }
         for (a, &s) in acs.iter().enumerate() {
-            if !s {
-                self.rare_edges(N::Ac(a as u32), out);
-            }
+            visit::<EMPTY>(out, empty, &mut i, s, |o| {
+                self.rare_edges(N::Ac(a as u32), o)
+            });
         }
         for (t, &s) in coros.iter().enumerate() {
-            if !s {
-                self.coro_edges(t as u32, out);
-            }
+            visit::<EMPTY>(out, empty, &mut i, s, |o| self.coro_edges(t as u32, o));
         }
         for (&func, &s) in self.gcx.ids.iter().zip(fns) {
-            if !s {
-                self.fn_edges(func, out);
-            }
+            visit::<EMPTY>(out, empty, &mut i, s, |o| self.fn_edges(func, o));
         }
         for (&func, &s) in self.gcx.ids.iter().zip(frames) {
-            if !s {
-                self.rare_edges(N::Frame(func), out);
-            }
+            visit::<EMPTY>(out, empty, &mut i, s, |o| {
+                self.rare_edges(N::Frame(func), o)
+            });
         }
         for (e, &s) in excs.iter().enumerate() {
-            if !s {
-                self.rare_edges(N::Exc(e as ExcId), out);
-            }
+            visit::<EMPTY>(out, empty, &mut i, s, |o| {
+                self.rare_edges(N::Exc(e as ExcId), o)
+            });
         }
     }
 

@@ -278,8 +278,8 @@ pub struct Machine {
     /// and their frames, roots until closed again.
     pub aw_held: Vec<(u32, Vec<super::coro::Frame>)>,
     pub gc_indeg: Vec<u32>,
-    /// The cascade's depth-first stack and the zeros each recount finds.
-    pub gc_cascade: (Vec<super::graph::N>, Vec<super::graph::N>),
+    /// The cascade's buffers (`collect.rs`).
+    pub gc_cascade: super::collect::CascadeBufs,
     /// Emptied frame stacks of earlier runs, for reuse.
     pub spare_frames: Vec<Vec<Frame>>,
     /// Emptied traceback lists (futures' `exc_tb`, replaced tracebacks).
