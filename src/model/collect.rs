@@ -104,9 +104,19 @@ impl Machine {
         });
         if closes {
             self.finalize_closing(&mark, final_collect);
-            self.resurrect(&mut mark, layout, final_collect);
         } else {
             self.finalize_in_order(&mark);
+        }
+        // After the final collection's finalizers only the coroutines
+        // left abandoned run code (below), and then the run ends: with no
+        // coroutine left suspended, nothing reads what the rest would mark.
+        if final_collect && self.tasks.iter().all(|t| t.frames.is_empty()) {
+            self.gc_mark = mark;
+            self.collecting = false;
+            return;
+        }
+        if closes {
+            self.resurrect(&mut mark, layout, final_collect);
         }
         self.freed_by_collection(&mark, layout);
         for t in 0..self.tasks.len() {
