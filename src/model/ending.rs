@@ -9,7 +9,10 @@ use super::run::Hcb;
 use crate::trace::{State, TaskFinal, Waiting, What};
 
 impl Machine {
-    /// Pending tasks and what each awaits, for a deadlock outcome.
+    /// Pending tasks and what each awaits, for a deadlock outcome. Out of
+    /// line, as rare: inlined, it made `run` keep more state on its stack.
+    #[cold]
+    #[inline(never)]
     pub(super) fn waiting(&self) -> Vec<Waiting> {
         let mut out = Vec::new();
         for (i, t) in self.tasks.iter().enumerate() {
@@ -53,17 +56,24 @@ impl Machine {
                 .filter(|t| !self.done(t.fut) && !t.freed && !t.destroyed)
                 .map(|t| t.fut),
         );
-        if futs.is_empty() {
-            self.shutdown_refs = futs;
-            return;
+        self.shutdown_refs = futs;
+        if !self.shutdown_refs.is_empty() {
+            self.cancel_leftovers();
         }
+    }
+
+    /// The shutdown proper, once there are leftover tasks (in
+    /// `shutdown_refs`): out of line, as many runs leave none, and inlined
+    /// it weighed on `run`'s registers and stack.
+    #[inline(never)]
+    fn cancel_leftovers(&mut self) {
         self.ev_none(What::Phase("shutdown".into()));
         self.shutdown_key = self.next_gc_key();
         // `_cancel_all_tasks`'s list keeps them from here on, and
         // `_drive`'s loop variable `t` the last of them for good.
         // The list keeps its buffer for the next run: `tb_ref` adds to
         // none of it.
-        if let Some(&last) = futs.last() {
+        if let Some(&last) = self.shutdown_refs.last() {
             let mut excs = std::mem::take(&mut self.drive_excs);
             for &e in &excs {
                 self.tb_ref_through_f_back(e, super::gc::TbRef::Fut(last));
@@ -71,7 +81,6 @@ impl Machine {
             excs.clear();
             self.drive_excs = excs;
         }
-        self.shutdown_refs = futs;
         for i in 0..self.shutdown_refs.len() {
             let f = self.shutdown_refs[i];
             if self.cancel(f, None).is_err() {
@@ -119,7 +128,9 @@ impl Machine {
     /// `loop.close()` clears `_ready`, a deque, first to last, then
     /// `_scheduled`, a list, last to first: what their handles hold
     /// (futures, callback functions) is let go of in that order
-    /// (`Frees::dropped`). A cancelled handle holds nothing.
+    /// (`Frees::dropped`). A cancelled handle holds nothing. Out of line,
+    /// as rare.
+    #[inline(never)]
     pub(super) fn loop_close_dropped(&mut self) {
         let n = self.lp.ready.len();
         for k in (0..n).chain((0..self.lp.heap.len()).rev().map(|k| n + k)) {

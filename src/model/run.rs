@@ -77,7 +77,9 @@ impl Machine {
             }
             Err(()) => None,
         };
-        self.drive_excs.extend(drive_exc);
+        if let Some(e) = drive_exc {
+            self.drive_excs.push(e);
+        }
         // A KeyboardInterrupt that left the loop passed through
         // run_until_complete's frame (local `future` = main), so its
         // traceback holds main: with main's own, a cycle through main.
@@ -247,17 +249,8 @@ impl Machine {
     fn run_once(&mut self) -> bool {
         self.lp.iteration += 1;
         self.run_once_kept.clear();
-        let it = self.lp.iteration;
-        if !self.inject.is_empty() && self.inject.iter().any(|i| i.iteration == it) {
-            let inj: Vec<Injection> = self
-                .inject
-                .iter()
-                .filter(|i| i.iteration == it)
-                .cloned()
-                .collect();
-            for i in inj {
-                self.injected(&i.task, i.msg.as_deref());
-            }
+        if !self.inject.is_empty() {
+            self.run_injections();
         }
         if !self.lp.prepare() {
             return false;
@@ -273,11 +266,14 @@ impl Machine {
             // callback and arguments (a woken task's future), while it runs.
             self.running_handle = Some(x.cb);
             self.run_handle(h, x.cb);
-            self.running_handle = None;
+            // Read back rather than kept: nothing else sets it, and the
+            // callback kept in registers across the handle was spilled to
+            // the stack and reloaded for every handle.
+            let cb = self.running_handle.take();
             if self.gc_watch() {
                 // The handle lets go of its `_args`, then its `_callback`
                 // (sorted `__slots__`), and so of what they hold in order.
-                self.handle_dropped_later(x.cb);
+                self.handle_dropped_later(cb.expect("the handle just run"));
                 self.refcount_check(false);
                 self.gc_frees.clear();
             }
@@ -286,6 +282,26 @@ impl Machine {
             }
         }
         true
+    }
+
+    /// Exploration's cancels due before this iteration. Out of line: most
+    /// runs have none, and inlined, their list's code weighed on every
+    /// iteration.
+    #[cold]
+    #[inline(never)]
+    fn run_injections(&mut self) {
+        let it = self.lp.iteration;
+        if self.inject.iter().any(|i| i.iteration == it) {
+            let inj: Vec<Injection> = self
+                .inject
+                .iter()
+                .filter(|i| i.iteration == it)
+                .cloned()
+                .collect();
+            for i in inj {
+                self.injected(&i.task, i.msg.as_deref());
+            }
+        }
     }
 
     fn injected(&mut self, name: &str, msg: Option<&str>) {
