@@ -157,9 +157,12 @@ impl Machine {
         const { assert!(!std::mem::needs_drop::<super::fut::Cb>()) };
         let spare_tbs = &mut self.spare_tbs;
         empty_in_place(&mut self.futs, |f| {
-            if f.exc_tb.capacity() != 0 {
+            // A traceback list is kept if the bounds allow; one they do
+            // not is the only way the list is still there to drop below.
+            let tb_left = f.exc_tb.capacity() != 0 && {
                 keep_spare(spare_tbs, &mut f.exc_tb);
-            }
+                f.exc_tb.capacity() != 0
+            };
             // Every field named: a new one must say here whether it
             // owns something, or it would leak.
             let Fut {
@@ -179,7 +182,8 @@ impl Machine {
                 finalized: _,
                 key: _,
             } = f;
-            let owns = exc_tb.capacity() != 0
+            let _ = exc_tb;
+            let owns = tb_left
                 || cancel_msg.is_some()
                 || label.is_some()
                 || match callbacks {
@@ -222,12 +226,17 @@ impl Machine {
                 coro_key: _,
                 wake_key: _,
             } = t;
-            keep_spare(spare_frames, &mut t.frames);
+            // The stack is kept if the bounds allow, or dropped: one test
+            // of the bounds, not a second one of what is left.
             // SAFETY (the three drops): handed out once, forgotten after.
-            unsafe { std::ptr::drop_in_place(&mut t.name) };
-            if t.frames.capacity() != 0 {
+            if spare_frames.len() < SPARE_MAX && t.frames.capacity() <= SPARE_CAPACITY {
+                let mut kept = std::mem::take(&mut t.frames);
+                kept.clear();
+                spare_frames.push(kept);
+            } else {
                 unsafe { std::ptr::drop_in_place(&mut t.frames) };
             }
+            unsafe { std::ptr::drop_in_place(&mut t.name) };
             let owns = !matches!(t.done_fin, None | Some(plain_fin!()));
             if owns {
                 unsafe { std::ptr::drop_in_place(&mut t.done_fin) };
