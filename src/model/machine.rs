@@ -144,8 +144,6 @@ pub struct Machine {
     pub excs: Excs,
     pub futs: Vec<Fut>,
     pub tasks: Vec<Task>,
-    /// Task futures in creation order.
-    pub task_order: Vec<FutId>,
     pub lp: EventLoop<Hcb>,
     pub slots: Vec<Option<Obj>>,
     /// Values of frames' pending completions.
@@ -380,7 +378,6 @@ impl Machine {
             excs,
             futs: Vec::new(),
             tasks: Vec::new(),
-            task_order: Vec::new(),
             lp,
             slots: Vec::new(),
             vals: Vec::new(),

@@ -45,7 +45,6 @@ impl Machine {
         // moved each whole record out first.
         self.empty_futs();
         self.empty_tasks();
-        self.task_order.clear();
         self.lp.clear();
         self.slots.clear();
         self.slots.resize(self.sc.slot_sym.len(), None);

@@ -45,7 +45,6 @@ impl Machine {
             }
         );
         debug_assert_eq!(n, idx as usize);
-        self.task_order.push(f);
         if eager {
             let before = self.escaped;
             if let Some(e) = self.eager_start(idx) {
