@@ -10,10 +10,12 @@ use crate::trace::What;
 /// A done callback.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Cb {
+    /// The runtime's own callback: traced at once when scheduled. First,
+    /// so that its tag is zero: a new future's list of `FEW`, filled with
+    /// it, is then all zeros, stored with the record's other zeros.
+    Traced,
     /// `Task.__wakeup` of a task.
     Wakeup(u32),
-    /// The runtime's own callback: traced at once when scheduled.
-    Traced,
     /// `_run_until_complete_cb`: stops the loop.
     RunUntil,
     /// gather's `_done_callback`.
