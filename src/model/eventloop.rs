@@ -213,6 +213,7 @@ impl<C: Copy> EventLoop<C> {
     }
 
     /// heapq._siftup: move the item at `pos` down to a leaf, then sift it up.
+    #[inline(always)]
     fn sift_up(&mut self, mut pos: usize) {
         let endpos = self.heap.len();
         let startpos = pos;
