@@ -24,7 +24,7 @@ impl Machine {
             let on = match t.fut_waiter {
                 None => "nothing".to_string(),
                 Some(w) => match self.futs[w as usize].kind {
-                    FKind::Task(x) => ["task ", &self.tasks[x as usize].name[..]].concat(),
+                    FKind::Task(x) => ["task ", &self.task_name(x)[..]].concat(),
                     FKind::Gather(_) => match &self.futs[w as usize].label {
                         Some(l) => ["gather ", &l[..]].concat(),
                         None => "gather".into(),
@@ -87,7 +87,7 @@ impl Machine {
                 let FKind::Task(i) = self.futs[f as usize].kind else {
                     unreachable!("a leftover is a task")
                 };
-                let name = self.tasks[i as usize].name.clone();
+                let name = self.task_name(i).clone();
                 self.ev_none(What::Phase(
                     ["cancel of ", &name[..], " raised RecursionError"]
                         .concat()
@@ -171,6 +171,7 @@ impl Machine {
         // reserve, without a capacity check per task.
         let mut finals = std::mem::take(&mut self.finals);
         finals.clear();
+        let events = &self.events;
         finals.extend(self.tasks.iter_mut().map(|t| {
             // As the runtime reads it: a task that finished shows how, as
             // recorded at completion (an awaiter may have taken the
@@ -181,7 +182,7 @@ impl Machine {
             // together, was copied through the stack twice per task. The
             // name first: cloned after the state was taken, it kept the
             // state in a stack copy of its own across the clone.
-            let name = t.name.clone();
+            let name = super::task::created_name(events, t.create_ev).clone();
             let gone = t.freed || t.destroyed;
             let done = t.done_fin.is_some();
             let count = if done && gone {

@@ -40,7 +40,7 @@ impl Machine {
     /// marked not to) and it counts as destroyed.
     pub(super) fn destroy_pending(&mut self, t: u32) {
         if self.tasks[t as usize].log_destroy_pending {
-            let name = self.tasks[t as usize].name.clone();
+            let name = self.task_name(t).clone();
             self.ev(What::Handler {
                 msg: "Task was destroyed but it is pending!".into(),
                 obj: Some(name),
@@ -67,7 +67,7 @@ impl Machine {
         let (msg, obj) = match fut.kind {
             FKind::Task(t) => (
                 "Task exception was never retrieved",
-                Some(self.tasks[t as usize].name.clone()),
+                Some(self.task_name(t).clone()),
             ),
             FKind::Gather(_) => (
                 "_GatheringFuture exception was never retrieved",

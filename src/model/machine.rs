@@ -20,7 +20,9 @@ use std::rc::Rc;
 pub struct Task {
     pub fut: FutId,
     pub func: NodeId,
-    pub name: crate::trace::Name,
+    /// Its `create` event in `Machine::events`, which holds its name
+    /// (`Machine::task_name`): the name is not shared once more per task.
+    pub create_ev: u32,
     pub frames: Vec<Frame>,
     pub started: bool,
     pub fut_waiter: Option<FutId>,
@@ -52,11 +54,11 @@ pub struct Task {
 }
 
 impl Task {
-    pub fn new(fut: FutId, func: NodeId, name: crate::trace::Name) -> Task {
+    pub fn new(fut: FutId, func: NodeId, create_ev: u32) -> Task {
         Task {
             fut,
             func,
-            name,
+            create_ev,
             frames: Vec::new(),
             started: false,
             fut_waiter: None,

@@ -197,7 +197,7 @@ impl Machine {
     }
 
     /// Empties `tasks`, their frame stacks kept for reuse, dropping each
-    /// one's name, and its frames and final outcome only if they own
+    /// one's frames and final outcome only if they own
     /// something (the drop glue, called one by one, cost 30 instructions
     /// a small program).
     fn empty_tasks(&mut self) {
@@ -208,7 +208,7 @@ impl Machine {
             let super::machine::Task {
                 fut: _,
                 func: _,
-                name: _,
+                create_ev: _,
                 frames: _,
                 started: _,
                 fut_waiter: _,
@@ -227,7 +227,7 @@ impl Machine {
             } = t;
             // The stack is kept if the bounds allow, or dropped: one test
             // of the bounds, not a second one of what is left.
-            // SAFETY (the three drops): handed out once, forgotten after.
+            // SAFETY (the two drops): handed out once, forgotten after.
             if spare_frames.len() < SPARE_MAX && t.frames.capacity() <= SPARE_CAPACITY {
                 let mut kept = std::mem::take(&mut t.frames);
                 kept.clear();
@@ -235,7 +235,6 @@ impl Machine {
             } else {
                 unsafe { std::ptr::drop_in_place(&mut t.frames) };
             }
-            unsafe { std::ptr::drop_in_place(&mut t.name) };
             let owns = !matches!(t.done_fin, None | Some(plain_fin!()));
             if owns {
                 unsafe { std::ptr::drop_in_place(&mut t.done_fin) };

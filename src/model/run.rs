@@ -311,7 +311,7 @@ impl Machine {
     fn injected(&mut self, name: &str, msg: Option<&str>) {
         for i in 0..self.tasks.len() {
             let f = self.tasks[i].fut;
-            if &*self.tasks[i].name == name && !self.tasks[i].freed && !self.done(f) {
+            if &**self.task_name(i as u32) == name && !self.tasks[i].freed && !self.done(f) {
                 // The runtime records a cancel that recursed down an await
                 // cycle instead of what it returned.
                 match self.cancel(f, msg.map(Rc::from)) {

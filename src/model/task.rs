@@ -10,7 +10,20 @@ use super::run::Hcb;
 use crate::ast::NodeId;
 use crate::trace::What;
 
+/// The name of a task whose `create` event is `events[ev]`.
+pub fn created_name(events: &[crate::trace::Event], ev: u32) -> &crate::trace::Name {
+    match &events[ev as usize].what {
+        What::Create { name, .. } => name,
+        _ => unreachable!("a task's create_ev is its create event"),
+    }
+}
+
 impl Machine {
+    /// Task `t`'s name, as its `create` event holds it.
+    pub fn task_name(&self, t: u32) -> &crate::trace::Name {
+        created_name(&self.events, self.tasks[t as usize].create_ev)
+    }
+
     /// `loop.create_task(coro)` through the runtime's factory: traced
     /// `create`, then eager start or a scheduled first step, then the
     /// runtime's done callback.
@@ -18,11 +31,12 @@ impl Machine {
         let idx = self.tasks.len() as u32;
         let n = self.p().len() as NodeId;
         let node = if func >= n { func - n } else { func };
+        let create_ev = self.events.len() as u32;
         super::run::ev_in_place!(
             self,
             What::Create {
                 task: idx,
-                name: name.clone(),
+                name,
                 node,
             }
         );
@@ -41,7 +55,7 @@ impl Machine {
             super::machine::Task {
                 coro_key,
                 frames,
-                ..super::machine::Task::new(f, func, name)
+                ..super::machine::Task::new(f, func, create_ev)
             }
         );
         debug_assert_eq!(n, idx as usize);

@@ -114,7 +114,7 @@ impl Machine {
         let pf = self.tasks[parent as usize].fut;
         if self.done(pf) {
             let x = self.excs.encode(exc);
-            let name = self.tasks[self.task_of(f).unwrap() as usize].name.clone();
+            let name = self.task_name(self.task_of(f).unwrap()).clone();
             self.ev(What::Handler {
                 msg: "Task <Task> has errored out but its parent task <Task> is already completed"
                     .into(),
