@@ -24,12 +24,50 @@ impl Machine {
     }
 
     /// `gather(*futs, return_exceptions=True)` over the shutdown's list
-    /// of leftover tasks (which stays a root meanwhile).
+    /// of leftover tasks (which stays a root meanwhile). `gather_of`'s
+    /// work, less what these arguments can never need: they are distinct
+    /// tasks of this loop, still open, so no coroutine is wrapped, no
+    /// repeat is searched for and nothing is refused; and nothing here
+    /// runs a collection, so the children need not be a root while made.
     pub fn gather_shutdown_refs(&mut self) -> FutId {
+        debug_assert!(!self.lp.closed, "the loop closes after the shutdown");
+        let gid = self.gathers.len() as u32;
+        let spare = self.spare_gathers.pop().unwrap_or_default();
         let mut args = self.spare_args.pop().unwrap_or_default();
         args.extend(self.shutdown_refs.iter().map(|&f| Ok(f)));
-        self.gather_of(None, args, true)
-            .expect("gathering existing futures creates no task")
+        let mut children = spare.children;
+        children.extend_from_slice(&self.shutdown_refs);
+        let args_key = self.next_gc_key();
+        let list_key = self.next_gc_key();
+        let nfuts = children.len() as u32;
+        super::machine::push_in_place!(
+            self.gathers,
+            Gather {
+                return_exceptions: true,
+                children,
+                coro_keys: spare.coro_keys,
+                args,
+                args_key,
+                list_key,
+                nfuts,
+                ..Gather::default()
+            }
+        );
+        let mut done_futs = Vec::new();
+        for i in 0..nfuts as usize {
+            let fut = self.shutdown_refs[i];
+            if self.profile.gather_sync_done && self.done(fut) {
+                done_futs.push(fut);
+            } else {
+                self.add_done_callback(fut, Cb::Gather(gid));
+            }
+        }
+        let outer = self.new_fut(FKind::Gather(gid));
+        self.gathers[gid as usize].outer = Some(outer);
+        for f in done_futs {
+            self.gather_done_cb(gid, f);
+        }
+        outer
     }
 
     fn gather_of(
