@@ -294,7 +294,7 @@ pub struct Machine {
     pub spare_acs: Vec<super::comb::AsCompleted>,
     pub spare_futs: Vec<Vec<FutId>>,
     /// Tasks in the middle of a step (the running one and eager parents).
-    pub stepping: Vec<u32>,
+    pub stepping: super::task::Stepping,
     /// Tasks in their eager first step, with the creating function.
     pub eager_stack: Vec<EagerStart>,
     /// Gathers whose `gather()` call is still creating children: its frame
@@ -446,7 +446,7 @@ impl Machine {
             spare_tgs: Vec::new(),
             spare_acs: Vec::new(),
             spare_futs: Vec::new(),
-            stepping: Vec::new(),
+            stepping: Default::default(),
             eager_stack: Vec::new(),
             gathering: Vec::new(),
             failed: Vec::new(),

@@ -18,6 +18,31 @@ pub fn created_name(events: &[crate::trace::Event], ev: u32) -> &crate::trace::N
     }
 }
 
+/// The tasks in the middle of a step, outermost first: at most one
+/// stepped by the loop (a step never runs inside another: only eager
+/// starts nest), kept apart from the eager starts above it so that the
+/// loop's steps, nearly all of them, make no push and pop.
+#[derive(Default)]
+pub struct Stepping {
+    pub base: Option<u32>,
+    pub eager: Vec<u32>,
+}
+
+impl Stepping {
+    pub fn clear(&mut self) {
+        self.base = None;
+        self.eager.clear();
+    }
+}
+
+impl<'a> IntoIterator for &'a Stepping {
+    type Item = &'a u32;
+    type IntoIter = std::iter::Chain<std::option::Iter<'a, u32>, std::slice::Iter<'a, u32>>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.base.iter().chain(self.eager.iter())
+    }
+}
+
 impl Machine {
     /// Task `t`'s name, as its `create` event holds it.
     pub fn task_name(&self, t: u32) -> &crate::trace::Name {
@@ -130,7 +155,7 @@ impl Machine {
         });
         self.current = Some(t);
         self.current_tasks_entered();
-        self.stepping.push(t);
+        self.stepping.eager.push(t);
         self.eager_depth += 1;
         let raised = if self.eager_depth > EAGER_DEPTH_LIMIT {
             // CPython would raise RecursionError deep inside nested eager
@@ -142,7 +167,7 @@ impl Machine {
             self.step_run_and_handle(t, f, None, false)
         };
         self.eager_depth -= 1;
-        self.stepping.pop();
+        self.stepping.eager.pop();
         self.eager_stack.pop();
         self.current = prev;
         raised
@@ -173,7 +198,11 @@ impl Machine {
         let prev = self.current;
         self.current = Some(t);
         self.current_tasks_entered();
-        self.stepping.push(t);
+        debug_assert!(
+            self.stepping.base.is_none(),
+            "a step never runs inside another"
+        );
+        self.stepping.base = Some(t);
         // The C step (and `__wakeup`) holds the exception it throws in
         // until the step returns, and with it the traceback's frames; one
         // it created itself (for a pending cancel) it drops as soon as the
@@ -185,7 +214,7 @@ impl Machine {
         if exc.is_some() && !created {
             self.inflight.pop();
         }
-        self.stepping.pop();
+        self.stepping.base = None;
         self.current = prev;
         raised
     }
