@@ -6,6 +6,7 @@ use super::coro::{Act, Comp, Frame, Sig, TryPh};
 use super::exc::Cls;
 use super::fut::{FutId, I64, V};
 use super::machine::Machine;
+use super::scope::{Class, Step};
 use crate::ast::{Kind, NodeId};
 use crate::trace::{Res, Value, What};
 
@@ -29,13 +30,13 @@ pub fn valued(k: &Kind) -> bool {
     )
 }
 
-/// Statements that never suspend: `return` and what `simple` runs. The
-/// match names every kind, so a new one must say which it is: `dispatch`
-/// starts only the others.
-fn runs_through(k: &Kind) -> bool {
+/// How a body's step runs a statement of kind `k` (`scope::Step`): a
+/// return, what `simple` runs, or what `dispatch` starts. The match names
+/// every kind, so a new one must say which it is.
+pub(super) fn class(k: &Kind) -> Class {
     match k {
-        Kind::Return(_)
-        | Kind::Block(_)
+        Kind::Return(_) => Class::Return,
+        Kind::Block(_)
         | Kind::Raise(..)
         | Kind::Reraise
         | Kind::Future(_)
@@ -52,7 +53,7 @@ fn runs_through(k: &Kind) -> bool {
         | Kind::Spawn(..)
         | Kind::Let(_)
         | Kind::CallSoon
-        | Kind::CallLater(_) => true,
+        | Kind::CallLater(_) => Class::Simple,
         Kind::Sleep(_)
         | Kind::Await(_)
         | Kind::Do
@@ -65,9 +66,9 @@ fn runs_through(k: &Kind) -> bool {
         | Kind::Timeout(_)
         | Kind::TaskGroup(_)
         | Kind::Wait { .. }
-        | Kind::AsCompleted { .. } => false,
+        | Kind::AsCompleted { .. } => Class::Suspends,
         // Not statements: the program's root and gather's arguments.
-        Kind::Main | Kind::Ref(_) => false,
+        Kind::Main | Kind::Ref(_) => Class::Suspends,
     }
 }
 
@@ -170,28 +171,31 @@ impl Machine {
     /// restored registers on most steps.
     #[inline(always)]
     pub(super) fn body(&mut self, t: u32, fr: &mut Frame, sig: Sig) -> Act {
-        let p = self.p();
         let (Frame::Body { next, end } | Frame::Level { next, end, .. }) = *fr else {
             unreachable!("a body's step")
         };
         let mut n = match sig {
             Sig::Start => next,
             // The statement running finished: its end event.
-            Sig::Child(c) => match self.end_stmt(next, c) {
-                None => p.end(next),
-                Some(c) => return Act::Pop(c),
-            },
+            Sig::Child(c) => {
+                let s = self.stmt_step(next);
+                match self.end_stmt(next, s, c) {
+                    None => s.end,
+                    Some(c) => return Act::Pop(c),
+                }
+            }
             _ => unreachable!("a body never receives send/throw"),
         };
         loop {
             if n >= end {
                 return Act::Pop(Comp::Norm(V::None));
             }
-            if !runs_through(p.kind(n)) {
+            let s = self.stmt_step(n);
+            if s.class == Class::Suspends {
                 break;
             }
-            match self.run_through(t, n) {
-                None => n = p.end(n),
+            match self.run_through(t, n, s) {
+                None => n = s.end,
                 Some(c) => return Act::Pop(c),
             }
         }
@@ -214,6 +218,16 @@ impl Machine {
         }
         super::run::ev_in_place!(self, What::Start(n));
         self.dispatch(t, n)
+    }
+
+    /// Statement `n`'s entry in the step table. No panic location of its
+    /// own: drive's prologue kept each one in a stack slot.
+    #[inline(always)]
+    fn stmt_step(&self, n: NodeId) -> Step {
+        match self.sc.step.get(n as usize) {
+            Some(&s) => s,
+            None => no_step(),
+        }
     }
 
     /// Pushes the body of statements `next..end` and starts it at once:
@@ -254,9 +268,7 @@ impl Machine {
     /// on, None for the body to go on (a normal end: its value is spent).
     /// Inlined into its two callers, each of which ends with it.
     #[inline(always)]
-    fn end_stmt(&mut self, node: NodeId, c: Comp) -> Option<Comp> {
-        let p = self.p();
-        let k = p.kind(node);
+    fn end_stmt(&mut self, node: NodeId, s: Step, c: Comp) -> Option<Comp> {
         match c {
             Comp::Raise(e) => {
                 let x = self.excs.encode(e);
@@ -266,7 +278,7 @@ impl Machine {
                 });
                 Some(Comp::Raise(e))
             }
-            Comp::Norm(v) if valued(k) => {
+            Comp::Norm(v) if s.valued => {
                 // Each scalar's event is made whole, in place: a `Value`
                 // made first was moved byte by byte into the event's
                 // packed layout.
@@ -289,11 +301,7 @@ impl Machine {
                     },
                 };
                 self.ev(what);
-                if self.sc.tail[node as usize] {
-                    Some(Comp::Ret(v))
-                } else {
-                    None
-                }
+                if s.tail { Some(Comp::Ret(v)) } else { None }
             }
             c => {
                 super::run::ev_in_place!(self, What::End { node, res: Res::Ok });
@@ -305,13 +313,15 @@ impl Machine {
         }
     }
 
-    /// Runs statement `node` (one `runs_through` accepts) from its start
-    /// event to its end event. Inlined into body's loop, which runs it
-    /// for most statements; out of line, it was a call each.
+    /// Runs statement `node`, one that never suspends (its step `s`),
+    /// from its start event to its end event. Inlined into body's loop,
+    /// which runs it for most statements; out of line, it was a call each.
     #[inline(always)]
-    fn run_through(&mut self, t: u32, node: NodeId) -> Option<Comp> {
+    fn run_through(&mut self, t: u32, node: NodeId, s: Step) -> Option<Comp> {
         super::run::ev_in_place!(self, What::Start(node));
-        if let Kind::Return(v) = self.p().kind(node) {
+        if s.class == Class::Return
+            && let Kind::Return(v) = self.p().kind(node)
+        {
             super::run::ev_in_place!(self, What::End { node, res: Res::Ok });
             return Some(Comp::Ret(self.lit(node, v)));
         }
@@ -319,7 +329,7 @@ impl Machine {
             Ok(v) => Comp::Norm(v),
             Err(e) => Comp::Raise(e),
         };
-        self.end_stmt(node, c)
+        self.end_stmt(node, s, c)
     }
 
     /// Starts statement `node` in task `t` (its start event is out), one
@@ -441,6 +451,12 @@ impl Machine {
         };
         Act::Push(clause(p, f))
     }
+}
+
+#[cold]
+#[inline(never)]
+fn no_step() -> ! {
+    unreachable!("a statement beyond the program")
 }
 
 /// The frame that runs a `try`'s clause `c`: a body of that one

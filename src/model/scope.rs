@@ -29,6 +29,8 @@ pub struct Scopes {
     pub local: Vec<bool>,
     /// Statements whose value is the coroutine's value.
     pub tail: Vec<bool>,
+    /// What a body's step needs of each statement (`Step`).
+    pub step: Vec<Step>,
     /// Statements inside a `call-soon`/`call-later` callback.
     pub in_callback: Vec<bool>,
     /// For each `try`: where its body ends (its first `except` or
@@ -73,6 +75,33 @@ struct Scratch {
     table: Vec<Vec<(NodeId, u32)>>,
 }
 
+/// How a body's step runs a statement.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Class {
+    /// `return`: its value is the function's.
+    Return,
+    /// Never suspends: `Machine::simple` runs it.
+    Simple,
+    /// May suspend: `dispatch` starts it (and not a statement at all, the
+    /// root or a gather's reference, which no body reaches).
+    #[default]
+    Suspends,
+}
+
+/// A statement's facts a body's step reads, one table entry instead of
+/// matching its `Kind` and reading the program's node and `tail`, each
+/// indexed on its own, on every statement started and finished.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Step {
+    /// One past its subtree: where the body goes on.
+    pub end: NodeId,
+    pub class: Class,
+    /// It ends with a value (TRACE.md).
+    pub valued: bool,
+    /// Its value is the coroutine's (`tail`).
+    pub tail: bool,
+}
+
 fn binds(k: &Kind, in_cb: bool) -> Option<Sym> {
     match k {
         Kind::Spawn(s, SpawnMode::Bind) | Kind::Spawn(s, SpawnMode::In(_)) if !in_cb => Some(*s),
@@ -90,6 +119,7 @@ impl Scopes {
         reset(&mut self.group_slot, n, NONE);
         reset(&mut self.local, n, false);
         reset(&mut self.tail, n, false);
+        reset(&mut self.step, n, Step::default());
         reset(&mut self.in_callback, n, false);
         reset(&mut self.try_body_end, n, NONE);
         reset(&mut self.try_finally, n, NONE);
@@ -108,6 +138,15 @@ impl Scopes {
         }
         self.functions(p);
         self.resolve(p);
+        for (id, st) in self.step.iter_mut().enumerate() {
+            let k = p.kind(id as NodeId);
+            *st = Step {
+                end: p.end(id as NodeId),
+                class: super::frames::class(k),
+                valued: super::frames::valued(k),
+                tail: self.tail[id],
+            };
+        }
     }
 
     /// One pre-order pass: which function each node runs in, functions'
