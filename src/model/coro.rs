@@ -377,12 +377,14 @@ impl Machine {
                 }
                 Act::Pop(c) => {
                     // What finishes: the frame signalled, as its step left
-                    // it, or a body its step pushed and ran (`start_body`).
+                    // it, or a body its step pushed and ran (`start_body`),
+                    // maybe above a `try` it pushed too.
                     let frames = self.frames_of(t);
-                    debug_assert!(frames.len() <= n + 1, "a step pushed two frames");
-                    let (n, top) = match frames.get(n) {
-                        Some(&body) => (n + 1, body),
-                        None => (n, top),
+                    let len = frames.len();
+                    debug_assert!(len <= n + 2, "a step pushed three frames");
+                    let (n, top) = match frames.last() {
+                        Some(&body) if len > n => (len, body),
+                        _ => (n, top),
                     };
                     let c = if let Frame::Level { func, .. } = top {
                         // A function's body ended, and the function with

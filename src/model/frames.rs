@@ -234,8 +234,8 @@ impl Machine {
     /// the step that pushed it would do nothing else. Not for a clause
     /// after an `except` clause finished (`handler_done`), whose release
     /// comes first, nor for a `try`'s clause, whose body would start
-    /// another: a step pushes one frame at most (drive's Pop tells it
-    /// by the stack's depth).
+    /// another: a step pushes a body at most, above a `try` it pushed
+    /// (drive's Pop tells them by the stack's depth).
     pub(super) fn start_body(&mut self, t: u32, next: NodeId, end: NodeId) -> Act {
         let mut body = Frame::Body { next, end };
         self.frames_of(t).push(body);
@@ -373,10 +373,16 @@ impl Machine {
                 Err(e) => Act::Again(Sig::Child(Comp::Raise(e))),
             },
             Kind::Do => Act::Push(self.level(node)),
-            Kind::Try => Act::Push(Frame::Try {
-                node,
-                ph: TryPh::Body,
-            }),
+            // The try's frame, and its body started at once: the try's
+            // first step would do nothing else (drive's Pop finds the
+            // body on top, two frames up).
+            Kind::Try => {
+                self.frames_of(t).push(Frame::Try {
+                    node,
+                    ph: TryPh::Body,
+                });
+                self.start_body(t, node + 1, self.sc.try_body_end[node as usize])
+            }
             Kind::Except(_) | Kind::Finally => self.start_body(t, node + 1, p.end(node)),
             Kind::Gather { .. } => match self.gather_new(Some(t), node) {
                 Ok(f) => self.await_fut(f),
@@ -398,9 +404,6 @@ impl Machine {
     fn try_frame(&mut self, t: u32, fr: &mut Frame, node: NodeId, ph: TryPh, sig: Sig) -> Act {
         let p = self.p();
         match (ph, sig) {
-            (TryPh::Body, Sig::Start) => {
-                self.start_body(t, node + 1, self.sc.try_body_end[node as usize])
-            }
             (TryPh::Body, Sig::Child(Comp::Raise(e))) => {
                 let star = p
                     .children(node)
