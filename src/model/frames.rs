@@ -242,6 +242,19 @@ impl Machine {
         self.body(t, &mut body, Sig::Start)
     }
 
+    /// `async with` block `node` entered with `act`: the frame it pushes,
+    /// then its body started at once (its first step would do nothing
+    /// else), unless entering failed.
+    fn start_block(&mut self, t: u32, node: NodeId, act: Act) -> Act {
+        match act {
+            Act::Push(f) => {
+                self.frames_of(t).push(f);
+                self.start_body(t, node + 1, self.stmt_step(node).end)
+            }
+            act => act,
+        }
+    }
+
     /// `await fut`: its frame, which yields at once unless `fut` is done.
     pub(super) fn await_fut(&self, fut: FutId) -> Act {
         if self.done(fut) {
@@ -393,8 +406,15 @@ impl Machine {
                 Err(e) => Act::Again(Sig::Child(Comp::Raise(e))),
             },
             Kind::WaitFor(_) => self.wait_for_start(t, node),
-            Kind::Timeout(_) => self.timeout_start(t, node),
-            Kind::TaskGroup(_) => self.tg_start(t, node),
+            // As a try's: the block's frame, and its body started at once.
+            Kind::Timeout(_) => {
+                let act = self.timeout_start(t, node);
+                self.start_block(t, node, act)
+            }
+            Kind::TaskGroup(_) => {
+                let act = self.tg_start(t, node);
+                self.start_block(t, node, act)
+            }
             Kind::Wait { .. } => self.wait_start(t, node),
             Kind::AsCompleted { .. } => self.ac_start(t, node),
             k => unreachable!("{k:?} runs through"),
