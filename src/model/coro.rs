@@ -377,15 +377,9 @@ impl Machine {
                 }
                 Act::Pop(c) => {
                     // What finishes: the frame signalled, as its step left
-                    // it, or a body its step pushed and ran (`start_body`),
-                    // maybe above a `try` it pushed too.
-                    let frames = self.frames_of(t);
-                    let len = frames.len();
-                    debug_assert!(len <= n + 2, "a step pushed three frames");
-                    let (n, top) = match frames.last() {
-                        Some(&body) if len > n => (len, body),
-                        _ => (n, top),
-                    };
+                    // it. A body a step pushed and ran, finished at once,
+                    // went in that step (`start_body`).
+                    debug_assert_eq!(self.frames_of(t).len(), n, "a step pushed a frame");
                     let c = if let Frame::Level { func, .. } = top {
                         // A function's body ended, and the function with
                         // it: what it returns, then its frame goes.

@@ -234,12 +234,21 @@ impl Machine {
     /// the step that pushed it would do nothing else. Not for a clause
     /// after an `except` clause finished (`handler_done`), whose release
     /// comes first, nor for a `try`'s clause, whose body would start
-    /// another: a step pushes a body at most, above a `try` it pushed
-    /// (drive's Pop tells them by the stack's depth).
+    /// another.
     pub(super) fn start_body(&mut self, t: u32, next: NodeId, end: NodeId) -> Act {
         let mut body = Frame::Body { next, end };
         self.frames_of(t).push(body);
-        self.body(t, &mut body, Sig::Start)
+        match self.body(t, &mut body, Sig::Start) {
+            // Finished at once: it goes, as drive's Pop would take it
+            // (a body finishes with no work), and the frame below it
+            // gets what it finished with. Drive's Pop then always takes
+            // the frame it signalled, with no look at the stack's depth.
+            Act::Pop(c) => {
+                self.frames_of(t).pop();
+                Act::Again(Sig::Child(c))
+            }
+            act => act,
+        }
     }
 
     /// `async with` block `node` entered with `act`: the frame it pushes,
@@ -387,8 +396,7 @@ impl Machine {
             },
             Kind::Do => Act::Push(self.level(node)),
             // The try's frame, and its body started at once: the try's
-            // first step would do nothing else (drive's Pop finds the
-            // body on top, two frames up).
+            // first step would do nothing else.
             Kind::Try => {
                 self.frames_of(t).push(Frame::Try {
                     node,
