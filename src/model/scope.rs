@@ -339,7 +339,18 @@ impl Scopes {
 
     /// The task name of spawn `node`: its name, or `name@node` when
     /// several spawns share the name.
+    #[inline]
     pub fn task_name(&mut self, p: &Program, node: NodeId) -> Name {
+        // Made beforehand (`make_names`) for the runs that share an
+        // analysis: then a spawn's step only shares it.
+        match self.names.get(node as usize) {
+            Some(Some(name)) => name.clone(),
+            _ => self.new_task_name(p, node),
+        }
+    }
+
+    #[inline(never)]
+    fn new_task_name(&mut self, p: &Program, node: NodeId) -> Name {
         let Kind::Spawn(s, _) = p.kind(node) else {
             unreachable!("only spawns have task names")
         };
