@@ -260,10 +260,7 @@ impl Machine {
             self.task_mut(t).floor = 0;
             sig = Sig::Send;
         }
-        match self.drive(t, sig, throwing, 0) {
-            Ok(c) => Out::Done(c),
-            Err(f) => Out::Yield(f),
-        }
+        self.drive(t, sig, throwing, 0)
     }
 
     /// Closing: throws `ge` in and runs until the level at `lvl` has
@@ -284,7 +281,10 @@ impl Machine {
             let (_, kind) = self.innermost_level(t, n);
             self.throw_enters(t, e, kind);
         }
-        self.drive(t, sig, true, lvl).ok()
+        match self.drive(t, sig, true, lvl) {
+            Out::Done(c) => Some(c),
+            Out::Yield(_) => None,
+        }
     }
 
     /// A throw of `e` raises in the innermost coroutine, whose
@@ -327,16 +327,10 @@ impl Machine {
     }
 
     /// Runs task `t`'s frames until the stack is `stop` frames deep
-    /// (Ok: the completion) or the coroutine yields (Err: what it yields).
+    /// (Done: the completion) or the coroutine yields (what it yields).
     /// Inlined into its two callers: a call less on every resume.
     #[inline(always)]
-    fn drive(
-        &mut self,
-        t: u32,
-        mut sig: Sig,
-        throwing: bool,
-        stop: usize,
-    ) -> Result<Comp, Option<FutId>> {
+    fn drive(&mut self, t: u32, mut sig: Sig, throwing: bool, stop: usize) -> Out {
         loop {
             if self.handler_done {
                 self.handler_done = false;
@@ -347,7 +341,7 @@ impl Machine {
                 let Sig::Child(c) = sig else {
                     unreachable!("stack emptied without a completion")
                 };
-                return Ok(c);
+                return Out::Done(c);
             }
             let mut top = *self.frames_of(t).get(n - 1).unwrap_or_else(|| no_frame());
             // Most steps are a body's: a direct call, not the frame match.
@@ -400,10 +394,10 @@ impl Machine {
                     };
                     sig = Sig::Child(c);
                 }
-                Act::Yield(f) => return Err(f),
+                Act::Yield(f) => return Out::Yield(f),
                 Act::Suspend(f, fut) => {
                     self.frames_of(t).push(f);
-                    return Err(fut);
+                    return Out::Yield(fut);
                 }
                 Act::Again(s) => sig = s,
             }
