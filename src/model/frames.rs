@@ -433,14 +433,16 @@ impl Machine {
         let p = self.p();
         match (ph, sig) {
             (TryPh::Body, Sig::Child(Comp::Raise(e))) => {
-                let star = p
-                    .children(node)
-                    .any(|c| matches!(p.kind(c), Kind::Except(k) if k.star));
-                if star {
+                // The clauses follow the body, where the analysis found
+                // them; `except` and `except*` never mix in one try.
+                let end = self.stmt_step(node).end;
+                let first = self.sc.try_body_end[node as usize];
+                if first < end && matches!(p.kind(first), Kind::Except(k) if k.star) {
                     return self.except_star(t, fr, node, e);
                 }
                 let cls = self.excs.cls(e);
-                for c in p.children(node) {
+                let mut c = first;
+                while c < end {
                     if let Kind::Except(k) = p.kind(c)
                         && cls.is_a(k.class)
                     {
@@ -450,6 +452,7 @@ impl Machine {
                         };
                         return Act::Push(clause(p, c));
                     }
+                    c = p.end(c);
                 }
                 self.try_finally(fr, node, Comp::Raise(e))
             }
