@@ -75,6 +75,42 @@ fn a_million_node_program_runs_without_recursion() {
     assert_eq!(ends, n + 1);
 }
 
+/// main -> try -> timeout -> try -> ... (depth n) -> sleep 0: a block
+/// starts its body in the step that enters it, never its inner block's.
+#[test]
+fn deeply_nested_blocks_start_without_recursion() {
+    let n = 1_000_000;
+    let mut b = Builder::new();
+    b.open(Kind::Main, Pos::NONE);
+    for i in 0..n {
+        let k = if i % 2 == 0 {
+            Kind::Try
+        } else {
+            Kind::Timeout(None)
+        };
+        b.open(k, Pos::NONE);
+    }
+    b.leaf(Kind::Sleep(Time(0.0)), Pos::NONE);
+    for i in (0..n).rev() {
+        if i % 2 == 0 {
+            b.open(
+                Kind::Except(canceltree::ast::Catch {
+                    class: canceltree::ast::CatchClass::Class(ExcClass::ValueError),
+                    star: false,
+                }),
+                Pos::NONE,
+            );
+            b.close();
+        }
+        b.close();
+    }
+    let t = model::run(&b.finish(), profile());
+    assert_eq!(
+        t.outcome,
+        Outcome::Main(Fin::Result(canceltree::trace::Value::None))
+    );
+}
+
 #[test]
 fn a_cancel_travels_down_a_million_deep_chain_of_tasks() {
     let n = 1_000_000;

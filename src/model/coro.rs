@@ -350,7 +350,7 @@ impl Machine {
             // the other frames' steps are written back here.
             let body = matches!(top, Frame::Body { .. } | Frame::Level { .. });
             let act = if body {
-                self.body(t, &mut top, sig)
+                self.body(t, &mut top, sig, false)
             } else {
                 self.frame(t, &mut top, sig)
             };

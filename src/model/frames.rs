@@ -168,9 +168,11 @@ impl Machine {
     /// the stack, whose top it is, before the statement starts: what the
     /// statement does may look at the stack. Inlined into drive, its
     /// hot caller, and `start_body`: a call of its own saved and
-    /// restored registers on most steps.
+    /// restored registers on most steps. `nested` in `start_body`, whose
+    /// body starts no other block's body: its step would call itself as
+    /// deep as the blocks nest.
     #[inline(always)]
-    pub(super) fn body(&mut self, t: u32, fr: &mut Frame, sig: Sig) -> Act {
+    pub(super) fn body(&mut self, t: u32, fr: &mut Frame, sig: Sig, nested: bool) -> Act {
         let (Frame::Body { next, end } | Frame::Level { next, end, .. }) = *fr else {
             unreachable!("a body's step")
         };
@@ -217,7 +219,7 @@ impl Machine {
             );
         }
         super::run::ev_in_place!(self, What::Start(n));
-        self.dispatch(t, n)
+        self.dispatch(t, n, nested)
     }
 
     /// Statement `n`'s entry in the step table. No panic location of its
@@ -238,7 +240,7 @@ impl Machine {
     pub(super) fn start_body(&mut self, t: u32, next: NodeId, end: NodeId) -> Act {
         let mut body = Frame::Body { next, end };
         self.frames_of(t).push(body);
-        match self.body(t, &mut body, Sig::Start) {
+        match self.body(t, &mut body, Sig::Start, true) {
             // Finished at once: it goes, as drive's Pop would take it
             // (a body finishes with no work), and the frame below it
             // gets what it finished with. Drive's Pop then always takes
@@ -253,10 +255,10 @@ impl Machine {
 
     /// `async with` block `node` entered with `act`: the frame it pushes,
     /// then its body started at once (its first step would do nothing
-    /// else), unless entering failed.
-    fn start_block(&mut self, t: u32, node: NodeId, act: Act) -> Act {
+    /// else), unless entering failed or the step is `nested` (see body).
+    fn start_block(&mut self, t: u32, node: NodeId, act: Act, nested: bool) -> Act {
         match act {
-            Act::Push(f) => {
+            Act::Push(f) if !nested => {
                 self.frames_of(t).push(f);
                 self.start_body(t, node + 1, self.stmt_step(node).end)
             }
@@ -357,9 +359,9 @@ impl Machine {
     /// Starts statement `node` in task `t` (its start event is out), one
     /// that may suspend: what it pushes finishes it with a `Child` to the
     /// body running it, as does an `Again(Child)`. Inlined into body,
-    /// its one caller, which ends with it.
+    /// its one caller, which ends with it (`nested`: see body).
     #[inline(always)]
-    fn dispatch(&mut self, t: u32, node: NodeId) -> Act {
+    fn dispatch(&mut self, t: u32, node: NodeId, nested: bool) -> Act {
         let p = self.p();
         match p.kind(node) {
             Kind::Sleep(d) if d.0 > 0.0 && !self.running => {
@@ -395,6 +397,10 @@ impl Machine {
                 Err(e) => Act::Again(Sig::Child(Comp::Raise(e))),
             },
             Kind::Do => Act::Push(self.level(node)),
+            Kind::Try if nested => Act::Push(Frame::Try {
+                node,
+                ph: TryPh::Body,
+            }),
             // The try's frame, and its body started at once: the try's
             // first step would do nothing else.
             Kind::Try => {
@@ -417,11 +423,11 @@ impl Machine {
             // As a try's: the block's frame, and its body started at once.
             Kind::Timeout(_) => {
                 let act = self.timeout_start(t, node);
-                self.start_block(t, node, act)
+                self.start_block(t, node, act, nested)
             }
             Kind::TaskGroup(_) => {
                 let act = self.tg_start(t, node);
-                self.start_block(t, node, act)
+                self.start_block(t, node, act, nested)
             }
             Kind::Wait { .. } => self.wait_start(t, node),
             Kind::AsCompleted { .. } => self.ac_start(t, node),
@@ -432,6 +438,10 @@ impl Machine {
     fn try_frame(&mut self, t: u32, fr: &mut Frame, node: NodeId, ph: TryPh, sig: Sig) -> Act {
         let p = self.p();
         match (ph, sig) {
+            // Only for a try a nested step started (see body).
+            (TryPh::Body, Sig::Start) => {
+                self.start_body(t, node + 1, self.sc.try_body_end[node as usize])
+            }
             (TryPh::Body, Sig::Child(Comp::Raise(e))) => {
                 // The clauses follow the body, where the analysis found
                 // them; `except` and `except*` never mix in one try.
