@@ -41,9 +41,6 @@ impl Machine {
     }
 
     pub(super) fn shutdown(&mut self) {
-        // `all_tasks()` hands back leftover tasks that only a garbage cycle
-        // kept: from here on they are reachable again.
-        self.forget_cyclic();
         // The leftover tasks' futures, in creation order; the list keeps
         // its capacity between runs. A task reported destroyed is not among
         // them even if a finalizer brought it back: the collector cleared
@@ -57,6 +54,7 @@ impl Machine {
                 .map(|t| t.fut),
         );
         self.shutdown_refs = futs;
+        self.forget_cyclic_at_shutdown();
         if !self.shutdown_refs.is_empty() {
             self.cancel_leftovers();
         }
