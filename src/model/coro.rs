@@ -212,7 +212,7 @@ impl Machine {
 
     /// Resumes task `t`'s coroutine with `send(None)` or `throw(exc)`.
     pub fn run_coro(&mut self, t: u32, exc: Option<ExcId>) -> Out {
-        let sig;
+        let mut sig;
         let mut throwing = false;
         if !self.task(t).started {
             self.task_mut(t).started = true;
@@ -260,7 +260,30 @@ impl Machine {
             self.task_mut(t).floor = 0;
             sig = Sig::Send;
         }
+        // A coroutine that ran suspended in a leaf frame: its resume
+        // is done before drive's loop, which starts at the frame below.
+        if !matches!(sig, Sig::Start) {
+            sig = self.resume_leaf(t, sig, throwing);
+        }
         self.drive(t, sig, throwing, 0)
+    }
+
+    /// Resumes the leaf frame (an await, a sleep, a bare yield) that task
+    /// `t`'s coroutine suspended in with a send or a throw, and takes it
+    /// off: what it finished with, for the frame below. Inlined into
+    /// run_coro ahead of drive's loop: as drive's first step it was a
+    /// `frame` call and a loop turn on every resume; as a call of its own
+    /// it cost as much as those.
+    #[inline(always)]
+    fn resume_leaf(&mut self, t: u32, sig: Sig, throwing: bool) -> Sig {
+        let n = self.frames_of(t).len();
+        let top = *self.frames_of(t).last().unwrap_or_else(|| no_frame());
+        let c = self.leaf_step(t, top, sig);
+        self.frames_of(t).pop();
+        if finishes_with_work(&top) {
+            self.frame_done(t, top, n, throwing, &c);
+        }
+        Sig::Child(c)
     }
 
     /// Closing: throws `ge` in and runs until the level at `lvl` has

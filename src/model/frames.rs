@@ -97,45 +97,49 @@ impl Machine {
         match *fr {
             Frame::Level { .. } | Frame::Body { .. } => unreachable!("drive runs a body's step"),
             Frame::Await { fut } => match sig {
-                Sig::Start => {
-                    if self.done(fut) {
-                        self.await_result(t, fut)
-                    } else {
-                        Act::Yield(Some(fut))
-                    }
-                }
-                Sig::Send => self.await_result(t, fut),
-                Sig::Throw(e) => Act::Pop(Comp::Raise(e)),
-                Sig::Child(_) => unreachable!(),
+                Sig::Start if self.done(fut) => Act::Pop(self.await_result(t, fut)),
+                Sig::Start => Act::Yield(Some(fut)),
+                sig => Act::Pop(self.leaf_step(t, *fr, sig)),
             },
             Frame::Yield0 => match sig {
                 Sig::Start => Act::Yield(None),
-                Sig::Send => Act::Pop(Comp::Norm(V::None)),
-                Sig::Throw(e) => Act::Pop(Comp::Raise(e)),
-                Sig::Child(_) => unreachable!(),
+                sig => Act::Pop(self.leaf_step(t, *fr, sig)),
             },
-            Frame::Sleep { fut, timer } => match sig {
+            Frame::Sleep { fut, .. } => match sig {
                 Sig::Start => Act::Yield(Some(fut)),
-                Sig::Send => {
-                    self.lp.cancel(timer);
-                    match self.result(fut) {
-                        Ok(v) => Act::Pop(Comp::Norm(v)),
-                        Err(e) => {
-                            self.raise_here(Some(t), e);
-                            Act::Pop(Comp::Raise(e))
-                        }
-                    }
-                }
-                Sig::Throw(e) => {
-                    self.lp.cancel(timer);
-                    Act::Pop(Comp::Raise(e))
-                }
-                Sig::Child(_) => unreachable!(),
+                sig => Act::Pop(self.leaf_step(t, *fr, sig)),
             },
             Frame::Try { node, ph } => self.try_frame(t, fr, node, ph, sig),
             Frame::Timeout { .. } => self.timeout_frame(t, fr, sig),
             Frame::Tg { .. } => self.tg_frame(t, fr, sig),
             Frame::Comb { .. } => self.comb_frame(t, fr, sig),
+        }
+    }
+
+    /// A leaf frame (an await, a sleep, a bare yield: what a coroutine
+    /// suspends in) resumed with `sig`, a send or a throw: it finishes
+    /// with what it returns.
+    #[inline(always)]
+    pub(super) fn leaf_step(&mut self, t: u32, fr: Frame, sig: Sig) -> Comp {
+        match (fr, sig) {
+            (Frame::Await { fut }, Sig::Send) => self.await_result(t, fut),
+            (Frame::Yield0, Sig::Send) => Comp::Norm(V::None),
+            (Frame::Sleep { fut, timer }, Sig::Send) => {
+                self.lp.cancel(timer);
+                match self.result(fut) {
+                    Ok(v) => Comp::Norm(v),
+                    Err(e) => {
+                        self.raise_here(Some(t), e);
+                        Comp::Raise(e)
+                    }
+                }
+            }
+            (Frame::Sleep { timer, .. }, Sig::Throw(e)) => {
+                self.lp.cancel(timer);
+                Comp::Raise(e)
+            }
+            (Frame::Await { .. } | Frame::Yield0, Sig::Throw(e)) => Comp::Raise(e),
+            _ => unreachable!("a leaf frame resumed with a send or a throw"),
         }
     }
 
@@ -275,15 +279,15 @@ impl Machine {
         }
     }
 
-    fn await_result(&mut self, t: u32, fut: FutId) -> Act {
+    fn await_result(&mut self, t: u32, fut: FutId) -> Comp {
         match self.result_freeing(fut) {
-            Ok(v) => Act::Pop(Comp::Norm(v)),
+            Ok(v) => Comp::Norm(v),
             Err(e) => {
                 // Raised by the await in this function: its traceback
                 // starts at this frame.
                 self.raise_here(Some(t), e);
                 self.tb_here(Some(t), e);
-                Act::Pop(Comp::Raise(e))
+                Comp::Raise(e)
             }
         }
     }
