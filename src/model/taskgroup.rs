@@ -186,23 +186,7 @@ impl Machine {
                     // Out of `__aexit__`, handling the body's exception.
                     return self.aexit_raise(t, g, x, Some(e), false);
                 }
-                *fr = Frame::Tg { tg: g, node, ph: 2 };
-                Act::Again(Sig::Start)
-            }
-            (2, Sig::Start) => {
-                if !self.tgs[g as usize].tasks.is_empty() {
-                    let w = match self.tgs[g as usize].on_completed_fut {
-                        Some(w) => w,
-                        None => {
-                            let w = self.new_fut(FKind::Plain);
-                            self.tgs[g as usize].on_completed_fut = Some(w);
-                            w
-                        }
-                    };
-                    *fr = Frame::Tg { tg: g, node, ph: 3 };
-                    return self.await_fut(w);
-                }
-                self.tg_finish(t, g)
+                self.tg_wait(t, fr, g, node)
             }
             (3, Sig::Child(c)) => {
                 if let Comp::Raise(x) = c {
@@ -221,11 +205,34 @@ impl Machine {
                     }
                 }
                 self.tgs[g as usize].on_completed_fut = None;
-                *fr = Frame::Tg { tg: g, node, ph: 2 };
-                Act::Again(Sig::Start)
+                self.tg_wait(t, fr, g, node)
             }
             _ => unreachable!("taskgroup frame got an unexpected signal"),
         }
+    }
+
+    /// `__aexit__`'s wait for the children, or its end if none is left,
+    /// in the step that got there: it was a step of its own. The frame,
+    /// in phase 2, is on the stack first: what `__aexit__` raises sees
+    /// it handling the body's exception.
+    fn tg_wait(&mut self, t: u32, fr: &mut Frame, g: u32, node: NodeId) -> Act {
+        *fr = Frame::Tg { tg: g, node, ph: 2 };
+        if let Some(top) = self.frames_of(t).last_mut() {
+            *top = *fr;
+        }
+        if !self.tgs[g as usize].tasks.is_empty() {
+            let w = match self.tgs[g as usize].on_completed_fut {
+                Some(w) => w,
+                None => {
+                    let w = self.new_fut(FKind::Plain);
+                    self.tgs[g as usize].on_completed_fut = Some(w);
+                    w
+                }
+            };
+            *fr = Frame::Tg { tg: g, node, ph: 3 };
+            return self.await_fut(w);
+        }
+        self.tg_finish(t, g)
     }
 
     fn tg_finish(&mut self, t: u32, g: u32) -> Act {

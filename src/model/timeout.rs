@@ -70,24 +70,14 @@ impl Machine {
     }
 
     pub fn timeout_frame(&mut self, t: u32, fr: &mut Frame, sig: Sig) -> Act {
-        let Frame::Timeout { tm, node, aw, .. } = *fr else {
+        let Frame::Timeout { tm, node, .. } = *fr else {
             unreachable!()
         };
         let p = self.p();
         match sig {
-            Sig::Start => {
-                if aw == NONE {
-                    return self.start_body(t, node + 1, p.end(node));
-                }
-                if let Kind::Ref(_) = p.kind(aw) {
-                    match self.read_fut(Some(t), aw) {
-                        Ok(f) => self.await_fut(f),
-                        Err(e) => Act::Again(Sig::Child(Comp::Raise(e))),
-                    }
-                } else {
-                    Act::Push(self.level(self.aw_fn(aw)))
-                }
-            }
+            // Only for a block a nested step entered (see `body`): a
+            // wait_for's frame starts its await as it is pushed.
+            Sig::Start => self.start_body(t, node + 1, p.end(node)),
             Sig::Child(c) => {
                 // __aexit__
                 let exc = if let Comp::Raise(e) = c {
@@ -202,7 +192,18 @@ impl Machine {
                 Ok(tm) => tm,
                 Err(e) => return Act::Again(Sig::Child(Comp::Raise(e))),
             };
-            return Act::Push(Frame::Timeout { tm, node, aw });
+            // The frame, and its await started at once: the frame's
+            // first step would do nothing else. What the await raises,
+            // or pushes, is the frame's.
+            self.frames_of(t).push(Frame::Timeout { tm, node, aw });
+            return if let Kind::Ref(_) = self.p().kind(aw) {
+                match self.read_fut(Some(t), aw) {
+                    Ok(f) => self.await_fut(f),
+                    Err(e) => Act::Again(Sig::Child(Comp::Raise(e))),
+                }
+            } else {
+                Act::Push(self.level(self.aw_fn(aw)))
+            };
         }
         // 3.11 with a positive timeout.
         let waiter = self.new_fut(FKind::Plain);
