@@ -243,7 +243,6 @@ impl Machine {
         };
         match kind {
             CombKind::Wait => match sig {
-                Sig::Start => self.await_fut(self.waits[a as usize].waiter),
                 Sig::Child(r) => {
                     let x = self.waits[a as usize].clone();
                     if let Some(h) = x.timer {

@@ -279,6 +279,29 @@ impl Machine {
         }
     }
 
+    /// `await fut` started where task `t`'s stack is as its step left
+    /// it (a body's statement, a frame just pushed): a future already
+    /// done gives its result in this step, not in a step of the await's
+    /// frame, which is on the stack meanwhile as it was there.
+    #[inline(always)]
+    pub(super) fn await_now(&mut self, t: u32, fut: FutId) -> Act {
+        if self.done(fut) {
+            self.await_done(t, fut)
+        } else {
+            Act::Suspend(Frame::Await { fut }, Some(fut))
+        }
+    }
+
+    /// `await_now`'s future already done. Out of line: inlined, it was
+    /// in drive's loop once for every statement that awaits.
+    #[inline(never)]
+    fn await_done(&mut self, t: u32, fut: FutId) -> Act {
+        self.frames_of(t).push(Frame::Await { fut });
+        let c = self.await_result(t, fut);
+        self.frames_of(t).pop();
+        Act::Again(Sig::Child(c))
+    }
+
     fn await_result(&mut self, t: u32, fut: FutId) -> Comp {
         match self.result_freeing(fut) {
             Ok(v) => Comp::Norm(v),
@@ -397,7 +420,7 @@ impl Machine {
                 }
             }
             Kind::Await(_) => match self.read_fut(Some(t), node) {
-                Ok(f) => self.await_fut(f),
+                Ok(f) => self.await_now(t, f),
                 Err(e) => Act::Again(Sig::Child(Comp::Raise(e))),
             },
             Kind::Do => Act::Push(self.level(node)),
@@ -416,11 +439,11 @@ impl Machine {
             }
             Kind::Except(_) | Kind::Finally => self.start_body(t, node + 1, p.end(node)),
             Kind::Gather { .. } => match self.gather_new(Some(t), node) {
-                Ok(f) => self.await_fut(f),
+                Ok(f) => self.await_now(t, f),
                 Err(e) => Act::Again(Sig::Child(Comp::Raise(e))),
             },
             Kind::Shield => match self.shield_new(Some(t), node) {
-                Ok(f) => self.await_fut(f),
+                Ok(f) => self.await_now(t, f),
                 Err(e) => Act::Again(Sig::Child(Comp::Raise(e))),
             },
             Kind::WaitFor(_) => self.wait_for_start(t, node),

@@ -184,7 +184,7 @@ impl Machine {
             if !self.profile.wait_for_via_timeout {
                 // 3.11: `if timeout is None: return await fut`
                 return match arg {
-                    Ok(f) => self.await_fut(f),
+                    Ok(f) => self.await_now(t, f),
                     Err(c) => Act::Push(self.level(self.aw_fn(c))),
                 };
             }
@@ -198,7 +198,7 @@ impl Machine {
             self.frames_of(t).push(Frame::Timeout { tm, node, aw });
             return if let Kind::Ref(_) = self.p().kind(aw) {
                 match self.read_fut(Some(t), aw) {
-                    Ok(f) => self.await_fut(f),
+                    Ok(f) => self.await_now(t, f),
                     Err(e) => Act::Again(Sig::Child(Comp::Raise(e))),
                 }
             } else {

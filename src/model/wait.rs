@@ -47,12 +47,15 @@ impl Machine {
             let f = self.waits[w as usize].futs[i];
             self.add_done_callback(f, Cb::WaitDone(w));
         }
-        Act::Push(Frame::Comb {
+        // The frame, and its await of the waiter started at once: the
+        // frame's first step would do nothing else.
+        self.frames_of(t).push(Frame::Comb {
             kind: CombKind::Wait,
             a: w,
             b: 0,
             c: 0,
-        })
+        });
+        self.await_now(t, waiter)
     }
 
     pub fn wait_on_completion(&mut self, w: u32, f: FutId) {
