@@ -260,30 +260,12 @@ impl Machine {
             self.task_mut(t).floor = 0;
             sig = Sig::Send;
         }
-        // A coroutine that ran suspended in a leaf frame: its resume
-        // is done before drive's loop, which starts at the frame below.
+        // The leaf frame a resumed coroutine suspended in finishes ahead
+        // of drive's loop, which starts at the frame below.
         if !matches!(sig, Sig::Start) {
             sig = self.resume_leaf(t, sig, throwing);
         }
         self.drive(t, sig, throwing, 0)
-    }
-
-    /// Resumes the leaf frame (an await, a sleep, a bare yield) that task
-    /// `t`'s coroutine suspended in with a send or a throw, and takes it
-    /// off: what it finished with, for the frame below. Inlined into
-    /// run_coro ahead of drive's loop: as drive's first step it was a
-    /// `frame` call and a loop turn on every resume; as a call of its own
-    /// it cost as much as those.
-    #[inline(always)]
-    fn resume_leaf(&mut self, t: u32, sig: Sig, throwing: bool) -> Sig {
-        let n = self.frames_of(t).len();
-        let top = *self.frames_of(t).last().unwrap_or_else(|| no_frame());
-        let c = self.leaf_step(t, top, sig);
-        self.frames_of(t).pop();
-        if finishes_with_work(&top) {
-            self.frame_done(t, top, n, throwing, &c);
-        }
-        Sig::Child(c)
     }
 
     /// Closing: throws `ge` in and runs until the level at `lvl` has
@@ -430,7 +412,7 @@ impl Machine {
     /// Frame `top` finished with `c`, the stack `n` frames deep before.
     /// Inlined: LTO left it a call on every pop of a frame not a body's.
     #[inline(always)]
-    fn frame_done(&mut self, t: u32, top: Frame, n: usize, throwing: bool, c: &Comp) {
+    pub(super) fn frame_done(&mut self, t: u32, top: Frame, n: usize, throwing: bool, c: &Comp) {
         if let Some(user) = level_kind(&top) {
             self.level_done(t, top, user, n, throwing, c);
         }
@@ -563,7 +545,7 @@ impl Machine {
 
 #[cold]
 #[inline(never)]
-fn no_frame() -> ! {
+pub(super) fn no_frame() -> ! {
     unreachable!("drive's task or frame is missing")
 }
 

@@ -143,6 +143,27 @@ impl Machine {
         }
     }
 
+    /// Resumes the leaf frame (an await, a sleep, a bare yield) that task
+    /// `t`'s coroutine suspended in with a send or a throw, and takes it
+    /// off: what it finished with, for the frame below. Inlined into
+    /// run_coro ahead of drive's loop: as drive's first step it was a
+    /// `frame` call and a loop turn on every resume; as a call of its own
+    /// it cost as much as those.
+    #[inline(always)]
+    pub(super) fn resume_leaf(&mut self, t: u32, sig: Sig, throwing: bool) -> Sig {
+        let n = self.frames_of(t).len();
+        let top = *self
+            .frames_of(t)
+            .last()
+            .unwrap_or_else(|| super::coro::no_frame());
+        let c = self.leaf_step(t, top, sig);
+        self.frames_of(t).pop();
+        if finishes_with_work(&top) {
+            self.frame_done(t, top, n, throwing, &c);
+        }
+        Sig::Child(c)
+    }
+
     /// The frame of a call of `func`, about to start its body.
     pub(super) fn level(&self, func: NodeId) -> Frame {
         let p = self.p();
