@@ -62,6 +62,14 @@ impl Machine {
                 self.add_done_callback(fut, Cb::Gather(gid));
             }
         }
+        self.gather_outer(gid, done_futs)
+    }
+
+    /// gather()'s last act, once every child is made: the outer future,
+    /// then the children already done taken at once (3.12+). Inlined into
+    /// both: as a call it cost 15 instructions a small program.
+    #[inline(always)]
+    fn gather_outer(&mut self, gid: u32, done_futs: Vec<FutId>) -> FutId {
         let outer = self.new_fut(FKind::Gather(gid));
         self.gathers[gid as usize].outer = Some(outer);
         for f in done_futs {
@@ -189,12 +197,7 @@ impl Machine {
             }
         }
         self.gathering.pop();
-        let outer = self.new_fut(FKind::Gather(gid));
-        self.gathers[gid as usize].outer = Some(outer);
-        for f in done_futs {
-            self.gather_done_cb(gid, f);
-        }
-        Ok(outer)
+        Ok(self.gather_outer(gid, done_futs))
     }
 
     /// What `ensure_future` raises for gather()'s argument list `args`
