@@ -278,14 +278,15 @@ impl Machine {
         }
     }
 
-    /// `async with` block `node` entered with `act`: the frame it pushes,
-    /// then its body started at once (its first step would do nothing
-    /// else), unless entering failed or the step is `nested` (see body).
-    fn start_block(&mut self, t: u32, node: NodeId, act: Act, nested: bool) -> Act {
+    /// Block `node` (a try, an `async with`) entered with `act`: the
+    /// frame it pushes, then its body, which ends at `end`, started at
+    /// once (the frame's first step would do nothing else), unless
+    /// entering failed or the step is `nested` (see body).
+    fn start_block(&mut self, t: u32, node: NodeId, end: NodeId, act: Act, nested: bool) -> Act {
         match act {
             Act::Push(f) if !nested => {
                 self.frames_of(t).push(f);
-                self.start_body(t, node + 1, self.stmt_step(node).end)
+                self.start_body(t, node + 1, end)
             }
             act => act,
         }
@@ -445,18 +446,12 @@ impl Machine {
                 Err(e) => Act::Again(Sig::Child(Comp::Raise(e))),
             },
             Kind::Do => Act::Push(self.level(node)),
-            Kind::Try if nested => Act::Push(Frame::Try {
-                node,
-                ph: TryPh::Body,
-            }),
-            // The try's frame, and its body started at once: the try's
-            // first step would do nothing else.
             Kind::Try => {
-                self.frames_of(t).push(Frame::Try {
+                let act = Act::Push(Frame::Try {
                     node,
                     ph: TryPh::Body,
                 });
-                self.start_body(t, node + 1, self.sc.try_body_end[node as usize])
+                self.start_block(t, node, self.sc.try_body_end[node as usize], act, nested)
             }
             Kind::Except(_) | Kind::Finally => self.start_body(t, node + 1, p.end(node)),
             Kind::Gather { .. } => match self.gather_new(Some(t), node) {
@@ -468,14 +463,13 @@ impl Machine {
                 Err(e) => Act::Again(Sig::Child(Comp::Raise(e))),
             },
             Kind::WaitFor(_) => self.wait_for_start(t, node),
-            // As a try's: the block's frame, and its body started at once.
             Kind::Timeout(_) => {
                 let act = self.timeout_start(t, node);
-                self.start_block(t, node, act, nested)
+                self.start_block(t, node, p.end(node), act, nested)
             }
             Kind::TaskGroup(_) => {
                 let act = self.tg_start(t, node);
-                self.start_block(t, node, act, nested)
+                self.start_block(t, node, p.end(node), act, nested)
             }
             Kind::Wait { .. } => self.wait_start(t, node),
             Kind::AsCompleted { .. } => self.ac_start(t, node),
