@@ -27,9 +27,8 @@ pub struct Scopes {
     /// Whether a read of the node's symbol is of a local of the function
     /// it runs in (UnboundLocalError) rather than a free variable (NameError).
     pub local: Vec<bool>,
-    /// Statements whose value is the coroutine's value.
-    pub tail: Vec<bool>,
-    /// What a body's step needs of each statement (`Step`).
+    /// What a body's step needs of each statement (`Step`), with which
+    /// statements' value is the coroutine's (`Step::tail`).
     pub step: Vec<Step>,
     /// Statements inside a `call-soon`/`call-later` callback.
     pub in_callback: Vec<bool>,
@@ -98,7 +97,7 @@ pub struct Step {
     pub class: Class,
     /// It ends with a value (TRACE.md).
     pub valued: bool,
-    /// Its value is the coroutine's (`tail`).
+    /// Its value is the coroutine's: set by the pass over the nodes.
     pub tail: bool,
 }
 
@@ -118,7 +117,6 @@ impl Scopes {
         reset(&mut self.slot, n, NONE);
         reset(&mut self.group_slot, n, NONE);
         reset(&mut self.local, n, false);
-        reset(&mut self.tail, n, false);
         reset(&mut self.step, n, Step::default());
         reset(&mut self.in_callback, n, false);
         reset(&mut self.try_body_end, n, NONE);
@@ -144,7 +142,7 @@ impl Scopes {
                 end: p.end(id as NodeId),
                 class: super::frames::class(k),
                 valued: super::frames::valued(k),
-                tail: self.tail[id],
+                tail: st.tail,
             };
         }
     }
@@ -209,8 +207,8 @@ impl Scopes {
             // `except` clauses. A callback's statements never are.
             let last_body = !matches!(k, Kind::Except(_) | Kind::Finally)
                 && (end == p.end(parent) || matches!(p.kind(end), Kind::Except(_) | Kind::Finally));
-            let pt = self.tail[parent as usize];
-            self.tail[id as usize] = !in_cb
+            let pt = self.step[parent as usize].tail;
+            self.step[id as usize].tail = !in_cb
                 && (wrapped
                     || match (pk, k) {
                         (Kind::Main | Kind::Spawn(..) | Kind::Do, _) => last_body,
