@@ -102,6 +102,7 @@ impl Machine {
                 && !self.futs[f].done()
                 && matches!(self.futs[f].kind, FKind::Task(_))
         });
+        self.note_order_read(&mark);
         if closes {
             self.finalize_closing(&mark, final_collect);
         } else {

@@ -69,9 +69,9 @@
 //! place, so what they hold is reached late; and late referrers all come
 //! after the list.
 
-use super::coro::NONE;
+use super::coro::{Frame, NONE};
 use super::eventloop::KEY_STEP;
-use super::fut::FutId;
+use super::fut::{FKind, FutId};
 use super::gcitems::It;
 use super::graph::N;
 use super::machine::Machine;
@@ -145,7 +145,26 @@ impl Machine {
     /// get new keys, behind nothing allocated later. `mark` is what the
     /// collection found reachable, with the object counts `layout`; its
     /// finalizers freed nothing of that, but may have made new objects.
+    ///
+    /// Most runs never read the new order, so the replay is put off:
+    /// `skipped` records that it was not made, and a later collection
+    /// whose finalizer order could show it sets `owed` (`note_order_read`),
+    /// on which the run is made again with every replay (`Machine::run`).
+    /// That is exact because list positions reach nothing but each other
+    /// and the order of a collection's finalizers: every position is taken
+    /// from the allocation clock or from another position, and is read
+    /// only to sort (a replay's scan, a collection's finalizers and the
+    /// coroutines they close). A replay gives the survivors new positions
+    /// among themselves, all behind what was allocated before and ahead of
+    /// what is allocated after, as the old ones are; so with no replay
+    /// made in a run, only the order among survivors of a `(gc)` differs,
+    /// and only a collection's finalizers read it.
     pub(super) fn reorder_survivors(&mut self, mark: &[bool], layout: super::graph::Layout) {
+        if !self.gc_scan.forced {
+            self.gc_scan.skipped = true;
+            self.gc_scan.horizon = self.lp.clock.get();
+            return;
+        }
         if layout != self.layout() {
             let fresh = self.alive(false);
             self.replay_scan(&fresh);
@@ -153,6 +172,43 @@ impl Machine {
         } else {
             self.replay_scan(mark);
         }
+    }
+
+    /// A collection is about to run its finalizers over the garbage
+    /// (unmarked in `mark`). If a replay was put off, only the order among
+    /// objects placed up to `horizon` differs from the replayed run's; all
+    /// of them come before the rest, in either order, and so do the
+    /// coroutines awaited in them. That order shows only if one of them
+    /// closes a coroutine (a pending task's: that runs program code, and
+    /// what it frees goes at once) or two of them report. Otherwise their
+    /// finalizers, all run before any other, each only set their own
+    /// object's flags, at most one reporting: the same, whatever the order.
+    pub(super) fn note_order_read(&mut self, mark: &[bool]) {
+        if !self.gc_scan.skipped || self.gc_scan.owed {
+            return;
+        }
+        let h = self.gc_scan.horizon;
+        let mut reports = 0;
+        for (f, fut) in self.futs.iter().enumerate() {
+            if mark[f] || fut.dead {
+                continue;
+            }
+            if let FKind::Task(t) = fut.kind
+                && !fut.done()
+            {
+                let task = &self.tasks[t as usize];
+                let old_aw = task.frames.iter().skip(1).any(|fr| match *fr {
+                    Frame::Level { func, .. } => self.aw_place(func) <= h,
+                    _ => false,
+                });
+                if fut.key <= h || self.coro_place(task.coro_key, task.fut) <= h || old_aw {
+                    self.gc_scan.owed = true;
+                    return;
+                }
+            }
+            reports += (fut.key <= h && fut.log_tb && !fut.finalized) as u32;
+        }
+        self.gc_scan.owed = reports > 1;
     }
 
     fn replay_scan(&mut self, mark: &[bool]) {
@@ -417,11 +473,22 @@ pub(super) enum Entry {
 /// What collections keep between them: the replay's buffers, boxed so
 /// that the replay takes them out of the machine and puts them back by
 /// pointer rather than by copying them (and dropping the default left
-/// behind); and the sort keys of a collection's list-order finalizers.
+/// behind); the sort keys of a collection's list-order finalizers; and
+/// whether replays are put off (`reorder_survivors`).
 #[derive(Default)]
 pub struct Scan {
     bufs: Option<Box<ScanBufs>>,
     pub(super) keyed: Vec<u64>,
+    /// A `(gc)` of this run left its survivors in their old order.
+    pub(super) skipped: bool,
+    /// The allocation clock at the last `(gc)` that skipped: what has a
+    /// list position up to it is a survivor some replay would have moved.
+    pub(super) horizon: u32,
+    /// A later collection's finalizer order could show that: the run
+    /// must be made again with every replay (`Machine::run`).
+    pub(super) owed: bool,
+    /// Every `(gc)` replays: the run made again.
+    pub(super) forced: bool,
 }
 
 /// The replay's buffers, kept between collections: the scanned objects in
