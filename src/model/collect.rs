@@ -11,7 +11,6 @@ use super::exc::ExcId;
 use super::fut::{FKind, FState};
 use super::graph::N;
 use super::machine::Machine;
-use crate::ast::NodeId;
 
 /// A collection in progress: per graph node, whether it is out of the
 /// picture (reachable, already freed, or deallocated by now) and whether
@@ -102,16 +101,18 @@ impl Machine {
                 && !self.futs[f].done()
                 && matches!(self.futs[f].kind, FKind::Task(_))
         });
-        self.note_order_read(&mark);
-        if closes {
+        // A run to be made again (`Machine::run`) ends with its final
+        // collection: its finalizers would only be thrown away.
+        let owed = self.note_order_read(&mark) && final_collect;
+        if closes && !owed {
             self.finalize_closing(&mark, final_collect);
-        } else {
+        } else if !owed {
             self.finalize_in_order(&mark);
         }
         // After the final collection's finalizers only the coroutines
         // left abandoned run code (below), and then the run ends: with no
         // coroutine left suspended, nothing reads what the rest would mark.
-        if final_collect && self.tasks.iter().all(|t| t.frames.is_empty()) {
+        if final_collect && (owed || self.tasks.iter().all(|t| t.frames.is_empty())) {
             self.gc_mark = mark;
             self.collecting = false;
             return;
@@ -362,22 +363,6 @@ impl Machine {
                 self.futs[f as usize].dead = true;
             }
             _ => {}
-        }
-    }
-
-    /// The finalizer of the coroutine of `func` that task `t` awaits, if
-    /// it is still suspended there: closes it (and what it awaits).
-    fn finalize_awaited(&mut self, t: u32, func: NodeId) {
-        let task = &self.tasks[t as usize];
-        if self.futs[task.fut as usize].state != FState::Pending {
-            return;
-        }
-        if let Some(at) = task
-            .frames
-            .iter()
-            .position(|f| matches!(*f, Frame::Level { func: x, .. } if x == func))
-        {
-            self.close_coro_from(t, at);
         }
     }
 

@@ -309,6 +309,22 @@ impl Machine {
         true
     }
 
+    /// The finalizer of the coroutine of `func` that task `t` awaits, if
+    /// it is still suspended there: closes it (and what it awaits).
+    pub(super) fn finalize_awaited(&mut self, t: u32, func: crate::ast::NodeId) {
+        let task = &self.tasks[t as usize];
+        if self.futs[task.fut as usize].state != FState::Pending {
+            return;
+        }
+        if let Some(at) = task
+            .frames
+            .iter()
+            .position(|f| matches!(*f, Frame::Level { func: x, .. } if x == func))
+        {
+            self.close_coro_from(t, at);
+        }
+    }
+
     /// Closes the coroutine of task `t` whose level is at frame `stop`
     /// (0: the task's own), and so those it awaits; the coroutines
     /// awaiting it are left suspended where they await it.

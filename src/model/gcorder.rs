@@ -183,9 +183,10 @@ impl Machine {
     /// what it frees goes at once) or two of them report. Otherwise their
     /// finalizers, all run before any other, each only set their own
     /// object's flags, at most one reporting: the same, whatever the order.
-    pub(super) fn note_order_read(&mut self, mark: &[bool]) {
+    /// True if the run is to be made again.
+    pub(super) fn note_order_read(&mut self, mark: &[bool]) -> bool {
         if !self.gc_scan.skipped || self.gc_scan.owed {
-            return;
+            return self.gc_scan.owed;
         }
         let h = self.gc_scan.horizon;
         let mut reports = 0;
@@ -203,12 +204,13 @@ impl Machine {
                 });
                 if fut.key <= h || self.coro_place(task.coro_key, task.fut) <= h || old_aw {
                     self.gc_scan.owed = true;
-                    return;
+                    return true;
                 }
             }
             reports += (fut.key <= h && fut.log_tb && !fut.finalized) as u32;
         }
         self.gc_scan.owed = reports > 1;
+        self.gc_scan.owed
     }
 
     fn replay_scan(&mut self, mark: &[bool]) {
