@@ -68,6 +68,10 @@
 //! holds (`wait`'s and `as_completed`'s, `TbRef::reached_late`) have no
 //! place, so what they hold is reached late; and late referrers all come
 //! after the list.
+//!
+//! Few runs ever read the order a replay makes, so a run puts every
+//! replay off and is made again, replaying, when a later collection's
+//! finalizers could show it (`reorder_survivors`).
 
 use super::coro::{Frame, NONE};
 use super::eventloop::KEY_STEP;
