@@ -195,7 +195,13 @@ impl Machine {
             exc = Some(self.make_cancelled_error(f));
             created = true;
         }
-        let prev = self.current;
+        // The loop runs a step with no task current (a plain callback
+        // clears it while it runs), so it ends with none, not with a
+        // `current` saved and restored on every step.
+        debug_assert!(
+            self.current.is_none(),
+            "the loop steps with no task current"
+        );
         self.current = Some(t);
         self.current_tasks_entered();
         debug_assert!(
@@ -215,7 +221,7 @@ impl Machine {
             self.inflight.pop();
         }
         self.stepping.base = None;
-        self.current = prev;
+        self.current = None;
         raised
     }
 
