@@ -310,7 +310,7 @@ impl Machine {
             direct.push(N::Fut(f));
         }
         // Through the running handle: late.
-        if let Some(cb) = self.running_handle {
+        if let Some(cb) = self.running_handle() {
             self.handle_edges(cb, later);
         }
     }

@@ -189,8 +189,10 @@ pub struct Machine {
     /// around each child's `ensure_future`, taken by the eager start it
     /// causes (so a task the child spawns in turn does not see it).
     pub creating_gather: Option<u32>,
-    /// The handle `_run_once` is running.
-    pub running_handle: Option<Hcb>,
+    /// The handle `_run_once` is running, NONE between handles: its
+    /// number, one store per handle, where its callback took three
+    /// (`Machine::running_handle` reads the callback).
+    pub running_h: super::eventloop::HId,
     /// The `main_task` of the runtime's `_drive`, while it holds it.
     pub main_ref: Option<FutId>,
     /// `cancel`'s explicit stack and current path, kept between calls.
@@ -405,7 +407,7 @@ impl Machine {
             frame_kept: Vec::new(),
             frame_back: Vec::new(),
             creating_gather: None,
-            running_handle: None,
+            running_h: super::coro::NONE,
             main_ref: None,
             shutdown_refs: Vec::new(),
             shutdown_key: 0,

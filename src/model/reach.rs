@@ -41,7 +41,7 @@ impl Machine {
                 self.handle_edges(x.cb, out);
             }
         }
-        if let Some(cb) = self.running_handle {
+        if let Some(cb) = self.running_handle() {
             self.handle_edges(cb, out);
         }
         for &t in &self.stepping {

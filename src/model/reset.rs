@@ -91,7 +91,7 @@ impl Machine {
         self.frame_back.resize(2 * p.len(), None);
         self.creating_gather = None;
         self.main_ref = None;
-        self.running_handle = None;
+        self.running_h = super::coro::NONE;
         self.shutdown_refs.clear();
         self.cur_tasks_key = super::coro::NONE;
         self.drive_excs.clear();

@@ -3,6 +3,7 @@
 //! `loop.close()` and task table are `ending.rs`), the final collection,
 //! and the events they record.
 
+use super::coro::NONE;
 use super::eventloop::HId;
 use super::fut::{Cb, FutId, V};
 use super::machine::Machine;
@@ -232,6 +233,11 @@ impl Machine {
         self.fin(main)
     }
 
+    /// The callback of the handle `_run_once` is running, if any.
+    pub(super) fn running_handle(&self) -> Option<Hcb> {
+        (self.running_h != NONE).then(|| self.lp.handles[self.running_h as usize].cb)
+    }
+
     /// An event outside any task.
     pub fn ev_none(&mut self, what: What) {
         let cur = self.current.take();
@@ -284,16 +290,16 @@ impl Machine {
             }
             // `_run_once`'s local `handle` keeps the handle, and so its
             // callback and arguments (a woken task's future), while it runs.
-            self.running_handle = Some(x.cb);
+            self.running_h = h;
             self.run_handle(h, x.cb);
             // Read back rather than kept: nothing else sets it, and the
-            // callback kept in registers across the handle was spilled to
-            // the stack and reloaded for every handle.
-            let cb = self.running_handle.take();
+            // handle kept in registers across it was spilled to the stack
+            // and reloaded for every handle.
+            let h = std::mem::replace(&mut self.running_h, NONE);
             if self.gc_watch() {
                 // The handle lets go of its `_args`, then its `_callback`
                 // (sorted `__slots__`), and so of what they hold in order.
-                self.handle_dropped_later(cb.expect("the handle just run"));
+                self.handle_dropped_later(self.lp.handles[h as usize].cb);
                 self.refcount_check(false);
                 self.gc_frees.clear();
             }

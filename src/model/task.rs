@@ -359,11 +359,11 @@ impl Machine {
     /// are sorted, so a handle drops `_args` before `_callback` (checked
     /// with `__del__` on 3.11.7, 3.12.1 and 3.13.0).
     fn tb_running_handle(&mut self, e: ExcId, f: FutId) {
-        if let Some(Hcb::FutCb(Cb::Wakeup(_), w)) = self.running_handle {
+        if let Some(Hcb::FutCb(Cb::Wakeup(_), w)) = self.running_handle() {
             self.tb_ref(e, super::gc::TbRef::Fut(w));
         }
         self.tb_ref(e, super::gc::TbRef::Fut(f));
-        if let Some(Hcb::Step(_, x)) = self.running_handle
+        if let Some(Hcb::Step(_, x)) = self.running_handle()
             && x != NO_EXC
         {
             self.tb_ref(e, super::gc::TbRef::Exc(x));
