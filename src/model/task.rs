@@ -189,12 +189,38 @@ impl Machine {
         // reads neither).
         let task = &mut self.tasks[t as usize];
         task.fut_waiter = None;
-        if std::mem::take(&mut task.must_cancel)
-            && !exc.is_some_and(|e| self.excs.cls(e).is_cancelled())
-        {
+        let must_cancel = std::mem::take(&mut task.must_cancel);
+        // Most steps throw nothing in: a path of their own, with no
+        // exception to hold or let go of, spares them those checks.
+        if exc.is_none() && !must_cancel {
+            self.step_enter(t);
+            let raised = self.step_run_and_handle(t, f, None, false);
+            self.step_leave();
+            return raised;
+        }
+        if must_cancel && !exc.is_some_and(|e| self.excs.cls(e).is_cancelled()) {
             exc = Some(self.make_cancelled_error(f));
             created = true;
         }
+        self.step_enter(t);
+        // The C step (and `__wakeup`) holds the exception it throws in
+        // until the step returns, and with it the traceback's frames; one
+        // it created itself (for a pending cancel) it drops as soon as the
+        // throw returns, before handling what the coroutine did.
+        if let Some(e) = exc {
+            self.inflight.push(e);
+        }
+        let raised = self.step_run_and_handle(t, f, exc, created);
+        if exc.is_some() && !created {
+            self.inflight.pop();
+        }
+        self.step_leave();
+        raised
+    }
+
+    /// Task `t` becomes the current task, stepped by the loop.
+    #[inline(always)]
+    fn step_enter(&mut self, t: u32) {
         // The loop runs a step with no task current (a plain callback
         // clears it while it runs), so it ends with none, not with a
         // `current` saved and restored on every step.
@@ -209,20 +235,12 @@ impl Machine {
             "a step never runs inside another"
         );
         self.stepping.base = Some(t);
-        // The C step (and `__wakeup`) holds the exception it throws in
-        // until the step returns, and with it the traceback's frames; one
-        // it created itself (for a pending cancel) it drops as soon as the
-        // throw returns, before handling what the coroutine did.
-        if let Some(e) = exc {
-            self.inflight.push(e);
-        }
-        let raised = self.step_run_and_handle(t, f, exc, created);
-        if exc.is_some() && !created {
-            self.inflight.pop();
-        }
+    }
+
+    #[inline(always)]
+    fn step_leave(&mut self) {
         self.stepping.base = None;
         self.current = None;
-        raised
     }
 
     /// `__step_run_and_handle_result` of task `t` (future `f`, which its
