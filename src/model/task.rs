@@ -394,20 +394,27 @@ impl Machine {
     /// with), then a step with it.
     pub fn wakeup(&mut self, t: u32, w: FutId) -> Option<ExcId> {
         let e = self.result_exc_freeing(w);
-        let held = self.held_tb.len();
         if let Some(e) = e
             && self.profile.wakeup_holds_traceback
             && matches!(self.futs[w as usize].kind, FKind::Gather(_))
-            && let Some(tb) = self.tbs.get(e as usize)
+            && self.tbs.get(e as usize).is_some_and(|tb| !tb.is_empty())
         {
-            self.held_tb.extend_from_slice(tb);
+            return self.wakeup_holding_tb(t, e);
         }
-        let raised = self.step(t, e);
-        if self.held_tb.len() > held {
-            self.held_tb.truncate(held);
-            if self.gc_watch() {
-                self.refcount_check(false);
-            }
+        self.step(t, e)
+    }
+
+    /// 3.11's `task_wakeup` of a task woken by a failed gather holds the
+    /// exception's traceback until the step returns, and lets it go then.
+    /// Out of line: only that case has anything to hold.
+    #[inline(never)]
+    fn wakeup_holding_tb(&mut self, t: u32, e: ExcId) -> Option<ExcId> {
+        let held = self.held_tb.len();
+        self.held_tb.extend_from_slice(&self.tbs[e as usize]);
+        let raised = self.step(t, Some(e));
+        self.held_tb.truncate(held);
+        if self.gc_watch() {
+            self.refcount_check(false);
         }
         raised
     }
