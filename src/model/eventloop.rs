@@ -14,6 +14,11 @@ pub type HId = u32;
 pub struct Ready {
     buf: Vec<HId>,
     head: usize,
+    /// The end of the queue when this loop iteration began: it runs the
+    /// handles before it (`pop_this_iteration`). Kept here, not in a
+    /// local of the loop, which the handles' calls made a stack slot
+    /// spilled and reloaded for each.
+    mark: usize,
 }
 
 impl Ready {
@@ -29,6 +34,21 @@ impl Ready {
         Some(h)
     }
 
+    /// Marks the end of the handles this iteration runs.
+    #[inline]
+    pub fn mark(&mut self) {
+        self.mark = self.buf.len();
+    }
+
+    /// The front handle, if queued before the last `mark`.
+    #[inline]
+    pub fn pop_this_iteration(&mut self) -> Option<HId> {
+        if self.head >= self.mark {
+            return None;
+        }
+        self.pop_front()
+    }
+
     #[inline]
     pub fn len(&self) -> usize {
         self.buf.len() - self.head
@@ -42,6 +62,7 @@ impl Ready {
     pub fn clear(&mut self) {
         self.buf.clear();
         self.head = 0;
+        self.mark = 0;
     }
 
     /// The queued handles, front first.

@@ -281,9 +281,8 @@ impl Machine {
         if !waits_for_nothing && !self.lp.prepare() {
             return false;
         }
-        let ntodo = self.lp.ready.len();
-        for _ in 0..ntodo {
-            let h = self.lp.ready.pop_front().expect("ntodo handles are ready");
+        self.lp.ready.mark();
+        while let Some(h) = self.lp.ready.pop_this_iteration() {
             let x = self.lp.handles[h as usize];
             if x.cancelled {
                 continue;
