@@ -150,16 +150,26 @@ const CHAINED_SLOTS: usize = 32;
 /// The longest `__cause__`/`__context__` chain an encoding shows.
 const CHAIN_MAX: usize = 8;
 
-/// An exception's chain by class, as `encode_depth` walks it.
-#[derive(Clone, Copy, PartialEq, Eq)]
+/// An exception's chain by class, as `encode_depth` walks it, and the
+/// same packed in one word (`packed`), which the cache compares: compared
+/// link by link, as `Cls` values, the chain cost more than the encoding
+/// it found.
+#[derive(Clone, Copy)]
 struct ChainKey {
     len: u8,
     links: [(Link, Cls); CHAIN_MAX],
+    packed: u64,
 }
 
+/// Bits per link in `ChainKey::packed`: the link, then the class's `slot`.
+const LINK_BITS: u32 = 6;
+
+// The chain's length (4 bits) and every link fit in the word.
+const _: () = assert!(4 + LINK_BITS as usize * CHAIN_MAX <= 64);
+
 /// A cached encoding of a chained exception without members: class,
-/// message, chain, encoding.
-type ChainedEntry = (Cls, Option<Rc<str>>, ChainKey, ExcRef);
+/// message, packed chain, encoding.
+type ChainedEntry = (Cls, Option<Rc<str>>, u64, ExcRef);
 
 /// The arena; cleared between runs. Every change to an exception goes
 /// through `get_mut`, which invalidates the encodings `encode` keeps.
@@ -399,23 +409,21 @@ impl Excs {
         if cached.is_empty() {
             cached.resize(CHAINED_SLOTS, None);
         }
-        let mut h = o.cls.code() * 31 + key.len as usize * 7;
-        for &(l, c) in &key.links[..key.len as usize] {
-            h = h * 5 + c.code() * 2 + l as usize;
-        }
+        let k = key.packed;
+        let mut h = o.cls.code() * 31 + (k ^ (k >> 13) ^ (k >> 29)) as usize;
         if let Some(m) = &o.msg {
             h += m.len() * 11;
         }
         let slot = &mut cached[h % CHAINED_SLOTS];
-        if let Some((c, m, k, x)) = slot
+        if let Some((c, m, pk, x)) = slot
             && *c == o.cls
-            && *k == key
+            && *pk == k
             && m.as_deref() == o.msg.as_deref()
         {
             return x.clone();
         }
         let x = ExcRef::new(self.encode_depth(e, 0));
-        *slot = Some((o.cls, o.msg.clone(), key, x.clone()));
+        *slot = Some((o.cls, o.msg.clone(), k, x.clone()));
         x
     }
 
@@ -426,6 +434,7 @@ impl Excs {
         let mut key = ChainKey {
             len: 0,
             links: [(Link::Cause, Cls::CANCELLED); CHAIN_MAX],
+            packed: 0,
         };
         let mut seen = [e; CHAIN_MAX + 1];
         let mut cur = e;
@@ -438,10 +447,13 @@ impl Excs {
                 break;
             }
             seen[n + 1] = next;
-            key.links[n] = (link, self.get(next).cls);
+            let cls = self.get(next).cls;
+            key.links[n] = (link, cls);
+            key.packed |= ((cls.slot() as u64) << 1 | link as u64) << (LINK_BITS * n as u32 + 4);
             key.len += 1;
             cur = next;
         }
+        key.packed |= key.len as u64;
         key
     }
 
@@ -521,10 +533,14 @@ mod tests {
     }
 
     /// `encode_bare` keeps one encoding per slot: two classes sharing one
-    /// would be encoded as each other.
+    /// would be encoded as each other. A chain's packed key gives each
+    /// slot `LINK_BITS - 1` bits.
     #[test]
     fn every_exception_class_has_its_own_bare_encoding_slot() {
         let all = all();
+        for a in &all {
+            assert!(a.slot() < 1 << (super::LINK_BITS - 1), "{a:?}'s slot");
+        }
         for (i, a) in all.iter().enumerate() {
             for b in &all[i + 1..] {
                 assert_ne!(a.slot(), b.slot(), "{a:?} and {b:?} share a slot");
