@@ -6,11 +6,8 @@
 //! finishes, with no Rust recursion; what each frame does when signalled
 //! is in frames.rs.
 //!
-//! Exception context: a raise chains to the innermost exception being
-//! handled in the frames visible from the raise point. A `throw()` (how a
-//! task delivers CancelledError) enters the innermost coroutine first and
-//! only links each outer coroutine's handlers as the exception returns to
-//! it (`_gen_throw` / `_PyErr_ChainStackItem`), which `Task::floor` tracks.
+//! The exception context a raise chains to, and the traceback entries
+//! made as an exception crosses a coroutine's boundary, are context.rs.
 
 use super::eventloop::HId;
 use super::exc::{Cls, ExcId};
@@ -158,36 +155,6 @@ impl Machine {
         }
     }
 
-    /// The exception being handled where task `t` is now, as a raise sees it.
-    pub fn handled_top(&self, t: u32) -> Option<ExcId> {
-        let task = &self.tasks[t as usize];
-        for f in task.frames[task.floor.min(task.frames.len())..]
-            .iter()
-            .rev()
-        {
-            // Most frames handle nothing: only these ask further.
-            if matches!(
-                f,
-                Frame::Try { .. } | Frame::Timeout { .. } | Frame::Tg { .. } | Frame::Comb { .. }
-            ) && let Some(e) = self.frame_handling(t, f)
-            {
-                return Some(e);
-            }
-        }
-        // An eager first step runs on top of the creating task's frames.
-        if task.floor == 0
-            && let Some(parent) = self
-                .eager_stack
-                .iter()
-                .rev()
-                .find(|x| x.task == t)
-                .and_then(|x| x.prev)
-        {
-            return self.handled_top(parent);
-        }
-        None
-    }
-
     /// The program function task `t` runs in now: its innermost level.
     pub(super) fn innermost_fn(&self, t: u32) -> Option<NodeId> {
         self.task(t).frames.iter().rev().find_map(|f| match *f {
@@ -200,7 +167,7 @@ impl Machine {
     /// its `level_kind`. One pass over the slice, with no bounds check
     /// per frame: it runs on every throw and every raise out of a frame.
     #[inline]
-    fn innermost_level(&self, t: u32, below: usize) -> (usize, Option<bool>) {
+    pub(super) fn innermost_level(&self, t: u32, below: usize) -> (usize, Option<bool>) {
         let fr = &self.task(t).frames;
         fr[..below.min(fr.len())]
             .iter()
@@ -253,7 +220,7 @@ impl Machine {
                 // `except CancelledError:` handler.
                 self.excs.chain(e, Some(h));
             }
-            self.throw_enters(t, e, kind);
+            self.throw_enters(t, e, lvl, kind);
             throwing = true;
             sig = Sig::Throw(e);
         } else {
@@ -283,26 +250,12 @@ impl Machine {
         };
         if let Sig::Throw(e) = sig {
             let n = self.task(t).frames.len();
-            let (_, kind) = self.innermost_level(t, n);
-            self.throw_enters(t, e, kind);
+            let (lvl, kind) = self.innermost_level(t, n);
+            self.throw_enters(t, e, lvl, kind);
         }
         match self.drive(t, sig, true, lvl) {
             Out::Done(c) => Some(c),
             Out::Yield(_) => None,
-        }
-    }
-
-    /// A throw of `e` raises in the innermost coroutine, whose
-    /// `level_kind` is `kind`. If that is one of asyncio's (wait_for,
-    /// sleep), the exception starts in its frame; before 3.12 that frame
-    /// keeps no `f_back`, so a program function's frame joins the
-    /// traceback only if the exception leaves that coroutine (3.11's
-    /// wait_for catches the cancel a timeout throws in). On 3.12+ its
-    /// `f_back` is the caller's. Done by drive's callers, which know the
-    /// level, rather than on drive's hot entry.
-    fn throw_enters(&mut self, t: u32, e: ExcId, kind: Option<bool>) {
-        if self.profile.frame_keeps_caller || kind != Some(false) {
-            self.tb_here(Some(t), e);
         }
     }
 
@@ -319,7 +272,7 @@ impl Machine {
     }
 
     #[inline(always)]
-    fn task(&self, t: u32) -> &super::machine::Task {
+    pub(super) fn task(&self, t: u32) -> &super::machine::Task {
         match self.tasks.get(t as usize) {
             Some(task) => task,
             None => no_frame(),
@@ -447,48 +400,11 @@ impl Machine {
         // register use and LTO's inlining of it unsteady.
         if throwing && n > 1 && n - 1 == self.task(t).floor {
             self.throw_leaves(t, n, c);
-        }
-        if let (Comp::Raise(e), false) = (c, self.frames_of(t).is_empty()) {
+        } else if let (Comp::Raise(e), false) = (c, self.frames_of(t).is_empty()) {
             self.raise_into_caller(t, n, *e);
         }
         if (user || !self.task(t).closing) && self.gc_watch() {
             self.level_dropped(top, c);
-        }
-    }
-
-    /// An exception leaving function `func` passed through its frame,
-    /// unless a re-raise left without it.
-    #[inline(never)]
-    fn raise_through(&mut self, e: ExcId, func: NodeId) {
-        match self.tb_no_entry.iter().position(|&x| x == (e, func)) {
-            Some(i) => {
-                self.tb_no_entry.swap_remove(i);
-            }
-            None => self.tb_add(e, func),
-        }
-    }
-
-    /// A throw's exception leaving the coroutine it entered (the stack
-    /// `n` deep before) meets the handlers of the one below.
-    #[inline(never)]
-    fn throw_leaves(&mut self, t: u32, n: usize, c: &Comp) {
-        let (below, kind) = self.innermost_level(t, n - 1);
-        self.task_mut(t).floor = below;
-        if let (Comp::Raise(e), Some(true)) = (c, kind) {
-            let h = self.handled_top(t);
-            self.excs.chain(*e, h);
-        }
-    }
-
-    /// An exception leaving a coroutine, the program's or one of
-    /// asyncio's (a TimeoutError made inside as_completed), passes
-    /// through the calling function's frame, which its traceback then
-    /// holds.
-    #[inline(never)]
-    fn raise_into_caller(&mut self, t: u32, n: usize, e: ExcId) {
-        let (below, _) = self.innermost_level(t, n - 1);
-        if let Some(&Frame::Level { func, .. }) = self.task(t).frames.get(below) {
-            self.tb_add(e, func);
         }
     }
 
@@ -527,20 +443,6 @@ impl Machine {
             _ => self.refcount_check(false),
         }
     }
-
-    /// Raises a new exception of `cls` with `msg` where the task `t` is
-    /// (chained to what it is handling).
-    pub fn raise_new(&mut self, t: Option<u32>, cls: Cls, msg: &str) -> ExcId {
-        let e = self.excs.msg(cls, msg);
-        self.raise_here(t, e);
-        e
-    }
-
-    /// Chains `e` for being raised where task `t` is now.
-    pub fn raise_here(&mut self, t: Option<u32>, e: ExcId) {
-        let h = t.and_then(|t| self.handled_top(t));
-        self.excs.chain(e, h);
-    }
 }
 
 #[cold]
@@ -558,31 +460,5 @@ pub fn level_kind(f: &Frame) -> Option<bool> {
         Frame::Sleep { .. } | Frame::Yield0 | Frame::Comb { .. } => Some(false),
         Frame::Timeout { aw, .. } if aw != NONE => Some(false),
         _ => None,
-    }
-}
-
-impl Machine {
-    /// The exception a frame is handling, if any.
-    fn frame_handling(&self, t: u32, f: &Frame) -> Option<ExcId> {
-        match *f {
-            Frame::Try {
-                ph: TryPh::Handler(e),
-                ..
-            } => Some(e),
-            Frame::Try {
-                ph: TryPh::Finally(PC::Raise(e)),
-                ..
-            } => Some(e),
-            Frame::Tg { tg, ph, .. } if ph >= 2 => self.tgs[tg as usize].exit_exc,
-            Frame::Comb {
-                kind: super::comb::CombKind::WaitFor11,
-                a,
-                ..
-            } => match self.wf11.get(&(t, a)) {
-                Some(&(1, ce, _)) if ce != NONE => Some(ce),
-                _ => None,
-            },
-            _ => None,
-        }
     }
 }

@@ -18,6 +18,7 @@
 mod cbs;
 mod collect;
 mod comb;
+mod context;
 mod coro;
 mod dealloc;
 mod ending;
