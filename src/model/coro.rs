@@ -347,6 +347,8 @@ impl Machine {
                         self.frames_of(t).pop();
                         if finishes_with_work(&top) {
                             self.frame_done(t, top, n, throwing, &c);
+                        } else if n - 1 > stop {
+                            self.try_passes(t, &c);
                         }
                         c
                     };

@@ -524,6 +524,29 @@ impl Machine {
         }
     }
 
+    /// A body just finished with `c` on top of task `t`'s stack: if the
+    /// frame below is a try with no `finally` that would only pass `c`
+    /// on (its body finished without an exception, or a plain `except`
+    /// clause finished), it goes too, in this step rather than in a step
+    /// of its own. Inlined into drive's pop of a frame.
+    #[inline(always)]
+    pub(super) fn try_passes(&mut self, t: u32, c: &Comp) {
+        let Some(&Frame::Try { node, ph }) = self.frames_of(t).last() else {
+            return;
+        };
+        if self.sc.try_finally[node as usize] != super::scope::NONE {
+            return;
+        }
+        match ph {
+            TryPh::Body if !matches!(c, Comp::Raise(_)) => {}
+            TryPh::Handler(_) if self.star.is_empty() || !self.star.contains_key(&(node, t)) => {
+                self.handler_done = true;
+            }
+            _ => return,
+        }
+        self.frames_of(t).pop();
+    }
+
     pub fn try_finally(&mut self, fr: &mut Frame, node: NodeId, c: Comp) -> Act {
         let p = self.p();
         let f = self.sc.try_finally[node as usize];
