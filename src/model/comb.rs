@@ -132,7 +132,13 @@ impl Machine {
         out.reserve(p.children(node).count());
         for c in p.children(node) {
             if let Kind::Ref(_) = p.kind(c) {
-                out.push(Ok(self.read_fut(t, c)?));
+                match self.read_fut(t, c) {
+                    Ok(f) => out.push(Ok(f)),
+                    Err(e) => {
+                        super::machine::keep_spare(&mut self.spare_args, &mut out);
+                        return Err(e);
+                    }
+                }
             } else {
                 out.push(Err(c));
             }
@@ -197,10 +203,11 @@ impl Machine {
 
     /// `asyncio.shield(aw)`.
     pub fn shield_new(&mut self, t: Option<u32>, node: NodeId) -> Result<FutId, ExcId> {
-        let a = self
-            .awaitables(t, node)?
-            .pop()
-            .expect("shield has an operand");
+        // Its one argument, taken out of a list kept for the next call:
+        // dropped, the list was a malloc and a free per shield.
+        let mut args = self.awaitables(t, node)?;
+        let a = args.pop().expect("shield has an operand");
+        super::machine::keep_spare(&mut self.spare_args, &mut args);
         let inner = match a {
             Err(c) if !self.running => self.policy_task(c),
             a => self.ensure_future(a)?,
