@@ -251,11 +251,15 @@ impl Machine {
         match kind {
             CombKind::Wait => match sig {
                 Sig::Child(r) => {
-                    let x = self.waits[a as usize].clone();
-                    if let Some(h) = x.timer {
+                    // The futures are read in place, by index: a clone of
+                    // the record was a malloc and a free per wait.
+                    let w = a as usize;
+                    let (timer, waiter) = (self.waits[w].timer, self.waits[w].waiter);
+                    if let Some(h) = timer {
                         self.lp.cancel(h);
                     }
-                    for &f in &x.futs {
+                    for i in 0..self.waits[w].futs.len() {
+                        let f = self.waits[w].futs[i];
                         self.remove_done_callback(f, Cb::WaitDone(a));
                     }
                     if let Comp::Raise(e) = r {
@@ -263,13 +267,14 @@ impl Machine {
                         // `waiter`) and `wait`'s (`fs`): its traceback
                         // keeps every future waited on, and the waiter
                         // (checked on 3.11.7, 3.12.1, 3.13.0).
-                        for &f in &x.futs {
+                        for i in 0..self.waits[w].futs.len() {
+                            let f = self.waits[w].futs[i];
                             self.tb_ref(e, super::gc::TbRef::LateFut(f));
                         }
-                        self.tb_ref(e, super::gc::TbRef::LateFut(x.waiter));
+                        self.tb_ref(e, super::gc::TbRef::LateFut(waiter));
                         return Act::Pop(r);
                     }
-                    let n = x.futs.iter().filter(|&&f| self.done(f)).count();
+                    let n = self.waits[w].futs.iter().filter(|&&f| self.done(f)).count();
                     Act::Pop(Comp::Norm(V::int(n as i64)))
                 }
                 _ => unreachable!(),
