@@ -14,39 +14,55 @@ use crate::ast::NodeId;
 
 impl Machine {
     /// The exception being handled where task `t` is now, as a raise sees it.
+    /// Mostly none, found by a scan with no call in it: the frames that
+    /// ask further, and an eager step's creator, go out of line.
     pub fn handled_top(&self, t: u32) -> Option<ExcId> {
         let task = &self.tasks[t as usize];
-        for f in task.frames[task.floor.min(task.frames.len())..]
-            .iter()
-            .rev()
-        {
-            // Most frames handle nothing; a try's handling is in the
-            // frame, and only groups and combinators ask further.
+        let floor = task.floor.min(task.frames.len());
+        for (i, f) in task.frames[floor..].iter().enumerate().rev() {
             match *f {
                 Frame::Try {
                     ph: TryPh::Handler(e) | TryPh::Finally(PC::Raise(e)),
                     ..
                 } => return Some(e),
-                Frame::Tg { .. } | Frame::Comb { .. } => {
-                    if let Some(e) = self.frame_handling(t, f) {
-                        return Some(e);
-                    }
-                }
+                Frame::Tg { .. } | Frame::Comb { .. } => return self.handled_from(t, floor + i),
                 _ => {}
             }
         }
-        // An eager first step runs on top of the creating task's frames.
-        if task.floor == 0
-            && let Some(parent) = self
-                .eager_stack
-                .iter()
-                .rev()
-                .find(|x| x.task == t)
-                .and_then(|x| x.prev)
-        {
-            return self.handled_top(parent);
+        if task.floor == 0 && !self.eager_stack.is_empty() {
+            return self.handled_by_creator(t);
         }
         None
+    }
+
+    /// `handled_top` from frame `i` down, which may ask its record.
+    #[inline(never)]
+    fn handled_from(&self, t: u32, i: usize) -> Option<ExcId> {
+        let task = &self.tasks[t as usize];
+        for f in task.frames[task.floor.min(task.frames.len())..=i]
+            .iter()
+            .rev()
+        {
+            if let Some(e) = self.frame_handling(t, f) {
+                return Some(e);
+            }
+        }
+        if task.floor == 0 && !self.eager_stack.is_empty() {
+            return self.handled_by_creator(t);
+        }
+        None
+    }
+
+    /// An eager first step runs on top of the creating task's frames.
+    #[inline(never)]
+    fn handled_by_creator(&self, t: u32) -> Option<ExcId> {
+        let parent = self
+            .eager_stack
+            .iter()
+            .rev()
+            .find(|x| x.task == t)
+            .and_then(|x| x.prev)?;
+        self.handled_top(parent)
     }
 
     /// Raises a new exception of `cls` with `msg` where the task `t` is
