@@ -181,20 +181,25 @@ impl Machine {
     pub fn run_coro(&mut self, t: u32, exc: Option<ExcId>) -> Out {
         let mut sig;
         let mut throwing = false;
-        if !self.task(t).started {
-            self.task_mut(t).started = true;
-            let func = self.task(t).func;
+        // One look at the task for what the first step needs: each
+        // `task_mut` after a store to the task checked its index again.
+        let task = self.task(t);
+        let (started, func) = (task.started, task.func);
+        if !started {
             if let Some(e) = exc {
                 // throw() into a coroutine that never ran raises at its
                 // first line: its frame is in the traceback (checked on
                 // 3.11-3.13), and keeps its function and so its closure.
+                self.task_mut(t).started = true;
                 self.tb_add(e, func);
                 self.fn_finished(func);
                 return Out::Done(Comp::Raise(e));
             }
-            self.task_mut(t).floor = 0;
             let level = self.level(func);
-            self.task_mut(t).frames.push(level);
+            let task = self.task_mut(t);
+            task.started = true;
+            task.floor = 0;
+            task.frames.push(level);
             sig = Sig::Start;
         } else if self.task(t).frames.is_empty() {
             // A coroutine already closed (by the collector): send() and
