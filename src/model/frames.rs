@@ -345,10 +345,13 @@ impl Machine {
         match c {
             Comp::Raise(e) => {
                 let x = self.excs.encode(e);
-                self.ev(What::End {
-                    node,
-                    res: Res::Raise(x),
-                });
+                super::run::ev_in_place!(
+                    self,
+                    What::End {
+                        node,
+                        res: Res::Raise(x),
+                    }
+                );
                 Some(Comp::Raise(e))
             }
             Comp::Norm(v) if s.valued => {
