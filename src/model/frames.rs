@@ -355,28 +355,37 @@ impl Machine {
                 Some(Comp::Raise(e))
             }
             Comp::Norm(v) if s.valued => {
-                // Each scalar's event is made whole, in place: a `Value`
-                // made first was moved byte by byte into the event's
-                // packed layout.
-                let what = match v {
-                    V::None => What::End {
-                        node,
-                        res: Res::Val(Value::None),
-                    },
-                    V::Bool(b) => What::End {
-                        node,
-                        res: Res::Val(Value::Bool(b)),
-                    },
-                    V::Int(I64(i)) => What::End {
-                        node,
-                        res: Res::Val(Value::Int(i)),
-                    },
-                    _ => What::End {
+                // Each scalar's event is made whole, in the list itself:
+                // a `Value` made first was moved byte by byte into the
+                // event's packed layout, and an event made aside was
+                // copied in by `ev`, a call.
+                match v {
+                    V::None => super::run::ev_in_place!(
+                        self,
+                        What::End {
+                            node,
+                            res: Res::Val(Value::None),
+                        }
+                    ),
+                    V::Bool(b) => super::run::ev_in_place!(
+                        self,
+                        What::End {
+                            node,
+                            res: Res::Val(Value::Bool(b)),
+                        }
+                    ),
+                    V::Int(I64(i)) => super::run::ev_in_place!(
+                        self,
+                        What::End {
+                            node,
+                            res: Res::Val(Value::Int(i)),
+                        }
+                    ),
+                    _ => self.ev(What::End {
                         node,
                         res: Res::Val(self.value_held(&v)),
-                    },
-                };
-                self.ev(what);
+                    }),
+                }
                 if s.tail { Some(Comp::Ret(v)) } else { None }
             }
             c => {
