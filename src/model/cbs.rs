@@ -2,7 +2,7 @@
 //! them in, adding them, and scheduling them when it finishes (the
 //! runtime's own traced at once).
 
-use super::fut::{FutId, clone_fin};
+use super::fut::FutId;
 use super::machine::Machine;
 use super::run::Hcb;
 use crate::trace::What;
@@ -214,10 +214,11 @@ impl Machine {
     pub(super) fn trace_done(&mut self, f: FutId) {
         let t = self.task_of(f).expect("traced callbacks are on tasks");
         let fin = self.fin(f);
+        let kept = self.clone_fin(&fin);
         let task = &mut self.tasks[t as usize];
         // A task finishes once, so there is no earlier record: not
         // dropping one spares a check of what it holds.
-        let old = task.done_fin.replace(clone_fin(&fin));
+        let old = task.done_fin.replace(kept);
         debug_assert!(old.is_none(), "a task finishes once");
         std::mem::forget(old);
         task.done_cancelling = task.num_cancels;

@@ -94,22 +94,6 @@ pub struct Fut {
     pub key: u32,
 }
 
-/// `fin.clone()`, with every case that allocates nothing (a task that
-/// returned a scalar, raised, or was cancelled without a message) made in
-/// place rather than through the derived clones' calls and matches.
-#[inline(always)]
-pub fn clone_fin(fin: &Fin) -> Fin {
-    use crate::trace::Value;
-    match fin {
-        Fin::Result(Value::None) => Fin::Result(Value::None),
-        Fin::Result(Value::Bool(b)) => Fin::Result(Value::Bool(*b)),
-        Fin::Result(Value::Int(i)) => Fin::Result(Value::Int(*i)),
-        Fin::Exception(x) => Fin::Exception(x.clone()),
-        Fin::Cancelled(None) => Fin::Cancelled(None),
-        _ => fin.clone(),
-    }
-}
-
 /// A pending activation of `cancel`'s explicit recursion.
 pub enum CancelAct {
     /// Task `f` waits for the result of cancelling its `_fut_waiter`.
@@ -381,7 +365,7 @@ impl Machine {
                     Some(e) => self.excs.get(e).msg.clone(),
                     None => x.cancel_msg.clone(),
                 };
-                Fin::Cancelled(msg.map(|m| String::from(&*m)))
+                Fin::Cancelled(msg.map(|m| self.pooled_str(&m)))
             }
             _ => match x.exc {
                 Some(e) => Fin::Exception(self.excs.encode(e)),

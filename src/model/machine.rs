@@ -153,6 +153,8 @@ pub struct Machine {
     /// The items of every list value made in this run (see `V::List`).
     pub lists: Vec<V>,
     pub events: Vec<Event>,
+    /// Emptied strings and lists of traces given back, for values.
+    pub(super) pool: std::cell::RefCell<super::value::ValuePool>,
     /// The task table's list, given back with a trace (`recycle`).
     pub(super) finals: Vec<crate::trace::TaskFinal>,
     pub current: Option<u32>,
@@ -388,6 +390,7 @@ impl Machine {
             lists: Vec::new(),
             events: Vec::new(),
             finals: Vec::new(),
+            pool: Default::default(),
             current: None,
             running: false,
             eager_depth: 0,

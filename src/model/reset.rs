@@ -8,6 +8,7 @@
 //! was a tenth of the reset.
 
 use super::machine::{FnKeys, Machine, SPARE_CAPACITY, SPARE_MAX, keep_spare};
+use super::value::ValuePool;
 use crate::ast::Program;
 use crate::trace::{Injection, Trace};
 
@@ -320,19 +321,22 @@ impl Machine {
             outcome,
             mut tasks,
         } = trace;
-        // Most outcomes are main's scalar result or a plain cancel: their
-        // drop glue, called all the same, cost 40 instructions a run.
-        if matches!(outcome, Outcome::Main(plain_fin!())) {
-            std::mem::forget(outcome);
-        } else {
-            drop(outcome);
+        // Main's outcome, and the values events and the table hold, lend
+        // their strings and lists to the next runs' values.
+        let pool = self.pool.get_mut();
+        // Most are main's scalar result or a plain cancel: their drop
+        // glue, called all the same, cost 40 instructions a run.
+        match outcome {
+            Outcome::Main(plain_fin!()) => std::mem::forget(outcome),
+            Outcome::Main(fin) => pool.keep_fin(fin),
+            other => drop(other),
         }
         if events.capacity() > self.events.capacity() && events.capacity() <= KEPT_EVENTS {
-            empty_events(&mut events);
+            empty_events(&mut events, pool);
             self.events = events;
         }
         if tasks.capacity() > self.finals.capacity() && tasks.capacity() <= KEPT_TASKS {
-            empty_finals(&mut tasks);
+            empty_finals(&mut tasks, pool);
             self.finals = tasks;
         }
     }
@@ -342,7 +346,7 @@ impl Machine {
 /// (a node's start, a simple end, a task's scalar result, a phase) own
 /// nothing, and `clear` called their drop glue one by one all the same
 /// (110 instructions a small program).
-fn empty_events(events: &mut Vec<crate::trace::Event>) {
+fn empty_events(events: &mut Vec<crate::trace::Event>, pool: &mut ValuePool) {
     use crate::trace::{Event, Fin, Res, What};
     use std::borrow::Cow;
     const { assert!(!std::mem::needs_drop::<Option<u32>>()) };
@@ -385,6 +389,13 @@ fn empty_events(events: &mut Vec<crate::trace::Event>) {
                 task: _,
                 fin: Fin::Exception(x),
             } => unsafe { std::ptr::drop_in_place(x) },
+            // A value's string or list is kept for reuse.
+            // SAFETY (both reads): moved out once, forgotten after.
+            What::End {
+                node: _,
+                res: Res::Val(v),
+            } => pool.keep(unsafe { std::ptr::read(v) }),
+            What::Done { task: _, fin } => pool.keep_fin(unsafe { std::ptr::read(fin) }),
             _ => unsafe { std::ptr::drop_in_place(what) },
         }
     });
@@ -393,7 +404,7 @@ fn empty_events(events: &mut Vec<crate::trace::Event>) {
 /// Empties the task table, dropping each entry's name, and its state only
 /// if that owns something: most tasks returned a scalar or were cancelled
 /// without a message.
-fn empty_finals(tasks: &mut Vec<crate::trace::TaskFinal>) {
+fn empty_finals(tasks: &mut Vec<crate::trace::TaskFinal>, pool: &mut ValuePool) {
     use crate::trace::{State, TaskFinal};
     const { assert!(!std::mem::needs_drop::<Option<u32>>()) };
     empty_in_place(tasks, |tf| {
@@ -411,7 +422,10 @@ fn empty_finals(tasks: &mut Vec<crate::trace::TaskFinal>) {
             State::Pending | State::Destroyed | State::Done(plain_fin!())
         );
         if owns {
-            unsafe { std::ptr::drop_in_place(state) };
+            match state {
+                State::Done(fin) => pool.keep_fin(unsafe { std::ptr::read(fin) }),
+                _ => unsafe { std::ptr::drop_in_place(state) },
+            }
         }
     });
 }

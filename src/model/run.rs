@@ -221,7 +221,7 @@ impl Machine {
     #[inline(always)]
     fn main_fin(&self, main: FutId) -> crate::trace::Fin {
         match &self.tasks[0].done_fin {
-            Some(fin) => super::fut::clone_fin(fin),
+            Some(fin) => self.clone_fin(fin),
             None => self.main_fin_late(main),
         }
     }

@@ -1,11 +1,78 @@
 //! Values: the `V` a literal makes, a list's items and the exceptions
-//! they hold, and a `V` as a trace shows it.
+//! they hold, and a `V` as a trace shows it, built in the buffers of the
+//! traces given back (`ValuePool`).
 
 use super::fut::{I64, V};
 use super::graph::N;
 use super::machine::Machine;
 use crate::ast::{Kind, NodeId, Value as Lit};
-use crate::trace::Value;
+use crate::trace::{Fin, Value};
+
+/// The strings and lists of the values of traces given back, emptied,
+/// for the next runs' values: each one allocated anew and freed with its
+/// trace cost about 100 instructions, a small program one or two.
+#[derive(Default)]
+pub struct ValuePool {
+    strs: Vec<String>,
+    lists: Vec<Vec<Value>>,
+}
+
+/// How many buffers of each kind a pool keeps, and the largest: one huge
+/// value does not pin its memory for good.
+const POOL_MAX: usize = 256;
+const POOL_CAPACITY: usize = 256;
+
+impl ValuePool {
+    /// A string of `text`, in a kept buffer if there is one.
+    #[inline]
+    fn string(&mut self, text: &str) -> String {
+        match self.strs.pop() {
+            Some(mut s) => {
+                s.push_str(text);
+                s
+            }
+            None => text.to_string(),
+        }
+    }
+
+    #[inline]
+    fn list(&mut self) -> Vec<Value> {
+        self.lists.pop().unwrap_or_default()
+    }
+
+    #[inline]
+    fn keep_str(&mut self, mut s: String) {
+        if self.strs.len() < POOL_MAX && s.capacity() <= POOL_CAPACITY {
+            s.clear();
+            self.strs.push(s);
+        }
+    }
+
+    /// Takes what `v` owns, its items dropped, to reuse.
+    #[inline]
+    pub fn keep(&mut self, v: Value) {
+        match v {
+            Value::Str(s) | Value::Obj { obj: s } => self.keep_str(s),
+            Value::List(mut items) => {
+                if self.lists.len() < POOL_MAX && items.capacity() <= POOL_CAPACITY {
+                    items.clear();
+                    self.lists.push(items);
+                }
+            }
+            Value::None | Value::Bool(_) | Value::Int(_) => {}
+        }
+    }
+
+    /// Takes what `fin` owns but a shared exception.
+    #[inline]
+    pub fn keep_fin(&mut self, fin: Fin) {
+        match fin {
+            Fin::Result(v) => self.keep(v),
+            Fin::Cancelled(Some(s)) => self.keep_str(s),
+            Fin::Cancelled(None) | Fin::Exception(_) => {}
+        }
+    }
+}
 
 impl Machine {
     /// Node `node`'s literal `v`.
@@ -50,13 +117,69 @@ impl Machine {
     pub(super) fn value_held(&self, v: &V) -> Value {
         match *v {
             V::None | V::Bool(_) | V::Int(_) => unreachable!("a scalar is made in place"),
-            V::Str(node) => Value::Str(self.lit_text(node).to_string()),
+            V::Str(node) => Value::Str(self.pooled_str(self.lit_text(node))),
             V::List(at, len) => {
-                Value::List(self.items(at, len).iter().map(|x| self.value(x)).collect())
+                // Taken before the items are made: a nested list takes
+                // its own.
+                let mut items = self.pool.borrow_mut().list();
+                items.extend(self.items(at, len).iter().map(|x| self.value(x)));
+                Value::List(items)
             }
             V::Exc(e) => Value::Obj {
-                obj: self.excs.cls(e).name().to_string(),
+                obj: self.pooled_str(self.excs.cls(e).name()),
             },
+        }
+    }
+
+    /// A string of `text` for a trace, in a kept buffer if there is one.
+    pub(super) fn pooled_str(&self, text: &str) -> String {
+        self.pool.borrow_mut().string(text)
+    }
+
+    /// `fin.clone()`, with what it owns in kept buffers. The cases that
+    /// own nothing (a scalar result, an exception, a cancel without a
+    /// message) are made in place.
+    #[inline(always)]
+    pub(super) fn clone_fin(&self, fin: &Fin) -> Fin {
+        match fin {
+            Fin::Result(Value::None) => Fin::Result(Value::None),
+            Fin::Result(Value::Bool(b)) => Fin::Result(Value::Bool(*b)),
+            Fin::Result(Value::Int(i)) => Fin::Result(Value::Int(*i)),
+            Fin::Exception(x) => Fin::Exception(x.clone()),
+            Fin::Cancelled(None) => Fin::Cancelled(None),
+            _ => self.clone_fin_held(fin),
+        }
+    }
+
+    fn clone_fin_held(&self, fin: &Fin) -> Fin {
+        match fin {
+            Fin::Result(v) => Fin::Result(self.clone_value(v)),
+            Fin::Cancelled(Some(s)) => Fin::Cancelled(Some(self.pooled_str(s))),
+            _ => fin.clone(),
+        }
+    }
+
+    /// `v.clone()`, with its strings and lists in kept buffers. Nested
+    /// as deep as the value, like the derived clone it stands for.
+    fn clone_value(&self, v: &Value) -> Value {
+        match v {
+            Value::Str(s) => Value::Str(self.pooled_str(s)),
+            Value::Obj { obj } => Value::Obj {
+                obj: self.pooled_str(obj),
+            },
+            Value::List(xs) => {
+                let mut items = self.pool.borrow_mut().list();
+                items.extend(xs.iter().map(|x| match x {
+                    Value::None => Value::None,
+                    Value::Bool(b) => Value::Bool(*b),
+                    Value::Int(i) => Value::Int(*i),
+                    _ => self.clone_value(x),
+                }));
+                Value::List(items)
+            }
+            Value::None => Value::None,
+            Value::Bool(b) => Value::Bool(*b),
+            Value::Int(i) => Value::Int(*i),
         }
     }
 }
