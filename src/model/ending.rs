@@ -14,24 +14,24 @@ impl Machine {
     #[cold]
     #[inline(never)]
     pub(super) fn waiting(&self) -> Vec<Waiting> {
-        let mut out = Vec::new();
+        let mut out = std::mem::take(&mut self.pool.borrow_mut().waiting);
         for (i, t) in self.tasks.iter().enumerate() {
             if t.freed || self.done(t.fut) {
                 continue;
             }
-            // Texts are joined with `concat`: `format!` spent hundreds of
+            // Texts are joined by hand: `format!` spent hundreds of
             // instructions in the formatting machinery on a few copies.
             let on = match t.fut_waiter {
-                None => "nothing".to_string(),
+                None => self.pooled_str("nothing"),
                 Some(w) => match self.futs[w as usize].kind {
-                    FKind::Task(x) => ["task ", &self.task_name(x)[..]].concat(),
+                    FKind::Task(x) => self.pooled_concat(&["task ", &self.task_name(x)[..]]),
                     FKind::Gather(_) => match &self.futs[w as usize].label {
-                        Some(l) => ["gather ", &l[..]].concat(),
-                        None => "gather".into(),
+                        Some(l) => self.pooled_concat(&["gather ", &l[..]]),
+                        None => self.pooled_str("gather"),
                     },
                     FKind::Plain => match &self.futs[w as usize].label {
-                        Some(l) => ["future ", &l[..]].concat(),
-                        None => "future".into(),
+                        Some(l) => self.pooled_concat(&["future ", &l[..]]),
+                        None => self.pooled_str("future"),
                     },
                 },
             };
@@ -85,12 +85,12 @@ impl Machine {
                 let FKind::Task(i) = self.futs[f as usize].kind else {
                     unreachable!("a leftover is a task")
                 };
-                let name = self.task_name(i).clone();
-                self.ev_none(What::Phase(
-                    ["cancel of ", &name[..], " raised RecursionError"]
-                        .concat()
-                        .into(),
-                ));
+                let text = self.pooled_concat(&[
+                    "cancel of ",
+                    self.task_name(i),
+                    " raised RecursionError",
+                ]);
+                self.ev_none(What::Phase(text.into()));
             }
         }
         let g = self.gather_shutdown_refs();

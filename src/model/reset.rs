@@ -329,6 +329,7 @@ impl Machine {
         match outcome {
             Outcome::Main(plain_fin!()) => std::mem::forget(outcome),
             Outcome::Main(fin) => pool.keep_fin(fin),
+            Outcome::Deadlock(waiting) => pool.keep_waiting(waiting),
             other => drop(other),
         }
         if events.capacity() > self.events.capacity() && events.capacity() <= KEPT_EVENTS {
@@ -396,6 +397,7 @@ fn empty_events(events: &mut Vec<crate::trace::Event>, pool: &mut ValuePool) {
                 res: Res::Val(v),
             } => pool.keep(unsafe { std::ptr::read(v) }),
             What::Done { task: _, fin } => pool.keep_fin(unsafe { std::ptr::read(fin) }),
+            What::Phase(Cow::Owned(text)) => pool.keep_str(unsafe { std::ptr::read(text) }),
             _ => unsafe { std::ptr::drop_in_place(what) },
         }
     });

@@ -15,6 +15,8 @@ use crate::trace::{Fin, Value};
 pub struct ValuePool {
     strs: Vec<String>,
     lists: Vec<Vec<Value>>,
+    /// A deadlock's list of waiting tasks, emptied.
+    pub waiting: Vec<crate::trace::Waiting>,
 }
 
 /// How many buffers of each kind a pool keeps, and the largest: one huge
@@ -41,7 +43,7 @@ impl ValuePool {
     }
 
     #[inline]
-    fn keep_str(&mut self, mut s: String) {
+    pub fn keep_str(&mut self, mut s: String) {
         if self.strs.len() < POOL_MAX && s.capacity() <= POOL_CAPACITY {
             s.clear();
             self.strs.push(s);
@@ -60,6 +62,16 @@ impl ValuePool {
                 }
             }
             Value::None | Value::Bool(_) | Value::Int(_) => {}
+        }
+    }
+
+    /// Takes a deadlock's list and its texts.
+    pub fn keep_waiting(&mut self, mut waiting: Vec<crate::trace::Waiting>) {
+        for w in waiting.drain(..) {
+            self.keep_str(w.on);
+        }
+        if waiting.capacity() > self.waiting.capacity() && waiting.capacity() <= POOL_CAPACITY {
+            self.waiting = waiting;
         }
     }
 
@@ -134,6 +146,16 @@ impl Machine {
     /// A string of `text` for a trace, in a kept buffer if there is one.
     pub(super) fn pooled_str(&self, text: &str) -> String {
         self.pool.borrow_mut().string(text)
+    }
+
+    /// The texts `parts` joined, for a trace, in a kept buffer if there
+    /// is one.
+    pub(super) fn pooled_concat(&self, parts: &[&str]) -> String {
+        let mut s = self.pool.borrow_mut().string(parts[0]);
+        for part in &parts[1..] {
+            s.push_str(part);
+        }
+        s
     }
 
     /// `fin.clone()`, with what it owns in kept buffers. The cases that
