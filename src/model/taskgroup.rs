@@ -79,13 +79,21 @@ impl Machine {
     /// `_abort()` at once, the other children uncancelled.
     fn tg_abort(&mut self, g: u32) -> Result<(), ExcId> {
         self.tgs[g as usize].aborting = true;
-        let tasks = self.tgs[g as usize].tasks.clone();
-        for f in tasks {
-            if !self.done(f) {
-                self.cancel(f, None)?;
+        // Read from a copy, as cancelling may change the list; a kept
+        // one: a new list each abort cost a third of its work.
+        let mut tasks = self.spare_futs.pop().unwrap_or_default();
+        tasks.extend_from_slice(&self.tgs[g as usize].tasks);
+        let mut r = Ok(());
+        for &f in &tasks {
+            if !self.done(f)
+                && let Err(e) = self.cancel(f, None)
+            {
+                r = Err(e);
+                break;
             }
         }
-        Ok(())
+        super::machine::keep_spare(&mut self.spare_futs, &mut tasks);
+        r
     }
 
     /// `_on_task_done(f)`. Err: the RecursionError cancelling the parent
