@@ -282,16 +282,19 @@ impl Machine {
                     return self.aexit_raise(t, g, x, handled, false);
                 }
             }
-            let errors = std::mem::take(&mut self.tgs[g as usize].errors);
+            let mut errors = std::mem::take(&mut self.tgs[g as usize].errors);
             let all_exc = errors.iter().all(|&e| self.excs.cls(e).is_exception());
             let cls = if all_exc {
                 Cls::ExceptionGroup
             } else {
                 Cls::BaseExceptionGroup
             };
-            let me = self
-                .excs
-                .group(cls, "unhandled errors in a TaskGroup", errors);
+            // The group copies the members, and the list, emptied, stays
+            // the record's for reuse (`_errors = None`).
+            let me = self.excs.msg(cls, "unhandled errors in a TaskGroup");
+            self.excs.get_mut(me).group = Some(errors[..].into());
+            errors.clear();
+            self.tgs[g as usize].errors = errors;
             // `raise me from None` (the group keeps itself alive in a
             // cycle, checked on 3.11.7, 3.12.1, 3.13.0, and with it every
             // frame its traceback holds).
