@@ -201,7 +201,13 @@ pub struct Excs {
     chained: std::cell::RefCell<Vec<Option<ChainedEntry>>>,
     /// The event loop's allocation clock (`EventLoop::clock`), shared.
     pub clock: std::rc::Rc<std::cell::Cell<u32>>,
+    /// Messages `msg` made, kept between runs: most are a few constants,
+    /// and each made anew cost an allocation and its free.
+    texts: Vec<Rc<str>>,
 }
+
+/// How many messages `Excs::texts` keeps.
+const TEXTS_MAX: usize = 8;
 
 impl Excs {
     pub fn clear(&mut self) {
@@ -239,7 +245,17 @@ impl Excs {
     }
 
     pub fn msg(&mut self, cls: Cls, msg: &str) -> ExcId {
-        self.create(cls, Some(Rc::from(msg)))
+        let text = match self.texts.iter().find(|t| ***t == *msg) {
+            Some(t) => t.clone(),
+            None => {
+                let t: Rc<str> = Rc::from(msg);
+                if self.texts.len() < TEXTS_MAX {
+                    self.texts.push(t.clone());
+                }
+                t
+            }
+        };
+        self.create(cls, Some(text))
     }
 
     pub fn group(&mut self, cls: Cls, msg: &str, members: Vec<ExcId>) -> ExcId {
