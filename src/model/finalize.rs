@@ -94,11 +94,16 @@ impl Machine {
         }
         // Evaluated whole, leaving one branch to whoever asks: which
         // futures are candidates follows no pattern a predictor learns.
+        // A pending task that refcounting cannot free (`can_die_pending`)
+        // is none: a check only it would send walking frees no pending
+        // task (each that can die is a candidate) and no unretrieved
+        // exception (each is one), so it reports nothing and runs no code.
+        // It would only flag cycles and mark the rest dead sooner, garbage
+        // left as a check without `pending_too` leaves it, to the next
+        // check that frees or a collection.
         let cand = |m: &Machine, f: usize| {
             let x = &m.futs[f];
-            !x.dead
-                & !x.cyclic
-                & (x.log_tb | (pending_too & !x.done() & matches!(x.kind, FKind::Task(_))))
+            !x.dead & !x.cyclic & (x.log_tb | (pending_too && !x.done() && m.can_die_pending(x)))
         };
         // Only a failed future can have `log_tb` (each is listed once), and
         // it is done, so the two kinds of candidate never overlap: `first`
@@ -165,6 +170,26 @@ impl Machine {
         self.gc_mark = mark;
     }
 
+    /// Whether pending future `x`, if a task, could die by refcounting
+    /// now: not while it awaits a future whose wakeup callback holds it.
+    /// Refcounting never frees a node on a cycle, and that one (task,
+    /// `_fut_waiter`, callback, task) changes only through code that
+    /// reaches the task.
+    fn can_die_pending(&self, x: &super::fut::Fut) -> bool {
+        let FKind::Task(t) = x.kind else {
+            return false;
+        };
+        let Some(w) = self.tasks[t as usize].fut_waiter else {
+            return true;
+        };
+        let w = &self.futs[w as usize];
+        x.collected
+            || w.collected
+            || !(&w.callbacks)
+                .into_iter()
+                .any(|&cb| matches!(cb, super::fut::Cb::Wakeup(u) if u == t))
+    }
+
     /// A refcount check while `c`, a completion on its way somewhere the
     /// graph does not model (a StopIteration, a frame's pending result),
     /// holds what it carries: a raised exception, or the exceptions in a
@@ -204,7 +229,10 @@ impl Machine {
     /// reachable again from here on, and so is what it reaches. A live
     /// leftover reaches no garbage, and the check after main, with nothing
     /// run since, found each leftover not flagged reachable (else it would
-    /// have freed or flagged it). With no flagged leftover, the shutdown's
+    /// have freed or flagged it) or on a cycle through its waiter
+    /// (`can_die_pending`): one such, if garbage, was garbage on that cycle
+    /// whenever a check flagged something it reaches, and was flagged
+    /// with it. With no flagged leftover, the shutdown's
     /// code reaches only live objects, and garbage's references change
     /// only through code that reaches it (a function's locals, which its
     /// frame object shares, are bound by its own run only, whose task
