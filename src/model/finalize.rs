@@ -174,7 +174,9 @@ impl Machine {
     /// now: not while it awaits a future whose wakeup callback holds it.
     /// Refcounting never frees a node on a cycle, and that one (task,
     /// `_fut_waiter`, callback, task) changes only through code that
-    /// reaches the task.
+    /// reaches the task. Out of line: only the checks with `pending_too`
+    /// ask, and inlined it kept the candidate test out of line too.
+    #[inline(never)]
     fn can_die_pending(&self, x: &super::fut::Fut) -> bool {
         let FKind::Task(t) = x.kind else {
             return false;
