@@ -92,18 +92,22 @@ impl Machine {
         if self.gcs.is_some() {
             return;
         }
-        // Evaluated whole, leaving one branch to whoever asks: which
-        // futures are candidates follows no pattern a predictor learns.
-        // A pending task that refcounting cannot free (`can_die_pending`)
-        // is none: a check only it would send walking frees no pending
-        // task (each that can die is a candidate) and no unretrieved
-        // exception (each is one), so it reports nothing and runs no code.
+        // Evaluated whole but for the `pending_too` test, leaving one
+        // branch to whoever asks: which futures are candidates follows no
+        // pattern a predictor learns.
+        // With `pending_too`, a future that refcounting cannot free
+        // (`can_die`) is none: a check only it would send walking frees
+        // no pending task and no unretrieved exception (each that can die
+        // is a candidate), so it reports nothing and runs no code.
         // It would only flag cycles and mark the rest dead sooner, garbage
         // left as a check without `pending_too` leaves it, to the next
         // check that frees or a collection.
         let cand = |m: &Machine, f: usize| {
             let x = &m.futs[f];
-            !x.dead & !x.cyclic & (x.log_tb | (pending_too && !x.done() && m.can_die_pending(x)))
+            (!x.dead
+                & !x.cyclic
+                & (x.log_tb | (pending_too & !x.done() & matches!(x.kind, FKind::Task(_)))))
+                && (!pending_too || m.can_die(x))
         };
         // Only a failed future can have `log_tb` (each is listed once), and
         // it is done, so the two kinds of candidate never overlap: `first`
@@ -170,14 +174,33 @@ impl Machine {
         self.gc_mark = mark;
     }
 
-    /// Whether pending future `x`, if a task, could die by refcounting
-    /// now: not while it awaits a future whose wakeup callback holds it.
-    /// Refcounting never frees a node on a cycle, and that one (task,
-    /// `_fut_waiter`, callback, task) changes only through code that
-    /// reaches the task. Out of line: only the checks with `pending_too`
+    /// Whether candidate `x` (a failed future, or a pending task) could
+    /// die by refcounting now: not while it is on a cycle, which changes
+    /// only through code that reaches it. Two are common: a failed task's
+    /// exception, whose traceback holds the task (`Handle._run`'s frame,
+    /// `tb_running_handle`), and a pending task, the future it awaits and
+    /// the wakeup callback there. Out of line: only the checks with `pending_too`
     /// ask, and inlined it kept the candidate test out of line too.
     #[inline(never)]
-    fn can_die_pending(&self, x: &super::fut::Fut) -> bool {
+    fn can_die(&self, x: &super::fut::Fut) -> bool {
+        if x.collected {
+            return true;
+        }
+        if x.log_tb {
+            let Some(e) = x.exc else {
+                return true;
+            };
+            let me = match x.kind {
+                FKind::Task(t) => self.tasks[t as usize].fut,
+                _ => return true,
+            };
+            return self.excs.get(e).collected
+                || !self.tbs.get(e as usize).is_some_and(|tb| {
+                    tb.iter().any(|r| {
+                        matches!(*r, super::gc::TbRef::Fut(f) | super::gc::TbRef::LateFut(f) if f == me)
+                    })
+                });
+        }
         let FKind::Task(t) = x.kind else {
             return false;
         };
@@ -185,8 +208,7 @@ impl Machine {
             return true;
         };
         let w = &self.futs[w as usize];
-        x.collected
-            || w.collected
+        w.collected
             || !(&w.callbacks)
                 .into_iter()
                 .any(|&cb| matches!(cb, super::fut::Cb::Wakeup(u) if u == t))
@@ -232,7 +254,7 @@ impl Machine {
     /// leftover reaches no garbage, and the check after main, with nothing
     /// run since, found each leftover not flagged reachable (else it would
     /// have freed or flagged it) or on a cycle through its waiter
-    /// (`can_die_pending`): one such, if garbage, was garbage on that cycle
+    /// (`can_die`): one such, if garbage, was garbage on that cycle
     /// whenever a check flagged something it reaches, and was flagged
     /// with it. With no flagged leftover, the shutdown's
     /// code reaches only live objects, and garbage's references change
