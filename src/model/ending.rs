@@ -71,7 +71,10 @@ impl Machine {
         // `_drive`'s loop variable `t` the last of them for good.
         // The list keeps its buffer for the next run: `tb_ref` adds to
         // none of it.
-        if let Some(&last) = self.shutdown_refs.last() {
+        // With no such exception (most runs) there is no list to walk.
+        if let Some(&last) = self.shutdown_refs.last()
+            && !self.drive_excs.is_empty()
+        {
             let mut excs = std::mem::take(&mut self.drive_excs);
             for &e in &excs {
                 self.tb_ref_through_f_back(e, super::gc::TbRef::Fut(last));
@@ -111,13 +114,19 @@ impl Machine {
         // still holds the tasks. `tasks = None` then drops the list, last
         // item first, but `_drive`'s loop variable `t` keeps the last
         // leftover task until `_drive` returns, just after. One check
-        // frees them in that order (`Frees::dropped`).
-        let n = self.shutdown_refs.len();
-        let dropped = self.shutdown_refs[..n - 1].iter().rev();
-        self.gc_frees.dropped.extend(dropped);
-        self.gc_frees.dropped.push(self.shutdown_refs[n - 1]);
+        // frees them in that order (`Frees::dropped`). Listed only for
+        // that check: nothing else reads the list, cleared after it, and
+        // neither the listing nor the list's clearing changes what
+        // `gc_watch_end` reads (failed futures and tasks).
+        let watch = self.gc_watch_end();
+        if watch {
+            let n = self.shutdown_refs.len();
+            let dropped = self.shutdown_refs[..n - 1].iter().rev();
+            self.gc_frees.dropped.extend(dropped);
+            self.gc_frees.dropped.push(self.shutdown_refs[n - 1]);
+        }
         self.shutdown_refs.clear();
-        if self.gc_watch_end() {
+        if watch {
             self.refcount_check(true);
         }
         self.gc_frees.dropped.clear();
