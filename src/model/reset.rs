@@ -328,6 +328,9 @@ impl Machine {
         // glue, called all the same, cost 40 instructions a run.
         match outcome {
             Outcome::Main(plain_fin!()) => std::mem::forget(outcome),
+            // An exception is shared, not pooled: dropped here, without
+            // the pool's call.
+            Outcome::Main(crate::trace::Fin::Exception(x)) => drop(x),
             Outcome::Main(fin) => pool.keep_fin(fin),
             Outcome::Deadlock(waiting) => pool.keep_waiting(waiting),
             other => drop(other),
@@ -417,7 +420,7 @@ fn empty_finals(tasks: &mut Vec<crate::trace::TaskFinal>, pool: &mut ValuePool) 
             state,
             cancelling: _,
         } = tf;
-        // SAFETY (both drops): handed out once, forgotten after.
+        // SAFETY (the drops and the read): handed out once, forgotten after.
         unsafe { std::ptr::drop_in_place(name) };
         let owns = !matches!(
             state,
@@ -425,6 +428,11 @@ fn empty_finals(tasks: &mut Vec<crate::trace::TaskFinal>, pool: &mut ValuePool) 
         );
         if owns {
             match state {
+                // An exception is shared, not pooled: dropped here,
+                // without the pool's call.
+                State::Done(crate::trace::Fin::Exception(x)) => unsafe {
+                    std::ptr::drop_in_place(x)
+                },
                 State::Done(fin) => pool.keep_fin(unsafe { std::ptr::read(fin) }),
                 _ => unsafe { std::ptr::drop_in_place(state) },
             }
