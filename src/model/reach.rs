@@ -171,50 +171,36 @@ impl Machine {
         // meets is compared with the few candidates, not looked up.
         let all = (1u32 << cands.len()) - 1;
         let mut found = 0u32;
-        // True once every candidate is found: the rest need not be looked at.
-        let mut look = |f: u32| {
-            let note = |found: &mut u32, f: u32| {
-                if let Some(p) = cands.iter().position(|&c| c == f) {
-                    *found |= 1 << p;
-                }
-            };
-            note(&mut found, f);
-            // A candidate is most often the task itself (a leftover
-            // sleeping at the end of the run): then its locals need no look.
-            if found == all {
-                return true;
-            }
-            let fut = &self.futs[f as usize];
-            if let FKind::Task(t) = fut.kind
-                && !fut.collected
-            {
-                for fr in &self.tasks[t as usize].frames {
-                    let Frame::Level { func, .. } = *fr else {
-                        continue;
-                    };
-                    let (own, free) = self.fn_slots(func);
-                    // Two loops: a chained iterator tests which half it is in.
-                    for &s in own {
-                        if let Some(super::names::Obj::Fut(x)) = self.slots[s as usize] {
-                            note(&mut found, x);
-                        }
+        // True once every candidate is found: the rest need not be looked
+        // at. A macro, not a closure: called out of line from a dozen
+        // places, the closure saved and restored registers on every call,
+        // though most looks end at the comparison (a future, or the
+        // candidate itself); the locals of a task are looked at apart.
+        macro_rules! look {
+            ($f:expr) => {{
+                let f: u32 = $f;
+                near_note(cands, &mut found, f);
+                // A candidate is most often the task itself (a leftover
+                // sleeping at the end of the run): then its locals need no
+                // look.
+                found == all || {
+                    let fut = &self.futs[f as usize];
+                    if let FKind::Task(t) = fut.kind
+                        && !fut.collected
+                    {
+                        self.near_locals(cands, &mut found, t);
                     }
-                    for &s in free {
-                        if let Some(super::names::Obj::Fut(x)) = self.slots[s as usize] {
-                            note(&mut found, x);
-                        }
-                    }
+                    found == all
                 }
-            }
-            found == all
-        };
+            }};
+        }
         // Where the candidates are does not change the answer, only the
         // work: a failed task that `main` names stays there for many
         // checks in a row, so where the last look found them goes first.
         let main_first = self.near_main.get();
         if main_first
             && let Some(f) = self.main_ref
-            && look(f)
+            && look!(f)
         {
             return true;
         }
@@ -226,18 +212,18 @@ impl Machine {
                 continue;
             }
             let done = match x.cb {
-                Hcb::Step(t, _) => look(self.tasks[t as usize].fut),
+                Hcb::Step(t, _) => look!(self.tasks[t as usize].fut),
                 // The future and what the callback holds (`cb_edges`).
                 Hcb::FutCb(cb, f) => {
-                    look(f)
+                    look!(f)
                         || match cb {
-                            Cb::Wakeup(t) => look(self.tasks[t as usize].fut),
-                            Cb::ShieldInner(o) | Cb::ShieldOuter(o) | Cb::Release(o) => look(o),
-                            Cb::WaitDone(w) => look(self.waits[w as usize].waiter),
+                            Cb::Wakeup(t) => look!(self.tasks[t as usize].fut),
+                            Cb::ShieldInner(o) | Cb::ShieldOuter(o) | Cb::Release(o) => look!(o),
+                            Cb::WaitDone(w) => look!(self.waits[w as usize].waiter),
                             Cb::Gather(g) => {
                                 let x = &self.gathers[g as usize];
-                                x.outer.is_some_and(&mut look)
-                                    || x.children.iter().any(|&c| look(c))
+                                x.outer.is_some_and(|o| look!(o))
+                                    || x.children.iter().any(|&c| look!(c))
                             }
                             _ => false,
                         }
@@ -250,18 +236,18 @@ impl Machine {
         }
         if !main_first
             && let Some(f) = self.main_ref
-            && look(f)
+            && look!(f)
         {
             self.near_main.set(true);
             return true;
         }
         for &f in &self.bg {
-            if look(f) {
+            if look!(f) {
                 return true;
             }
         }
         for &t in &self.stepping {
-            if look(self.tasks[t as usize].fut) {
+            if look!(self.tasks[t as usize].fut) {
                 return true;
             }
         }
@@ -271,7 +257,7 @@ impl Machine {
         // usual candidate then: the checks during the shutdown walk 15%
         // less often for looking there.
         for &f in &self.shutdown_refs {
-            if look(f) {
+            if look!(f) {
                 return true;
             }
             let fut = &self.futs[f as usize];
@@ -281,7 +267,7 @@ impl Machine {
             for &cb in &fut.callbacks {
                 if let Cb::Gather(g) = cb {
                     let x = &self.gathers[g as usize];
-                    if x.outer.is_some_and(&mut look) || x.children.iter().any(|&c| look(c)) {
+                    if x.outer.is_some_and(|o| look!(o)) || x.children.iter().any(|&c| look!(c)) {
                         return true;
                     }
                 }
@@ -299,15 +285,15 @@ impl Machine {
                 Hcb::SetResultUnlessCancelled(f) | Hcb::ReleaseWaiter(f) => {
                     // A collected future's callbacks hold nothing (`fut_edges`).
                     let fut = &self.futs[f as usize];
-                    look(f)
+                    look!(f)
                         || !fut.collected
                             && (&fut.callbacks).into_iter().any(|&cb| match cb {
-                                Cb::Wakeup(t) => look(self.tasks[t as usize].fut),
+                                Cb::Wakeup(t) => look!(self.tasks[t as usize].fut),
                                 _ => false,
                             })
                 }
                 Hcb::TimeoutFire(tm) => {
-                    look(self.tasks[self.timeouts[tm as usize].task as usize].fut)
+                    look!(self.tasks[self.timeouts[tm as usize].task as usize].fut)
                 }
                 _ => false,
             };
@@ -316,5 +302,36 @@ impl Machine {
             }
         }
         false
+    }
+
+    /// `held_near_roots`'s look at the locals and cells of the functions
+    /// task `t` is running: notes the candidates they name in `found`.
+    #[inline(never)]
+    fn near_locals(&self, cands: &[u32], found: &mut u32, t: u32) {
+        for fr in &self.tasks[t as usize].frames {
+            let Frame::Level { func, .. } = *fr else {
+                continue;
+            };
+            let (own, free) = self.fn_slots(func);
+            // Two loops: a chained iterator tests which half it is in.
+            for &s in own {
+                if let Some(super::names::Obj::Fut(x)) = self.slots[s as usize] {
+                    near_note(cands, found, x);
+                }
+            }
+            for &s in free {
+                if let Some(super::names::Obj::Fut(x)) = self.slots[s as usize] {
+                    near_note(cands, found, x);
+                }
+            }
+        }
+    }
+}
+
+/// Notes in `found` (a bit per candidate) whether `f` is one of `cands`.
+#[inline(always)]
+fn near_note(cands: &[u32], found: &mut u32, f: u32) {
+    if let Some(p) = cands.iter().position(|&c| c == f) {
+        *found |= 1 << p;
     }
 }
