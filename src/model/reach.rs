@@ -188,7 +188,7 @@ impl Machine {
                     if let FKind::Task(t) = fut.kind
                         && !fut.collected
                     {
-                        self.near_locals(cands, &mut found, t);
+                        self.near_locals(cands, &mut found, all, t);
                     }
                     found == all
                 }
@@ -305,9 +305,10 @@ impl Machine {
     }
 
     /// `held_near_roots`'s look at the locals and cells of the functions
-    /// task `t` is running: notes the candidates they name in `found`.
+    /// task `t` is running: notes the candidates they name in `found`,
+    /// and stops once every one (`all`) is found: the rest could add none.
     #[inline(never)]
-    fn near_locals(&self, cands: &[u32], found: &mut u32, t: u32) {
+    fn near_locals(&self, cands: &[u32], found: &mut u32, all: u32, t: u32) {
         for fr in &self.tasks[t as usize].frames {
             let Frame::Level { func, .. } = *fr else {
                 continue;
@@ -315,23 +316,34 @@ impl Machine {
             let (own, free) = self.fn_slots(func);
             // Two loops: a chained iterator tests which half it is in.
             for &s in own {
-                if let Some(super::names::Obj::Fut(x)) = self.slots[s as usize] {
-                    near_note(cands, found, x);
+                if let Some(super::names::Obj::Fut(x)) = self.slots[s as usize]
+                    && near_note(cands, found, x)
+                    && *found == all
+                {
+                    return;
                 }
             }
             for &s in free {
-                if let Some(super::names::Obj::Fut(x)) = self.slots[s as usize] {
-                    near_note(cands, found, x);
+                if let Some(super::names::Obj::Fut(x)) = self.slots[s as usize]
+                    && near_note(cands, found, x)
+                    && *found == all
+                {
+                    return;
                 }
             }
         }
     }
 }
 
-/// Notes in `found` (a bit per candidate) whether `f` is one of `cands`.
+/// Notes in `found` (a bit per candidate) whether `f` is one of `cands`;
+/// true if it is.
 #[inline(always)]
-fn near_note(cands: &[u32], found: &mut u32, f: u32) {
-    if let Some(p) = cands.iter().position(|&c| c == f) {
-        *found |= 1 << p;
+fn near_note(cands: &[u32], found: &mut u32, f: u32) -> bool {
+    match cands.iter().position(|&c| c == f) {
+        Some(p) => {
+            *found |= 1 << p;
+            true
+        }
+        None => false,
     }
 }
