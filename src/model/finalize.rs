@@ -385,7 +385,9 @@ impl Machine {
             return;
         }
         self.tasks[t as usize].closing = true;
+        self.closing_n += 1;
         self.close_levels(t, stop);
+        self.closing_n -= 1;
         self.tasks[t as usize].closing = false;
     }
 

@@ -314,6 +314,9 @@ pub struct Machine {
     /// A collection is running (its finalizers too): what dies meanwhile
     /// is its business (`collect.rs::cascade`), not refcounting's.
     pub collecting: bool,
+    /// How many tasks' coroutines are being closed (`Task::closing`):
+    /// the walks look for them only when there are some.
+    pub closing_n: u32,
     /// Refcounting is working out what it frees (`dealloc.rs`): a kept
     /// frame object of a function still running counts as holding its
     /// locals, which it takes over if that coroutine is closed now.
@@ -456,6 +459,7 @@ impl Machine {
             gathering: Vec::new(),
             failed: Vec::new(),
             collecting: false,
+            closing_n: 0,
             planning_frees: false,
             near_main: std::cell::Cell::new(false),
             handler_done: false,

@@ -51,7 +51,12 @@ impl Machine {
         // dealloc, which refcounting started. That dealloc clears the
         // task's `_fut_waiter` only after its coroutine (`TaskObj_clear`),
         // so the future it waits on outlives the close.
-        for (t, task) in self.tasks.iter().enumerate() {
+        let closing = if self.closing_n == 0 {
+            &[][..]
+        } else {
+            &self.tasks[..]
+        };
+        for (t, task) in closing.iter().enumerate() {
             if task.closing {
                 out.push(N::Coro(t as u32));
                 if task.freed && !self.collecting {

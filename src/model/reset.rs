@@ -132,6 +132,7 @@ impl Machine {
         self.failed.clear();
         self.handler_done = false;
         self.collecting = false;
+        self.closing_n = 0;
         self.held_by_freer.clear();
         self.aw_held.clear();
         if !self.star.is_empty() {
