@@ -171,6 +171,27 @@ impl Machine {
     /// failed task or future that a local still names, or whose callbacks
     /// were just scheduled; this look costs a few slots instead of a walk
     /// (about 1% of a small program's instructions, 3% of a medium one's).
+    /// The futures a traceback `tb` holds in one or two steps: those it
+    /// names, and those named in the slots of the finished functions'
+    /// frames it keeps (`rare_edges`; a frame whose function still runs
+    /// refers to nothing outside a free's planning).
+    #[inline(always)]
+    fn tb_futs(&self, tb: &[super::gc::TbRef], mut each: impl FnMut(u32)) {
+        for r in tb {
+            match *r {
+                super::gc::TbRef::Fut(x) | super::gc::TbRef::LateFut(x) => each(x),
+                super::gc::TbRef::Frame(func) if self.fn_done[func as usize] => {
+                    for &s in self.own_of(func) {
+                        if let Some(super::names::Obj::Fut(x)) = self.slots[s as usize] {
+                            each(x);
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+
     pub(super) fn held_near_roots(&self, cands: &[u32]) -> bool {
         // Which candidates are found, a bit each: every future the look
         // meets is compared with the few candidates, not looked up.
@@ -194,6 +215,19 @@ impl Machine {
                         && !fut.collected
                     {
                         self.near_locals(cands, &mut found, all, t);
+                    }
+                    // Its exception's traceback (`fut_value_edges`): the
+                    // frames of finished functions it keeps name futures in
+                    // their slots (`rare_edges`), a failed sibling most often.
+                    if found != all
+                        && !fut.collected
+                        && let Some(e) = fut.exc
+                        && !self.excs.get(e).collected
+                        && let Some(tb) = self.tbs.get(e as usize)
+                    {
+                        self.tb_futs(tb, |x| {
+                            near_note(cands, &mut found, x);
+                        });
                     }
                     found == all
                 }
@@ -253,6 +287,18 @@ impl Machine {
         }
         for &t in &self.stepping {
             if look!(self.tasks[t as usize].fut) {
+                return true;
+            }
+        }
+        // The exceptions in flight (`roots`): their tracebacks' frames.
+        let mut done = false;
+        for &e in &self.inflight {
+            if !self.excs.get(e).collected
+                && let Some(tb) = self.tbs.get(e as usize)
+            {
+                self.tb_futs(tb, |x| done = done || look!(x));
+            }
+            if done {
                 return true;
             }
         }
