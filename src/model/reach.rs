@@ -201,20 +201,20 @@ impl Machine {
         // at. A macro, not a closure: called out of line from a dozen
         // places, the closure saved and restored registers on every call,
         // though most looks end at the comparison (a future, or the
-        // candidate itself); the locals of a task are looked at apart.
+        // candidate itself); a task is looked into apart (`near_task`).
         macro_rules! look {
             ($f:expr) => {{
                 let f: u32 = $f;
                 near_note(cands, &mut found, f);
                 // A candidate is most often the task itself (a leftover
-                // sleeping at the end of the run): then its locals need no
-                // look.
+                // sleeping at the end of the run): then it needs no look
+                // inside.
                 found == all || {
                     let fut = &self.futs[f as usize];
                     if let FKind::Task(t) = fut.kind
                         && !fut.collected
                     {
-                        self.near_locals(cands, &mut found, all, t);
+                        self.near_task(cands, &mut found, all, t);
                     }
                     // Its exception's traceback (`fut_value_edges`): the
                     // frames of finished functions it keeps name futures in
@@ -355,11 +355,23 @@ impl Machine {
         false
     }
 
-    /// `held_near_roots`'s look at the locals and cells of the functions
-    /// task `t` is running: notes the candidates they name in `found`,
-    /// and stops once every one (`all`) is found: the rest could add none.
+    /// `held_near_roots`'s look into task `t`: the children of the gather
+    /// it awaits (`fut_kind_edges`; a failed one often), then the locals
+    /// and cells of the functions it is running. Notes the candidates they
+    /// name in `found`, and stops once every one (`all`) is found: the
+    /// rest could add none.
     #[inline(never)]
-    fn near_locals(&self, cands: &[u32], found: &mut u32, all: u32, t: u32) {
+    fn near_task(&self, cands: &[u32], found: &mut u32, all: u32, t: u32) {
+        if let Some(w) = self.tasks[t as usize].fut_waiter
+            && let FKind::Gather(g) = self.futs[w as usize].kind
+        {
+            for &c in &self.gathers[g as usize].children {
+                near_note(cands, found, c);
+            }
+            if *found == all {
+                return;
+            }
+        }
         for fr in &self.tasks[t as usize].frames {
             let Frame::Level { func, .. } = *fr else {
                 continue;
