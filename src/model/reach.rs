@@ -162,15 +162,6 @@ impl Machine {
         false
     }
 
-    /// Whether the candidates `cands` are all among what the roots hold
-    /// one step away: the futures and tasks of the ready handles (and what
-    /// their done callbacks hold), `main`, the background set, the tasks in
-    /// a step and those the timers wake, and the locals and cells of the
-    /// functions those tasks are running. All of that is reachable, so the
-    /// walk would find nothing dying. A candidate is usually a
-    /// failed task or future that a local still names, or whose callbacks
-    /// were just scheduled; this look costs a few slots instead of a walk
-    /// (about 1% of a small program's instructions, 3% of a medium one's).
     /// The futures a traceback `tb` holds in one or two steps: those it
     /// names, and those named in the slots of the finished functions'
     /// frames it keeps (`rare_edges`; a frame whose function still runs
@@ -192,6 +183,18 @@ impl Machine {
         }
     }
 
+    /// Whether the candidates `cands` are all among what the roots hold
+    /// a step or two away: the futures and tasks of the ready handles (and
+    /// what their done callbacks hold), `main`, the background set, the
+    /// tasks in a step, the tracebacks of the exceptions in flight, the
+    /// shutdown's leftovers (and the gathers awaiting them) and what the
+    /// timers wake; within each task met, the gather it awaits and the
+    /// locals and cells of the functions it is running (`near_task`); and
+    /// the kept frames in a met future's exception's traceback. All of
+    /// that is reachable, so the walk would find nothing dying. A
+    /// candidate is usually a failed task or future that a local still
+    /// names, or whose callbacks were just scheduled; this look costs a
+    /// few slots instead of a walk.
     pub(super) fn held_near_roots(&self, cands: &[u32]) -> bool {
         // Which candidates are found, a bit each: every future the look
         // meets is compared with the few candidates, not looked up.
@@ -233,6 +236,13 @@ impl Machine {
                 }
             }};
         }
+        // A gather holds its outer future and its children (`cb_edges`).
+        macro_rules! look_gather {
+            ($g:expr) => {{
+                let x = &self.gathers[$g as usize];
+                x.outer.is_some_and(|o| look!(o)) || x.children.iter().any(|&c| look!(c))
+            }};
+        }
         // Where the candidates are does not change the answer, only the
         // work: a failed task that `main` names stays there for many
         // checks in a row, so where the last look found them goes first.
@@ -259,11 +269,7 @@ impl Machine {
                             Cb::Wakeup(t) => look!(self.tasks[t as usize].fut),
                             Cb::ShieldInner(o) | Cb::ShieldOuter(o) | Cb::Release(o) => look!(o),
                             Cb::WaitDone(w) => look!(self.waits[w as usize].waiter),
-                            Cb::Gather(g) => {
-                                let x = &self.gathers[g as usize];
-                                x.outer.is_some_and(|o| look!(o))
-                                    || x.children.iter().any(|&c| look!(c))
-                            }
+                            Cb::Gather(g) => look_gather!(g),
                             _ => false,
                         }
                 }
@@ -316,11 +322,10 @@ impl Machine {
                 continue;
             }
             for &cb in &fut.callbacks {
-                if let Cb::Gather(g) = cb {
-                    let x = &self.gathers[g as usize];
-                    if x.outer.is_some_and(|o| look!(o)) || x.children.iter().any(|&c| look!(c)) {
-                        return true;
-                    }
+                if let Cb::Gather(g) = cb
+                    && look_gather!(g)
+                {
+                    return true;
                 }
             }
         }
