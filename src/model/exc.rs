@@ -258,7 +258,8 @@ impl Excs {
         self.create(cls, Some(text))
     }
 
-    pub fn group(&mut self, cls: Cls, msg: &str, members: Vec<ExcId>) -> ExcId {
+    /// A group of `members`, copied: a caller's list stays its own to reuse.
+    pub fn group(&mut self, cls: Cls, msg: &str, members: &[ExcId]) -> ExcId {
         let id = self.msg(cls, msg);
         self.get_mut(id).group = Some(members.into());
         id

@@ -37,7 +37,7 @@ impl Machine {
         };
         let d = self
             .excs
-            .group(cls, o.msg.as_deref().unwrap_or(""), matched);
+            .group(cls, o.msg.as_deref().unwrap_or(""), &matched);
         let x = self.excs.get_mut(d);
         x.cause = o.cause;
         x.context = o.context;
@@ -77,7 +77,7 @@ impl Machine {
             } else {
                 Cls::BaseExceptionGroup
             };
-            self.excs.group(cls, "", vec![e])
+            self.excs.group(cls, "", &[e])
         } else {
             e
         };
@@ -199,7 +199,7 @@ impl Machine {
                 };
                 // This new group, too, leaves without this frame, but each
                 // of its parts holds the frame already, so the model adds it.
-                Some(self.excs.group(cls, "", all))
+                Some(self.excs.group(cls, "", &all))
             }
         };
         self.star_finish(fr, node, result)

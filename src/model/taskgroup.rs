@@ -291,8 +291,9 @@ impl Machine {
             };
             // The group copies the members, and the list, emptied, stays
             // the record's for reuse (`_errors = None`).
-            let me = self.excs.msg(cls, "unhandled errors in a TaskGroup");
-            self.excs.get_mut(me).group = Some(errors[..].into());
+            let me = self
+                .excs
+                .group(cls, "unhandled errors in a TaskGroup", &errors);
             errors.clear();
             self.tgs[g as usize].errors = errors;
             // `raise me from None` (the group keeps itself alive in a
